@@ -1,0 +1,97 @@
+"""Auditoría en la base: sellos de fecha y registro de eliminaciones.
+
+Los triggers sellan `fecha_creacion`/`fecha_actualizacion` con `now()` en toda escritura (ORM o SQL
+crudo) y anotan en `registro_eliminaciones` cada fila borrada o cuya clave cambió. El backup
+diferencial se apoya en ambos. Con `SET LOCAL inventario.restaurando = 'on'` (lo hace el archivo
+diferencial) los triggers no tocan nada, para que lo aplicado quede idéntico al origen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, String
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from inventario.database import Auditado, Base
+
+RESTORE_GUC = "inventario.restaurando"
+
+
+class RegistroEliminacion(Auditado, Base):
+    __tablename__ = "registro_eliminaciones"
+    __table_args__ = (Index("ix_registro_eliminaciones_tabla", "tabla", "fecha_actualizacion"),)
+
+    id_eliminacion: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tabla: Mapped[str] = mapped_column(String(63))
+    # Clave primaria de la fila eliminada; NULL = la tabla entera (TRUNCATE).
+    clave: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+FUNCTIONS_SQL = f"""
+CREATE OR REPLACE FUNCTION auditoria_sellar() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('{RESTORE_GUC}', true) = 'on' THEN
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        NEW.fecha_creacion := now();
+    ELSE
+        NEW.fecha_creacion := OLD.fecha_creacion;
+    END IF;
+    NEW.fecha_actualizacion := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION auditoria_eliminacion() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    clave_vieja jsonb;
+BEGIN
+    IF current_setting('{RESTORE_GUC}', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'TRUNCATE' THEN
+        INSERT INTO registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, NULL);
+        RETURN NULL;
+    END IF;
+    SELECT jsonb_object_agg(c, to_jsonb(OLD) -> c) INTO clave_vieja FROM unnest(TG_ARGV) AS c;
+    IF TG_OP = 'UPDATE' AND clave_vieja = (
+        SELECT jsonb_object_agg(c, to_jsonb(NEW) -> c) FROM unnest(TG_ARGV) AS c
+    ) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, clave_vieja);
+    RETURN NULL;
+END
+$$;
+"""
+
+DROP_FUNCTIONS_SQL = """
+DROP FUNCTION IF EXISTS auditoria_eliminacion();
+DROP FUNCTION IF EXISTS auditoria_sellar();
+"""
+
+
+def install_sql(table: str, pk_columns: list[str], *, track_deletes: bool = True) -> list[str]:
+    """Sentencias que ponen la auditoría en una tabla. Toda migración que cree una tabla las usa."""
+    pk_list = ", ".join(pk_columns)
+    pk_args = ", ".join(f"'{c}'" for c in pk_columns)
+    statements = [
+        f"CREATE TRIGGER auditoria_sellar BEFORE INSERT OR UPDATE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION auditoria_sellar()",
+    ]
+    if track_deletes:
+        statements += [
+            f"CREATE TRIGGER auditoria_eliminacion AFTER DELETE OR UPDATE OF {pk_list} ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION auditoria_eliminacion({pk_args})",
+            f"CREATE TRIGGER auditoria_vaciado BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION auditoria_eliminacion()",
+        ]
+    return statements
+
+
+
+
+__all__ = ["RegistroEliminacion", "FUNCTIONS_SQL", "install_sql", "RESTORE_GUC"]

@@ -1,0 +1,121 @@
+"""La consola `inventario`: todo lo que un operador hace cuando la web no está."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import typer
+
+from inventario.config import ConfigError, Settings, load_settings
+from inventario.runtime import Runtime, open_runtime
+
+app = typer.Typer(
+    help="Inventario: servicio, base de datos, usuarios, backups y mantenimiento.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Base de datos y migraciones.", no_args_is_help=True)
+usuario_app = typer.Typer(help="Usuarios.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(usuario_app, name="usuario")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+@contextmanager
+def runtime_context(migrate: bool = True) -> Iterator[Runtime]:
+    from inventario.logging_setup import setup_logging
+
+    settings = settings_or_exit()
+    setup_logging(settings.logs_dir, settings.LOG_LEVEL)
+    runtime = open_runtime(settings, migrate=migrate)
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Dirección (por defecto HOST)"),
+    port: int = typer.Option(None, help="Puerto (por defecto PORT)"),
+    sin_scheduler: bool = typer.Option(False, "--sin-scheduler", help="No arrancar el planificador"),
+) -> None:
+    """Arranca el servicio HTTP (con PostgreSQL embebido si DATABASE_URL no está definida)."""
+    import uvicorn
+
+    from inventario.main import create_app
+
+    settings = settings_or_exit()
+    application = create_app(settings, with_scheduler=not sin_scheduler)
+    uvicorn.run(application, host=host or settings.HOST, port=port or settings.PORT, log_config=None)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Aplica las migraciones pendientes."""
+    from inventario import migrations
+
+    with runtime_context(migrate=False) as runtime:
+        before = migrations.current_revision(runtime.engine)
+        migrations.upgrade(runtime.engine)
+        after = migrations.current_revision(runtime.engine)
+    typer.echo(f"Base de datos en la revisión {after} (antes: {before or 'vacía'}).")
+
+
+@usuario_app.command("crear")
+def usuario_crear(
+    nombre_usuario: str = typer.Argument(..., help="Nombre de usuario"),
+    admin: bool = typer.Option(False, "--admin", help="Rol ADMIN (por defecto OPERADOR)"),
+    nombre_completo: str = typer.Option("", help="Nombre completo"),
+    email: str = typer.Option(None, help="Correo"),
+    password: str = typer.Option(
+        ..., prompt="Contraseña", hide_input=True, confirmation_prompt=True, help="Contraseña"
+    ),
+) -> None:
+    """Crea un usuario."""
+    from pydantic import ValidationError
+
+    from inventario.errors import DomainError
+    from inventario.modules.usuarios.schemas import UsuarioCrear
+    from inventario.modules.usuarios.service import create_user
+
+    try:
+        data = UsuarioCrear(
+            nombre_usuario=nombre_usuario,
+            nombre_completo=nombre_completo,
+            email=email,
+            password=password,
+            rol="ADMIN" if admin else "OPERADOR",
+        )
+    except ValidationError as exc:
+        from inventario.errors import traducir
+
+        raise fail("Datos inválidos: " + "; ".join(traducir({**e, "loc": ("body", *e["loc"])}) for e in exc.errors()), 2) from None
+    with runtime_context() as runtime, runtime.session_factory() as session:
+        try:
+            user = create_user(session, data)
+        except DomainError as exc:
+            raise fail(exc.mensaje) from None
+    typer.echo(f"Usuario '{user.nombre_usuario}' creado con rol {user.rol} (id {user.id_usuario}).")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

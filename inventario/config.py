@@ -1,0 +1,131 @@
+"""Configuración única del servicio (variables de entorno y `.env`).
+
+Los nombres de la sección BACKUP y LOGS MAINTENANCE son el contrato del plan de mantenimiento.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # ==================== BASE DE DATOS ====================
+    DATABASE_URL: str | None = None  # sin valor: PostgreSQL embebido (pgserver)
+    DATA_PATH: str = "data"  # datos del PostgreSQL embebido y la clave secreta generada
+    PG_BIN_DIR: str | None = None  # carpeta de pg_dump/psql cuando DATABASE_URL apunta a otro servidor
+
+    # ==================== SERVICIO ====================
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(8000, ge=1, le=65535)
+    ZONA_HORARIA: str = "America/Mexico_City"
+    SECRET_KEY: str | None = None  # sin valor: se genera y guarda en DATA_PATH/secret_key
+    TOKEN_MINUTOS: int = Field(480, ge=1)
+    LOGIN_MAX_INTENTOS: int = Field(5, ge=1)
+    LOGIN_BLOQUEO_MINUTOS: int = Field(15, ge=1)
+    INVENTARIO_ADMIN_PASSWORD: str | None = None
+    HEALTH_DISCO_MIN_MB: int = Field(1024, ge=0)  # espacio libre mínimo en BACKUP_PATH
+    LOG_LEVEL: str = "INFO"
+
+    # ==================== BACKUP ====================
+    BACKUP_ENABLED: bool = True
+    BACKUP_PATH: str = "backups"
+    BACKUP_RETENTION_DAYS: int = Field(90, ge=1)
+    BACKUP_FULL_DAY: int = Field(0, ge=0, le=6)  # 0=Lunes
+    BACKUP_HOUR: int = Field(3, ge=0, le=23)
+    BACKUP_MINUTE: int = Field(0, ge=0, le=59)
+    BACKUP_GZIP_NIVEL: int = Field(6, ge=1, le=9)
+
+    # ==================== LOGS MAINTENANCE ====================
+    LOGS_COMPRESSION_ENABLED: bool = True
+    LOGS_COMPRESSION_DAYS: int = Field(7, ge=1)
+    LOGS_RETENTION_DAYS: int = Field(90, ge=1)
+    LOGS_PATH: str = "logs"
+
+    # ==================== ALERTAS ====================
+    ALERTAS_DIAS_VENCIMIENTO: int = Field(30, ge=0)
+
+    @field_validator("ZONA_HORARIA")
+    @classmethod
+    def _zona_valida(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"zona horaria desconocida: {value!r}") from exc
+        return value
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _nivel_valido(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("debe ser DEBUG, INFO, WARNING o ERROR")
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _url_valida(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("debe ser una URL postgresql://usuario:clave@servidor:puerto/base")
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.ZONA_HORARIA)
+
+    @property
+    def backup_dir(self) -> Path:
+        return Path(self.BACKUP_PATH).resolve()
+
+    @property
+    def logs_dir(self) -> Path:
+        return Path(self.LOGS_PATH).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.DATA_PATH).resolve()
+
+    def secret_key(self) -> str:
+        """La clave firmada de los tokens; generada una vez y guardada para sobrevivir reinicios."""
+        if self.SECRET_KEY:
+            return self.SECRET_KEY
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(key)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        return key
+
+
+class ConfigError(Exception):
+    """Configuración inválida: el mensaje nombra la variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("Configuración inválida:\n" + "\n".join(lines)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,138 @@
+"""Errores de dominio (sin HTTP) y su traducción a respuestas en español."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("inventario.errores")
+
+
+class DomainError(Exception):
+    """Error de negocio; `status` es el código HTTP que le corresponde."""
+
+    status = 400
+
+    def __init__(self, mensaje: str) -> None:
+        super().__init__(mensaje)
+        self.mensaje = mensaje
+
+
+class NoEncontrado(DomainError):
+    status = 404
+
+
+class Conflicto(DomainError):
+    status = 409
+
+
+class NoAutorizado(DomainError):
+    status = 401
+
+
+class Prohibido(DomainError):
+    status = 403
+
+
+class Invalido(DomainError):
+    status = 422
+
+
+class DemasiadoGrande(DomainError):
+    status = 413
+
+
+class Desaparecido(DomainError):
+    status = 410
+
+
+class ServicioExternoError(DomainError):
+    status = 502
+
+
+class NoDisponible(DomainError):
+    status = 503
+
+
+_CAMPO = {"body": "cuerpo", "query": "parámetro", "path": "ruta", "header": "cabecera"}
+
+_TRADUCCIONES = {
+    "missing": "es obligatorio",
+    "string_too_short": "es demasiado corto",
+    "string_too_long": "es demasiado largo",
+    "int_parsing": "debe ser un número entero",
+    "int_type": "debe ser un número entero",
+    "float_parsing": "debe ser un número",
+    "bool_parsing": "debe ser verdadero o falso",
+    "date_from_datetime_parsing": "debe ser una fecha AAAA-MM-DD",
+    "date_parsing": "debe ser una fecha AAAA-MM-DD",
+    "datetime_parsing": "debe ser una fecha y hora ISO 8601",
+    "datetime_from_date_parsing": "debe ser una fecha y hora ISO 8601",
+    "greater_than": "debe ser mayor que {gt}",
+    "greater_than_equal": "debe ser mayor o igual que {ge}",
+    "less_than": "debe ser menor que {lt}",
+    "less_than_equal": "debe ser menor o igual que {le}",
+    "literal_error": "debe ser uno de: {expected}",
+    "enum": "debe ser uno de: {expected}",
+    "json_invalid": "el cuerpo no es JSON válido",
+    "model_attributes_type": "debe ser un objeto JSON",
+    "dict_type": "debe ser un objeto JSON",
+    "string_type": "debe ser texto",
+    "value_error": "{msg}",
+    "extra_forbidden": "no es un campo permitido",
+    "int_from_float": "debe ser un número entero",
+    "string_pattern_mismatch": "tiene un formato inválido",
+}
+
+
+def traducir(err: dict) -> str:
+    loc = [str(p) for p in err.get("loc", ())]
+    where = _CAMPO.get(loc[0], loc[0]) if loc else ""
+    field = ".".join(loc[1:]) or where
+    plantilla = _TRADUCCIONES.get(err.get("type", ""), "es inválido")
+    ctx = {k: v for k, v in (err.get("ctx") or {}).items()}
+    ctx.setdefault("msg", str(err.get("msg", "")).removeprefix("Value error, "))
+    if "error" in ctx and err.get("type") == "value_error":
+        ctx["msg"] = str(ctx["error"])
+    try:
+        texto = plantilla.format(**ctx)
+    except (KeyError, IndexError):
+        texto = "es inválido"
+    return f"{field}: {texto}" if field else texto
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse({"detalle": exc.mensaje}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errores = [traducir(e) for e in exc.errors()]
+        return JSONResponse(
+            {"detalle": "Datos inválidos: " + "; ".join(errores), "errores": errores},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        mensajes = {404: "Recurso no encontrado", 405: "Método no permitido"}
+        detalle = exc.detail if isinstance(exc.detail, str) and exc.status_code not in mensajes else mensajes.get(exc.status_code, str(exc.detail))
+        return JSONResponse({"detalle": detalle}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("Base de datos no disponible: %s", exc.orig.__class__.__name__ if exc.orig else exc)
+        return JSONResponse({"detalle": "Base de datos no disponible; intente más tarde"}, status_code=503)
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return JSONResponse({"detalle": "Base de datos no disponible; intente más tarde"}, status_code=503)
+        log.exception("Error de base de datos no previsto")
+        return JSONResponse({"detalle": "Error interno de base de datos"}, status_code=500)

@@ -1,0 +1,115 @@
+"""Los cuatro archivos de log del plan: app.log, error.log, health.log y sesiones.log.
+
+Los archivos rotados llevan su fecha (`app.log.2025-11-25`); una segunda rotación el mismo día
+recibe `.1`, `.2`... y nunca pisa a la anterior. Comprimir y borrar lo hace `logs_maintenance`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from datetime import date
+from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
+from pathlib import Path
+
+LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log")
+FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+APP_MAX_BYTES = 10 * 1024 * 1024
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=]+"), r"\1***"),
+    (re.compile(r"(?i)((?:password|contrase(?:ñ|n)a|passwd|secret|token|pgpassword)[\"']?\s*[=:]\s*[\"']?)[^\s\"',}&]+"), r"\1***"),
+    (re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"), r"\1***\2"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Último filtro antes del archivo: ninguna contraseña, token ni URL con clave se escribe."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def unique_name(path: Path) -> Path:
+    """`path` si no existe; si no, `path.1`, `path.2`... (también si ya está comprimido)."""
+    candidate, n = path, 0
+    while candidate.exists() or Path(f"{candidate}.gz").exists():
+        n += 1
+        candidate = Path(f"{path}.{n}")
+    return candidate
+
+
+class DatedSizeRotatingHandler(RotatingFileHandler):
+    """Rota por tamaño y nombra el archivo rotado con la fecha del día."""
+
+    def doRollover(self) -> None:  # noqa: N802 (nombre de la API de logging)
+        if self.stream:
+            self.stream.close()
+            self.stream = None  # type: ignore[assignment]
+        base = Path(self.baseFilename)
+        if base.exists() and base.stat().st_size > 0:
+            os.rename(base, unique_name(Path(f"{base}.{date.today().isoformat()}")))
+        if not self.delay:
+            self.stream = self._open()
+
+
+class DatedDailyHandler(TimedRotatingFileHandler):
+    """Rota a medianoche a `nombre.AAAA-MM-DD` (la fecha de lo que contiene), sin pisar nada."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename, when="midnight", backupCount=0, encoding="utf-8", delay=True)
+        self.namer = lambda name: str(unique_name(Path(name)))
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802
+        # Con delay=True y un archivo viejo de un día anterior, rotamos al primer registro.
+        return int(time.time()) >= self.rolloverAt
+
+
+_configured: list[logging.Handler] = []
+
+
+def setup_logging(logs_dir: Path, level: str = "INFO") -> None:
+    """Configura los archivos; idempotente (vuelve a configurar si cambia la carpeta)."""
+    for handler in _configured:
+        for name in ("", "inventario.health", "inventario.sesiones"):
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+    _configured.clear()
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    formatter = logging.Formatter(FORMAT)
+    redactor = RedactSecrets()
+
+    def prepared(handler: logging.Handler, handler_level: int = logging.NOTSET) -> logging.Handler:
+        handler.setFormatter(formatter)
+        handler.addFilter(redactor)
+        handler.setLevel(handler_level)
+        _configured.append(handler)
+        return handler
+
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.addHandler(
+        prepared(
+            DatedSizeRotatingHandler(
+                str(logs_dir / "app.log"), maxBytes=APP_MAX_BYTES, backupCount=0, encoding="utf-8"
+            )
+        )
+    )
+    root.addHandler(prepared(DatedDailyHandler(str(logs_dir / "error.log")), logging.ERROR))
+    for name, filename in (("inventario.health", "health.log"), ("inventario.sesiones", "sesiones.log")):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(prepared(DatedDailyHandler(str(logs_dir / filename))))

@@ -1,0 +1,21 @@
+"""Importa todos los modelos para que `Base.metadata` esté completa (Alembic, pruebas)."""
+
+from inventario.auditoria import RegistroEliminacion
+from inventario.database import Base
+from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.lotes.model import Lote
+from inventario.modules.movimientos.model import Movimiento
+from inventario.modules.notificaciones.model import Notificacion
+from inventario.modules.productos.model import Producto
+from inventario.modules.usuarios.model import Usuario
+
+__all__ = [
+    "Base",
+    "HistorialBackup",
+    "Lote",
+    "Movimiento",
+    "Notificacion",
+    "Producto",
+    "RegistroEliminacion",
+    "Usuario",
+]

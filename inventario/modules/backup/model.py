@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, String, Text, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from inventario.database import Base
+
+TIPOS = ("COMPLETO", "DIFERENCIAL")
+ESTADOS = ("EN_PROCESO", "COMPLETADO", "ERROR")
+
+
+class HistorialBackup(Base):
+    """La tabla `historial_backup` del plan, más las columnas que el diferencial necesita."""
+
+    __tablename__ = "historial_backup"
+
+    id_backup: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    tipo: Mapped[str] = mapped_column(String(20))
+    nombre_archivo: Mapped[str] = mapped_column(String(255))
+    ruta_archivo: Mapped[str] = mapped_column(Text)
+    tamanio_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    tamanio_legible: Mapped[str | None] = mapped_column(String(50))
+    estado: Mapped[str | None] = mapped_column(String(20), server_default="COMPLETADO")
+    mensaje_error: Mapped[str | None] = mapped_column(Text)
+    duracion_segundos: Mapped[float | None] = mapped_column(Float)
+    tablas_respaldadas: Mapped[int | None] = mapped_column(BigInteger)
+    registros_totales: Mapped[int | None] = mapped_column(BigInteger)
+    hash_md5: Mapped[str | None] = mapped_column(String(32))
+    id_backup_base: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("historial_backup.id_backup", deferrable=True)
+    )
+    fecha_creacion: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    fecha_eliminacion: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    eliminado: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
+    ejecutado_por: Mapped[str | None] = mapped_column(String(100))
+    # ---- añadidas (el plan permite añadir, nunca quitar ni renombrar) ----
+    fecha_actualizacion: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    # Estado de la base que guarda el archivo (instante de la instantánea).
+    fecha_instantanea: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # En un COMPLETO: desde cuándo deben leer sus diferenciales (inicio de la transacción más
+    # antigua abierta en la instantánea). En un DIFERENCIAL: el corte que usó.
+    fecha_corte: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revision_esquema: Mapped[str | None] = mapped_column(String(64))
+    huella_esquema: Mapped[str | None] = mapped_column(String(32))
+    nota: Mapped[str | None] = mapped_column(Text)

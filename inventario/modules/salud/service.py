@@ -1,0 +1,94 @@
+"""Estado del servicio: base de datos, disco de backups y planificador."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from inventario.config import Settings
+
+health_log = logging.getLogger("inventario.health")
+
+OK, DEGRADADO, ERROR = "OK", "DEGRADADO", "ERROR"
+
+
+def check_database(engine: Engine) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = 3000"))
+            version = conn.execute(text("SHOW server_version")).scalar()
+        return {
+            "estado": OK,
+            "latencia_ms": round((time.perf_counter() - start) * 1000, 2),
+            "version": version,
+        }
+    except Exception as exc:  # cualquier fallo de conexión es "no disponible", nunca un 500
+        return {
+            "estado": ERROR,
+            "latencia_ms": round((time.perf_counter() - start) * 1000, 2),
+            "mensaje": f"Base de datos no disponible ({exc.__class__.__name__})",
+        }
+
+
+def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    free_mb = usage.free / (1024 * 1024)
+    info: dict[str, Any] = {
+        "estado": OK if free_mb >= min_free_mb else DEGRADADO,
+        "ruta": str(path),
+        "libre_bytes": usage.free,
+        "total_bytes": usage.total,
+        "libre_porcentaje": round(usage.free * 100 / usage.total, 2) if usage.total else 0.0,
+        "minimo_mb": min_free_mb,
+    }
+    if info["estado"] != OK:
+        info["mensaje"] = f"Quedan {free_mb:.0f} MB libres para backups (mínimo {min_free_mb} MB)"
+    return info
+
+
+def overall(*states: str) -> str:
+    if ERROR in states:
+        return ERROR
+    if DEGRADADO in states:
+        return DEGRADADO
+    return OK
+
+
+def check_health(
+    engine: Engine,
+    settings: Settings,
+    scheduler_info: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    database = check_database(engine)
+    disk = check_disk(settings.backup_dir, settings.HEALTH_DISCO_MIN_MB)
+    if scheduler_info is not None:
+        scheduler = scheduler_info()
+    else:
+        scheduler = {"estado": OK, "activo": False, "mensaje": "Planificador no configurado", "jobs": []}
+    # Sin base no hay servicio: ERROR. Disco o planificador con problemas: DEGRADADO.
+    estado = overall(database["estado"], *(DEGRADADO for s in (disk, scheduler) if s["estado"] != OK))
+    result = {
+        "estado": estado,
+        "base_datos": database,
+        "disco_backups": disk,
+        "scheduler": scheduler,
+    }
+    health_log.info(
+        "estado=%s base_datos=%s latencia_ms=%s disco=%s scheduler=%s",
+        estado,
+        database["estado"],
+        database["latencia_ms"],
+        disk["estado"],
+        scheduler["estado"],
+    )
+    return result

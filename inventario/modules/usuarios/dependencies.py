@@ -1,0 +1,47 @@
+"""Dependencias de autenticación: `CurrentUser` (cualquier rol) y `AdminUser`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from inventario.database import SessionDep
+from inventario.errors import NoAutorizado, Prohibido
+from inventario.modules.usuarios.model import Usuario
+from inventario.security import decode_token
+
+_bearer = HTTPBearer(auto_error=False, description="Token de /api/v1/auth/login")
+
+
+def current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Usuario:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NoAutorizado("Falta el token de acceso (cabecera Authorization: Bearer ...)")
+    payload = decode_token(request.app.state.secret_key, credentials.credentials)
+    if payload is None:
+        raise NoAutorizado("Token inválido o vencido")
+    try:
+        user_id = int(str(payload["sub"]))
+    except (KeyError, ValueError):
+        raise NoAutorizado("Token inválido o vencido") from None
+    user = session.get(Usuario, user_id)
+    if user is None or not user.activo:
+        raise NoAutorizado("El usuario del token ya no está activo")
+    return user
+
+
+CurrentUser = Annotated[Usuario, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> Usuario:
+    if user.rol != "ADMIN":
+        raise Prohibido("Se requiere el rol ADMIN")
+    return user
+
+
+AdminUser = Annotated[Usuario, Depends(admin_user)]

@@ -1,0 +1,152 @@
+"""Usuarios y autenticación. Sin HTTP: recibe datos, devuelve modelos o lanza DomainError."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from inventario.errors import Conflicto, NoAutorizado, NoEncontrado
+from inventario.modules.usuarios.model import Usuario
+from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
+from inventario.security import hash_password, verify_password
+
+sesiones_log = logging.getLogger("inventario.sesiones")
+log = logging.getLogger(__name__)
+
+
+def create_user(session: Session, data: UsuarioCrear) -> Usuario:
+    user = Usuario(
+        nombre_usuario=data.nombre_usuario,
+        nombre_completo=data.nombre_completo,
+        email=data.email,
+        hash_password=hash_password(data.password),
+        rol=data.rol,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflicto(f"Ya existe el usuario '{data.nombre_usuario}'") from None
+    session.refresh(user)
+    return user
+
+
+def get_user(session: Session, user_id: int) -> Usuario:
+    user = session.get(Usuario, user_id)
+    if user is None:
+        raise NoEncontrado(f"No existe el usuario {user_id}")
+    return user
+
+
+def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario], int]:
+    total = session.scalar(select(func.count()).select_from(Usuario)) or 0
+    rows = session.scalars(select(Usuario).order_by(Usuario.id_usuario).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usuario:
+    user = get_user(session, user_id)
+    changes = data.model_dump(exclude_unset=True)
+    if "password" in changes:
+        password = changes.pop("password")
+        if password is not None:
+            user.hash_password = hash_password(password)
+            user.intentos_fallidos = 0
+            user.bloqueado_hasta = None
+    for key, value in changes.items():
+        if value is not None:
+            setattr(user, key, value)
+    session.commit()
+    session.refresh(user)
+    return user
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    client: str,
+    *,
+    max_attempts: int,
+    lock_minutes: int,
+) -> Usuario:
+    """Verifica credenciales; tras `max_attempts` fallos seguidos bloquea la cuenta un tiempo."""
+    now = session.scalar(select(func.now()))
+    assert now is not None
+    user = session.scalar(
+        select(Usuario).where(Usuario.nombre_usuario == username).with_for_update()
+    )
+    if user is not None and user.bloqueado_hasta is not None and user.bloqueado_hasta > now:
+        session.rollback()
+        sesiones_log.warning("LOGIN BLOQUEADO usuario=%s cliente=%s", username, client)
+        minutos = max(1, int((user.bloqueado_hasta - now).total_seconds() // 60) + 1)
+        raise NoAutorizado(f"Cuenta bloqueada por intentos fallidos; reintente en {minutos} min")
+    ok = verify_password(password, user.hash_password if user else None)
+    if user is None or not ok or not user.activo:
+        if user is not None and not ok:
+            user.intentos_fallidos += 1
+            if user.intentos_fallidos >= max_attempts:
+                user.bloqueado_hasta = now + timedelta(minutes=lock_minutes)
+                user.intentos_fallidos = 0
+            session.commit()
+        else:
+            session.rollback()
+        motivo = "inactivo" if user is not None and ok else "credenciales"
+        sesiones_log.warning("LOGIN FALLIDO usuario=%s cliente=%s motivo=%s", username, client, motivo)
+        raise NoAutorizado("Usuario o contraseña incorrectos")
+    user.intentos_fallidos = 0
+    user.bloqueado_hasta = None
+    user.ultimo_acceso = now
+    session.commit()
+    sesiones_log.info("LOGIN OK usuario=%s cliente=%s rol=%s", username, client, user.rol)
+    return user
+
+
+def ensure_first_admin(session: Session, password: str | None) -> str | None:
+    """Sin usuarios, crea `admin`. Devuelve la contraseña generada (para mostrarla una vez) o None."""
+    # Cerrojo para que dos instancias que arrancan juntas no creen dos administradores.
+    session.execute(select(func.pg_advisory_xact_lock(7261002)))
+    if session.scalar(select(func.count()).select_from(Usuario)):
+        session.rollback()
+        return None
+    generated = None
+    if not password:
+        generated = password = secrets.token_urlsafe(12)
+    session.add(
+        Usuario(
+            nombre_usuario="admin",
+            nombre_completo="Administrador",
+            hash_password=hash_password(password),
+            rol="ADMIN",
+        )
+    )
+    session.commit()
+    log.info("Usuario inicial 'admin' creado")
+    return generated
+
+
+def unlock(session: Session, user_id: int) -> None:
+    session.execute(
+        update(Usuario)
+        .where(Usuario.id_usuario == user_id)
+        .values(intentos_fallidos=0, bloqueado_hasta=None)
+    )
+    session.commit()
+
+
+__all__ = [
+    "authenticate",
+    "create_user",
+    "ensure_first_admin",
+    "get_user",
+    "list_users",
+    "unlock",
+    "update_user",
+
+]

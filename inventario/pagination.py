@@ -1,0 +1,44 @@
+"""Paginación común de los listados."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class Pagina(BaseModel):
+    offset: int
+    limit: int
+
+
+def pagina(
+    offset: Annotated[int, Query(ge=0, le=10_000_000, description="Registros a saltar")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500, description="Registros por página")] = 50,
+) -> Pagina:
+    return Pagina(offset=offset, limit=limit)
+
+
+PaginaDep = Annotated[Pagina, Depends(pagina)]
+
+
+class Listado(BaseModel, Generic[T]):
+    total: int
+    offset: int
+    limit: int
+    items: list[T]
+
+
+MAX_BIGINT = 2**63 - 1
+
+
+def id_path(description: str = "Identificador") -> object:
+    from fastapi import Path
+
+    return Path(ge=1, le=MAX_BIGINT, description=description)
+
+
+Id = Annotated[int, id_path()]

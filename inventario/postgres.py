@@ -1,0 +1,158 @@
+"""El servidor PostgreSQL del servicio: el de `DATABASE_URL` o el embebido (pgserver).
+
+Aquí se decide una sola vez qué URL usa SQLAlchemy, qué parámetros libpq usan pg_dump/psql
+(la contraseña va por entorno, nunca en la línea de comandos) y dónde están esos binarios.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+
+from inventario.config import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_NAME = "inventario"
+
+
+class PgToolsError(RuntimeError):
+    """No hay pg_dump/psql utilizables para este servidor."""
+
+
+@dataclass
+class PgTools:
+    bin_dir: Path
+    major: int
+
+    def path(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+
+@dataclass
+class DatabaseServer:
+    url: URL  # para SQLAlchemy (driver psycopg)
+    embedded: bool
+    bin_dir_hint: Path | None = None  # binarios que vienen con el servidor embebido
+    _handle: object | None = field(default=None, repr=False)
+
+    @property
+    def database(self) -> str:
+        return self.url.database or ""
+
+    def with_database(self, name: str) -> "DatabaseServer":
+        return DatabaseServer(self.url.set(database=name), self.embedded, self.bin_dir_hint)
+
+    def libpq(self, database: str | None = None) -> tuple[str, dict[str, str]]:
+        """(conninfo sin contraseña, entorno con PGPASSWORD) para los clientes de PostgreSQL."""
+        return libpq_params(self.url.set(database=database) if database else self.url)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cleanup()  # type: ignore[attr-defined]
+            self._handle = None
+
+
+def sqlalchemy_url(raw: str) -> URL:
+    url = make_url(raw.replace("postgres://", "postgresql://", 1))
+    return url.set(drivername="postgresql+psycopg")
+
+
+def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    safe = url.set(drivername="postgresql", password=None)
+    return safe.render_as_string(hide_password=False), env
+
+
+def start_embedded(data_dir: Path) -> DatabaseServer:
+    """Arranca (o reutiliza) el PostgreSQL embebido cuyos datos viven en `data_dir/pgdata`."""
+    # pgserver guarda su cerrojo en XDG_RUNTIME_DIR, que debe existir antes de importarlo.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"inventario-{os.getuid()}"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    import pgserver  # importación tardía: solo hace falta sin DATABASE_URL
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # El postmaster lo arranca pgserver en segundo plano y se detiene al salir (cleanup_mode="stop").
+    handle = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
+    bin_dir = Path(pgserver_bin_dir())
+    admin = DatabaseServer(make_url(handle.get_uri()).set(drivername="postgresql+psycopg"), True, bin_dir)
+    ensure_database(admin, EMBEDDED_DB_NAME)
+    return DatabaseServer(admin.url.set(database=EMBEDDED_DB_NAME), True, bin_dir, handle)
+
+
+def pgserver_bin_dir() -> Path:
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def ensure_database(server: DatabaseServer, name: str) -> None:
+    import psycopg
+
+    conninfo, _ = libpq_params(server.url.set(database="postgres"))
+    password = server.url.password
+    with psycopg.connect(conninfo, password=password, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def start_server(settings: Settings) -> DatabaseServer:
+    if settings.DATABASE_URL:
+        return DatabaseServer(sqlalchemy_url(settings.DATABASE_URL), embedded=False)
+    return start_embedded(settings.data_dir)
+
+
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)")
+
+
+def client_major(binary: str) -> int:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    match = _VERSION_RE.search(out)
+    if not match:
+        raise PgToolsError(f"No se pudo leer la versión de {binary}: {out.strip()!r}")
+    return int(match.group(1))
+
+
+def locate_pg_tools(server: DatabaseServer, server_major: int, pg_bin_dir: str | None) -> PgTools:
+    """Encuentra pg_dump y psql cuya versión mayor sea al menos la del servidor.
+
+    Orden: los binarios del servidor embebido; si no, PG_BIN_DIR; si no, el PATH.
+    """
+    if server.embedded and server.bin_dir_hint is not None:
+        candidates = [("servidor embebido", server.bin_dir_hint)]
+    elif pg_bin_dir:
+        candidates = [("PG_BIN_DIR", Path(pg_bin_dir))]
+    else:
+        found = shutil.which("pg_dump")
+        candidates = [("PATH", Path(found).resolve().parent)] if found else []
+    if not candidates:
+        raise PgToolsError(
+            "No se encontró pg_dump en el PATH. Instale el cliente de PostgreSQL "
+            f"{server_major} o superior, o indique su carpeta en PG_BIN_DIR."
+        )
+    origin, bin_dir = candidates[0]
+    for tool in ("pg_dump", "psql"):
+        if not (bin_dir / tool).exists():
+            raise PgToolsError(f"No existe {bin_dir / tool} (origen: {origin}).")
+    major = client_major(str(bin_dir / "pg_dump"))
+    psql_major = client_major(str(bin_dir / "psql"))
+    lowest = min(major, psql_major)
+    if lowest < server_major:
+        raise PgToolsError(
+            f"Versión incompatible: el servidor es PostgreSQL {server_major} y pg_dump/psql de "
+            f"{bin_dir} (origen: {origin}) son versión {lowest}. pg_dump no puede respaldar un "
+            f"servidor más nuevo que él. Instale el cliente de PostgreSQL {server_major} o superior "
+            f"(p. ej. postgresql-client-{server_major}) y apunte PG_BIN_DIR a su carpeta bin."
+        )
+    return PgTools(bin_dir=bin_dir, major=lowest)

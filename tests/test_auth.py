@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import ADMIN_PASSWORD, login
+
+
+def test_login_ok_devuelve_token_y_rol(client: TestClient) -> None:
+    r = client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["token_type"] == "bearer" and body["rol"] == "ADMIN"
+    me = client.get("/api/v1/auth/yo", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200 and me.json()["nombre_usuario"] == "admin"
+
+
+def test_login_fallido_es_401_en_espanol(client: TestClient) -> None:
+    r = client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": "mala"})
+    assert r.status_code == 401
+    assert r.json()["detalle"] == "Usuario o contraseña incorrectos"
+    r = client.post("/api/v1/auth/login", json={"nombre_usuario": "nadie", "password": "mala"})
+    assert r.status_code == 401
+
+
+def test_bloqueo_tras_intentos_fallidos(client: TestClient) -> None:
+    for _ in range(5):
+        r = client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": "mala"})
+        assert r.status_code == 401
+    # Bloqueada: ni la contraseña correcta entra.
+    r = client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD})
+    assert r.status_code == 401
+    assert "bloqueada" in r.json()["detalle"]
+
+
+def test_sin_token_401_token_invalido_401(client: TestClient) -> None:
+    assert client.get("/api/v1/usuarios").status_code == 401
+    r = client.get("/api/v1/usuarios", headers={"Authorization": "Bearer basura"})
+    assert r.status_code == 401 and r.json()["detalle"] == "Token inválido o vencido"
+
+
+def test_roles_operador_no_administra_usuarios(
+    client: TestClient, operador_headers: dict[str, str]
+) -> None:
+    r = client.get("/api/v1/usuarios", headers=operador_headers)
+    assert r.status_code == 403
+    assert r.json()["detalle"] == "Se requiere el rol ADMIN"
+
+
+def test_usuario_duplicado_409_y_datos_malos_422(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    data = {"nombre_usuario": "ana", "password": "clave-larga-1"}
+    assert client.post("/api/v1/usuarios", json=data, headers=admin_headers).status_code == 201
+    r = client.post("/api/v1/usuarios", json=data, headers=admin_headers)
+    assert r.status_code == 409 and "Ya existe" in r.json()["detalle"]
+    r = client.post("/api/v1/usuarios", json={"nombre_usuario": "x"}, headers=admin_headers)
+    assert r.status_code == 422
+    assert "password: es obligatorio" in r.json()["detalle"]
+    r = client.get("/api/v1/usuarios/99999999999999999999", headers=admin_headers)
+    assert r.status_code == 422
+    r = client.get("/api/v1/usuarios/424242", headers=admin_headers)
+    assert r.status_code == 404
+
+
+def test_sesiones_log_registra_intentos_sin_contrasenas(client: TestClient, settings) -> None:
+    client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": "clave-equivocada"})
+    login(client, "admin", ADMIN_PASSWORD)
+    text = (Path(settings.LOGS_PATH) / "sesiones.log").read_text()
+    assert "LOGIN FALLIDO usuario=admin" in text and "LOGIN OK usuario=admin" in text
+    assert "cliente=testclient" in text
+    logs = "".join(p.read_text() for p in Path(settings.LOGS_PATH).glob("*.log"))
+    assert ADMIN_PASSWORD not in logs and "clave-equivocada" not in logs
