@@ -53,7 +53,7 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'TRUNCATE' THEN
-        INSERT INTO registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, NULL);
+        INSERT INTO public.registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, NULL);
         RETURN NULL;
     END IF;
     SELECT jsonb_object_agg(c, to_jsonb(OLD) -> c) INTO clave_vieja FROM unnest(TG_ARGV) AS c;
@@ -62,7 +62,7 @@ BEGIN
     ) THEN
         RETURN NULL;
     END IF;
-    INSERT INTO registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, clave_vieja);
+    INSERT INTO public.registro_eliminaciones (tabla, clave) VALUES (TG_TABLE_NAME, clave_vieja);
     RETURN NULL;
 END
 $$;

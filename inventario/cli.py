@@ -22,6 +22,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(usuario_app, name="usuario")
 
 
+def _register_subcommands() -> None:
+    from inventario.modules.backup.cli import app as backup_app
+
+    app.add_typer(backup_app, name="backup")
+
+
 def settings_or_exit() -> Settings:
     try:
         return load_settings()
@@ -111,6 +117,9 @@ def usuario_crear(
         except DomainError as exc:
             raise fail(exc.mensaje) from None
     typer.echo(f"Usuario '{user.nombre_usuario}' creado con rol {user.rol} (id {user.id_usuario}).")
+
+
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -11,25 +11,10 @@ from inventario import __version__
 from inventario.config import Settings, get_settings
 from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
+from inventario.modules.backup.notifications import notify as notify_backup
+from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
-from inventario.runtime import Runtime, announce_first_admin, open_runtime
-
-Hook = Callable[[Runtime, FastAPI], None]
-
-_startup_hooks: list[Hook] = []
-_shutdown_hooks: list[Hook] = []
-
-
-def on_startup(hook: Hook) -> Hook:
-    """Módulos que necesitan arrancar algo con el servicio (p. ej. recuperar backups, scheduler)."""
-    _startup_hooks.append(hook)
-    return hook
-
-
-def on_shutdown(hook: Hook) -> Hook:
-    _shutdown_hooks.append(hook)
-    return hook
-
+from inventario.runtime import announce_first_admin, open_runtime
 
 def include_routers(app: FastAPI) -> None:
     from inventario.modules.salud.router import router as salud
@@ -72,13 +57,10 @@ def create_app(
         app.state.secret_key = settings.secret_key()
         app.state.with_scheduler = with_scheduler
         announce_first_admin(runtime)
-        for hook in _startup_hooks:
-            hook(runtime, app)
+        BackupService(runtime, notifier=notify_backup).recover()
         try:
             yield
         finally:
-            for hook in reversed(_shutdown_hooks):
-                hook(runtime, app)
             runtime.close()
 
     app = FastAPI(

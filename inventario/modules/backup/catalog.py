@@ -1,0 +1,138 @@
+"""Lo que el backup necesita saber del esquema, leído de pg_catalog (no del ORM).
+
+Así el diferencial sirve para toda tabla que una migración futura añada, sin tocar este módulo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from graphlib import TopologicalSorter
+
+import psycopg
+from psycopg import sql
+
+AUDIT_COLUMN = "fecha_actualizacion"
+TOMBSTONES = "registro_eliminaciones"
+
+FINGERPRINT_SQL = """
+SELECT md5(coalesce(string_agg(
+           c.relname || '.' || a.attname || ':' || format_type(a.atttypid, a.atttypmod)
+           || ':' || a.attnotnull::text, ',' ORDER BY c.relname, a.attname), ''))
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[str, ...]
+    pk: tuple[str, ...]
+    pk_types: tuple[str, ...]
+    audited: bool
+
+    @property
+    def ident(self) -> sql.Composed:
+        return sql.SQL("public.{}").format(sql.Identifier(self.name))
+
+
+def tables(conn: psycopg.Connection) -> list[Table]:
+    """Tablas de `public` en orden de dependencias (padres antes que hijas)."""
+    rows = conn.execute(
+        """
+        SELECT c.relname,
+               array(SELECT a.attname FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                       AND a.attgenerated = '' ORDER BY a.attnum)::text[],
+               array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                     ORDER BY k.ord)::text[],
+               array(SELECT format_type(a.atttypid, a.atttypmod)
+                     FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+                     ORDER BY k.ord)::text[],
+               EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+        """,
+        (AUDIT_COLUMN,),
+    ).fetchall()
+    by_name = {
+        r[0]: Table(r[0], tuple(r[1]), tuple(r[2] or ()), tuple(r[3] or ()), bool(r[4] and r[2]))
+        for r in rows
+    }
+    edges = conn.execute(
+        """
+        SELECT c.relname, p.relname
+        FROM pg_catalog.pg_constraint k
+        JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+        JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE k.contype = 'f' AND n.nspname = 'public'
+        """
+    ).fetchall()
+    graph: dict[str, set[str]] = {name: set() for name in sorted(by_name)}
+    for child, parent in edges:
+        if child != parent and child in graph and parent in by_name:
+            graph[child].add(parent)
+    return [by_name[name] for name in TopologicalSorter(graph).static_order()]
+
+
+def sequences(conn: psycopg.Connection) -> list[tuple[str, int, bool]]:
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT sequencename FROM pg_catalog.pg_sequences WHERE schemaname = 'public' "
+            "ORDER BY sequencename"
+        )
+    ]
+    result = []
+    for name in names:
+        row = conn.execute(
+            sql.SQL("SELECT last_value, is_called FROM public.{}").format(sql.Identifier(name))
+        ).fetchone()
+        assert row is not None
+        result.append((name, int(row[0]), bool(row[1])))
+    return result
+
+
+def fingerprint(conn: psycopg.Connection) -> str:
+    row = conn.execute(FINGERPRINT_SQL).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def alembic_revision(conn: psycopg.Connection) -> str | None:
+    exists = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return None
+    row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+    return str(row[0]) if row else None
+
+
+def changes_cutoff(conn: psycopg.Connection, hidden_margin: timedelta) -> tuple[datetime, bool]:
+    """Desde cuándo debe leer un diferencial basado en una instantánea tomada justo después.
+
+    Una transacción abierta durante la instantánea puede confirmar después filas selladas con su
+    `now()`, anterior a la instantánea: el corte es el inicio de la transacción más antigua en curso.
+    Si hay sesiones cuyo estado no podemos ver (sin pg_read_all_stats), se resta un margen.
+    """
+    row = conn.execute(
+        """
+        SELECT least(now(), min(xact_start)),
+               count(*) FILTER (WHERE state IS NULL AND pid <> pg_backend_pid()) > 0
+        FROM pg_catalog.pg_stat_activity
+        WHERE datname = current_database() AND backend_type = 'client backend'
+        """
+    ).fetchone()
+    assert row is not None
+    cutoff, hidden = row[0], bool(row[1])
+    if hidden:
+        cutoff = cutoff - hidden_margin
+    return cutoff, hidden

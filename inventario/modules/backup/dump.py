@@ -1,0 +1,264 @@
+"""Escritura de los dos tipos de archivo.
+
+COMPLETO: la salida de `pg_dump` (SQL plano, con `--clean --if-exists --no-owner`) tomada de una
+instantánea exportada, envuelta en una transacción que `psql` aplica entera o nada.
+
+DIFERENCIAL: desde la misma clase de instantánea, por tabla, las claves cambiadas o borradas desde
+el corte del completo (columna `fecha_actualizacion` y `registro_eliminaciones`) y las filas
+actuales de esas claves. Al aplicarlo: se borran esas claves y se copian las filas, con las claves
+foráneas diferidas; el resultado es el estado de la instantánea, y aplicarlo dos veces da lo mismo.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from inventario.auditoria import RESTORE_GUC
+from inventario.logging_setup import redact
+from inventario.modules.backup.catalog import FINGERPRINT_SQL, TOMBSTONES, Table, sequences, tables
+from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
+from inventario.modules.backup.schemas import TablaManifiesto
+
+# Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
+# transacción; con `psql < archivo` cada archivo es su propia transacción.
+PROLOGUE = b"\\set ON_ERROR_STOP on\nBEGIN;\n"
+EPILOGUE = b"COMMIT;\n"
+
+
+class DumpError(RuntimeError):
+    pass
+
+
+@dataclass
+class DumpResult:
+    tables: list[TablaManifiesto] = field(default_factory=list)
+
+
+def _count_rows(conninfo: str, password: str | None, snapshot: str, names: list[str], out: dict) -> None:
+    """Filas por tabla en la misma instantánea que pg_dump, en paralelo a él."""
+    try:
+        with psycopg.connect(conninfo, password=password, autocommit=True) as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            if names:
+                query = sql.SQL("SELECT ") + sql.SQL(", ").join(
+                    sql.SQL("(SELECT count(*) FROM public.{})").format(sql.Identifier(n)) for n in names
+                )
+                row = conn.execute(query).fetchone()
+                assert row is not None
+                out.update(zip(names, (int(v) for v in row)))
+            conn.execute("COMMIT")
+    except Exception as exc:  # noqa: BLE001 — se informa en el hilo principal
+        out["__error__"] = exc
+
+
+def write_full(
+    writer: AtomicGzipWriter,
+    *,
+    pg_dump: str,
+    conninfo: str,
+    env: dict[str, str],
+    snapshot: str,
+    table_names: list[str],
+    comment: str,
+) -> DumpResult:
+    counts: dict[str, object] = {}
+    counter = threading.Thread(
+        target=_count_rows,
+        args=(conninfo, env.get("PGPASSWORD"), snapshot, table_names, counts),
+        daemon=True,
+    )
+    counter.start()
+    writer.write(PROLOGUE)
+    writer.write(comment.encode() + b"\n")
+    command = [
+        pg_dump,
+        "--format=plain",
+        "--no-owner",
+        "--no-privileges",
+        "--clean",
+        "--if-exists",
+        "--encoding=UTF8",
+        f"--snapshot={snapshot}",
+        "--lock-wait-timeout=60s",
+        "--dbname",
+        conninfo,
+    ]
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        assert proc.stdout is not None
+        try:
+            while chunk := proc.stdout.read(CHUNK):
+                writer.write(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        if code != 0:
+            stderr.seek(0)
+            message = redact(stderr.read().decode("utf-8", "replace").strip())
+            raise DumpError(f"pg_dump terminó con código {code}: {message[-2000:]}")
+    writer.write(EPILOGUE)
+    counter.join()
+    if "__error__" in counts:
+        raise DumpError(f"No se pudieron contar las filas: {counts['__error__']}")
+    return DumpResult(
+        [TablaManifiesto(nombre=n, filas=int(counts[n]), filas_escritas=int(counts[n])) for n in table_names]  # type: ignore[call-overload]
+    )
+
+
+class _CopyCounter:
+    """Reenvía la salida de COPY al archivo contando filas (una por salto de línea en formato texto)."""
+
+    def __init__(self, writer: AtomicGzipWriter) -> None:
+        self.writer = writer
+        self.rows = 0
+
+    def copy(self, conn: psycopg.Connection, query: sql.Composable) -> int:
+        before = self.rows
+        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
+            for data in copy:
+                self.writer.write(data)
+                self.rows += bytes(data).count(b"\n")
+        self.writer.write(b"\\.\n")
+        return self.rows - before
+
+
+def _cols(names: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(c) for c in names)
+
+
+def _keys_query(table: Table, cutoff: datetime) -> sql.Composable:
+    changed = sql.SQL("SELECT {pk} FROM {t} WHERE fecha_actualizacion >= {c}").format(
+        pk=_cols(table.pk), t=table.ident, c=sql.Literal(cutoff)
+    )
+    deleted = sql.SQL(
+        "SELECT {casts} FROM public.{tomb} WHERE tabla = {name} AND clave IS NOT NULL "
+        "AND fecha_actualizacion >= {c}"
+    ).format(
+        casts=sql.SQL(", ").join(
+            sql.SQL("(clave ->> {})::{}").format(sql.Literal(col), sql.SQL(typ))
+            for col, typ in zip(table.pk, table.pk_types)
+        ),
+        tomb=sql.Identifier(TOMBSTONES),
+        name=sql.Literal(table.name),
+        c=sql.Literal(cutoff),
+    )
+    return changed + sql.SQL(" UNION ") + deleted
+
+
+def _sql_text(conn: psycopg.Connection, statement: sql.Composable) -> bytes:
+    return (statement.as_string(conn) + ";\n").encode()
+
+
+def write_diff(
+    writer: AtomicGzipWriter,
+    conn: psycopg.Connection,
+    *,
+    cutoff: datetime,
+    fingerprint: str,
+    base_id: int,
+    base_name: str,
+    comment: str,
+    conninfo: str,
+    password: str | None,
+    snapshot: str,
+) -> DumpResult:
+    """Escribe el diferencial leyendo en la instantánea abierta (y exportada) en `conn`."""
+    ordered = tables(conn)
+    counts: dict[str, object] = {}
+    counter_thread = threading.Thread(
+        target=_count_rows, args=(conninfo, password, snapshot, [t.name for t in ordered], counts), daemon=True
+    )
+    counter_thread.start()
+    w = writer.write
+    w(PROLOGUE)
+    w(comment.encode() + b"\n")
+    w(f"SET LOCAL {RESTORE_GUC} = 'on';\nSET CONSTRAINTS ALL DEFERRED;\n".encode())
+    base_msg = f"Este diferencial se aplica sobre el backup completo {base_id} ({base_name}): restaure primero ese completo."
+    check = sql.SQL(
+        "DO $inventario$\nBEGIN\n"
+        "  IF ({fp_sql}) IS DISTINCT FROM {fp} THEN\n"
+        "    RAISE EXCEPTION '%', {msg_schema};\n  END IF;\n"
+        "  IF NOT EXISTS (SELECT 1 FROM public.historial_backup WHERE id_backup = {base})\n"
+        "     OR EXISTS (SELECT 1 FROM public.historial_backup WHERE tipo = 'COMPLETO'\n"
+        "                AND id_backup > {base} AND estado IN ('EN_PROCESO', 'COMPLETADO')) THEN\n"
+        "    RAISE EXCEPTION '%', {msg_base};\n  END IF;\nEND\n$inventario$"
+    ).format(
+        fp_sql=sql.SQL(FINGERPRINT_SQL.strip()),
+        fp=sql.Literal(fingerprint),
+        msg_schema=sql.Literal("El esquema de la base no coincide con el del backup. " + base_msg),
+        base=sql.Literal(base_id),
+        msg_base=sql.Literal("La base no está en el estado del completo base. " + base_msg),
+    )
+    w(_sql_text(conn, check))
+
+    counter = _CopyCounter(writer)
+    stats = {t.name: TablaManifiesto(nombre=t.name) for t in ordered}
+    key_tables: dict[str, str] = {}
+    # 1) Claves a reemplazar o borrar, y borrado (hijas antes que padres).
+    for index, table in enumerate(ordered):
+        if not table.audited:
+            continue
+        temp = f"_inventario_claves_{index}"
+        key_tables[table.name] = temp
+        w(
+            _sql_text(
+                conn,
+                sql.SQL("CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {pk} FROM {t} WITH NO DATA").format(
+                    tmp=sql.Identifier(temp), pk=_cols(table.pk), t=table.ident
+                ),
+            )
+        )
+        w(sql.SQL("COPY {} ({}) FROM stdin;\n").format(sql.Identifier(temp), _cols(table.pk)).as_string(conn).encode())
+        stats[table.name].claves_eliminadas = counter.copy(conn, _keys_query(table, cutoff))
+    for table in reversed(ordered):
+        if table.audited:
+            temp = key_tables[table.name]
+            condition = sql.SQL(" AND ").join(
+                sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk
+            )
+            statement = sql.SQL("DELETE FROM {t} AS t USING {tmp} AS k WHERE {cond}").format(
+                t=table.ident, tmp=sql.Identifier(temp), cond=condition
+            )
+        else:
+            # Sin auditoría (p. ej. alembic_version): se copia entera, es pequeña.
+            statement = sql.SQL("DELETE FROM {t}").format(t=table.ident)
+        w(_sql_text(conn, statement))
+    # 2) Filas actuales (padres antes que hijas).
+    for table in ordered:
+        select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)
+        if table.audited:
+            select += sql.SQL(" WHERE fecha_actualizacion >= {c}").format(c=sql.Literal(cutoff))
+        w(sql.SQL("COPY {} ({}) FROM stdin;\n").format(table.ident, _cols(table.columns)).as_string(conn).encode())
+        written = counter.copy(conn, select)
+        stats[table.name].filas_escritas = written
+        if table.audited:
+            # Las claves enviadas incluyen las reemplazadas; "eliminadas" son las que ya no existen.
+            stats[table.name].claves_eliminadas -= written
+    for name, value, called in sequences(conn):
+        w(
+            _sql_text(
+                conn,
+                sql.SQL("SELECT pg_catalog.setval({seq}, {v}, {called})").format(
+                    seq=sql.Literal("public." + sql.Identifier(name).as_string(conn)),
+                    v=sql.Literal(value),
+                    called=sql.Literal(called),
+                ),
+            )
+        )
+    w(EPILOGUE)
+    counter_thread.join()
+    if "__error__" in counts:
+        raise DumpError(f"No se pudieron contar las filas: {counts['__error__']}")
+    for name, entry in stats.items():
+        entry.filas = int(counts[name])  # type: ignore[call-overload]
+    return DumpResult([stats[t.name] for t in ordered])

@@ -1,0 +1,471 @@
+"""BackupService: ejecutar, catalogar, recuperar y limpiar backups. Sin HTTP.
+
+Un solo backup a la vez en todo el despliegue: cerrojo consultivo de PostgreSQL en una conexión
+propia, que el servidor libera solo si el proceso muere.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from inventario.auditoria import RESTORE_GUC
+from inventario.errors import Conflicto, DomainError, NoEncontrado
+from inventario.modules.backup import catalog
+from inventario.modules.backup.dump import DumpError, write_diff, write_full
+from inventario.modules.backup.files import (
+    MANIFEST_SUFFIX,
+    NAME_RE,
+    TEMP_SUFFIX,
+    AtomicGzipWriter,
+    backup_name,
+    human_size,
+    iter_manifests,
+    manifest_path,
+    write_manifest,
+)
+from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.schemas import Manifiesto, TipoSolicitado
+from inventario.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+BACKUP_LOCK_KEY = 7261_0001
+# Sin permiso para ver todas las sesiones, el corte del diferencial retrocede este margen.
+HIDDEN_SESSIONS_MARGIN = timedelta(hours=1)
+
+
+class BackupEnCurso(Conflicto):
+    def __init__(self) -> None:
+        super().__init__("Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine")
+
+
+class BackupError(DomainError):
+    status = 500
+
+
+@dataclass
+class Decision:
+    tipo: str
+    base: HistorialBackup | None = None
+    nota: str | None = None
+
+
+@dataclass
+class RetentionResult:
+    eliminados: list[HistorialBackup] = field(default_factory=list)
+    bytes_liberados: int = 0
+    temporales_borrados: list[str] = field(default_factory=list)
+    conservados_por_dependencia: list[int] = field(default_factory=list)
+
+
+Notifier = Callable[[Session, str, HistorialBackup, str | None], None]
+
+
+class BackupService:
+    def __init__(self, runtime: Runtime, notifier: Notifier | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.notifier = notifier
+
+    # ------------------------------------------------------------------ utilidades
+    @property
+    def directory(self) -> Path:
+        path = self.settings.backup_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _connect(self) -> psycopg.Connection:
+        conninfo, env = self.runtime.server.libpq()
+        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
+
+    def _lock(self) -> psycopg.Connection:
+        conn = self._connect()
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+        if not row or not row[0]:
+            conn.close()
+            raise BackupEnCurso()
+        return conn
+
+    def file_path(self, nombre_archivo: str) -> Path:
+        """Ruta en disco de un backup: siempre BACKUP_PATH + un nombre con el formato del plan."""
+        if not NAME_RE.match(nombre_archivo):
+            raise NoEncontrado(f"Nombre de backup inválido: {nombre_archivo!r}")
+        return self.directory / nombre_archivo
+
+    def _notify(self, session: Session, event: str, row: HistorialBackup, detail: str | None = None) -> None:
+        if self.notifier is not None:
+            try:
+                self.notifier(session, event, row, detail)
+            except Exception:  # noqa: BLE001 — una notificación fallida no deshace un backup
+                log.exception("No se pudo registrar la notificación del backup %s", row.id_backup)
+
+    # ------------------------------------------------------------------ ejecutar
+    def decide(self, session: Session, requested: TipoSolicitado, now: datetime | None = None) -> Decision:
+        now = now or datetime.now(self.settings.tz)
+        if requested == "AUTO":
+            requested = "COMPLETO" if now.astimezone(self.settings.tz).weekday() == self.settings.BACKUP_FULL_DAY else "DIFERENCIAL"
+        if requested == "COMPLETO":
+            return Decision("COMPLETO")
+        base = session.scalars(
+            select(HistorialBackup)
+            .where(
+                HistorialBackup.tipo == "COMPLETO",
+                HistorialBackup.estado == "COMPLETADO",
+                HistorialBackup.eliminado.is_not(True),
+            )
+            .order_by(HistorialBackup.id_backup.desc())
+            .limit(1)
+        ).first()
+        if base is None:
+            return Decision("COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO")
+        path = self.directory / base.nombre_archivo
+        if not path.exists() or not manifest_path(path).exists() or path.stat().st_size != base.tamanio_bytes:
+            return Decision(
+                "COMPLETO",
+                nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
+            )
+        with self._connect() as conn:
+            current_fp = catalog.fingerprint(conn)
+            revision = catalog.alembic_revision(conn)
+            truncated = conn.execute(
+                "SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
+                "WHERE clave IS NULL AND fecha_actualizacion >= %s",
+                (base.fecha_corte,),
+            ).fetchone()
+        if current_fp != base.huella_esquema or revision != base.revision_esquema:
+            return Decision(
+                "COMPLETO",
+                nota=f"El esquema cambió desde el completo {base.id_backup} (migración {base.revision_esquema} → {revision}): el diferencial se hizo COMPLETO",
+            )
+        if truncated and truncated[0]:
+            return Decision(
+                "COMPLETO",
+                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el completo {base.id_backup}: el diferencial se hizo COMPLETO",
+            )
+        return Decision("DIFERENCIAL", base=base)
+
+    def _reserve_name(self, session: Session, tipo: str) -> str:
+        """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya."""
+        while True:
+            name = backup_name(datetime.now(self.settings.tz), tipo)
+            taken = session.scalar(
+                select(func.count()).select_from(HistorialBackup).where(HistorialBackup.nombre_archivo == name)
+            )
+            if not taken and not (self.directory / name).exists():
+                return name
+            time.sleep(0.2)
+
+    def run(self, requested: TipoSolicitado, ejecutado_por: str) -> HistorialBackup:
+        lock = self._lock()
+        try:
+            with self.runtime.session_factory() as session:
+                decision = self.decide(session, requested)
+                name = self._reserve_name(session, decision.tipo)
+                row = HistorialBackup(
+                    tipo=decision.tipo,
+                    nombre_archivo=name,
+                    ruta_archivo=str(self.directory / name),
+                    estado="EN_PROCESO",
+                    ejecutado_por=ejecutado_por,
+                    id_backup_base=decision.base.id_backup if decision.base else None,
+                    nota=decision.nota,
+                )
+                session.add(row)
+                session.commit()
+                if decision.nota:
+                    log.warning("Backup %s: %s", row.id_backup, decision.nota)
+                    self._notify(session, "PROMOVIDO", row)
+                try:
+                    self._produce(session, row, decision)
+                except Exception as exc:
+                    session.rollback()
+                    message = exc.mensaje if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
+                    log.error("Backup %s (%s) falló: %s", row.id_backup, row.tipo, message)
+                    self._mark_error(session, row, message)
+                    raise BackupError(f"Error en backup {row.tipo}: {message}") from exc
+                log.info(
+                    "Backup %s %s completado: %s, %s, %.2f s",
+                    row.id_backup, row.tipo, row.nombre_archivo, row.tamanio_legible, row.duracion_segundos or 0,
+                )
+                self._notify(session, "COMPLETADO", row)
+                return row
+        finally:
+            lock.close()
+
+    def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
+        try:
+            session.execute(
+                update(HistorialBackup)
+                .where(HistorialBackup.id_backup == row.id_backup)
+                .values(estado="ERROR", mensaje_error=message[:4000])
+            )
+            session.commit()
+            session.refresh(row)
+            self._notify(session, "ERROR", row)
+        except Exception:  # noqa: BLE001 — sin base, la recuperación del arranque lo marcará
+            log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
+
+    def _produce(self, session: Session, row: HistorialBackup, decision: Decision) -> None:
+        started = time.perf_counter()
+        final = self.directory / row.nombre_archivo
+        tools = self.runtime.pg_tools()
+        conninfo, env = self.runtime.server.libpq()
+        writer = AtomicGzipWriter(final, self.settings.BACKUP_GZIP_NIVEL)
+        manifest_written: Path | None = None
+        try:
+            with self._connect() as snap:
+                cutoff, hidden = catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                snapshot_id, taken_at, version = snap.execute(
+                    "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
+                ).fetchone()  # type: ignore[misc]
+                fingerprint = catalog.fingerprint(snap)
+                revision = catalog.alembic_revision(snap)
+                comment = (
+                    f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
+                    f"estado de la base al {taken_at.isoformat()}"
+                )
+                if decision.tipo == "COMPLETO":
+                    names = [t.name for t in catalog.tables(snap)]
+                    result = write_full(
+                        writer, pg_dump=tools.path("pg_dump"), conninfo=conninfo, env=env,
+                        snapshot=snapshot_id, table_names=names, comment=comment,
+                    )
+                    corte = cutoff
+                else:
+                    base = decision.base
+                    assert base is not None and base.fecha_corte is not None
+                    if fingerprint != base.huella_esquema:
+                        raise DumpError("El esquema cambió mientras empezaba el diferencial; reintente")
+                    corte = base.fecha_corte
+                    comment += f"\n-- Requiere el completo {base.nombre_archivo} (id {base.id_backup}, md5 {base.hash_md5})"
+                    result = write_diff(
+                        writer, snap, cutoff=corte, fingerprint=fingerprint,
+                        base_id=base.id_backup, base_name=base.nombre_archivo, comment=comment,
+                        conninfo=conninfo, password=env.get("PGPASSWORD"), snapshot=snapshot_id,
+                    )
+                writer.finish()
+                snap.execute("COMMIT")
+            duration = round(time.perf_counter() - started, 3)
+            nota = row.nota
+            if hidden:
+                extra = "Había sesiones de otros usuarios no visibles: el corte se adelantó 1 h por seguridad"
+                nota = f"{nota}. {extra}" if nota else extra
+            manifest = Manifiesto(
+                id_backup=row.id_backup,
+                tipo=row.tipo,  # type: ignore[arg-type]
+                nombre_archivo=row.nombre_archivo,
+                hash_md5=writer.md5,
+                tamanio_bytes=writer.size,
+                tamanio_sin_comprimir=writer.uncompressed,
+                fecha_creacion=row.fecha_creacion,  # type: ignore[arg-type]
+                fecha_instantanea=taken_at,
+                fecha_corte=corte,
+                duracion_segundos=duration,
+                ejecutado_por=row.ejecutado_por,
+                revision_esquema=revision,
+                huella_esquema=fingerprint,
+                version_servidor=version,
+                id_backup_base=decision.base.id_backup if decision.base else None,
+                nombre_archivo_base=decision.base.nombre_archivo if decision.base else None,
+                hash_md5_base=decision.base.hash_md5 if decision.base else None,
+                tablas=result.tables,
+                nota=nota,
+            )
+            # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
+            manifest_written = write_manifest(manifest, final)
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            if manifest_written is not None and not final.exists():
+                manifest_written.unlink(missing_ok=True)
+            raise
+        apply_manifest(row, manifest)
+        session.merge(row)
+        session.commit()
+
+    # ------------------------------------------------------------------ catálogo y recuperación
+    def recover(self) -> dict[str, int]:
+        """Al arrancar: cierra lo que un proceso muerto dejó a medias y sincroniza con el disco."""
+        try:
+            lock = self._lock()
+        except BackupEnCurso:
+            log.info("Hay un backup en curso en otra instancia; no se recupera nada ahora")
+            return {"temporales": 0, "interrumpidos": 0, "sincronizados": 0}
+        try:
+            temps = self._remove_temp_files()
+            with self.runtime.session_factory() as session:
+                synced = self.sync_catalog(session)
+                interrupted = session.execute(
+                    update(HistorialBackup)
+                    .where(HistorialBackup.estado == "EN_PROCESO")
+                    .values(estado="ERROR", mensaje_error="Interrumpido: el proceso terminó antes de completar el backup")
+                    .returning(HistorialBackup.id_backup)
+                ).scalars().all()
+                session.commit()
+            if interrupted:
+                log.warning("Backups interrumpidos marcados como ERROR: %s", interrupted)
+            return {"temporales": len(temps), "interrumpidos": len(interrupted), "sincronizados": synced}
+        finally:
+            lock.close()
+
+    def _remove_temp_files(self) -> list[str]:
+        removed = []
+        for path in self.directory.glob(f"backup_*{TEMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        # Un manifiesto sin su archivo describe algo que no llegó a publicarse (o ya se borró).
+        for path in self.directory.glob(f"backup_*{MANIFEST_SUFFIX}"):
+            data = path.with_name(path.name.removesuffix(MANIFEST_SUFFIX))
+            if not data.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
+
+    def sync_catalog(self, session: Session) -> int:
+        return sync_catalog(session, self.directory)
+
+    # ------------------------------------------------------------------ retención
+    def cleanup(self, now: datetime | None = None) -> RetentionResult:
+        """Borra los backups más viejos que BACKUP_RETENTION_DAYS, salvo los que aún hacen falta."""
+        lock = self._lock()
+        try:
+            result = RetentionResult(temporales_borrados=self._remove_temp_files())
+            with self.runtime.session_factory() as session:
+                self.sync_catalog(session)
+                limit = (now or session.scalar(select(func.now()))) - timedelta(days=self.settings.BACKUP_RETENTION_DAYS)  # type: ignore[operator]
+                alive = HistorialBackup.eliminado.is_not(True)
+                newest_full = (
+                    select(func.max(HistorialBackup.id_backup))
+                    .where(HistorialBackup.tipo == "COMPLETO", HistorialBackup.estado == "COMPLETADO", alive)
+                    .scalar_subquery()
+                )
+                kept_bases = select(HistorialBackup.id_backup_base).where(
+                    HistorialBackup.tipo == "DIFERENCIAL",
+                    HistorialBackup.estado == "COMPLETADO",
+                    alive,
+                    HistorialBackup.fecha_creacion >= limit,
+                    HistorialBackup.id_backup_base.is_not(None),
+                )
+                old = (HistorialBackup.fecha_creacion < limit) & alive & (HistorialBackup.estado != "EN_PROCESO")
+                result.conservados_por_dependencia = list(
+                    session.scalars(select(HistorialBackup.id_backup).where(old, HistorialBackup.id_backup.in_(kept_bases)))
+                )
+                doomed = list(
+                    session.scalars(
+                        select(HistorialBackup)
+                        .where(
+                            old,
+                            HistorialBackup.id_backup.is_distinct_from(newest_full),
+                            HistorialBackup.id_backup.not_in(kept_bases),
+                        )
+                        .order_by(HistorialBackup.id_backup)
+                    )
+                )
+                for row in doomed:
+                    if NAME_RE.match(row.nombre_archivo):
+                        path = self.directory / row.nombre_archivo
+                        if path.exists():
+                            result.bytes_liberados += path.stat().st_size
+                        path.unlink(missing_ok=True)
+                        manifest_path(path).unlink(missing_ok=True)
+                if doomed:
+                    session.execute(
+                        update(HistorialBackup)
+                        .where(HistorialBackup.id_backup.in_([r.id_backup for r in doomed]))
+                        .values(eliminado=True, fecha_eliminacion=func.now())
+                    )
+                session.commit()
+                for row in doomed:
+                    session.refresh(row)
+                result.eliminados = doomed
+                if doomed:
+                    log.info(
+                        "Retención: %s backups eliminados (%s liberados)",
+                        len(doomed), human_size(result.bytes_liberados),
+                    )
+                    self._notify(
+                        session,
+                        "LIMPIEZA",
+                        doomed[-1],
+                        f"Se eliminaron {len(doomed)} backups de más de {self.settings.BACKUP_RETENTION_DAYS} días "
+                        f"({human_size(result.bytes_liberados)} liberados): "
+                        + ", ".join(r.nombre_archivo for r in doomed),
+                    )
+                return result
+        finally:
+            lock.close()
+
+    # ------------------------------------------------------------------ consultas
+    def get(self, session: Session, id_backup: int) -> HistorialBackup:
+        row = session.get(HistorialBackup, id_backup)
+        if row is None:
+            raise NoEncontrado(f"No existe el backup {id_backup}")
+        return row
+
+
+def apply_manifest(row: HistorialBackup, manifest: Manifiesto) -> None:
+    row.tipo = manifest.tipo
+    row.nombre_archivo = manifest.nombre_archivo
+    row.estado = "COMPLETADO"
+    row.mensaje_error = None
+    row.tamanio_bytes = manifest.tamanio_bytes
+    row.tamanio_legible = human_size(manifest.tamanio_bytes)
+    row.duracion_segundos = manifest.duracion_segundos
+    row.tablas_respaldadas = len(manifest.tablas)
+    row.registros_totales = manifest.registros_totales
+    row.hash_md5 = manifest.hash_md5
+    row.id_backup_base = manifest.id_backup_base
+    row.fecha_instantanea = manifest.fecha_instantanea
+    row.fecha_corte = manifest.fecha_corte
+    row.revision_esquema = manifest.revision_esquema
+    row.huella_esquema = manifest.huella_esquema
+    row.nota = manifest.nota
+
+
+def sync_catalog(session: Session, directory: Path) -> int:
+    """Que `historial_backup` conozca cada archivo del disco (p. ej. tras restaurar una base)."""
+    changed = 0
+    session.execute(text(f"SET LOCAL {RESTORE_GUC} = 'on'"))  # conservar las fechas originales
+    for _, manifest in iter_manifests(directory):
+        data = directory / manifest.nombre_archivo
+        if not data.exists() or data.stat().st_size != manifest.tamanio_bytes:
+            continue
+        row = session.get(HistorialBackup, manifest.id_backup)
+        if row is not None and row.nombre_archivo != manifest.nombre_archivo:
+            log.warning(
+                "El backup %s del disco (%s) choca con el id de %s en el catálogo; no se sincroniza",
+                manifest.id_backup, manifest.nombre_archivo, row.nombre_archivo,
+            )
+            continue
+        if row is not None and row.estado == "COMPLETADO" and row.hash_md5 == manifest.hash_md5 and not row.eliminado:
+            continue
+        if row is None:
+            row = HistorialBackup(id_backup=manifest.id_backup)
+            session.add(row)
+        apply_manifest(row, manifest)
+        row.ruta_archivo = str(data)
+        row.fecha_creacion = manifest.fecha_creacion
+        row.ejecutado_por = manifest.ejecutado_por
+        row.eliminado = False
+        row.fecha_eliminacion = None
+        row.fecha_actualizacion = func.now()  # con el GUC activo el trigger no lo sella
+        changed += 1
+    session.flush()
+    session.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence('historial_backup', 'id_backup'), "
+            "greatest((SELECT max(id_backup) FROM historial_backup), 1))"
+        )
+    )
+    session.commit()
+    return changed
