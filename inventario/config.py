@@ -117,12 +117,13 @@ class ConfigError(Exception):
 def load_settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
 
+    from inventario.errors import traducir
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        # traducir() espera la ubicación de FastAPI ("body", campo...): el campo es la variable.
+        lines = [f"  {traducir({**err, 'loc': ('settings', *err['loc'])})}" for err in exc.errors()]
         raise ConfigError("Configuración inválida:\n" + "\n".join(lines)) from None
 
 

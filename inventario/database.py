@@ -35,12 +35,16 @@ class Auditado:
     )
 
 
-def make_engine(url: URL, **kwargs: object) -> Engine:
+def make_engine(url: URL, time_zone: str | None = None, **kwargs: object) -> Engine:
+    connect_args: dict[str, object] = {"connect_timeout": 5}
+    if time_zone:
+        # CURRENT_DATE (vencimientos, FEFO, alertas) debe cambiar a medianoche local, no UTC.
+        connect_args["options"] = f"-c TimeZone={time_zone}"
     options: dict[str, object] = {
         "pool_pre_ping": True,
         "pool_size": 10,
         "max_overflow": 20,
-        "connect_args": {"connect_timeout": 5},
+        "connect_args": connect_args,
     }
     options.update(kwargs)
     return create_engine(url, **options)

@@ -18,10 +18,17 @@ LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log")
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 APP_MAX_BYTES = 10 * 1024 * 1024
 
+# Nombres de campo cuyo valor es secreto (también con prefijo o sufijo: hash_password, SECRET_KEY,
+# access_token...).
+_KEY = r"[\w-]*(?:password|passwd|contrase(?:ñ|n)a|secret|token|api[_-]?key)[\w-]*[\"']?\s*[=:]\s*"
 _SECRET_PATTERNS = [
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=]+"), r"\1***"),
-    (re.compile(r"(?i)((?:password|contrase(?:ñ|n)a|passwd|secret|token|pgpassword)[\"']?\s*[=:]\s*[\"']?)[^\s\"',}&]+"), r"\1***"),
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=~+/]+"), r"\1***"),
+    # Valor entre comillas: hasta la comilla de cierre (una contraseña puede tener espacios).
+    (re.compile(rf"(?i)({_KEY})([\"'])(?:(?!\2).)*\2"), r"\1\2***\2"),
+    (re.compile(rf"(?i)({_KEY})(?![\"'])[^\s\"',;}}&]+"), r"\1***"),
     (re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"), r"\1***\2"),
+    # Un JWT suelto (p. ej. dentro de un mensaje de error), aunque no lleve nombre de campo.
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "***"),
 ]
 
 
@@ -32,13 +39,28 @@ def redact(text: str) -> str:
 
 
 class RedactSecrets(logging.Filter):
-    """Último filtro antes del archivo: ninguna contraseña, token ni URL con clave se escribe."""
+    """Último filtro antes del archivo: ninguna contraseña, token ni URL con clave se escribe.
+
+    Limpia también la traza de las excepciones: sus mensajes suelen llevar parámetros y URLs.
+    """
+
+    _traceback_formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - argumentos mal formados: que los reporte emit(), no el llamador
+            return True
         clean = redact(message)
         if clean != message:
             record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            # Formatter.format() reutiliza exc_text si ya está: lo dejamos calculado y limpio.
+            record.exc_text = self._traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

@@ -135,7 +135,7 @@ def locate_pg_tools(server: DatabaseServer, server_major: int, pg_bin_dir: str |
         candidates = [("PG_BIN_DIR", Path(pg_bin_dir))]
     else:
         found = shutil.which("pg_dump")
-        candidates = [("PATH", Path(found).resolve().parent)] if found else []
+        candidates = [("PATH", Path(found).absolute().parent)] if found else []
     if not candidates:
         raise PgToolsError(
             "No se encontró pg_dump en el PATH. Instale el cliente de PostgreSQL "

@@ -45,7 +45,7 @@ def open_runtime(
 ) -> Runtime:
     owns = server is None
     server = server or start_server(settings)
-    engine = make_engine(server.url)
+    engine = make_engine(server.url, settings.ZONA_HORARIA)
     runtime = Runtime(settings, server, engine, make_session_factory(engine), owns_server=owns)
     if migrate:
         migrations.upgrade(engine)

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -21,18 +24,28 @@ from inventario.config import Settings
 from inventario.database import make_engine
 from inventario.postgres import DatabaseServer, libpq_params, sqlalchemy_url, start_embedded
 
+if TYPE_CHECKING:
+    import subprocess
+
+    from inventario.runtime import Runtime
+
 ADMIN_PASSWORD = "admin-secreto-1"
 TEMPLATE = "inventario_plantilla"
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+def pg_server() -> Iterator[DatabaseServer]:
     url = os.environ.get("DATABASE_URL")
+    home: str | None = None
     if url:
         server = DatabaseServer(sqlalchemy_url(url), embedded=False)
     else:
-        server = start_embedded(tmp_path_factory.mktemp("pg"))
+        # Fuera de /tmp/pytest-of-root: otra sesión de pytest lo pone en 0700 y el postmaster
+        # (usuario pgserver) dejaría de ver sus datos.
+        home = tempfile.mkdtemp(prefix="inventario-pg-")
+        os.chmod(home, 0o755)
+        server = start_embedded(Path(home))
     admin = server.with_database("postgres")
     drop_database(admin, TEMPLATE)
     create_database(admin, TEMPLATE)
@@ -42,6 +55,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServ
     yield server
     drop_database(admin, TEMPLATE)
     server.stop()
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def admin_conn(server: DatabaseServer) -> psycopg.Connection:
@@ -123,3 +138,43 @@ def operador_headers(client: TestClient, admin_headers: dict[str, str]) -> dict[
     )
     assert response.status_code == 201, response.text
     return login(client, "operador1", "operador-secreto")
+
+
+@pytest.fixture
+def runtime(settings: Settings, fresh_db: DatabaseServer) -> Iterator["Runtime"]:
+    """El runtime de la CLI/servicio sobre la base de la prueba (sin arrancar otro servidor)."""
+    from inventario.runtime import open_runtime
+
+    rt = open_runtime(settings, fresh_db, migrate=False)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def cli_env(settings: Settings, fresh_db: DatabaseServer) -> dict[str, str]:
+    """Entorno para ejecutar la consola `inventario` real contra la base de la prueba."""
+    from inventario.postgres import pgserver_bin_dir
+
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=fresh_db.url.render_as_string(hide_password=False),
+        PG_BIN_DIR=str(pgserver_bin_dir()) if fresh_db.embedded else env.get("PG_BIN_DIR", ""),
+        BACKUP_PATH=settings.BACKUP_PATH,
+        LOGS_PATH=settings.LOGS_PATH,
+        DATA_PATH=settings.DATA_PATH,
+        SECRET_KEY=str(settings.SECRET_KEY),
+        INVENTARIO_ADMIN_PASSWORD=ADMIN_PASSWORD,
+    )
+    if not env["PG_BIN_DIR"]:
+        env.pop("PG_BIN_DIR")
+    return env
+
+
+def run_cli(env: dict[str, str], *args: str, input: str | None = None, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("inventario")
+    return subprocess.run(
+        [str(exe), *args], env=env, input=input, capture_output=True, text=True, timeout=300, cwd=cwd
+    )

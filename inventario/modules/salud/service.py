@@ -71,10 +71,18 @@ def check_health(
 ) -> dict[str, Any]:
     database = check_database(engine)
     disk = check_disk(settings.backup_dir, settings.HEALTH_DISCO_MIN_MB)
-    if scheduler_info is not None:
-        scheduler = scheduler_info()
-    else:
+    if scheduler_info is None:
         scheduler = {"estado": OK, "activo": False, "mensaje": "Planificador no configurado", "jobs": []}
+    else:
+        try:
+            scheduler = scheduler_info()
+        except Exception as exc:  # un fallo del planificador no debe tumbar /health con un 500
+            scheduler = {
+                "estado": ERROR,
+                "activo": False,
+                "mensaje": f"No se pudo consultar el planificador ({exc.__class__.__name__})",
+                "jobs": [],
+            }
     # Sin base no hay servicio: ERROR. Disco o planificador con problemas: DEGRADADO.
     estado = overall(database["estado"], *(DEGRADADO for s in (disk, scheduler) if s["estado"] != OK))
     result = {
@@ -83,12 +91,21 @@ def check_health(
         "disco_backups": disk,
         "scheduler": scheduler,
     }
-    health_log.info(
-        "estado=%s base_datos=%s latencia_ms=%s disco=%s scheduler=%s",
+    # El nivel refleja el estado: en health.log se filtran las caídas con solo buscar ERROR.
+    level = {OK: logging.INFO, DEGRADADO: logging.WARNING}.get(estado, logging.ERROR)
+    problems = "".join(
+        f" {name}={section['mensaje']!r}"
+        for name, section in (("base_datos", database), ("disco", disk), ("scheduler", scheduler))
+        if section["estado"] != OK and "mensaje" in section
+    )
+    health_log.log(
+        level,
+        "estado=%s base_datos=%s latencia_ms=%s disco=%s scheduler=%s%s",
         estado,
         database["estado"],
         database["latencia_ms"],
         disk["estado"],
         scheduler["estado"],
+        problems,
     )
     return result

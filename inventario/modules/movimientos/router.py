@@ -1,0 +1,78 @@
+"""Movimientos de stock (`/api/v1/movimientos`). Todas las rutas exigen token; cualquier rol.
+
+- `POST /movimientos`       registrar ENTRADA, SALIDA o AJUSTE. El usuario es el del token.
+    ENTRADA: `id_lote` obligatorio, `cantidad` > 0 (no se admite en productos desactivados).
+    SALIDA: `cantidad` > 0; con `id_lote` descuenta de ese lote; sin él reparte por FEFO (vence
+            primero, sin fecha al final) saltando los lotes vencidos. Si no alcanza: 409 y nada
+            cambia. Puede generar un movimiento por cada lote tocado.
+    AJUSTE: `id_lote` y `motivo` obligatorios; `cantidad` es la diferencia con signo, distinta de 0.
+    Responde 201 con los movimientos creados, la cantidad final de los lotes tocados y el stock
+    total del producto.
+- `GET  /movimientos`       listado paginado, del más nuevo al más viejo; filtros `id_producto`,
+                            `id_lote`, `tipo`, `desde` (incluida) y `hasta` (excluida) sobre
+                            `fecha_creacion`.
+- `GET  /movimientos/{id}`  detalle.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from inventario.database import SessionDep
+from inventario.modules.movimientos import service
+from inventario.modules.movimientos.model import Movimiento
+from inventario.modules.movimientos.schemas import (
+    MovimientoCrear,
+    MovimientoSalida,
+    ResultadoMovimiento,
+    TipoMovimiento,
+)
+from inventario.modules.usuarios.dependencies import CurrentUser
+from inventario.pagination import MAX_BIGINT, Id, Listado, PaginaDep
+
+router = APIRouter(prefix="/api/v1/movimientos", tags=["movimientos"])
+
+IdFiltro = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
+
+
+@router.post("", response_model=ResultadoMovimiento, status_code=201)
+def register_movement(
+    data: MovimientoCrear, session: SessionDep, user: CurrentUser
+) -> dict[str, Any]:
+    return service.register_movement(session, data, user.id_usuario)
+
+
+@router.get("", response_model=Listado[MovimientoSalida])
+def list_movements(
+    session: SessionDep,
+    _: CurrentUser,
+    pagina: PaginaDep,
+    id_producto: IdFiltro = None,
+    id_lote: IdFiltro = None,
+    tipo: Annotated[TipoMovimiento | None, Query()] = None,
+    desde: Annotated[
+        datetime | None, Query(description="fecha_creacion >= desde (ISO 8601)")
+    ] = None,
+    hasta: Annotated[
+        datetime | None, Query(description="fecha_creacion < hasta (ISO 8601)")
+    ] = None,
+) -> dict[str, Any]:
+    items, total = service.list_movements(
+        session,
+        pagina.offset,
+        pagina.limit,
+        id_producto=id_producto,
+        id_lote=id_lote,
+        tipo=tipo,
+        desde=desde,
+        hasta=hasta,
+    )
+    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
+
+
+@router.get("/{id_movimiento}", response_model=MovimientoSalida)
+def get_movement(id_movimiento: Id, session: SessionDep, _: CurrentUser) -> Movimiento:
+    return service.get_movement(session, id_movimiento)

@@ -1,0 +1,170 @@
+"""Productos. Sin HTTP. El stock no se guarda en el producto: es `SUM(lotes.cantidad)` en SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import errors as pg
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from inventario.errors import Conflicto, Invalido, NoEncontrado
+from inventario.modules.lotes.model import Lote
+from inventario.modules.productos.model import Producto
+from inventario.modules.productos.schemas import ProductoActualizar, ProductoCrear
+
+
+def like_pattern(text: str) -> str:
+    """`%texto%` con los comodines del usuario escapados (se usa con escape='\\')."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _with_stock() -> Select[Any]:
+    """Productos con stock_total, cantidad_lotes y bajo_minimo, agregados en una subconsulta."""
+    stock = (
+        select(
+            Lote.id_producto,
+            func.sum(Lote.cantidad).label("stock_total"),
+            func.count().label("cantidad_lotes"),
+        )
+        .group_by(Lote.id_producto)
+        .subquery("stock")
+    )
+    stock_total = func.coalesce(stock.c.stock_total, 0)
+    return select(
+        *Producto.__table__.c,
+        stock_total.label("stock_total"),
+        func.coalesce(stock.c.cantidad_lotes, 0).label("cantidad_lotes"),
+        (stock_total < Producto.stock_minimo).label("bajo_minimo"),
+    ).outerjoin(stock, stock.c.id_producto == Producto.id_producto)
+
+
+def list_products(
+    session: Session,
+    offset: int,
+    limit: int,
+    *,
+    q: str | None = None,
+    activo: bool | None = None,
+    bajo_minimo: bool | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    stmt = _with_stock()
+    if q:
+        pattern = like_pattern(q)
+        stmt = stmt.where(
+            or_(
+                Producto.codigo.ilike(pattern, escape="\\"),
+                Producto.nombre.ilike(pattern, escape="\\"),
+            )
+        )
+    if activo is not None:
+        stmt = stmt.where(Producto.activo.is_(activo))
+    if bajo_minimo is not None:
+        below = stmt.selected_columns.bajo_minimo
+        stmt = stmt.where(below if bajo_minimo else ~below)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.execute(
+        stmt.order_by(Producto.nombre, Producto.id_producto).offset(offset).limit(limit)
+    )
+    return [dict(r._mapping) for r in rows], total
+
+
+def get_product(session: Session, product_id: int) -> dict[str, Any]:
+    row = session.execute(_with_stock().where(Producto.id_producto == product_id)).first()
+    if row is None:
+        raise NoEncontrado(f"No existe el producto {product_id}")
+    return dict(row._mapping)
+
+
+def require_product(session: Session, product_id: int, *, active: bool = False) -> Producto:
+    """El producto, o 404; con `active`, 409 si está desactivado."""
+    product = session.get(Producto, product_id)
+    if product is None:
+        raise NoEncontrado(f"No existe el producto {product_id}")
+    if active and not product.activo:
+        raise Conflicto(f"El producto {product_id} ('{product.codigo}') está desactivado")
+    return product
+
+
+def _save(session: Session, codigo: str | None) -> None:
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if isinstance(exc.orig, pg.UniqueViolation):
+            raise Conflicto(f"Ya existe un producto con el código '{codigo}'") from None
+        if isinstance(exc.orig, pg.CheckViolation):
+            raise Invalido(
+                "Los datos del producto no cumplen las reglas (stock_minimo >= 0)"
+            ) from None
+        raise
+
+
+def create_product(session: Session, data: ProductoCrear) -> dict[str, Any]:
+    product = Producto(**data.model_dump())
+    session.add(product)
+    _save(session, data.codigo)
+    return get_product(session, product.id_producto)
+
+
+def update_product(session: Session, product_id: int, data: ProductoActualizar) -> dict[str, Any]:
+    product = require_product(session, product_id)
+    changes = data.cambios()
+    for key, value in changes.items():
+        setattr(product, key, value)
+    _save(session, changes.get("codigo"))
+    return get_product(session, product_id)
+
+
+def deactivate_product(session: Session, product_id: int) -> dict[str, Any]:
+    """Baja lógica: un producto con historial nunca se borra. Idempotente."""
+    product = require_product(session, product_id)
+    product.activo = False
+    session.commit()
+    return get_product(session, product_id)
+
+
+def product_stock(session: Session, product_id: int) -> dict[str, Any]:
+    product = get_product(session, product_id)
+    expired = and_(
+        Lote.fecha_vencimiento.is_not(None), Lote.fecha_vencimiento < func.current_date()
+    )
+    lots = session.execute(
+        select(
+            Lote.id_lote,
+            Lote.codigo_lote,
+            Lote.fecha_vencimiento,
+            Lote.cantidad,
+            expired.label("vencido"),
+        )
+        .where(Lote.id_producto == product_id)
+        .order_by(Lote.fecha_vencimiento.asc().nulls_last(), Lote.id_lote)
+    )
+    sums = session.execute(
+        select(
+            func.coalesce(func.sum(Lote.cantidad).filter(~expired), 0).label("disponible"),
+            func.coalesce(func.sum(Lote.cantidad).filter(expired), 0).label("vencido"),
+        ).where(Lote.id_producto == product_id)
+    ).one()
+    return {
+        **{k: product[k] for k in ("id_producto", "codigo", "nombre", "unidad", "stock_minimo")},
+        "stock_total": product["stock_total"],
+        "stock_disponible": sums.disponible,
+        "stock_vencido": sums.vencido,
+        "bajo_minimo": product["bajo_minimo"],
+        "lotes": [dict(r._mapping) for r in lots],
+    }
+
+
+__all__ = [
+    "create_product",
+    "deactivate_product",
+    "get_product",
+    "like_pattern",
+    "list_products",
+    "product_stock",
+    "require_product",
+    "update_product",
+]

@@ -1,0 +1,164 @@
+"""Utilidades de las pruebas de backup: historias aleatorias, foto de la base y restauración con psql."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from inventario.postgres import DatabaseServer
+from inventario.runtime import Runtime
+from tests.conftest import admin_conn
+
+# Tablas que el catálogo reconstruye desde los manifiestos tras restaurar (no se comparan fila a fila).
+CATALOG_TABLES = {"historial_backup"}
+
+
+def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:
+    conninfo, env = server.libpq()
+    return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit)
+
+
+def snapshot(server: DatabaseServer) -> dict[str, list[tuple]]:
+    """Todas las tablas de public (salvo el catálogo), fila a fila en orden de clave, como texto."""
+    result: dict[str, list[tuple]] = {}
+    with connect(server) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+        ]
+        for table in tables:
+            if table in CATALOG_TABLES:
+                continue
+            rows = conn.execute(
+                sql.SQL("SELECT t::text FROM public.{} AS t ORDER BY 1").format(sql.Identifier(table))
+            ).fetchall()
+            result[table] = [r[0] for r in rows]
+        result["__secuencias__"] = conn.execute(
+            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' "
+            "AND sequencename NOT LIKE 'historial_backup%' ORDER BY 1"
+        ).fetchall()
+    return result
+
+
+def new_database(server: DatabaseServer, name: str) -> DatabaseServer:
+    with admin_conn(server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    return server.with_database(name)
+
+
+def drop_database(server: DatabaseServer, name: str) -> None:
+    with admin_conn(server) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def psql_file(runtime: Runtime, target: DatabaseServer, path: Path, *, user: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Lo que haría un operador: `gunzip -c ARCHIVO | psql -d BASE`."""
+    conninfo, env = target.libpq()
+    command = [runtime.pg_tools().path("psql"), "-X", "-q", "--dbname", conninfo]
+    if user:
+        command += ["-U", user]
+    gunzip = subprocess.Popen(["gunzip", "-c", str(path)], stdout=subprocess.PIPE)
+    result = subprocess.run(command, stdin=gunzip.stdout, capture_output=True, env=env, timeout=300)
+    gunzip.wait()
+    return result
+
+
+def seed_user(conn: psycopg.Connection) -> int:
+    row = conn.execute(
+        "INSERT INTO usuarios (nombre_usuario, hash_password, rol) VALUES ('historia', 'x', 'ADMIN') "
+        "ON CONFLICT (nombre_usuario) DO UPDATE SET rol = 'ADMIN' RETURNING id_usuario"
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def pick(conn: psycopg.Connection, table: str, pk: str, k: int) -> int | None:
+    """La fila número k (módulo el total) de la tabla, o None si está vacía."""
+    total = conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()
+    if not total or not total[0]:
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT {pk} FROM public.{t} ORDER BY {pk} OFFSET %s LIMIT 1").format(
+            pk=sql.Identifier(pk), t=sql.Identifier(table)
+        ),
+        (k % total[0],),
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int]) -> None:
+    """Una operación de la historia; si viola una restricción se deshace sola (savepoint)."""
+    kind = op[0]
+    serial[0] += 1
+    n = serial[0]
+    try:
+        with conn.transaction():
+            if kind == "ins_producto":
+                _, nombre, descripcion, minimo = op
+                conn.execute(
+                    "INSERT INTO productos (codigo, nombre, descripcion, stock_minimo) VALUES (%s, %s, %s, %s)",
+                    (f"P{n:06d}", nombre, descripcion, minimo),
+                )
+            elif kind == "upd_producto":
+                _, k, nombre, activo = op
+                pid = pick(conn, "productos", "id_producto", k)
+                conn.execute("UPDATE productos SET nombre = %s, activo = %s WHERE id_producto = %s", (nombre, activo, pid))
+            elif kind == "del_producto":
+                pid = pick(conn, "productos", "id_producto", op[1])
+                conn.execute("DELETE FROM productos WHERE id_producto = %s", (pid,))
+            elif kind == "cambia_clave_producto":
+                pid = pick(conn, "productos", "id_producto", op[1])
+                conn.execute("UPDATE productos SET id_producto = id_producto + 1000000 WHERE id_producto = %s", (pid,))
+            elif kind == "ins_lote":
+                _, k, codigo, dias, cantidad = op
+                pid = pick(conn, "productos", "id_producto", k)
+                if pid is None:
+                    return
+                vence = None if dias is None else date(2026, 1, 1) + timedelta(days=dias)
+                conn.execute(
+                    "INSERT INTO lotes (id_producto, codigo_lote, fecha_vencimiento, cantidad) VALUES (%s, %s, %s, %s)",
+                    (pid, f"{codigo}-{n}", vence, cantidad),
+                )
+            elif kind == "upd_lote":
+                _, k, delta = op
+                lid = pick(conn, "lotes", "id_lote", k)
+                conn.execute("UPDATE lotes SET cantidad = greatest(cantidad + %s, 0) WHERE id_lote = %s", (delta, lid))
+            elif kind == "del_lote":
+                lid = pick(conn, "lotes", "id_lote", op[1])
+                conn.execute("DELETE FROM lotes WHERE id_lote = %s", (lid,))
+            elif kind == "ins_mov":
+                _, k, cantidad, motivo = op
+                lid = pick(conn, "lotes", "id_lote", k)
+                if lid is None:
+                    return
+                conn.execute(
+                    "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, motivo, id_usuario) "
+                    "SELECT 'ENTRADA', id_producto, id_lote, %s, %s, %s FROM lotes WHERE id_lote = %s",
+                    (cantidad, motivo, user_id, lid),
+                )
+            elif kind == "del_mov":
+                mid = pick(conn, "movimientos", "id_movimiento", op[1])
+                conn.execute("DELETE FROM movimientos WHERE id_movimiento = %s", (mid,))
+            elif kind == "ins_notif":
+                _, titulo, mensaje, semaforo = op
+                conn.execute(
+                    "INSERT INTO notificaciones (tipo, titulo, mensaje, semaforo) VALUES ('PRUEBA', %s, %s, %s)",
+                    (titulo, mensaje, semaforo),
+                )
+            elif kind == "upd_notif":
+                nid = pick(conn, "notificaciones", "id_notificacion", op[1])
+                conn.execute("UPDATE notificaciones SET leida = NOT leida WHERE id_notificacion = %s", (nid,))
+            elif kind == "del_notif":
+                nid = pick(conn, "notificaciones", "id_notificacion", op[1])
+                conn.execute("DELETE FROM notificaciones WHERE id_notificacion = %s", (nid,))
+            else:  # pragma: no cover
+                raise AssertionError(kind)
+    except (psycopg.errors.IntegrityError, psycopg.errors.CheckViolation):
+        pass

@@ -1,0 +1,93 @@
+"""Propiedad central: completo + diferencial, restaurados con psql, reproducen la base exactamente."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from inventario.database import make_engine, make_session_factory
+from inventario.modules.backup.service import BackupService
+from inventario.postgres import DatabaseServer
+from inventario.runtime import Runtime
+from tests.backup_support import apply_op, connect, drop_database, new_database, psql_file, seed_user, snapshot
+from tests.conftest import TEMPLATE, create_database
+
+texto = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
+k = st.integers(min_value=0, max_value=1000)
+operacion = st.one_of(
+    st.tuples(st.just("ins_producto"), texto, st.none() | texto, st.integers(0, 50)),
+    st.tuples(st.just("upd_producto"), k, texto, st.booleans()),
+    st.tuples(st.just("del_producto"), k),
+    st.tuples(st.just("cambia_clave_producto"), k),
+    st.tuples(st.just("ins_lote"), k, texto, st.none() | st.integers(-400, 1200), st.integers(0, 500)),
+    st.tuples(st.just("upd_lote"), k, st.integers(-300, 300)),
+    st.tuples(st.just("del_lote"), k),
+    st.tuples(st.just("ins_mov"), k, st.integers(1, 100), st.none() | texto),
+    st.tuples(st.just("del_mov"), k),
+    st.tuples(st.just("ins_notif"), texto, texto, st.sampled_from(["VERDE", "AMARILLO", "ROJO"])),
+    st.tuples(st.just("upd_notif"), k),
+    st.tuples(st.just("del_notif"), k),
+)
+historia = st.lists(operacion, max_size=25)
+_names = itertools.count()
+
+
+@hsettings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(antes=historia, abierta=historia, despues=historia)
+def test_completo_mas_diferencial_restaura_exactamente(
+    pg_server: DatabaseServer, runtime: Runtime, antes: list, abierta: list, despues: list
+) -> None:
+    # Cada ejemplo en su propia base, con su propio directorio de backups.
+    name = f"prop_{next(_names)}_{uuid.uuid4().hex[:6]}"
+    create_database(pg_server, name, TEMPLATE)
+    source = pg_server.with_database(name)
+    target = new_database(pg_server, name + "_destino")
+    engine = make_engine(source.url)
+    rt = Runtime(runtime.settings.model_copy(update={"BACKUP_PATH": str(runtime.settings.backup_dir / name)}), source, engine, make_session_factory(engine), owns_server=False)
+    try:
+        serial = [0]
+        with connect(source) as conn:
+            user = seed_user(conn)
+            for op in antes:
+                apply_op(conn, op, user, serial)
+        service = BackupService(rt)
+        # Una transacción abierta antes del completo que confirma después, con sellos más viejos.
+        with connect(source, autocommit=False) as open_tx:
+            # Abre la transacción ya (psycopg usa entonces savepoints dentro de ella) y siempre
+            # escribe al menos una vez, además de las operaciones aleatorias.
+            open_tx.execute("SELECT now()")
+            apply_op(open_tx, ("ins_producto", "abierta", None, 1), user, serial)
+            for op in abierta:
+                apply_op(open_tx, op, user, serial)
+            full = service.run("COMPLETO", "PRUEBA")
+            open_tx.commit()
+        with connect(source) as conn:
+            for op in despues:
+                apply_op(conn, op, user, serial)
+        diff = service.run("DIFERENCIAL", "PRUEBA")
+        assert diff.tipo == "DIFERENCIAL" and diff.id_backup_base == full.id_backup
+        expected = snapshot(source)
+
+        backup_dir = rt.settings.backup_dir
+        for path in (backup_dir / full.nombre_archivo, backup_dir / diff.nombre_archivo):
+            result = psql_file(rt, target, path)
+            assert result.returncode == 0, result.stderr.decode()
+            assert b"ERROR" not in result.stderr, result.stderr.decode()
+        assert snapshot(target) == expected
+
+        # Aplicar el mismo diferencial otra vez no cambia nada (idempotente).
+        result = psql_file(rt, target, backup_dir / diff.nombre_archivo)
+        assert result.returncode == 0, result.stderr.decode()
+        assert snapshot(target) == expected
+    finally:
+        engine.dispose()
+        drop_database(pg_server, name)
+        drop_database(pg_server, name + "_destino")
