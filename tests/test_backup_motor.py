@@ -1,0 +1,367 @@
+"""Motor de backups contra PostgreSQL, pg_dump y psql reales."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from inventario.modules.backup.files import MANIFEST_SUFFIX, TEMP_SUFFIX, NAME_RE
+from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
+from inventario.postgres import DatabaseServer
+from inventario.runtime import Runtime
+from tests.backup_support import connect, drop_database, new_database, psql_file, seed_user, snapshot
+
+
+def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
+    with connect(server) as conn:
+        user = seed_user(conn)
+        conn.execute(
+            "INSERT INTO productos (codigo, nombre, descripcion) SELECT 'C' || g || '-' || md5(random()::text), "
+            "'Producto ' || g, repeat(%s, 10) FROM generate_series(1, %s) g",
+            (texto, productos),
+        )
+        conn.execute(
+            "INSERT INTO lotes (id_producto, codigo_lote, fecha_vencimiento, cantidad) "
+            "SELECT id_producto, 'L1', CURRENT_DATE + 30, 10 FROM productos p "
+            "WHERE NOT EXISTS (SELECT 1 FROM lotes l WHERE l.id_producto = p.id_producto)"
+        )
+        conn.execute(
+            "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, id_usuario) "
+            "SELECT 'ENTRADA', id_producto, id_lote, 10, %s FROM lotes l "
+            "WHERE NOT EXISTS (SELECT 1 FROM movimientos m WHERE m.id_lote = l.id_lote)",
+            (user,),
+        )
+
+
+def files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_completo_crea_archivo_manifiesto_y_registro(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    assert row.estado == "COMPLETADO" and row.tipo == "COMPLETO" and row.ejecutado_por == "MANUAL"
+    assert NAME_RE.match(row.nombre_archivo) and row.nombre_archivo.endswith("_FULL.sql.gz")
+    path = runtime.settings.backup_dir / row.nombre_archivo
+    assert path.exists() and row.tamanio_bytes == path.stat().st_size
+    assert row.tamanio_legible.endswith(("KB", "MB", "B"))
+    manifest = json.loads((path.parent / (path.name + MANIFEST_SUFFIX)).read_text())
+    assert manifest["hash_md5"] == row.hash_md5 and manifest["id_backup"] == row.id_backup
+    counts = {t["nombre"]: t["filas"] for t in manifest["tablas"]}
+    assert counts["productos"] == 20 and counts["lotes"] == 20 and counts["movimientos"] == 20
+    assert row.registros_totales == sum(counts.values()) and row.tablas_respaldadas == len(counts)
+    assert row.duracion_segundos is not None and row.duracion_segundos >= 0
+    # El archivo es SQL plano en gzip, con la transacción que psql aplica entera.
+    with gzip.open(path, "rt") as fh:
+        content = fh.read()
+    assert content.startswith("\\set ON_ERROR_STOP on\nBEGIN;\n") and content.endswith("COMMIT;\n")
+    assert "CREATE TABLE public.productos" in content
+    assert files_in(runtime.settings.backup_dir) == sorted([row.nombre_archivo, row.nombre_archivo + MANIFEST_SUFFIX])
+
+
+def test_completo_restaura_en_base_vacia_y_sobre_la_existente(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    expected = snapshot(fresh_db)
+    path = runtime.settings.backup_dir / row.nombre_archivo
+    target = new_database(pg_server, fresh_db.database + "_vacia")
+    try:
+        result = psql_file(runtime, target, path)
+        assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+        assert snapshot(target) == expected
+    finally:
+        drop_database(pg_server, target.database)
+    # Sobre la misma base, ya con más datos: vuelve exactamente al estado del backup.
+    fill(fresh_db, 5)
+    assert snapshot(fresh_db) != expected
+    result = psql_file(runtime, fresh_db, path)
+    assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+    assert snapshot(fresh_db) == expected
+
+
+def test_completo_restaura_con_otro_usuario_de_base(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    expected = snapshot(fresh_db)
+    role = f"operador_{fresh_db.database}"[:60]
+    try:
+        with connect(pg_server.with_database("postgres")) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+            conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'otra-clave'")
+            conn.execute(f'CREATE DATABASE "{role}" OWNER "{role}" TEMPLATE template0')
+    except Exception as exc:  # noqa: BLE001 — servidor externo sin permisos para crear roles
+        pytest.skip(f"no se pueden crear roles en este servidor: {exc}")
+    target = pg_server.with_database(role)
+    target = DatabaseServer(target.url.set(username=role, password="otra-clave"), target.embedded, target.bin_dir_hint)
+    try:
+        result = psql_file(runtime, target, runtime.settings.backup_dir / row.nombre_archivo)
+        assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+        assert snapshot(target) == expected
+        with connect(target) as conn:
+            owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+        assert owners == {role}
+    finally:
+        drop_database(pg_server, role)
+        with connect(pg_server.with_database("postgres")) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_diferencial_solo_lleva_lo_cambiado_y_cuenta_borrados(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db, 200)
+    service = BackupService(runtime)
+    full = service.run("COMPLETO", "MANUAL")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'cambiado' WHERE id_producto IN (1, 2, 3)")
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento IN (5, 6)")
+    diff = service.run("DIFERENCIAL", "MANUAL")
+    assert diff.tipo == "DIFERENCIAL" and diff.id_backup_base == full.id_backup
+    manifest = json.loads((runtime.settings.backup_dir / (diff.nombre_archivo + MANIFEST_SUFFIX)).read_text())
+    tables = {t["nombre"]: t for t in manifest["tablas"]}
+    assert tables["productos"]["filas_escritas"] == 3
+    assert tables["movimientos"]["filas_escritas"] == 0 and tables["movimientos"]["claves_eliminadas"] == 2
+    assert tables["movimientos"]["filas"] == 198 and tables["productos"]["filas"] == 200
+    assert tables["lotes"]["filas_escritas"] == 0
+    assert diff.tamanio_bytes < full.tamanio_bytes / 3
+
+
+def test_diferencial_fallido_al_aplicar_deja_la_base_como_estaba(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    full = service.run("COMPLETO", "MANUAL")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'nuevo nombre' WHERE id_producto <= 10")
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento = 1")
+    diff = service.run("DIFERENCIAL", "MANUAL")
+    target = new_database(pg_server, fresh_db.database + "_t")
+    directory = runtime.settings.backup_dir
+    try:
+        assert psql_file(runtime, target, directory / full.nombre_archivo).returncode == 0
+        before = snapshot(target)
+        # Un diferencial estropeado a mitad (un valor imposible en la última tabla) se rechaza entero.
+        with gzip.open(directory / diff.nombre_archivo, "rt") as fh:
+            lines = fh.read().split("\n")
+        copy_at = max(i for i, line in enumerate(lines) if line.startswith('COPY public."productos"'))
+        lines.insert(copy_at + 1, "no-es-un-numero\tX\tY\t\\N\tunidad\t0\tt\t2026-01-01\t2026-01-01")
+        broken = directory.parent / "roto.sql.gz"
+        with gzip.open(broken, "wt") as fh:
+            fh.write("\n".join(lines))
+        result = psql_file(runtime, target, broken)
+        assert result.returncode != 0 and b"invalid input syntax" in result.stderr
+        assert snapshot(target) == before
+        # Sobre una base que no está en el estado del completo base, tampoco toca nada.
+        empty = new_database(pg_server, fresh_db.database + "_e")
+        try:
+            result = psql_file(runtime, empty, directory / diff.nombre_archivo)
+            assert result.returncode != 0 and "restaure primero ese completo" in result.stderr.decode()
+            with connect(empty) as conn:
+                assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+        finally:
+            drop_database(pg_server, empty.database)
+    finally:
+        drop_database(pg_server, target.database)
+
+
+def test_diferencial_se_promueve_a_completo_cuando_debe(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    service = BackupService(runtime)
+    first = service.run("DIFERENCIAL", "MANUAL")
+    assert first.tipo == "COMPLETO" and "No hay un backup completo" in (first.nota or "")
+    # Cambio de esquema (como una migración) desde el completo.
+    with connect(fresh_db) as conn:
+        conn.execute("ALTER TABLE productos ADD COLUMN marca text")
+    second = service.run("DIFERENCIAL", "MANUAL")
+    assert second.tipo == "COMPLETO" and "esquema cambió" in (second.nota or "")
+    third = service.run("DIFERENCIAL", "MANUAL")
+    assert third.tipo == "DIFERENCIAL" and third.id_backup_base == second.id_backup
+    with connect(fresh_db) as conn:
+        conn.execute("TRUNCATE notificaciones")
+    fourth = service.run("DIFERENCIAL", "MANUAL")
+    assert fourth.tipo == "COMPLETO" and "TRUNCATE" in (fourth.nota or "")
+    # Si el archivo del último completo desapareció, tampoco hay base utilizable.
+    (runtime.settings.backup_dir / fourth.nombre_archivo).unlink()
+    fifth = service.run("DIFERENCIAL", "MANUAL")
+    assert fifth.tipo == "COMPLETO" and "no está disponible" in (fifth.nota or "")
+
+
+def test_auto_elige_completo_el_dia_configurado(runtime: Runtime) -> None:
+    from datetime import datetime
+
+    service = BackupService(runtime)
+    tz = runtime.settings.tz
+    monday = datetime(2026, 11, 30, 3, 0, tzinfo=tz)
+    with runtime.session_factory() as session:
+        assert service.decide(session, "AUTO", monday).tipo == "COMPLETO"
+        # Martes sin completo previo: diferencial pedido, promovido a completo.
+        tuesday = service.decide(session, "AUTO", monday + timedelta(days=1))
+        assert tuesday.tipo == "COMPLETO" and tuesday.nota
+    service.run("COMPLETO", "MANUAL")
+    with runtime.session_factory() as session:
+        assert service.decide(session, "AUTO", monday + timedelta(days=1)).tipo == "DIFERENCIAL"
+        sunday = runtime.settings.model_copy(update={"BACKUP_FULL_DAY": 6})
+        other = BackupService(Runtime(sunday, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
+        assert other.decide(session, "AUTO", monday - timedelta(days=1)).tipo == "COMPLETO"
+
+
+def _block_pg_dump(server: DatabaseServer):
+    """Una sesión que bloquea una tabla propia de la prueba: pg_dump espera su lock (y nada más)."""
+    with connect(server) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS zz_bloqueo (id int)")
+    conn = connect(server, autocommit=False)
+    conn.execute("LOCK TABLE zz_bloqueo IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+def _wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("la condición no se cumplió a tiempo")
+        time.sleep(0.05)
+
+
+def test_dos_backups_a_la_vez_el_segundo_falla_en_el_acto_y_no_bloquea_escrituras(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    blocker = _block_pg_dump(fresh_db)
+    outcome: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("row", service.run("COMPLETO", "UNO")))
+    thread.start()
+    try:
+        _wait_for(lambda: any(p.name.endswith(TEMP_SUFFIX) for p in runtime.settings.backup_dir.glob("*")))
+        started = time.monotonic()
+        with pytest.raises(BackupEnCurso) as info:
+            BackupService(runtime).run("COMPLETO", "DOS")
+        assert time.monotonic() - started < 5
+        assert info.value.status == 409 and "Backup en curso" in info.value.mensaje
+        # Mientras el backup corre, la tienda sigue leyendo y escribiendo sin esperar.
+        with connect(fresh_db) as conn:
+            conn.execute("SET lock_timeout = '2s'")
+            conn.execute("UPDATE lotes SET cantidad = cantidad + 1 WHERE id_lote = 1")
+            conn.execute("INSERT INTO productos (codigo, nombre) VALUES ('DURANTE', 'Durante el backup')")
+            assert conn.execute("SELECT count(*) FROM movimientos").fetchone()[0] == 20
+    finally:
+        blocker.rollback()
+        blocker.close()
+        thread.join(60)
+    row = outcome["row"]
+    assert isinstance(row, HistorialBackup) and row.estado == "COMPLETADO"
+    with runtime.session_factory() as session:
+        assert session.scalar(select(text("count(*)")).select_from(HistorialBackup)) == 1
+
+
+def test_proceso_muerto_a_mitad_no_deja_archivo_final_y_se_recupera(
+    runtime: Runtime, fresh_db: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    import sys
+
+    fill(fresh_db)
+    blocker = _block_pg_dump(fresh_db)
+    exe = Path(sys.executable).with_name("inventario")
+    proc = subprocess.Popen([str(exe), "backup", "ejecutar", "--tipo", "COMPLETO"], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    directory = runtime.settings.backup_dir
+    try:
+        _wait_for(lambda: any(p.name.endswith(TEMP_SUFFIX) for p in directory.glob("*")))
+        proc.kill()
+        proc.wait(10)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert not any(NAME_RE.match(p.name) for p in directory.iterdir())
+    with runtime.session_factory() as session:
+        assert session.scalars(select(HistorialBackup.estado)).all() == ["EN_PROCESO"]
+    service = BackupService(runtime)
+    # El servidor libera el cerrojo del proceso muerto en cuanto nota la conexión cerrada.
+    result: dict[str, int] = {}
+    _wait_for(lambda: result.update(service.recover()) or result["interrumpidos"] == 1)
+    assert files_in(directory) == []
+    with runtime.session_factory() as session:
+        row = session.scalars(select(HistorialBackup)).one()
+    assert row.estado == "ERROR" and "Interrumpido" in (row.mensaje_error or "")
+    # Y el siguiente backup funciona con normalidad.
+    assert service.run("COMPLETO", "MANUAL").estado == "COMPLETADO"
+
+
+def test_disco_lleno_no_deja_archivo_ni_registro_completado(
+    runtime: Runtime, fresh_db: DatabaseServer, tmp_path: Path
+) -> None:
+    small = tmp_path / "pequeno"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no se puede montar un tmpfs pequeño: {mounted.stderr.decode().strip()}")
+    try:
+        # Datos poco comprimibles, bastante más grandes que el disco.
+        fill(fresh_db, 3000, texto="")
+        with connect(fresh_db) as conn:
+            conn.execute("UPDATE productos SET descripcion = (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 8) g WHERE productos.id_producto > 0)")
+        settings = runtime.settings.model_copy(update={"BACKUP_PATH": str(small)})
+        service = BackupService(Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
+        with pytest.raises(BackupError) as info:
+            service.run("COMPLETO", "MANUAL")
+        assert "No space left" in info.value.mensaje or "28" in info.value.mensaje
+        assert list(small.iterdir()) == []
+        with runtime.session_factory() as session:
+            row = session.scalars(select(HistorialBackup)).one()
+        assert row.estado == "ERROR" and row.mensaje_error
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db, 5)
+    service = BackupService(runtime)
+    f1 = service.run("COMPLETO", "MANUAL")  # viejo, sin diferenciales vigentes → se borra
+    d1 = service.run("DIFERENCIAL", "MANUAL")  # viejo → se borra
+    f2 = service.run("COMPLETO", "MANUAL")  # viejo, pero un diferencial vigente depende de él
+    d2 = service.run("DIFERENCIAL", "MANUAL")  # viejo → se borra
+    d3 = service.run("DIFERENCIAL", "MANUAL")  # joven → se queda, y retiene a f2
+    directory = runtime.settings.backup_dir
+    (directory / "backup_20200101_000000_FULL.sql.gz.parcial").write_bytes(b"resto de un fallo")
+    ages = {f1.id_backup: 200, d1.id_backup: 199, f2.id_backup: 120, d2.id_backup: 100, d3.id_backup: 89}
+    with runtime.session_factory() as session:
+        session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
+        for id_backup, days in ages.items():
+            session.execute(
+                text("UPDATE historial_backup SET fecha_creacion = now() - make_interval(days => :d) WHERE id_backup = :i"),
+                {"d": days, "i": id_backup},
+            )
+        session.commit()
+    result = service.cleanup()
+    assert sorted(r.id_backup for r in result.eliminados) == sorted([f1.id_backup, d1.id_backup, d2.id_backup])
+    assert result.conservados_por_dependencia == [f2.id_backup]
+    assert result.temporales_borrados == ["backup_20200101_000000_FULL.sql.gz.parcial"]
+    assert result.bytes_liberados == f1.tamanio_bytes + d1.tamanio_bytes + d2.tamanio_bytes
+    assert files_in(directory) == sorted(
+        n for r in (f2, d3) for n in (r.nombre_archivo, r.nombre_archivo + MANIFEST_SUFFIX)
+    )
+    with runtime.session_factory() as session:
+        rows = {r.id_backup: r for r in session.scalars(select(HistorialBackup))}
+    for gone in (f1, d1, d2):
+        assert rows[gone.id_backup].eliminado and rows[gone.id_backup].fecha_eliminacion is not None
+    assert not rows[f2.id_backup].eliminado and not rows[d3.id_backup].eliminado
+    # Cuando también d3 envejece, f2 sigue: es el completo más reciente, se conserva siempre.
+    with runtime.session_factory() as session:
+        session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
+        session.execute(text("UPDATE historial_backup SET fecha_creacion = now() - interval '95 days' WHERE id_backup = :i"), {"i": d3.id_backup})
+        session.commit()
+    second = service.cleanup()
+    assert [r.id_backup for r in second.eliminados] == [d3.id_backup]
+    assert (directory / f2.nombre_archivo).exists()
+    assert service.cleanup().eliminados == []
