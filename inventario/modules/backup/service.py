@@ -463,8 +463,8 @@ def sync_catalog(session: Session, directory: Path) -> int:
     session.flush()
     session.execute(
         text(
-            "SELECT setval(pg_get_serial_sequence('historial_backup', 'id_backup'), "
-            "greatest((SELECT max(id_backup) FROM historial_backup), 1))"
+            "SELECT setval(pg_get_serial_sequence('historial_backup', 'id_backup'), max(id_backup)) "
+            "FROM historial_backup HAVING max(id_backup) IS NOT NULL"
         )
     )
     session.commit()

@@ -1,0 +1,134 @@
+"""La consola `inventario backup`: lo que un operador hace cuando la web no está."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from inventario.modules.backup.files import MANIFEST_SUFFIX
+from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.service import BackupService
+from inventario.postgres import DatabaseServer
+from inventario.runtime import Runtime
+from tests.backup_support import connect, drop_database, new_database, snapshot
+from tests.conftest import run_cli
+from tests.test_backup_motor import fill
+
+
+def test_ejecutar_listar_y_limpiar_por_consola(cli_env: dict[str, str], fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "COMPLETO", "--usuario", "ana")
+    assert out.returncode == 0, out.stderr
+    assert "Backup COMPLETO 1 completado" in out.stdout
+    out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "DIFERENCIAL")
+    assert out.returncode == 0 and "Backup DIFERENCIAL 2 completado" in out.stdout, out.stderr
+    out = run_cli(cli_env, "backup", "listar")
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert lines[1].split()[:3] == ["2", "DIFERENCIAL", "COMPLETADO"] and lines[2].split()[:3] == ["1", "COMPLETO", "COMPLETADO"]
+    out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "SEMANAL")
+    assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL o AUTO" in out.stderr
+    out = run_cli(cli_env, "backup", "limpiar")
+    assert out.returncode == 0 and "Eliminados 0 backups" in out.stdout
+
+
+def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    full = service.run("COMPLETO", "MANUAL")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'después del completo' WHERE id_producto < 5")
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento = 3")
+    diff = service.run("DIFERENCIAL", "MANUAL")
+    expected = snapshot(fresh_db)
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'más tarde' WHERE id_producto < 10")
+    later = service.run("COMPLETO", "MANUAL")  # hecho DESPUÉS del punto restaurado
+    target = new_database(pg_server, fresh_db.database + "_r")
+    try:
+        url = target.url.render_as_string(hide_password=False)
+        out = run_cli(cli_env, "backup", "restaurar", str(diff.id_backup), "--destino", url)
+        assert out.returncode == 0, out.stderr
+        assert f"Restaurado DIFERENCIAL {diff.id_backup}" in out.stdout
+        assert snapshot(target) == expected
+        # El catálogo restaurado conoce todos los archivos del disco, también el posterior.
+        with connect(target) as conn:
+            rows = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
+        assert rows == [(full.id_backup, "COMPLETADO"), (diff.id_backup, "COMPLETADO"), (later.id_backup, "COMPLETADO")]
+        # Sobre una base con datos pide confirmación; sin confirmar no toca nada.
+        before = snapshot(target)
+        out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, input="n\n")
+        assert out.returncode != 0 and "será REEMPLAZADA" in out.stdout
+        assert snapshot(target) == before
+        out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, "--si")
+        assert out.returncode == 0, out.stderr
+        assert snapshot(target) != before
+    finally:
+        drop_database(pg_server, target.database)
+
+
+def test_restaurar_archivo_corrupto_se_rechaza_antes_de_tocar_nada(
+    runtime: Runtime, fresh_db: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    with connect(fresh_db) as conn:
+        conn.execute("INSERT INTO productos (codigo, nombre) VALUES ('MARCA', 'después del backup')")
+    before = snapshot(fresh_db)
+    path = runtime.settings.backup_dir / row.nombre_archivo
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    out = run_cli(cli_env, "backup", "restaurar", str(row.id_backup), "--si")
+    assert out.returncode == 1
+    assert "No se restauró nada" in out.stderr
+    assert "MD5 no coincide" in out.stderr or "gzip está dañado" in out.stderr
+    assert snapshot(fresh_db) == before
+    out = run_cli(cli_env, "backup", "verificar", str(row.id_backup))
+    assert out.returncode == 1 and "ERROR" in out.stdout
+
+
+def test_verificar_todos_con_restauracion_de_prueba(
+    runtime: Runtime, fresh_db: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    full = service.run("COMPLETO", "MANUAL")
+    with connect(fresh_db) as conn:
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento IN (1, 2)")
+    diff = service.run("DIFERENCIAL", "MANUAL")
+    out = run_cli(cli_env, "backup", "verificar", "--todos", "--restaurar-prueba")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("OK") == 2 and "iguales al manifiesto" in out.stdout
+    # Un manifiesto que miente sobre las filas se detecta en la restauración de prueba.
+    mpath = runtime.settings.backup_dir / (diff.nombre_archivo + MANIFEST_SUFFIX)
+    manifest = json.loads(mpath.read_text())
+    for table in manifest["tablas"]:
+        if table["nombre"] == "movimientos":
+            table["filas"] += 1
+    mpath.write_text(json.dumps(manifest))
+    out = run_cli(cli_env, "backup", "verificar", str(diff.id_backup), "--restaurar-prueba")
+    assert out.returncode == 1 and "las filas no coinciden" in out.stdout
+    # Sin su completo, un diferencial no vale.
+    (runtime.settings.backup_dir / full.nombre_archivo).unlink()
+    out = run_cli(cli_env, "backup", "verificar", str(diff.id_backup))
+    assert out.returncode == 1 and "Falta el backup completo base" in out.stdout
+
+
+def test_arranque_recupera_y_sincroniza_catalogo(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    full = service.run("COMPLETO", "MANUAL")
+    # Como si la base se hubiera restaurado desde antes de ese backup: el catálogo no lo conoce.
+    with connect(fresh_db) as conn:
+        conn.execute("DELETE FROM historial_backup")
+    assert service.recover()["sincronizados"] == 1
+    with runtime.session_factory() as session:
+        row = session.scalars(select(HistorialBackup)).one()
+    assert (row.id_backup, row.estado, row.hash_md5) == (full.id_backup, "COMPLETADO", full.hash_md5)
+    assert row.fecha_creacion == full.fecha_creacion
+    # El siguiente backup no reutiliza su id.
+    assert service.run("COMPLETO", "MANUAL").id_backup == full.id_backup + 1
