@@ -11,11 +11,13 @@ foráneas diferidas; el resultado es el estado de la instantánea, y aplicarlo d
 
 from __future__ import annotations
 
+import queue
 import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 import psycopg
 from psycopg import sql
@@ -39,6 +41,37 @@ class DumpError(RuntimeError):
 @dataclass
 class DumpResult:
     tables: list[TablaManifiesto] = field(default_factory=list)
+
+
+def pump(source: BinaryIO, writer: AtomicGzipWriter) -> None:
+    """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime.
+
+    zlib suelta el GIL al comprimir: lectura y compresión corren en paralelo, como `pg_dump | gzip`.
+    """
+    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+    failure: list[BaseException] = []
+
+    def compress() -> None:
+        try:
+            while (chunk := chunks.get()) is not None:
+                writer.write(chunk)
+        except BaseException as exc:  # noqa: BLE001 — se relanza en el hilo que lee
+            failure.append(exc)
+            while chunks.get() is not None:  # vaciar para no bloquear al lector
+                pass
+
+    worker = threading.Thread(target=compress, name="backup-gzip", daemon=True)
+    worker.start()
+    try:
+        while chunk := source.read(CHUNK):
+            chunks.put(chunk)
+            if failure:
+                break
+    finally:
+        chunks.put(None)
+        worker.join()
+    if failure:
+        raise failure[0]
 
 
 def _count_rows(conninfo: str, password: str | None, snapshot: str, names: list[str], out: dict) -> None:
@@ -92,11 +125,10 @@ def write_full(
         conninfo,
     ]
     with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, env=env, bufsize=0)
         assert proc.stdout is not None
         try:
-            while chunk := proc.stdout.read(CHUNK):
-                writer.write(chunk)
+            pump(proc.stdout, writer)
         except BaseException:
             proc.kill()
             proc.wait()
