@@ -1,0 +1,1 @@
+"""Benchmarks de Inventario: `python -m bench` (ver docs/benchmarks.md)."""

@@ -1,0 +1,89 @@
+"""`python -m bench`: mide backup, restauración y servicio lado a lado, en una sola corrida.
+
+Imprime una tabla con cada cifra, su comparación, el ratio y si se cumple el objetivo, y escribe lo
+mismo en JSON. Ver docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import medidas
+from bench.entorno import Servicio, crear
+
+ESCALAS = {
+    # productos, lotes por producto, movimientos  → filas en las tablas del dominio
+    "normal": (40_000, 5, 1_760_000),  # ≈ 2 millones: años de una tienda
+    "rapida": (4_000, 5, 176_000),  # ≈ 200 mil
+    "minima": (200, 2, 2_000),  # prueba de humo
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--escala", choices=ESCALAS, default="normal")
+    parser.add_argument("--rapido", action="store_const", const="rapida", dest="escala", help="= --escala rapida")
+    parser.add_argument("--repeticiones", type=int, default=3)
+    parser.add_argument("--clientes", type=int, default=50)
+    parser.add_argument("--peticiones", type=int, default=3000, help="peticiones por fase de carga")
+    parser.add_argument("--segundos-carga", type=float, default=60, help="tope de cada fase de carga")
+    parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    productos, lotes, movimientos = ESCALAS[args.escala]
+    print(f"Escala {args.escala}: {productos} productos, {lotes} lotes/producto, {movimientos} movimientos", flush=True)
+    ent = crear(productos, lotes, movimientos)
+    results: list[medidas.Resultado] = []
+    try:
+        r1, base = medidas.m1_completo(ent, args.repeticiones)
+        results.append(r1)
+        print(f"1 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        r2, diff, fresh = medidas.m2_diferencial(ent, args.repeticiones, base)
+        results.append(r2)
+        print(f"2 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        results.append(medidas.m3_restauracion(ent, args.repeticiones, base, diff, fresh))
+        print(f"3 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        servicio = Servicio(ent)
+        try:
+            results.append(
+                medidas.m4_latencia(ent, servicio, args.repeticiones, args.clientes, args.peticiones, args.segundos_carga)
+            )
+            print(f"4 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        finally:
+            servicio.stop()
+    finally:
+        ent.close()
+    elapsed = time.perf_counter() - started
+    print_table(results)
+    print(f"\nDuración total: {elapsed:.0f} s")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(
+        json.dumps(
+            {"escala": args.escala, "repeticiones": args.repeticiones, "segundos": elapsed,
+             "fecha": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resultados": [asdict(r) for r in results]},
+            indent=2, ensure_ascii=False, default=str,
+        )
+    )
+    print(f"JSON: {args.json}")
+    return 0
+
+
+def print_table(results: list[medidas.Resultado]) -> None:
+    print()
+    print(f"{'#':<2} {'Medida':<60} {'Ratio':>7}  {'Objetivo':<28} Cumple")
+    for r in results:
+        ratio = f"{r.ratio:.3f}" if r.ratio is not None else "-"
+        cumple = {True: "SÍ", False: "NO", None: "-"}[r.cumple]
+        print(f"{r.numero:<2} {r.medida[:60]:<60} {ratio:>7}  {r.objetivo:<28} {cumple}")
+        print(f"   Inventario: {r.inventario}")
+        print(f"   Referencia: {r.referencia}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""El entorno de un benchmark: PostgreSQL embebido propio en una carpeta temporal, datos de
+`inventario demo` y el servicio real en un subproceso. Todo se borra al terminar."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from inventario.config import Settings
+from inventario.demo import generate
+from inventario.postgres import DatabaseServer, start_embedded
+from inventario.runtime import Runtime, open_runtime
+
+ADMIN_PASSWORD = "bench-admin-123"
+
+
+@dataclass
+class Entorno:
+    home: Path
+    server: DatabaseServer
+    runtime: Runtime
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    def connect(self, database: str | None = None) -> psycopg.Connection:
+        conninfo, env = self.server.libpq(database)
+        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
+
+    def new_database(self, name: str) -> DatabaseServer:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        return self.server.with_database(name)
+
+    def drop_database(self, name: str) -> None:
+        with self.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def env(self) -> dict[str, str]:
+        """Entorno para la consola `inventario` y el servicio contra esta base."""
+        from inventario.postgres import pgserver_bin_dir
+
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=self.server.url.render_as_string(hide_password=False),
+            PG_BIN_DIR=str(pgserver_bin_dir()),
+            BACKUP_PATH=self.settings.BACKUP_PATH,
+            LOGS_PATH=self.settings.LOGS_PATH,
+            DATA_PATH=self.settings.DATA_PATH,
+            SECRET_KEY=str(self.settings.SECRET_KEY),
+            INVENTARIO_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            LOG_LEVEL="WARNING",
+        )
+        return env
+
+    def close(self) -> None:
+        self.runtime.close()
+        self.server.stop()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def crear(productos: int, lotes: int, movimientos: int, log=print) -> Entorno:  # type: ignore[no-untyped-def]
+    home = Path(tempfile.mkdtemp(prefix="inventario-bench-"))
+    os.chmod(home, 0o755)
+    server = start_embedded(home / "pg")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        DATA_PATH=str(home / "data"),
+        BACKUP_PATH=str(home / "backups"),
+        LOGS_PATH=str(home / "logs"),
+        SECRET_KEY="bench-" + "k" * 40,
+        INVENTARIO_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        HEALTH_DISCO_MIN_MB=0,
+    )
+    runtime = open_runtime(settings, server)
+    from inventario.runtime import announce_first_admin
+
+    announce_first_admin(runtime)
+    started = time.perf_counter()
+    counts = generate(runtime.engine, productos, lotes, movimientos, seed=1234)
+    log(f"datos: {counts} en {time.perf_counter() - started:.1f} s")
+    with runtime.engine.begin() as conn:
+        conn.exec_driver_sql("CHECKPOINT")
+    with psycopg.connect(server.libpq()[0], autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return Entorno(home, server, runtime)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Servicio:
+    """`inventario serve --sin-scheduler` real, en su propio proceso."""
+
+    def __init__(self, entorno: Entorno) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        exe = Path(sys.executable).with_name("inventario")
+        self.log = open(entorno.home / "servicio.out", "wb")
+        self.proc = subprocess.Popen(
+            [str(exe), "serve", "--sin-scheduler", "--port", str(self.port)],
+            env=entorno.env(), stdout=self.log, stderr=subprocess.STDOUT, cwd=entorno.home,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("el servicio no arrancó; ver " + str(entorno.home / "servicio.out"))
+            time.sleep(0.2)
+        response = httpx.post(
+            self.url + "/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD}
+        )
+        response.raise_for_status()
+        self.token = response.json()["access_token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()

@@ -1,0 +1,272 @@
+"""Cada medida compara dos lados en la misma corrida, alternándolos, y da la mediana."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bench.entorno import Entorno, Servicio
+from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.service import BackupEnCurso, BackupService
+
+
+@dataclass
+class Resultado:
+    numero: int
+    medida: str
+    inventario: str
+    referencia: str
+    ratio: float | None
+    objetivo: str
+    cumple: bool | None
+    datos: dict[str, Any] = field(default_factory=dict)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = action()
+    return time.perf_counter() - started, result
+
+
+def next_second() -> None:
+    """Los nombres de backup llevan segundos: no medimos la espera de un nombre libre."""
+    time.sleep(1.05 - (time.time() % 1.0))
+
+
+def retire(ent: Entorno, row: HistorialBackup) -> None:
+    """Saca un completo medido de la cadena (como si la retención lo hubiera borrado)."""
+    path = ent.settings.backup_dir / row.nombre_archivo
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".manifest.json").unlink(missing_ok=True)
+    with ent.runtime.session_factory() as session:
+        session.execute(
+            text("UPDATE historial_backup SET eliminado = true, fecha_eliminacion = now() WHERE id_backup = :i"),
+            {"i": row.id_backup},
+        )
+        session.commit()
+
+
+def pg_dump_gzip(ent: Entorno, out: Path, level: int) -> None:
+    conninfo, env = ent.server.libpq()
+    pg_dump = ent.runtime.pg_tools().path("pg_dump")
+    command = (
+        f"set -o pipefail; '{pg_dump}' --format=plain --no-owner --no-privileges --clean --if-exists "
+        f"--encoding=UTF8 --dbname '{conninfo}' | gzip -{level} > '{out}'"
+    )
+    subprocess.run(["bash", "-c", command], check=True, env=env)
+
+
+def psql_restore(ent: Entorno, database: str, files: list[Path]) -> None:
+    conninfo, env = ent.server.libpq(database)
+    psql = ent.runtime.pg_tools().path("psql")
+    for path in files:
+        command = f"set -o pipefail; gunzip -c '{path}' | '{psql}' -X -q -v ON_ERROR_STOP=1 --dbname '{conninfo}' > /dev/null"
+        subprocess.run(["bash", "-c", command], check=True, env=env)
+
+
+def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
+    service = BackupService(ent.runtime)
+    ours: list[float] = []
+    ref: list[float] = []
+    reference = ent.home / "referencia.sql.gz"
+    last: HistorialBackup | None = None
+    for _ in range(reps):
+        next_second()
+        seconds, row = timed(lambda: service.run("COMPLETO", "BENCH"))
+        ours.append(seconds)
+        if last is not None:
+            retire(ent, last)
+        last = row
+        seconds, _ = timed(lambda: pg_dump_gzip(ent, reference, ent.settings.BACKUP_GZIP_NIVEL))
+        ref.append(seconds)
+    assert last is not None
+    ratio = median(ours) / median(ref)
+    return (
+        Resultado(
+            1,
+            "Backup COMPLETO (tiempo)",
+            f"{median(ours):.2f} s, {last.tamanio_legible}",
+            f"pg_dump | gzip -{ent.settings.BACKUP_GZIP_NIVEL}: {median(ref):.2f} s, {reference.stat().st_size / 1048576:.2f} MB",
+            ratio,
+            "≤ 1.05",
+            ratio <= 1.05,
+            {"inventario_s": ours, "referencia_s": ref, "bytes": last.tamanio_bytes, "bytes_referencia": reference.stat().st_size},
+        ),
+        last,
+    )
+
+
+def change_one_percent(ent: Entorno) -> dict[str, int]:
+    """1% de las filas: altas, modificaciones y bajas, repartidas como en una tienda real."""
+    with ent.runtime.engine.begin() as conn:
+        total = conn.execute(
+            text("SELECT (SELECT count(*) FROM productos) + (SELECT count(*) FROM lotes) + (SELECT count(*) FROM movimientos)")
+        ).scalar_one()
+        n = max(3, total // 100)
+        third = n // 3
+        user = conn.execute(text("SELECT min(id_usuario) FROM usuarios")).scalar_one()
+        inserted = conn.execute(
+            text(
+                "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, motivo, id_usuario) "
+                "SELECT 'ENTRADA', id_producto, id_lote, 1, 'bench', :u FROM lotes ORDER BY random() LIMIT :n"
+            ),
+            {"u": user, "n": third},
+        ).rowcount
+        updated = conn.execute(
+            text(
+                "UPDATE lotes SET cantidad = cantidad + 1 WHERE id_lote IN "
+                "(SELECT id_lote FROM lotes ORDER BY random() LIMIT :n)"
+            ),
+            {"n": third // 2},
+        ).rowcount
+        updated += conn.execute(
+            text(
+                "UPDATE movimientos SET motivo = 'corregido' WHERE id_movimiento IN "
+                "(SELECT id_movimiento FROM movimientos ORDER BY random() LIMIT :n)"
+            ),
+            {"n": third - third // 2},
+        ).rowcount
+        deleted = conn.execute(
+            text(
+                "DELETE FROM movimientos WHERE id_movimiento IN "
+                "(SELECT id_movimiento FROM movimientos WHERE motivo IS DISTINCT FROM 'bench' ORDER BY random() LIMIT :n)"
+            ),
+            {"n": n - 2 * third},
+        ).rowcount
+    return {"filas_totales": int(total), "altas": inserted, "modificaciones": updated, "bajas": deleted}
+
+
+def m2_diferencial(ent: Entorno, reps: int, base: HistorialBackup) -> tuple[Resultado, HistorialBackup, Path]:
+    changes = change_one_percent(ent)
+    service = BackupService(ent.runtime)
+    diffs: list[float] = []
+    fulls: list[float] = []
+    diff_row = full_row = None
+    kept_full = ent.home / "completo_final.sql.gz"
+    for _ in range(reps):
+        next_second()
+        seconds, diff_row = timed(lambda: service.run("DIFERENCIAL", "BENCH"))
+        assert diff_row.tipo == "DIFERENCIAL" and diff_row.id_backup_base == base.id_backup
+        diffs.append(seconds)
+        next_second()
+        seconds, full_row = timed(lambda: service.run("COMPLETO", "BENCH"))
+        fulls.append(seconds)
+        # Se conserva el último completo del estado final para la medida 3 y se retira de la cadena.
+        (ent.settings.backup_dir / full_row.nombre_archivo).replace(kept_full)
+        retire(ent, full_row)
+    assert diff_row is not None and full_row is not None
+    time_ratio = median(diffs) / median(fulls)
+    size_ratio = diff_row.tamanio_bytes / full_row.tamanio_bytes
+    return (
+        Resultado(
+            2,
+            f"Backup DIFERENCIAL tras cambiar el 1% ({changes['altas']} altas, {changes['modificaciones']} modif., {changes['bajas']} bajas)",
+            f"{median(diffs):.3f} s, {diff_row.tamanio_legible}",
+            f"COMPLETO: {median(fulls):.2f} s, {full_row.tamanio_legible}",
+            time_ratio,
+            "tiempo ≤ 0.05 y tamaño ≤ 0.05",
+            time_ratio <= 0.05 and size_ratio <= 0.05,
+            {"diferencial_s": diffs, "completo_s": fulls, "ratio_tamanio": size_ratio, "cambios": changes},
+        ),
+        diff_row,
+        kept_full,
+    )
+
+
+def m3_restauracion(ent: Entorno, reps: int, base: HistorialBackup, diff: HistorialBackup, fresh_full: Path) -> Resultado:
+    directory = ent.settings.backup_dir
+    chain = [directory / base.nombre_archivo, directory / diff.nombre_archivo]
+    ours: list[float] = []
+    ref: list[float] = []
+    counts: dict[str, list[int]] = {}
+    for i in range(reps):
+        for side, files, bucket in (("cadena", chain, ours), ("fresco", [fresh_full], ref)):
+            name = f"bench_restaurar_{side}_{i}"
+            ent.new_database(name)
+            seconds, _ = timed(lambda: psql_restore(ent, name, files))
+            bucket.append(seconds)
+            with ent.connect(name) as conn:
+                row = conn.execute("SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes)").fetchone()
+            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]
+            ent.drop_database(name)
+    same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
+    ratio = median(ours) / median(ref)
+    return Resultado(
+        3,
+        "Restaurar COMPLETO + DIFERENCIAL con psql",
+        f"{median(ours):.2f} s",
+        f"completo fresco del mismo estado: {median(ref):.2f} s",
+        ratio,
+        "≤ 1.2 (y mismos datos)",
+        ratio <= 1.2 and same,
+        {"cadena_s": ours, "fresco_s": ref, "mismos_datos": same},
+    )
+
+
+def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.carga", "--url", servicio.url, "--token", servicio.token,
+         "--clientes", str(clients), "--peticiones", str(requests), "--segundos", str(seconds), "--lotes", lots],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent,
+    )
+    return json.loads(out.stdout)
+
+
+def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float) -> Resultado:
+    with ent.connect() as conn:
+        lots = ",".join(f"{a}:{b}" for a, b in conn.execute("SELECT id_lote, id_producto FROM lotes ORDER BY random() LIMIT 200"))
+    quiet: list[dict[str, Any]] = []
+    busy: list[dict[str, Any]] = []
+    backups = [0]
+    for _ in range(reps):
+        quiet.append(run_load(servicio, lots, clients, requests, seconds))
+        stop = threading.Event()
+
+        def backup_loop() -> None:
+            service = BackupService(ent.runtime)
+            while not stop.is_set():
+                try:
+                    row = service.run("COMPLETO", "BENCH")
+                    backups[0] += 1
+                    retire(ent, row)
+                except BackupEnCurso:
+                    pass
+                next_second()
+
+        worker = threading.Thread(target=backup_loop, daemon=True)
+        worker.start()
+        time.sleep(0.5)  # que pg_dump ya esté trabajando cuando llega la carga
+        busy.append(run_load(servicio, lots, clients, requests, seconds))
+        stop.set()
+        worker.join(120)
+
+    def agg(runs: list[dict[str, Any]], kind: str, key: str) -> float:
+        return median([r[kind][key] for r in runs])
+
+    errors = sum(r[k]["errores"] for r in quiet + busy for k in ("lectura", "escritura"))
+    ratios = {k: agg(busy, k, "p95_ms") / agg(quiet, k, "p95_ms") for k in ("lectura", "escritura")}
+    worst = max(ratios.values())
+    return Resultado(
+        4,
+        f"Latencia con {clients} clientes (lectura GET /productos, escritura POST /movimientos)",
+        "con backup: " + ", ".join(f"{k} p50 {agg(busy, k, 'p50_ms'):.0f} / p95 {agg(busy, k, 'p95_ms'):.0f} ms" for k in ratios),
+        "sin backup: " + ", ".join(f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios),
+        worst,
+        "p95 ≤ 1.5, cero errores",
+        worst <= 1.5 and errors == 0,
+        {"sin_backup": quiet, "con_backup": busy, "ratios_p95": ratios, "errores": errors, "backups_durante_carga": backups[0]},
+    )
