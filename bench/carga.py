@@ -28,6 +28,7 @@ async def run(url: str, token: str, clients: int, requests: int, seconds: float,
     headers = {"Authorization": f"Bearer {token}"}
     latencies: dict[str, list[float]] = {"lectura": [], "escritura": []}
     errors: dict[str, int] = {"lectura": 0, "escritura": 0}
+    statuses: dict[str, int] = {}
     remaining = [requests]
     deadline = time.monotonic() + seconds
     rng = random.Random(7)
@@ -49,8 +50,11 @@ async def run(url: str, token: str, clients: int, requests: int, seconds: float,
                         json={"tipo": "ENTRADA", "id_producto": id_producto, "id_lote": id_lote, "cantidad": 1},
                     )
                 ok = response.status_code < 400
-            except httpx.HTTPError:
+                code = str(response.status_code)
+            except httpx.HTTPError as exc:
                 ok = False
+                code = exc.__class__.__name__
+            statuses[f"{kind} {code}"] = statuses.get(f"{kind} {code}", 0) + 1
             latencies[kind].append((time.perf_counter() - started) * 1000)
             if not ok:
                 errors[kind] += 1
@@ -68,7 +72,7 @@ async def run(url: str, token: str, clients: int, requests: int, seconds: float,
             "p95_ms": percentile(values, 0.95),
         }
         for kind, values in latencies.items()
-    } | {"segundos": elapsed}
+    } | {"segundos": elapsed, "estados": statuses}
 
 
 def main() -> None:

@@ -228,7 +228,10 @@ def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds
 
 def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float) -> Resultado:
     with ent.connect() as conn:
-        lots = ",".join(f"{a}:{b}" for a, b in conn.execute("SELECT id_lote, id_producto FROM lotes ORDER BY random() LIMIT 200"))
+        lots = ",".join(f"{a}:{b}" for a, b in conn.execute(
+            "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
+            "WHERE p.activo ORDER BY random() LIMIT 200"
+        ))
     quiet: list[dict[str, Any]] = []
     busy: list[dict[str, Any]] = []
     backups = [0]

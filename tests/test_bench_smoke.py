@@ -1,0 +1,30 @@
+"""El benchmark a escala mínima, para que no se pudra. Las cifras no se juzgan aquí."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--escala", "minima", "--repeticiones", "1",
+         "--clientes", "4", "--peticiones", "60", "--segundos-carga", "20", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    numbers = [r["numero"] for r in data["resultados"]]
+    assert numbers == sorted(set(numbers)) and {1, 2, 3, 4} <= set(numbers)
+    for r in data["resultados"]:
+        assert r["ratio"] is None or r["ratio"] > 0
+    restore = next(r for r in data["resultados"] if r["numero"] == 3)
+    assert restore["datos"]["mismos_datos"] is True
+    latency = next(r for r in data["resultados"] if r["numero"] == 4)
+    assert latency["datos"]["errores"] == 0
+    assert "Duración total" in result.stdout
