@@ -8,9 +8,10 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +52,43 @@ class Settings(BaseSettings):
 
     # ==================== ALERTAS ====================
     ALERTAS_DIAS_VENCIMIENTO: int = Field(30, ge=0)
+
+    # ==================== SCHEDULER ====================
+    # Horas de los jobs `logs_maintenance` y `alertas_diarias` (el de backup usa BACKUP_HOUR/MINUTE).
+    LOGS_HOUR: int = Field(4, ge=0, le=23)
+    LOGS_MINUTE: int = Field(0, ge=0, le=59)
+    ALERTAS_HOUR: int = Field(6, ge=0, le=23)
+    ALERTAS_MINUTE: int = Field(0, ge=0, le=59)
+    # Si el servicio estuvo detenido a la hora de un job, la corrida perdida se hace una vez al
+    # volver, siempre que no hayan pasado más de estos minutos; después se espera a la siguiente.
+    SCHEDULER_GRACIA_MIN: int = Field(720, ge=1, le=1440)
+
+    # ==================== EMAIL (SMTP) ====================
+    # Envío de backups por email (`POST /api/v1/backup/{id}/enviar-email`). Sin SMTP_HOST el
+    # endpoint responde 503 "no configurado". SMTP_TLS: "starttls" (puerto 587), "ssl" (465,
+    # TLS implícito) o "none" (solo para un servidor local de confianza).
+    SMTP_HOST: str | None = None
+    SMTP_PORT: int = Field(587, ge=1, le=65535)
+    SMTP_USUARIO: str | None = None  # sin valor: no se autentica
+    SMTP_PASSWORD: SecretStr | None = None  # nunca se registra ni se muestra
+    SMTP_TLS: Literal["none", "starttls", "ssl"] = "starttls"
+    SMTP_REMITENTE: str | None = None  # From; sin valor se usa SMTP_USUARIO si es una dirección
+    SMTP_TIMEOUT: float = Field(30, gt=0, le=600)  # segundos por operación de red
+    EMAIL_ADJUNTO_MAX_MB: float = Field(20, gt=0)  # más grande: 413, se sugiere la descarga
+
+    @field_validator("SMTP_HOST", "SMTP_USUARIO", "SMTP_REMITENTE")
+    @classmethod
+    def _vacio_es_none(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("no puede contener saltos de línea ni caracteres de control")
+        return value.strip()
+
+    @field_validator("SMTP_TLS", mode="before")
+    @classmethod
+    def _tls_minusculas(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("ZONA_HORARIA")
     @classmethod

@@ -121,7 +121,11 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        mensajes = {404: "Recurso no encontrado", 405: "Método no permitido"}
+        mensajes = {
+            400: "No se pudo leer el cuerpo de la petición: revise el Content-Type y el formato",
+            404: "Recurso no encontrado",
+            405: "Método no permitido",
+        }
         detalle = exc.detail if isinstance(exc.detail, str) and exc.status_code not in mensajes else mensajes.get(exc.status_code, str(exc.detail))
         return JSONResponse({"detalle": detalle}, status_code=exc.status_code, headers=exc.headers)
 

@@ -13,6 +13,7 @@ from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
+from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.postgres import DatabaseServer
 from inventario.runtime import announce_first_admin, open_runtime
 
@@ -28,6 +29,7 @@ def include_routers(app: FastAPI) -> None:
         "inventario.modules.movimientos.router",
         "inventario.modules.notificaciones.router",
         "inventario.modules.backup.router",
+        "inventario.modules.jobs.router",
     ):
         try:
             module = __import__(optional, fromlist=["router"])
@@ -58,9 +60,19 @@ def create_app(
         app.state.with_scheduler = with_scheduler
         announce_first_admin(runtime)
         BackupService(runtime, notifier=notify_backup).recover()
+        scheduler = None
+        if with_scheduler:
+            scheduler = Planificador(runtime)
+            scheduler.start()
+            app.state.scheduler_info = scheduler.info
+        else:
+            app.state.scheduler_info = health_without_scheduler(runtime)
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()  # espera a los jobs en curso antes de cerrar la base
             runtime.close()
 
     app = FastAPI(

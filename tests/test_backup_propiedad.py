@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from inventario.database import make_engine, make_session_factory
+from inventario.modules.backup.files import manifest_path, read_manifest
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
@@ -37,13 +39,13 @@ _names = itertools.count()
 
 
 @hsettings(
-    max_examples=12,
+    max_examples=int(os.environ.get("INVENTARIO_EJEMPLOS", "12")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(antes=historia, abierta=historia, despues=historia)
+@given(antes=historia, abierta=historia, durante=historia, despues=historia)
 def test_completo_mas_diferencial_restaura_exactamente(
-    pg_server: DatabaseServer, runtime: Runtime, antes: list, abierta: list, despues: list
+    pg_server: DatabaseServer, runtime: Runtime, antes: list, abierta: list, durante: list, despues: list
 ) -> None:
     # Cada ejemplo en su propia base, con su propio directorio de backups.
     name = f"prop_{next(_names)}_{uuid.uuid4().hex[:6]}"
@@ -67,6 +69,11 @@ def test_completo_mas_diferencial_restaura_exactamente(
             apply_op(open_tx, ("ins_producto", "abierta", None, 1), user, serial)
             for op in abierta:
                 apply_op(open_tx, op, user, serial)
+            # Cambios confirmados mientras la transacción sigue abierta: quedan entre el corte y
+            # la instantánea del completo (la ventana que el diferencial debe entender).
+            with connect(source) as conn:
+                for op in durante:
+                    apply_op(conn, op, user, serial)
             full = service.run("COMPLETO", "PRUEBA")
             open_tx.commit()
         with connect(source) as conn:
@@ -75,6 +82,12 @@ def test_completo_mas_diferencial_restaura_exactamente(
         diff = service.run("DIFERENCIAL", "PRUEBA")
         assert diff.tipo == "DIFERENCIAL" and diff.id_backup_base == full.id_backup
         expected = snapshot(source)
+        # Las filas por tabla que el diferencial dedujo sin recorrer las tablas son las reales.
+        manifest = read_manifest(manifest_path(rt.settings.backup_dir / diff.nombre_archivo))
+        with connect(source) as conn:
+            for table in manifest.tablas:
+                real = conn.execute(f'SELECT count(*) FROM public."{table.nombre}"').fetchone()[0]
+                assert table.filas == real, (table.nombre, table.filas, real)
 
         backup_dir = rt.settings.backup_dir
         for path in (backup_dir / full.nombre_archivo, backup_dir / diff.nombre_archivo):

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("id_eliminacion", sa.BigInteger, primary_key=True),
         sa.Column("tabla", sa.String(63), nullable=False),
         sa.Column("clave", postgresql.JSONB, nullable=True),
+        sa.Column("fecha_creacion_fila", TSTZ, nullable=True),
         *audit_columns(),
     )
     op.create_index(

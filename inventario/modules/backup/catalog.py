@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 AUDIT_COLUMN = "fecha_actualizacion"
+CREATED_COLUMN = "fecha_creacion"
 TOMBSTONES = "registro_eliminaciones"
 
 FINGERPRINT_SQL = """
@@ -54,14 +55,14 @@ def tables(conn: psycopg.Connection) -> list[Table]:
                      FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
                      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
                      ORDER BY k.ord)::text[],
-               EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-                       WHERE a.attrelid = c.oid AND a.attname = %s AND NOT a.attisdropped)
+               (SELECT count(*) = 2 FROM pg_catalog.pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attname IN (%s, %s) AND NOT a.attisdropped)
         FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
         """,
-        (AUDIT_COLUMN,),
+        (AUDIT_COLUMN, CREATED_COLUMN),
     ).fetchall()
     by_name = {
         r[0]: Table(r[0], tuple(r[1]), tuple(r[2] or ()), tuple(r[3] or ()), bool(r[4] and r[2]))

@@ -17,16 +17,17 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from inventario.auditoria import RESTORE_GUC
 from inventario.logging_setup import redact
 from inventario.modules.backup.catalog import FINGERPRINT_SQL, TOMBSTONES, Table, sequences, tables
 from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
-from inventario.modules.backup.schemas import TablaManifiesto
+from inventario.modules.backup.schemas import Manifiesto, TablaManifiesto
 
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.
@@ -205,20 +206,16 @@ def write_diff(
     *,
     cutoff: datetime,
     fingerprint: str,
-    base_id: int,
-    base_name: str,
+    base: Manifiesto,
     comment: str,
-    conninfo: str,
-    password: str | None,
-    snapshot: str,
 ) -> DumpResult:
-    """Escribe el diferencial leyendo en la instantánea abierta (y exportada) en `conn`."""
+    """Escribe el diferencial leyendo en la instantánea abierta en `conn`.
+
+    Su costo crece con las filas cambiadas: solo índices sobre `fecha_actualizacion` y
+    `registro_eliminaciones`; las filas por tabla se deducen del completo base (ver `_rows_now`).
+    """
     ordered = tables(conn)
-    counts: dict[str, object] = {}
-    counter_thread = threading.Thread(
-        target=_count_rows, args=(conninfo, password, snapshot, [t.name for t in ordered], counts), daemon=True
-    )
-    counter_thread.start()
+    base_id, base_name = base.id_backup, base.nombre_archivo
     w = writer.write
     w(PROLOGUE)
     w(comment.encode() + b"\n")
@@ -296,9 +293,96 @@ def write_diff(
             )
         )
     w(EPILOGUE)
-    counter_thread.join()
-    if "__error__" in counts:
-        raise DumpError(f"No se pudieron contar las filas: {counts['__error__']}")
-    for name, entry in stats.items():
-        entry.filas = int(counts[name])  # type: ignore[call-overload]
+    recent_deletions = base.eliminaciones_recientes
+    for table in ordered:
+        entry = stats[table.name]
+        if not table.audited:
+            entry.filas = entry.filas_escritas
+            continue
+        base_table = base.tabla(table.name)
+        if base_table is None or base_table.filas is None or base_table.claves_recientes is None:
+            raise DumpError(f"El completo base no describe la tabla {table.name}; haga un COMPLETO")
+        entry.filas = _rows_now(conn, table, cutoff, base_table, recent_deletions, entry.filas_escritas)
     return DumpResult([stats[t.name] for t in ordered])
+
+
+def _key_json(table: Table, alias: str) -> sql.Composable:
+    return sql.SQL("jsonb_build_object({})").format(
+        sql.SQL(", ").join(
+            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)) for c in table.pk
+        )
+    )
+
+
+def _rows_now(
+    conn: psycopg.Connection,
+    table: Table,
+    cutoff: datetime,
+    base: TablaManifiesto,
+    recent_deletions: list[int],
+    changed_rows: int,
+) -> int:
+    """Filas de la tabla en la instantánea, sin recorrerla: F − R − |K ∩ F_viejas| + U.
+
+    F: filas del completo; R: las del completo escritas desde el corte (`claves_recientes`);
+    F_viejas = F − R, que no se tocaron desde el corte; K: claves cambiadas o borradas desde el
+    corte; U: filas actuales escritas desde el corte. Una clave de K estaba en F_viejas si su fila
+    actual nació antes del corte, o si se borró después del completo una fila nacida antes del
+    corte (las borradas antes de la instantánea están en `eliminaciones_recientes`).
+    """
+    query = sql.SQL(
+        """
+        WITH k AS (SELECT {key_k} AS clave, {pk_k} FROM ({keys}) AS q)
+        SELECT count(*) FROM k
+        WHERE NOT (k.clave = ANY (%(recientes)s::jsonb[]))
+          AND (EXISTS (SELECT 1 FROM {t} AS t WHERE {join} AND t.fecha_creacion < %(corte)s)
+               OR EXISTS (SELECT 1 FROM public.{tomb} AS e
+                          WHERE e.tabla = %(tabla)s AND e.clave = k.clave
+                            AND e.fecha_actualizacion >= %(corte)s
+                            AND e.fecha_creacion_fila < %(corte)s
+                            AND NOT (e.id_eliminacion = ANY (%(previas)s::bigint[]))))
+        """
+    ).format(
+        key_k=_key_json(table, "q"),
+        pk_k=sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(c)) for c in table.pk),
+        keys=_keys_query(table, cutoff),
+        t=table.ident,
+        join=sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk),
+        tomb=sql.Identifier(TOMBSTONES),
+    )
+    row = conn.execute(
+        query,
+        {
+            "recientes": [Jsonb(k) for k in base.claves_recientes or []],
+            "corte": cutoff,
+            "tabla": table.name,
+            "previas": recent_deletions,
+        },
+    ).fetchone()
+    assert row is not None and base.filas is not None
+    old_changed = int(row[0])
+    return base.filas - len(base.claves_recientes or []) - old_changed + changed_rows
+
+
+def recent_state(conn: psycopg.Connection, cutoff: datetime) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+    """En la instantánea de un completo: claves escritas y eliminaciones desde el corte."""
+    keys: dict[str, list[dict[str, Any]]] = {}
+    for table in tables(conn):
+        if table.audited:
+            rows = conn.execute(
+                sql.SQL("SELECT {key} FROM {t} AS t WHERE fecha_actualizacion >= %s").format(
+                    key=_key_json(table, "t"), t=table.ident
+                ),
+                (cutoff,),
+            ).fetchall()
+            keys[table.name] = [r[0] for r in rows]
+    deletions = [
+        int(r[0])
+        for r in conn.execute(
+            sql.SQL("SELECT id_eliminacion FROM public.{} WHERE fecha_actualizacion >= %s").format(
+                sql.Identifier(TOMBSTONES)
+            ),
+            (cutoff,),
+        )
+    ]
+    return keys, deletions

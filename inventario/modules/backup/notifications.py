@@ -17,14 +17,19 @@ def message_for(event: str, row: HistorialBackup, detail: str | None) -> tuple[s
         )
         if row.tipo == "DIFERENCIAL":
             mensaje += f" Base: backup completo {row.id_backup_base}."
+        mensaje += _por(row)
         return f"✅ Backup {row.tipo} completado", "VERDE", mensaje
     if event == "ERROR":
-        return f"❌ Error en Backup {row.tipo}", "ROJO", f"{row.nombre_archivo}: {row.mensaje_error}"
+        return f"❌ Error en Backup {row.tipo}", "ROJO", f"{row.nombre_archivo}: {row.mensaje_error}{_por(row)}"
     if event == "PROMOVIDO":
         return "⚠️ Backup DIFERENCIAL promovido a COMPLETO", "AMARILLO", row.nota or ""
     if event == "LIMPIEZA":
         return "🧹 Limpieza de backups", "VERDE", detail or ""
     raise ValueError(f"evento de backup desconocido: {event}")
+
+
+def _por(row: HistorialBackup) -> str:
+    return f" Ejecutado por {row.ejecutado_por}." if row.ejecutado_por else ""
 
 
 def notify(session: Session, event: str, row: HistorialBackup, detail: str | None = None) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -15,6 +15,9 @@ class TablaManifiesto(BaseModel):
     filas: int | None = None  # filas de la tabla en el instante del backup
     filas_escritas: int = 0  # filas incluidas en el archivo
     claves_eliminadas: int = 0  # solo diferencial: claves borradas o reemplazadas
+    # Solo completo: claves de las filas escritas entre el corte y la instantánea (ventana de
+    # transacciones abiertas). Con ellas el diferencial cuenta sus filas sin recorrer la tabla.
+    claves_recientes: list[dict[str, Any]] | None = None
 
 
 class Manifiesto(BaseModel):
@@ -39,8 +42,193 @@ class Manifiesto(BaseModel):
     nombre_archivo_base: str | None = None
     hash_md5_base: str | None = None
     tablas: list[TablaManifiesto] = Field(default_factory=list)
+    # Solo completo: `registro_eliminaciones` visibles en la instantánea con fecha >= corte.
+    eliminaciones_recientes: list[int] = Field(default_factory=list)
     nota: str | None = None
+
+    def tabla(self, nombre: str) -> TablaManifiesto | None:
+        return next((t for t in self.tablas if t.nombre == nombre), None)
 
     @property
     def registros_totales(self) -> int:
         return sum(t.filas_escritas + t.claves_eliminadas for t in self.tablas)
+
+
+# ==================== API HTTP (router.py) ====================
+# Entradas y salidas de `/api/v1/backup`. Lo de arriba (manifiestos) es del motor.
+
+import re as _re  # noqa: E402
+from typing import Annotated as _Annotated  # noqa: E402
+
+from pydantic import BeforeValidator as _BeforeValidator  # noqa: E402
+from pydantic import ConfigDict as _ConfigDict  # noqa: E402
+from pydantic import WithJsonSchema as _WithJsonSchema  # noqa: E402
+
+from inventario.modules.productos.schemas import Entrada as _Entrada  # noqa: E402
+from inventario.modules.productos.schemas import IdRef as _IdRef  # noqa: E402
+
+EstadoBackup = Literal["EN_PROCESO", "COMPLETADO", "ERROR"]
+_CONTROL = _re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
+
+def _mayusculas(value: object) -> object:
+    """`completo` y ` Completo ` también valen: curl a mano no debería dar un 422 por eso."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+TipoEntrada = _Annotated[TipoSolicitado, _BeforeValidator(_mayusculas)]
+TipoFiltro = _Annotated[TipoBackup, _BeforeValidator(_mayusculas)]
+EstadoFiltro = _Annotated[EstadoBackup, _BeforeValidator(_mayusculas)]
+
+
+def _email_destino(value: object) -> str:
+    """Una sola dirección, validada con email-validator; sin saltos de línea (nada de cabeceras
+    inyectadas) ni nombres `Nombre <dir>`: lo que llega es lo que se usa como destinatario."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if not isinstance(value, str):
+        raise ValueError("debe ser texto")
+    if _CONTROL.search(value):
+        raise ValueError("no puede contener saltos de línea ni caracteres de control")
+    value = value.strip()
+    if not value:
+        raise ValueError("es obligatorio")
+    if len(value) > 254:
+        raise ValueError("es demasiado largo (máximo 254 caracteres)")
+    try:
+        info = validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        raise ValueError(f"no es una dirección de email válida: {value!r}") from None
+    return info.normalized
+
+
+EmailDestino = _Annotated[
+    str,
+    _BeforeValidator(_email_destino),
+    _WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+]
+
+
+class EjecutarBackup(_Entrada):
+    """Cuerpo opcional de `POST /ejecutar` (el tipo también puede ir en la query)."""
+
+    tipo: TipoEntrada | None = None
+
+
+class EnviarEmail(_Entrada):
+    """Cuerpo de `POST /{id}/enviar-email`, como en el plan: `{"id_backup": 1, "email_destino": ...}`."""
+
+    # Opcional: si viene, debe coincidir con el id de la ruta (si no, 422).
+    id_backup: _IdRef | None = None
+    email_destino: EmailDestino
+
+
+class BackupSalida(BaseModel):
+    """Una fila de `historial_backup` (las columnas del plan y las que añadió el motor)."""
+
+    model_config = _ConfigDict(from_attributes=True)
+    id_backup: int
+    tipo: str
+    nombre_archivo: str
+    ruta_archivo: str
+    tamanio_bytes: int | None
+    tamanio_legible: str | None
+    estado: str | None
+    mensaje_error: str | None
+    duracion_segundos: float | None
+    tablas_respaldadas: int | None
+    registros_totales: int | None
+    hash_md5: str | None
+    id_backup_base: int | None
+    fecha_creacion: datetime | None
+    fecha_eliminacion: datetime | None
+    eliminado: bool | None
+    ejecutado_por: str | None
+    fecha_actualizacion: datetime | None
+    fecha_instantanea: datetime | None
+    fecha_corte: datetime | None
+    revision_esquema: str | None
+    nota: str | None
+
+
+class BackupDetalle(BackupSalida):
+    # Diferencial: el completo sobre el que se aplica (hay que restaurarlo antes).
+    base: BackupSalida | None = None
+    # Completo: los diferenciales vigentes (no eliminados) que dependen de él.
+    diferenciales: list[int] = Field(default_factory=list)
+    # El archivo está en BACKUP_PATH con el tamaño del catálogo (no recalcula el MD5).
+    archivo_disponible: bool = False
+
+
+class BackupFallido(BackupDetalle):
+    """Respuesta de un backup que terminó en ERROR (503, o 507 si el disco se llenó)."""
+
+    detalle: str
+
+
+class ResumenBackup(BaseModel):
+    id_backup: int
+    tipo: str
+    estado: str | None
+    fecha: datetime | None
+
+
+class UltimoError(BaseModel):
+    id_backup: int
+    tipo: str
+    fecha: datetime | None
+    mensaje: str | None
+
+
+class EstadisticasBackup(BaseModel):
+    # ---- los campos del plan (solo backups COMPLETADO y no eliminados) ----
+    total_backups: int
+    backups_completos: int
+    backups_diferenciales: int
+    espacio_usado_bytes: int
+    espacio_usado_legible: str
+    ultimo_backup_completo: datetime | None
+    ultimo_backup_diferencial: datetime | None
+    dias_retencion: int
+    # ---- añadidos ----
+    backups_habilitados: bool  # BACKUP_ENABLED: el job programado hace backups
+    ultimo_backup: ResumenBackup | None  # el más reciente, en cualquier estado
+    ultimo_backup_estado: str | None
+    ultimo_error: UltimoError | None
+    backups_con_error: int
+    backups_eliminados: int
+    backup_en_curso: int | None  # id del backup EN_PROCESO, si hay uno
+    espacio_libre_bytes: int | None  # en el disco de BACKUP_PATH
+    espacio_libre_legible: str | None
+    proxima_ejecucion: datetime | None  # del job `backup_diario`, si el planificador corre
+
+
+class BackupEliminado(BaseModel):
+    id_backup: int
+    tipo: str
+    nombre_archivo: str
+    tamanio_bytes: int | None
+    fecha_creacion: datetime | None
+
+
+class LimpiezaBackups(BaseModel):
+    dias_retencion: int
+    ids_eliminados: list[int]
+    eliminados: list[BackupEliminado]
+    bytes_liberados: int
+    bytes_liberados_legible: str
+    # Viejos que se conservan porque un diferencial vigente los necesita para restaurarse.
+    conservados_por_dependencia: list[int]
+    # Restos de backups interrumpidos (`.parcial`, manifiestos sin archivo).
+    temporales_borrados: list[str]
+
+
+class EnvioEmail(BaseModel):
+    enviado: bool
+    id_backup: int
+    nombre_archivo: str
+    email_destino: str
+    tamanio_bytes: int
+    hash_md5: str
+    servidor_smtp: str
+    fecha_envio: datetime

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from inventario.auditoria import RESTORE_GUC
 from inventario.errors import Conflicto, DomainError, NoEncontrado
 from inventario.modules.backup import catalog
-from inventario.modules.backup.dump import DumpError, write_diff, write_full
+from inventario.modules.backup.dump import DumpError, recent_state, write_diff, write_full
 from inventario.modules.backup.files import (
     MANIFEST_SUFFIX,
     NAME_RE,
@@ -30,6 +30,7 @@ from inventario.modules.backup.files import (
     human_size,
     iter_manifests,
     manifest_path,
+    read_manifest,
     write_manifest,
 )
 from inventario.modules.backup.model import HistorialBackup
@@ -49,13 +50,14 @@ class BackupEnCurso(Conflicto):
 
 
 class BackupError(DomainError):
-    status = 500
+    status = 503  # el servicio no pudo completar el backup; reintentar puede funcionar
 
 
 @dataclass
 class Decision:
     tipo: str
     base: HistorialBackup | None = None
+    base_manifest: Manifiesto | None = None
     nota: str | None = None
 
 
@@ -86,6 +88,17 @@ class BackupService:
     def _connect(self) -> psycopg.Connection:
         conninfo, env = self.runtime.server.libpq()
         return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
+
+    @staticmethod
+    def _unlock(lock: psycopg.Connection) -> None:
+        # Soltar explícitamente: al cerrar, el servidor lo libera un instante después y un
+        # backup pedido justo entonces recibiría un falso "backup en curso".
+        try:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+        except psycopg.Error:
+            pass
+        finally:
+            lock.close()
 
     def _lock(self) -> psycopg.Connection:
         conn = self._connect()
@@ -128,7 +141,13 @@ class BackupService:
         if base is None:
             return Decision("COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO")
         path = self.directory / base.nombre_archivo
-        if not path.exists() or not manifest_path(path).exists() or path.stat().st_size != base.tamanio_bytes:
+        base_manifest = None
+        if path.exists() and path.stat().st_size == base.tamanio_bytes:
+            try:
+                base_manifest = read_manifest(manifest_path(path))
+            except (OSError, ValueError):
+                base_manifest = None
+        if base_manifest is None or base_manifest.hash_md5 != base.hash_md5:
             return Decision(
                 "COMPLETO",
                 nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
@@ -151,7 +170,7 @@ class BackupService:
                 "COMPLETO",
                 nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el completo {base.id_backup}: el diferencial se hizo COMPLETO",
             )
-        return Decision("DIFERENCIAL", base=base)
+        return Decision("DIFERENCIAL", base=base, base_manifest=base_manifest)
 
     def _reserve_name(self, session: Session, tipo: str) -> str:
         """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya."""
@@ -199,7 +218,7 @@ class BackupService:
                 self._notify(session, "COMPLETADO", row)
                 return row
         finally:
-            lock.close()
+            self._unlock(lock)
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
         try:
@@ -234,6 +253,7 @@ class BackupService:
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
+                recent_deletions: list[int] = []
                 if decision.tipo == "COMPLETO":
                     names = [t.name for t in catalog.tables(snap)]
                     result = write_full(
@@ -241,6 +261,9 @@ class BackupService:
                         snapshot=snapshot_id, table_names=names, comment=comment,
                     )
                     corte = cutoff
+                    recent_keys, recent_deletions = recent_state(snap, cutoff)
+                    for entry in result.tables:
+                        entry.claves_recientes = recent_keys.get(entry.nombre)
                 else:
                     base = decision.base
                     assert base is not None and base.fecha_corte is not None
@@ -248,10 +271,10 @@ class BackupService:
                         raise DumpError("El esquema cambió mientras empezaba el diferencial; reintente")
                     corte = base.fecha_corte
                     comment += f"\n-- Requiere el completo {base.nombre_archivo} (id {base.id_backup}, md5 {base.hash_md5})"
+                    assert decision.base_manifest is not None
                     result = write_diff(
                         writer, snap, cutoff=corte, fingerprint=fingerprint,
-                        base_id=base.id_backup, base_name=base.nombre_archivo, comment=comment,
-                        conninfo=conninfo, password=env.get("PGPASSWORD"), snapshot=snapshot_id,
+                        base=decision.base_manifest, comment=comment,
                     )
                 writer.finish()
                 snap.execute("COMMIT")
@@ -279,6 +302,7 @@ class BackupService:
                 nombre_archivo_base=decision.base.nombre_archivo if decision.base else None,
                 hash_md5_base=decision.base.hash_md5 if decision.base else None,
                 tablas=result.tables,
+                eliminaciones_recientes=recent_deletions,
                 nota=nota,
             )
             # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
@@ -316,7 +340,7 @@ class BackupService:
                 log.warning("Backups interrumpidos marcados como ERROR: %s", interrupted)
             return {"temporales": len(temps), "interrumpidos": len(interrupted), "sincronizados": synced}
         finally:
-            lock.close()
+            self._unlock(lock)
 
     def _remove_temp_files(self) -> list[str]:
         removed = []
@@ -403,7 +427,7 @@ class BackupService:
                     )
                 return result
         finally:
-            lock.close()
+            self._unlock(lock)
 
     # ------------------------------------------------------------------ consultas
     def get(self, session: Session, id_backup: int) -> HistorialBackup:

@@ -1,0 +1,45 @@
+"""Job `backup_diario`: COMPLETO el día BACKUP_FULL_DAY, DIFERENCIAL los demás, y luego la retención."""
+
+from __future__ import annotations
+
+from inventario.modules.backup.files import human_size
+from inventario.modules.backup.notifications import notify
+from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
+from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.modules.jobs.schedule import backup_tipo
+
+JOB_ID = "backup_diario"
+
+
+def run(ctx: ContextoJob) -> ResultadoJob:
+    settings = ctx.runtime.settings
+    # BACKUP_ENABLED apaga los backups programados; pedir el job a mano es una orden explícita.
+    if not settings.BACKUP_ENABLED and not ctx.manual:
+        return ResultadoJob("OMITIDO", "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup")
+    tipo = backup_tipo(ctx.programada_para, settings.BACKUP_FULL_DAY, settings.tz)
+    service = BackupService(ctx.runtime, notifier=notify)
+    # `ejecutado_por` del plan: SCHEDULER (también la recuperación al arrancar), MANUAL o el usuario.
+    ejecutado_por = ctx.ejecutado_por if ctx.manual else "SCHEDULER"
+    try:
+        row = service.run(tipo, ejecutado_por)  # type: ignore[arg-type]
+    except BackupEnCurso as exc:
+        raise JobFallido(f"No se hizo el backup {tipo}: {exc.mensaje}") from exc
+    except BackupError as exc:
+        # El motor ya marcó el backup como ERROR y creó la notificación ROJA.
+        raise JobFallido(exc.mensaje, notificado=True) from exc
+    mensaje = (
+        f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
+        f"({row.tamanio_legible}, {row.duracion_segundos or 0:.1f} s)"
+    )
+    if row.nota:
+        mensaje += f". Nota: {row.nota}"
+    try:
+        limpieza = service.cleanup()
+    except Exception as exc:  # noqa: BLE001 — el backup quedó hecho; la limpieza se informa aparte
+        detalle = getattr(exc, "mensaje", None) or f"{exc.__class__.__name__}: {exc}"
+        raise JobFallido(f"{mensaje}. La limpieza de backups antiguos falló: {detalle}") from exc
+    mensaje += (
+        f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
+        f"{human_size(limpieza.bytes_liberados)} liberados"
+    )
+    return ResultadoJob("OK", mensaje)

@@ -1,0 +1,18 @@
+"""Job `logs_maintenance`: comprimir los logs rotados y borrar los comprimidos viejos."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.modules.logs.service import maintain
+
+JOB_ID = "logs_maintenance"
+
+
+def run(ctx: ContextoJob) -> ResultadoJob:
+    settings = ctx.runtime.settings
+    result = maintain(settings, now=datetime.now(settings.tz))
+    if result.errores:
+        raise JobFallido(result.resumen())
+    return ResultadoJob("OK", result.resumen())

@@ -1,0 +1,1 @@
+"""Alertas diarias de vencimiento de lotes y de stock."""

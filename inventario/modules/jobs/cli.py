@@ -1,0 +1,150 @@
+"""Consola de los jobs: `inventario scheduler`, `inventario jobs ...`, `inventario logs mantenimiento`
+e `inventario alertas generar`.
+
+Las corridas a mano pasan por el mismo registro y cerrojo que las programadas: quedan anotadas
+(`manual`) y no se pisan con una corrida del planificador de otra instancia.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from inventario.errors import DomainError
+
+jobs_app = typer.Typer(help="Jobs programados: listar, ejecutar y ver el historial.", no_args_is_help=True)
+logs_app = typer.Typer(help="Archivos de log.", no_args_is_help=True)
+alertas_app = typer.Typer(help="Alertas de vencimiento y stock.", no_args_is_help=True)
+
+
+def _cli():  # importación tardía: evita el ciclo con inventario.cli
+    from inventario import cli
+
+    return cli
+
+
+def _run(job_id: str, usuario: str) -> None:
+    from inventario.modules.jobs.service import JobsService
+
+    with _cli().runtime_context() as runtime:
+        try:
+            row = JobsService(runtime).run_now(job_id, ejecutado_por=usuario)
+        except DomainError as exc:
+            raise _cli().fail(exc.mensaje) from None
+    duracion = (row.fin - row.inicio).total_seconds() if row.fin else 0.0
+    text = f"Job {row.job_id} (corrida {row.id_ejecucion}): {row.estado} en {duracion:.2f} s\n{row.mensaje or ''}"
+    if row.estado == "ERROR":
+        raise _cli().fail(text)
+    typer.echo(text)
+
+
+@jobs_app.command("listar")
+def listar() -> None:
+    """Cada job con su programación, próxima ejecución y última corrida."""
+    from datetime import datetime
+
+    from inventario.modules.jobs.service import JobsService
+
+    with _cli().runtime_context() as runtime:
+        service = JobsService(runtime)
+        tz = runtime.settings.tz
+        items = service.status(datetime.now(tz))
+    for item in items:
+        last = item["ultima_ejecucion"]
+        typer.echo(f"{item['job_id']}  ({item['nombre']})  {item['programacion']}")
+        typer.echo(f"    próxima: {item['proxima_ejecucion'].astimezone(tz):%Y-%m-%d %H:%M}")
+        if last is None:
+            typer.echo("    última: (nunca)")
+        else:
+            estado = "INTERRUMPIDA" if item["interrumpida"] else last.estado
+            typer.echo(
+                f"    última: {last.inicio.astimezone(tz):%Y-%m-%d %H:%M:%S} {estado}"
+                f"{' (manual)' if last.manual else ''}: {last.mensaje or ''}"
+            )
+        if item["problema"]:
+            typer.secho(f"    DEGRADADO: {item['problema']}", fg=typer.colors.YELLOW)
+
+
+@jobs_app.command("ejecutar")
+def ejecutar(
+    job_id: str = typer.Argument(..., help="backup_diario, logs_maintenance o alertas_diarias"),
+    usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
+) -> None:
+    """Ejecuta un job ahora (queda en el registro como corrida manual)."""
+    _run(job_id, usuario)
+
+
+@jobs_app.command("historial")
+def historial(
+    job_id: str = typer.Argument(..., help="backup_diario, logs_maintenance o alertas_diarias"),
+    limite: int = typer.Option(20, "--limite", min=1, max=500, help="Cuántas corridas mostrar"),
+) -> None:
+    """Las últimas corridas de un job, la más reciente primero."""
+    from inventario.modules.jobs.service import JobsService
+
+    with _cli().runtime_context() as runtime:
+        try:
+            rows, total = JobsService(runtime).history(job_id, 0, limite)
+        except DomainError as exc:
+            raise _cli().fail(exc.mensaje) from None
+        tz = runtime.settings.tz
+    typer.echo(f"{total} corridas de {job_id}.")
+    for r in rows:
+        typer.echo(
+            f"{r.id_ejecucion:>6}  {r.programada_para.astimezone(tz):%Y-%m-%d %H:%M}  "
+            f"{r.inicio.astimezone(tz):%Y-%m-%d %H:%M:%S}  {r.estado:<9} "
+            f"{'manual ' if r.manual else ''}{r.ejecutado_por or ''} @ {r.instancia}: {r.mensaje or ''}"
+        )
+
+
+@logs_app.command("mantenimiento")
+def logs_mantenimiento(
+    usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
+) -> None:
+    """Comprime los logs rotados y borra los comprimidos viejos ahora (job logs_maintenance)."""
+    _run("logs_maintenance", usuario)
+
+
+@alertas_app.command("generar")
+def alertas_generar(
+    usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
+) -> None:
+    """Genera ahora las alertas de vencimiento y stock (job alertas_diarias)."""
+    _run("alertas_diarias", usuario)
+
+
+def scheduler() -> None:
+    """Arranca solo el planificador (sin HTTP), para despliegues que lo separan del servicio."""
+    import signal
+    import threading
+
+    from inventario.modules.backup.notifications import notify
+    from inventario.modules.backup.service import BackupService
+    from inventario.modules.jobs.scheduler import Planificador
+
+    stop = threading.Event()
+    with _cli().runtime_context() as runtime:
+        BackupService(runtime, notifier=notify).recover()
+        planificador = Planificador(runtime)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        planificador.start()
+        try:
+            typer.echo(
+                f"Planificador en marcha (instancia {planificador.service.instancia}, "
+                f"zona {runtime.settings.ZONA_HORARIA}). Ctrl+C para detener."
+            )
+            now = planificador.clock()
+            for job in planificador.service.jobs:
+                typer.echo(
+                    f"  {job.job_id:<17} {planificador.service.programacion(job)}; próxima "
+                    f"{planificador.service.next_slot(job, now):%Y-%m-%d %H:%M}"
+                )
+            while not stop.wait(1.0):
+                pass
+            typer.echo("Deteniendo: se espera a que terminen los jobs en curso...")
+        finally:
+            planificador.shutdown(wait=True)
+    typer.echo("Planificador detenido.")
+
+
+__all__ = ["alertas_app", "jobs_app", "logs_app", "scheduler"]

@@ -1,0 +1,75 @@
+"""Jobs programados (`/api/v1/jobs`). Solo ADMIN.
+
+- `GET  /jobs`                        cada job: programación, próxima ejecución, última corrida y
+                                      su resultado, estado (OK / DEGRADADO) y problema.
+- `GET  /jobs/{job_id}`               lo mismo, de un job.
+- `GET  /jobs/{job_id}/ejecuciones`   historial de corridas (paginado, la más reciente primero).
+- `POST /jobs/{job_id}/ejecutar`      ejecuta el job ahora y devuelve la corrida registrada (con su
+                                      estado: OK, OMITIDO o ERROR). 409 si ya se está ejecutando
+                                      en cualquier instancia; 404 si el job no existe.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+
+from inventario.modules.jobs.schemas import EjecucionSalida, JobSalida
+from inventario.modules.jobs.service import JobsService
+from inventario.modules.usuarios.dependencies import AdminUser
+from inventario.pagination import Listado, PaginaDep
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(min_length=1, max_length=50, description="backup_diario, logs_maintenance o alertas_diarias")]
+
+
+def _service(request: Request) -> JobsService:
+    scheduler = getattr(request.app.state, "scheduler", None)
+    return scheduler.service if scheduler is not None else JobsService(request.app.state.runtime)
+
+
+def _desde(request: Request) -> datetime | None:
+    scheduler = getattr(request.app.state, "scheduler", None)
+    return scheduler.desde if scheduler is not None else None
+
+
+def _salida(item: dict[str, Any]) -> JobSalida:
+    last = item["ultima_ejecucion"]
+    return JobSalida(
+        **{k: v for k, v in item.items() if k in JobSalida.model_fields and k != "ultima_ejecucion"},
+        ultima_ejecucion=EjecucionSalida.desde(last, item["interrumpida"]) if last is not None else None,
+    )
+
+
+@router.get("", response_model=list[JobSalida])
+def list_jobs(request: Request, _: AdminUser) -> list[JobSalida]:
+    service = _service(request)
+    return [_salida(i) for i in service.status(datetime.now(service.settings.tz), desde=_desde(request))]
+
+
+@router.get("/{job_id}", response_model=JobSalida)
+def get_job(job_id: JobId, request: Request, _: AdminUser) -> JobSalida:
+    service = _service(request)
+    service.job(job_id)  # 404
+    items = service.status(datetime.now(service.settings.tz), desde=_desde(request))
+    return next(_salida(i) for i in items if i["job_id"] == job_id)
+
+
+@router.get("/{job_id}/ejecuciones", response_model=Listado[EjecucionSalida])
+def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
+    rows, total = _service(request).history(job_id, pagina.offset, pagina.limit)
+    return {
+        "total": total,
+        "offset": pagina.offset,
+        "limit": pagina.limit,
+        "items": [EjecucionSalida.desde(r) for r in rows],
+    }
+
+
+@router.post("/{job_id}/ejecutar", response_model=EjecucionSalida)
+def run_job(job_id: JobId, request: Request, user: AdminUser) -> EjecucionSalida:
+    row = _service(request).run_now(job_id, ejecutado_por=user.nombre_usuario)
+    return EjecucionSalida.desde(row)

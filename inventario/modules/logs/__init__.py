@@ -1,0 +1,1 @@
+"""Mantenimiento de los archivos de log (compresión y retención)."""
