@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,33 +12,43 @@ from inventario import __version__
 from inventario.config import Settings, get_settings
 from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
+from inventario.modules.backup import router as backup
+from inventario.modules.jobs import router as jobs
+from inventario.modules.lotes import router as lotes
+from inventario.modules.movimientos import router as movimientos
+from inventario.modules.notificaciones import router as notificaciones
+from inventario.modules.productos import router as productos
+from inventario.modules.salud import router as salud
+from inventario.modules.usuarios import router as usuarios
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.postgres import DatabaseServer
-from inventario.runtime import announce_first_admin, open_runtime
+from inventario.runtime import Runtime, announce_first_admin, open_runtime
+
+log = logging.getLogger(__name__)
 
 def include_routers(app: FastAPI) -> None:
-    from inventario.modules.salud.router import router as salud
-    from inventario.modules.usuarios.router import auth_router, router as usuarios
-
-    for router in (salud, auth_router, usuarios):
-        app.include_router(router)
-    for optional in (
-        "inventario.modules.productos.router",
-        "inventario.modules.lotes.router",
-        "inventario.modules.movimientos.router",
-        "inventario.modules.notificaciones.router",
-        "inventario.modules.backup.router",
-        "inventario.modules.jobs.router",
+    for router in (
+        salud.router,
+        usuarios.auth_router,
+        usuarios.router,
+        productos.router,
+        lotes.router,
+        movimientos.router,
+        notificaciones.router,
+        backup.router,
+        jobs.router,
     ):
-        try:
-            module = __import__(optional, fromlist=["router"])
-        except ModuleNotFoundError as exc:
-            if exc.name != optional:
-                raise
-            continue
-        app.include_router(module.router)
+        app.include_router(router)
+
+
+def _recover_backups(runtime: Runtime) -> None:
+    # Un BACKUP_PATH inutilizable no debe impedir que la tienda venda: /health lo señala.
+    try:
+        BackupService(runtime, notifier=notify_backup).recover()
+    except Exception:  # noqa: BLE001
+        log.exception("No se pudo revisar el directorio de backups al arrancar; el servicio sigue sin backups")
 
 
 def create_app(
@@ -59,7 +70,7 @@ def create_app(
         app.state.secret_key = settings.secret_key()
         app.state.with_scheduler = with_scheduler
         announce_first_admin(runtime)
-        BackupService(runtime, notifier=notify_backup).recover()
+        _recover_backups(runtime)
         scheduler = None
         if with_scheduler:
             scheduler = Planificador(runtime)
@@ -73,6 +84,9 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown()  # espera a los jobs en curso antes de cerrar la base
+            if not backup.esperar_backups_en_segundo_plano(app, timeout=0):
+                log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
+                backup.esperar_backups_en_segundo_plano(app)
             runtime.close()
 
     app = FastAPI(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -287,16 +288,90 @@ def test_directorio_de_backups_inutilizable_503_sin_500(
     archivo = tmp_path / "soy-un-archivo"
     archivo.write_text("x")
     settings.BACKUP_PATH = str(archivo / "backups")  # mkdir fallará: el padre es un archivo
-    for ruta in ("/ejecutar-completo?esperar=true", "/ejecutar-diferencial", "/limpiar"):
+    fallidos = []
+    # El fallo llega antes de crear el registro EN_PROCESO: también deja fila ERROR y aviso ROJO,
+    # por el camino de esperar y por el del 202.
+    for ruta, tipo in (("/ejecutar-completo?esperar=true", "COMPLETO"), ("/ejecutar-diferencial", "DIFERENCIAL")):
         r = client.post(f"{API}{ruta}", headers=admin_headers)
         assert r.status_code == 503, (ruta, r.text)
-        assert "backup" in r.json()["detalle"].lower()
+        cuerpo = r.json()
+        assert cuerpo["estado"] == "ERROR" and cuerpo["tipo"] == tipo
+        assert cuerpo["detalle"].startswith(f"Error en backup {tipo}") and "NotADirectoryError" in cuerpo["mensaje_error"]
+        assert cuerpo["archivo_disponible"] is False
+        fallidos.append(cuerpo["id_backup"])
+    r = client.post(f"{API}/limpiar", headers=admin_headers)
+    assert r.status_code == 503 and "backup" in r.json()["detalle"].lower()
+    rojas = [n for n in notificaciones(client, admin_headers) if n["semaforo"] == "ROJO"]
+    assert {n["titulo"] for n in rojas} == {"❌ Error en Backup COMPLETO", "❌ Error en Backup DIFERENCIAL"}
     r = client.get(f"{API}/{full['id_backup']}/descargar", headers=admin_headers)
-    assert r.status_code == 503 and "directorio de backups" in r.json()["detalle"]
+    # 503 (no 410): el archivo no se da por perdido mientras el directorio no esté accesible.
+    assert r.status_code == 503 and "No se pudo leer el archivo" in r.json()["detalle"]
     r = client.get(f"{API}/{full['id_backup']}", headers=admin_headers)
     assert r.status_code == 200 and r.json()["archivo_disponible"] is False
     r = client.get(f"{API}/estadisticas", headers=admin_headers)
     assert r.status_code == 200 and r.json()["espacio_libre_bytes"] is None
+    assert r.json()["ultimo_error"]["id_backup"] == fallidos[-1]
+    assert r.json()["total_backups"] == 1  # los fallidos no cuentan como backups
+    # Con el directorio de nuevo utilizable, el siguiente funciona.
+    settings.BACKUP_PATH = str(tmp_path / "otro")
+    assert backup(client, admin_headers)["estado"] == "COMPLETADO"
+
+
+def test_arranca_con_backup_path_inutilizable_y_las_consultas_no_crean_directorios(
+    settings: Settings, fresh_db: DatabaseServer, tmp_path: Path
+) -> None:
+    from inventario.main import create_app
+
+    archivo = tmp_path / "soy-un-archivo"
+    archivo.write_text("x")
+    roto = settings.model_copy(update={"BACKUP_PATH": str(archivo / "backups")})
+    with TestClient(create_app(roto, server=fresh_db, with_scheduler=False)) as client:
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        salud = client.get("/health").json()
+        assert salud["base_datos"]["estado"] == "OK" and salud["estado"] == "DEGRADADO"
+        assert "no es utilizable" in salud["disco_backups"]["mensaje"]
+        assert client.get(f"{API}/listar", headers=headers).status_code == 200
+    assert "revisar el directorio de backups" in (Path(settings.LOGS_PATH) / "error.log").read_text()
+
+    ausente = settings.model_copy(update={"BACKUP_PATH": str(tmp_path / "aun-no-existe")})
+    with TestClient(create_app(ausente, server=fresh_db, with_scheduler=False)) as client:
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        (tmp_path / "aun-no-existe").rmdir()  # lo creó el arranque; las consultas no deben recrearlo
+        for ruta in ("/listar", "/estadisticas", "/99", "/99/descargar"):
+            assert client.get(f"{API}{ruta}", headers=headers).status_code in (200, 404)
+        assert not (tmp_path / "aun-no-existe").exists()
+        backup(client, headers)
+        assert (tmp_path / "aun-no-existe").is_dir()
+
+
+def test_al_cerrar_el_servicio_espera_al_backup_en_segundo_plano(
+    settings: Settings, fresh_db: DatabaseServer
+) -> None:
+    from inventario.main import create_app
+
+    bloqueo = bloquear_pg_dump(fresh_db)  # el backup queda EN_PROCESO hasta soltarlo
+    soltar = threading.Timer(1.5, bloqueo.rollback)
+    try:
+        with TestClient(create_app(settings, server=fresh_db, with_scheduler=False)) as client:
+            headers = login(client, "admin", ADMIN_PASSWORD)
+            fill(fresh_db, 50)
+            r = client.post(f"{API}/ejecutar-completo", headers=headers)
+            assert r.status_code == 202 and r.json()["estado"] == "EN_PROCESO"
+            id_backup = r.json()["id_backup"]
+            soltar.start()
+            cerrando = time.monotonic()
+        esperado = time.monotonic() - cerrando
+    finally:
+        soltar.cancel()
+        bloqueo.close()
+    # El cierre esperó al hilo: archivo publicado y registro COMPLETADO, no EN_PROCESO ni ERROR.
+    assert esperado >= 1.0
+    with connect(fresh_db) as conn:
+        estado, nombre = conn.execute(
+            "SELECT estado, nombre_archivo FROM historial_backup WHERE id_backup = %s", (id_backup,)
+        ).fetchone()
+    assert estado == "COMPLETADO"
+    assert (settings.backup_dir / nombre).is_file()
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ from inventario.modules.backup.schemas import (
     TipoFiltro,
     TipoSolicitado,
 )
-from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
+from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupIniciado, BackupService
 from inventario.modules.usuarios.dependencies import AdminUser
 from inventario.modules.usuarios.model import Usuario
 from inventario.pagination import Id, Listado, PaginaDep
@@ -93,7 +93,6 @@ router = APIRouter(prefix="/api/v1/backup", tags=["backup"])
 
 PREFIJO = "/api/v1/backup"
 JOB_BACKUP = "backup_diario"  # id del job del plan
-ESPERA_INICIO_S = 60.0  # cuánto espera el 202 a que el backup haya creado su registro
 
 
 def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
@@ -212,28 +211,6 @@ def _disco_lleno(exc: BaseException | None, mensaje: str | None = None) -> bool:
 
 # ------------------------------------------------------------------ ejecutar
 
-class _ServicioSeguido(BackupService):
-    """BackupService que avisa en cuanto el registro EN_PROCESO está confirmado en la base.
-
-    Provisional, hasta que el motor ofrezca un `start()` que devuelva la fila y el resto del
-    trabajo por separado: se engancha en `_produce`, lo primero que `run()` llama tras el commit de
-    la fila. Si un día el gancho no se llamara, el 202 degrada a responder al terminar (201).
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        super().__init__(runtime, notifier=notify)
-        self.id_backup: int | None = None
-        self.iniciado = threading.Event()
-
-    def _produce(self, *args: Any, **kwargs: Any) -> Any:
-        # Sin fijar la firma: un cambio en el motor no debe romper el backup, solo el aviso.
-        row = next((a for a in (*args, *kwargs.values()) if isinstance(a, HistorialBackup)), None)
-        if row is not None:
-            self.id_backup = row.id_backup
-            self.iniciado.set()
-        return super()._produce(*args, **kwargs)
-
-
 def _hilos(app: FastAPI) -> set[threading.Thread]:
     hilos = getattr(app.state, "backup_hilos", None)
     if hilos is None:
@@ -249,58 +226,53 @@ def esperar_backups_en_segundo_plano(app: FastAPI, timeout: float | None = None)
     return not any(h.is_alive() for h in _hilos(app))
 
 
-def _fallo(request: Request, exc: BaseException, id_backup: int | None) -> JSONResponse:
+def _fallo(request: Request, exc: BaseException) -> JSONResponse:
     """Traduce el fallo de un backup a una respuesta que no es 500."""
     if isinstance(exc, BackupEnCurso):
         raise exc
-    if isinstance(exc, BackupError) and id_backup is not None:
+    if isinstance(exc, BackupError):
         status = 507 if _disco_lleno(exc, exc.mensaje) else 503
-        return _respuesta_backup(request, id_backup, status, detalle=exc.mensaje)
+        if exc.id_backup is not None:
+            return _respuesta_backup(request, exc.id_backup, status, detalle=exc.mensaje)
+        return JSONResponse({"detalle": exc.mensaje}, status_code=status)
     if isinstance(exc, SQLAlchemyError | psycopg.OperationalError):
         raise NoDisponible("Base de datos no disponible; no se pudo hacer el backup. Intente más tarde") from None
-    mensaje = exc.mensaje if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
-    if _disco_lleno(exc, mensaje):
-        return JSONResponse({"detalle": f"No hay espacio en disco para el backup: {mensaje}"}, status_code=507)
-    raise NoDisponible(f"No se pudo hacer el backup: {mensaje}") from None
+    raise NoDisponible(f"No se pudo hacer el backup: {exc.__class__.__name__}: {exc}") from None
 
 
-def _ejecutar(request: Request, user: Usuario, tipo: TipoSolicitado, esperar: bool) -> JSONResponse:
-    servicio = _ServicioSeguido(_runtime(request))
-    usuario = user.nombre_usuario
-    if esperar:
-        try:
-            row = servicio.run(tipo, usuario)
-        except Exception as exc:  # noqa: BLE001 — todo fallo se traduce (nunca 500)
-            return _fallo(request, exc, servicio.id_backup)
-        return _respuesta_backup(request, row.id_backup, 201)
-
-    resultado: dict[str, Any] = {}
-    hilos = _hilos(request.app)
+def _terminar_en_segundo_plano(app: FastAPI, iniciado: BackupIniciado) -> None:
+    hilos = _hilos(app)
 
     def trabajo() -> None:
         try:
-            resultado["fila"] = servicio.run(tipo, usuario)
-        except BaseException as exc:  # noqa: BLE001 — se informa al que espera o al log
-            resultado["error"] = exc
-            if not isinstance(exc, BackupEnCurso | BackupError):  # esos ya los registró el motor
-                log.exception("El backup %s lanzado por %s falló", tipo, usuario)
+            iniciado.finish()
+        except BackupError:
+            pass  # el motor ya lo registró: fila ERROR, notificación y error.log
+        except BaseException:  # noqa: BLE001 — el hilo no tiene a quién propagar
+            log.exception("El backup %s falló en segundo plano", iniciado.id_backup)
         finally:
-            servicio.iniciado.set()
             hilos.discard(threading.current_thread())
 
-    hilo = threading.Thread(target=trabajo, name=f"backup-{tipo.lower()}-{usuario}", daemon=True)
+    hilo = threading.Thread(target=trabajo, name=f"backup-{iniciado.id_backup}", daemon=True)
     hilos.add(hilo)
-    hilo.start()
-    servicio.iniciado.wait(ESPERA_INICIO_S)
-    if servicio.id_backup is not None:
-        return _respuesta_backup(request, servicio.id_backup, 202)
-    if "error" in resultado:
-        return _fallo(request, resultado["error"], None)
-    if "fila" in resultado:
-        return _respuesta_backup(request, resultado["fila"].id_backup, 201)
-    raise NoDisponible(
-        f"El backup no empezó en {ESPERA_INICIO_S:g} s; consulte GET {PREFIJO}/listar?estado=EN_PROCESO"
-    )
+    try:
+        hilo.start()
+    except BaseException:
+        hilos.discard(hilo)
+        iniciado.abandon("No se pudo lanzar el backup en segundo plano")
+        raise
+
+
+def _ejecutar(request: Request, user: Usuario, tipo: TipoSolicitado, esperar: bool) -> JSONResponse:
+    try:
+        iniciado = _servicio(request).start(tipo, user.nombre_usuario)
+        if esperar:
+            row = iniciado.finish()
+            return _respuesta_backup(request, row.id_backup, 201)
+    except Exception as exc:  # noqa: BLE001 — todo fallo se traduce (nunca 500)
+        return _fallo(request, exc)
+    _terminar_en_segundo_plano(request.app, iniciado)
+    return _respuesta_backup(request, iniciado.id_backup, 202)
 
 
 _RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {

@@ -52,6 +52,14 @@ class BackupEnCurso(Conflicto):
 class BackupError(DomainError):
     status = 503  # el servicio no pudo completar el backup; reintentar puede funcionar
 
+    def __init__(self, mensaje: str, id_backup: int | None = None) -> None:
+        super().__init__(mensaje)
+        self.id_backup = id_backup  # la fila ERROR que lo documenta, si se pudo escribir
+
+
+def _describe(exc: BaseException) -> str:
+    return exc.mensaje if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
+
 
 @dataclass
 class Decision:
@@ -72,6 +80,41 @@ class RetentionResult:
 Notifier = Callable[[Session, str, HistorialBackup, str | None], None]
 
 
+@dataclass
+class BackupIniciado:
+    """Un backup con su fila EN_PROCESO confirmada y el cerrojo tomado.
+
+    `finish()` escribe el archivo y suelta el cerrojo pase lo que pase; hay que llamarlo siempre
+    (o `abandon()` si ya no se va a ejecutar).
+    """
+
+    service: BackupService
+    lock: psycopg.Connection
+    session: Session
+    row: HistorialBackup
+    decision: Decision
+
+    @property
+    def id_backup(self) -> int:
+        return self.row.id_backup
+
+    def finish(self) -> HistorialBackup:
+        try:
+            return self.service._finish(self)
+        finally:
+            self._release()
+
+    def abandon(self, reason: str) -> None:
+        try:
+            self.service._mark_error(self.session, self.row, reason)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self.session.close()
+        self.service._unlock(self.lock)
+
+
 class BackupService:
     def __init__(self, runtime: Runtime, notifier: Notifier | None = None) -> None:
         self.runtime = runtime
@@ -81,9 +124,11 @@ class BackupService:
     # ------------------------------------------------------------------ utilidades
     @property
     def directory(self) -> Path:
-        path = self.settings.backup_dir
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.settings.backup_dir
+
+    def _ensure_directory(self) -> None:
+        # Solo quien escribe lo crea: una consulta o una descarga no deben crear directorios.
+        self.directory.mkdir(parents=True, exist_ok=True)
 
     def _connect(self) -> psycopg.Connection:
         conninfo, env = self.runtime.server.libpq()
@@ -184,41 +229,95 @@ class BackupService:
             time.sleep(0.2)
 
     def run(self, requested: TipoSolicitado, ejecutado_por: str) -> HistorialBackup:
-        lock = self._lock()
+        """Backup completo de principio a fin (CLI, job). La API usa `start()` para responder antes."""
+        return self.start(requested, ejecutado_por).finish()
+
+    def start(self, requested: TipoSolicitado, ejecutado_por: str) -> BackupIniciado:
+        """Toma el cerrojo, decide el tipo y confirma el registro EN_PROCESO; el archivo lo escribe `finish()`.
+
+        Un fallo aquí (BACKUP_PATH inutilizable, catálogo ilegible) también queda registrado: fila en
+        ERROR y notificación ROJA, como un fallo a mitad del backup.
+        """
+        try:
+            lock = self._lock()
+        except psycopg.Error as exc:
+            log.error("Backup %s no iniciado: base de datos no disponible: %s", requested, exc)
+            raise BackupError(f"No se pudo iniciar el backup {requested}: base de datos no disponible") from exc
+        session = self.runtime.session_factory()
+        try:
+            self._ensure_directory()
+            decision = self.decide(session, requested)
+            name = self._reserve_name(session, decision.tipo)
+            row = HistorialBackup(
+                tipo=decision.tipo,
+                nombre_archivo=name,
+                ruta_archivo=str(self.directory / name),
+                estado="EN_PROCESO",
+                ejecutado_por=ejecutado_por,
+                id_backup_base=decision.base.id_backup if decision.base else None,
+                nota=decision.nota,
+            )
+            session.add(row)
+            session.commit()
+        except Exception as exc:
+            session.rollback()
+            session.close()
+            message = _describe(exc)
+            tipo = self._nominal_type(requested)
+            log.error("Backup %s no pudo empezar: %s", tipo, message)
+            try:  # con el cerrojo aún tomado: nadie más reserva nombres mientras tanto
+                failed = self._record_early_failure(tipo, ejecutado_por, message)
+            finally:
+                self._unlock(lock)
+            raise BackupError(f"Error en backup {tipo}: {message}", id_backup=failed) from exc
+        if decision.nota:
+            log.warning("Backup %s: %s", row.id_backup, decision.nota)
+            self._notify(session, "PROMOVIDO", row)
+        return BackupIniciado(self, lock, session, row, decision)
+
+    def _nominal_type(self, requested: TipoSolicitado) -> str:
+        if requested != "AUTO":
+            return requested
+        today = datetime.now(self.settings.tz).weekday()
+        return "COMPLETO" if today == self.settings.BACKUP_FULL_DAY else "DIFERENCIAL"
+
+    def _record_early_failure(self, tipo: str, ejecutado_por: str, message: str) -> int | None:
+        """Fila ERROR (sin archivo) y notificación para un backup que no llegó a empezar."""
         try:
             with self.runtime.session_factory() as session:
-                decision = self.decide(session, requested)
-                name = self._reserve_name(session, decision.tipo)
+                name = self._reserve_name(session, tipo)  # el nombre que habría tenido; sin archivo
                 row = HistorialBackup(
-                    tipo=decision.tipo,
+                    tipo=tipo,
                     nombre_archivo=name,
-                    ruta_archivo=str(self.directory / name),
-                    estado="EN_PROCESO",
+                    ruta_archivo=str(self.settings.backup_dir / name),
+                    estado="ERROR",
+                    mensaje_error=message[:4000],
                     ejecutado_por=ejecutado_por,
-                    id_backup_base=decision.base.id_backup if decision.base else None,
-                    nota=decision.nota,
                 )
                 session.add(row)
                 session.commit()
-                if decision.nota:
-                    log.warning("Backup %s: %s", row.id_backup, decision.nota)
-                    self._notify(session, "PROMOVIDO", row)
-                try:
-                    self._produce(session, row, decision)
-                except Exception as exc:
-                    session.rollback()
-                    message = exc.mensaje if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
-                    log.error("Backup %s (%s) falló: %s", row.id_backup, row.tipo, message)
-                    self._mark_error(session, row, message)
-                    raise BackupError(f"Error en backup {row.tipo}: {message}") from exc
-                log.info(
-                    "Backup %s %s completado: %s, %s, %.2f s",
-                    row.id_backup, row.tipo, row.nombre_archivo, row.tamanio_legible, row.duracion_segundos or 0,
-                )
-                self._notify(session, "COMPLETADO", row)
-                return row
-        finally:
-            self._unlock(lock)
+                self._notify(session, "ERROR", row)
+                return row.id_backup
+        except Exception:  # noqa: BLE001 — sin base no hay dónde anotarlo; queda en error.log
+            log.exception("No se pudo registrar el fallo del backup %s", tipo)
+            return None
+
+    def _finish(self, started: BackupIniciado) -> HistorialBackup:
+        session, row = started.session, started.row
+        try:
+            self._produce(session, row, started.decision)
+        except Exception as exc:
+            session.rollback()
+            message = _describe(exc)
+            log.error("Backup %s (%s) falló: %s", row.id_backup, row.tipo, message)
+            self._mark_error(session, row, message)
+            raise BackupError(f"Error en backup {row.tipo}: {message}", id_backup=row.id_backup) from exc
+        log.info(
+            "Backup %s %s completado: %s, %s, %.2f s",
+            row.id_backup, row.tipo, row.nombre_archivo, row.tamanio_legible, row.duracion_segundos or 0,
+        )
+        self._notify(session, "COMPLETADO", row)
+        return row
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
         try:
@@ -326,6 +425,7 @@ class BackupService:
             log.info("Hay un backup en curso en otra instancia; no se recupera nada ahora")
             return {"temporales": 0, "interrumpidos": 0, "sincronizados": 0}
         try:
+            self._ensure_directory()
             temps = self._remove_temp_files()
             with self.runtime.session_factory() as session:
                 synced = self.sync_catalog(session)
@@ -363,6 +463,8 @@ class BackupService:
         """Borra los backups más viejos que BACKUP_RETENTION_DAYS, salvo los que aún hacen falta."""
         lock = self._lock()
         try:
+            # Si BACKUP_PATH no está (p. ej. un disco sin montar), no dar por borrado lo que no se ve.
+            self._ensure_directory()
             result = RetentionResult(temporales_borrados=self._remove_temp_files())
             with self.runtime.session_factory() as session:
                 self.sync_catalog(session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -53,6 +54,10 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
     }
     if info["estado"] != OK:
         info["mensaje"] = f"Quedan {free_mb:.0f} MB libres para backups (mínimo {min_free_mb} MB)"
+    # El directorio (o el primer ancestro existente, donde se creará) debe poder recibir archivos.
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        info["estado"] = DEGRADADO
+        info["mensaje"] = f"El directorio de backups no es utilizable: {probe} no es un directorio con permiso de escritura"
     return info
 
 
