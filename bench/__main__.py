@@ -22,6 +22,8 @@ ESCALAS = {
     "rapida": (4_000, 5, 176_000),  # ≈ 200 mil
     "minima": (200, 2, 2_000),  # prueba de humo
 }
+# Medida 6: lotes para alertas_diarias y archivos para logs_maintenance (el objetivo: 100 000 y 10 000).
+MANTENIMIENTO = {"normal": (100_000, 10_000), "rapida": (100_000, 10_000), "minima": (2_000, 400)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peticiones", type=int, default=3000, help="peticiones por fase de carga")
     parser.add_argument("--segundos-carga", type=float, default=60, help="tope de cada fase de carga")
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
+    parser.add_argument(
+        "--medidas", default="1,2,3,4,5,6",
+        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas)",
+    )
     args = parser.parse_args(argv)
+    try:
+        wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
+    except ValueError:
+        parser.error("--medidas: números del 1 al 6 separados por comas")
+    if not wanted or not wanted <= set(range(1, 7)):
+        parser.error("--medidas: números del 1 al 6 separados por comas")
+    if 3 in wanted:
+        wanted.add(2)
+    if 2 in wanted:
+        wanted.add(1)
 
     started = time.perf_counter()
     productos, lotes, movimientos = ESCALAS[args.escala]
@@ -41,22 +57,35 @@ def main(argv: list[str] | None = None) -> int:
     ent = crear(productos, lotes, movimientos)
     results: list[medidas.Resultado] = []
     try:
-        r1, base = medidas.m1_completo(ent, args.repeticiones)
-        results.append(r1)
-        print(f"1 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        r2, diff, fresh = medidas.m2_diferencial(ent, args.repeticiones, base)
-        results.append(r2)
-        print(f"2 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        results.append(medidas.m3_restauracion(ent, args.repeticiones, base, diff, fresh))
-        print(f"3 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        servicio = Servicio(ent)
-        try:
-            results.append(
-                medidas.m4_latencia(ent, servicio, args.repeticiones, args.clientes, args.peticiones, args.segundos_carga)
-            )
-            print(f"4 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        finally:
-            servicio.stop()
+        if 1 in wanted:
+            r1, base = medidas.m1_completo(ent, args.repeticiones)
+            results.append(r1)
+            print(f"1 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 2 in wanted:
+            r2, diff, fresh = medidas.m2_diferencial(ent, args.repeticiones, base)
+            results.append(r2)
+            print(f"2 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 3 in wanted:
+            results.append(medidas.m3_restauracion(ent, args.repeticiones, base, diff, fresh))
+            print(f"3 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if wanted & {4, 5}:
+            servicio = Servicio(ent)
+            try:
+                if 4 in wanted:
+                    results.append(
+                        medidas.m4_latencia(
+                            ent, servicio, args.repeticiones, args.clientes, args.peticiones, args.segundos_carga
+                        )
+                    )
+                    print(f"4 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+                if 5 in wanted:
+                    results.append(medidas.m5_memoria(servicio))
+                    print(f"5 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+            finally:
+                servicio.stop()
+        if 6 in wanted:
+            results.append(medidas.m6_mantenimiento(ent, *MANTENIMIENTO[args.escala]))
+            print(f"6 listo ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started

@@ -59,7 +59,10 @@ async def run(url: str, token: str, clients: int, requests: int, seconds: float,
             if not ok:
                 errors[kind] += 1
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Una conexión ociosa se descarta antes de que el servidor la cierre (uvicorn: 5 s). Con el
+    # mismo plazo en los dos lados, una petición puede salir justo cuando el servidor cierra:
+    # ReadError. Es la regla de todo cliente con keep-alive: expirar antes que el servidor.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))

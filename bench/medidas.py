@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -10,12 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from bench.entorno import Entorno, Servicio
+from bench.memoria import Muestreo
+from inventario import migrations
+from inventario.database import make_engine
+from inventario.demo import generate
+from inventario.modules.alertas.service import generate_alerts
+from inventario.modules.logs.service import maintain
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.service import BackupEnCurso, BackupService
 
@@ -272,4 +282,134 @@ def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, reque
         "p95 ≤ 1.5, cero errores",
         worst <= 1.5 and errors == 0,
         {"sin_backup": quiet, "con_backup": busy, "ratios_p95": ratios, "errores": errors, "backups_durante_carga": backups[0]},
+    )
+
+
+def m5_memoria(servicio: Servicio, idle_seconds: float = 2.0) -> Resultado:
+    """RSS del servicio (y sus hijos, p. ej. pg_dump) en reposo, durante un COMPLETO pedido por la
+    API y durante la descarga de ese archivo."""
+    with Muestreo(servicio.proc.pid) as idle:
+        time.sleep(idle_seconds)
+    with Muestreo(servicio.proc.pid) as during_backup:
+        response = httpx.post(
+            f"{servicio.url}/api/v1/backup/ejecutar-completo", params={"esperar": "true"},
+            headers=servicio.headers, timeout=1800,
+        )
+    response.raise_for_status()
+    backup = response.json()
+    downloaded = 0
+    with Muestreo(servicio.proc.pid) as during_download:
+        with httpx.stream(
+            "GET", f"{servicio.url}/api/v1/backup/{backup['id_backup']}/descargar",
+            headers=servicio.headers, timeout=1800,
+        ) as stream:
+            stream.raise_for_status()
+            for chunk in stream.iter_bytes():
+                downloaded += len(chunk)
+    assert downloaded == backup["tamanio_bytes"], (downloaded, backup["tamanio_bytes"])
+    mb = 1024 * 1024
+    extra_backup = (during_backup.max_arbol - idle.max_arbol) / mb
+    extra_download = (during_download.max_arbol - idle.max_arbol) / mb
+    worst = max(extra_backup, extra_download)
+    return Resultado(
+        5,
+        f"Memoria (RSS) del servicio: COMPLETO por la API y descarga de {backup['tamanio_legible']}",
+        f"pico backup {during_backup.max_arbol / mb:.0f} MB (+{extra_backup:.0f}), "
+        f"pico descarga {during_download.max_arbol / mb:.0f} MB (+{extra_download:.0f})",
+        f"en reposo: {idle.max_arbol / mb:.0f} MB (servicio + hijos)",
+        None,
+        "< 150 MB más que en reposo",
+        worst < 150,
+        {
+            "reposo_bytes": idle.max_arbol,
+            "backup_pico_bytes": during_backup.max_arbol,
+            "backup_pico_solo_servicio_bytes": during_backup.max_proceso,
+            "descarga_pico_bytes": during_download.max_arbol,
+            "extra_mb": worst,
+            "archivo_bytes": backup["tamanio_bytes"],
+            "muestras": during_backup.muestras + during_download.muestras,
+        },
+    )
+
+
+def _alertas_en_base(ent: Entorno, lots: int) -> tuple[float, float, dict[str, int]]:
+    """Base propia con `lots` lotes (5 por producto): primera corrida y repetición el mismo día."""
+    name = f"bench_alertas_{lots}"
+    db = ent.new_database(name)
+    engine = make_engine(db.url, ent.settings.ZONA_HORARIA)
+    try:
+        migrations.upgrade(engine)
+        generate(engine, max(1, lots // 5), 5, 2 * lots, seed=99)  # con movimientos: lotes con stock
+        first = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
+        again = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
+        assert again.total == 0, "la repetición del mismo día no debe crear alertas"
+        return first.segundos, again.segundos, {
+            "alertas": first.total, "vencidos": first.lotes_vencidos, "por_vencer": first.lotes_por_vencer,
+            "sin_stock": first.sin_stock, "stock_bajo": first.stock_bajo,
+        }
+    finally:
+        engine.dispose()
+        ent.drop_database(name)
+
+
+LOG_FAMILIES = ("app.log", "error.log", "health.log", "sesiones.log")
+
+
+def _arbol_de_logs(directory: Path, files: int, today: date) -> None:
+    """`files` logs rotados (2 KB de texto), repartidos por igual en 4 familias y 150 días: la misma
+    mezcla de edades a cualquier tamaño, para comparar tamaños."""
+    directory.mkdir(parents=True)
+    line = b"2025-11-25 10:00:00 INFO inventario.http GET /api/v1/productos 200 12 ms usuario=caja1\n"
+    body = line * (2048 // len(line))
+    seen: dict[tuple[str, int], int] = {}
+    for i in range(files):
+        family = LOG_FAMILIES[i % len(LOG_FAMILIES)]
+        day = 1 + (i * 150) // files
+        rotation = seen.get((family, day), 0)
+        seen[(family, day)] = rotation + 1
+        written = today - timedelta(days=day)
+        path = directory / (f"{family}.{written.isoformat()}" + (f".{rotation}" if rotation else ""))
+        path.write_bytes(body)
+        noon = datetime.combine(written, datetime.min.time()).timestamp() + 43200
+        os.utime(path, (noon, noon))  # como un log rotado de verdad: escrito por última vez ese día
+
+
+def _logs_en_arbol(ent: Entorno, files: int) -> tuple[float, dict[str, int]]:
+    directory = ent.home / f"logs_bench_{files}"
+    now = datetime.now(ent.settings.tz)
+    _arbol_de_logs(directory, files, now.date())
+    settings = ent.settings.model_copy(update={"LOGS_PATH": str(directory)})
+    try:
+        seconds, result = timed(lambda: maintain(settings, now=now))
+        assert not result.errores, result.errores
+        return seconds, {"comprimidos": len(result.comprimidos), "eliminados": len(result.eliminados)}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> Resultado:
+    """Segundos de `alertas_diarias` y `logs_maintenance` a tamaño completo y a un cuarto: si el
+    costo por unidad no crece con el tamaño, escalan de forma lineal."""
+    alert_full, alert_again, alert_counts = _alertas_en_base(ent, lots)
+    alert_quarter, _, _ = _alertas_en_base(ent, lots // 4)
+    logs_full, logs_counts = _logs_en_arbol(ent, files)
+    logs_quarter, _ = _logs_en_arbol(ent, files // 4)
+    # Costo por unidad a tamaño completo / costo por unidad a un cuarto: ≈ 1 si es lineal.
+    alert_growth = (alert_full / lots) / (alert_quarter / (lots // 4))
+    logs_growth = (logs_full / files) / (logs_quarter / (files // 4))
+    worst = max(alert_growth, logs_growth)
+    return Resultado(
+        6,
+        f"alertas_diarias sobre {lots} lotes; logs_maintenance sobre {files} archivos",
+        f"alertas {alert_full:.2f} s (repetición {alert_again:.2f} s, {alert_counts['alertas']} alertas); "
+        f"logs {logs_full:.2f} s ({logs_counts['comprimidos']} comprimidos, {logs_counts['eliminados']} eliminados)",
+        f"a un cuarto del tamaño: alertas {alert_quarter:.2f} s, logs {logs_quarter:.2f} s",
+        worst,
+        "lineal: costo por unidad ≤ 1.5× el de un cuarto",
+        worst <= 1.5,
+        {
+            "alertas_s": alert_full, "alertas_repeticion_s": alert_again, "alertas_cuarto_s": alert_quarter,
+            "alertas": alert_counts, "crecimiento_alertas": alert_growth,
+            "logs_s": logs_full, "logs_cuarto_s": logs_quarter, "logs": logs_counts, "crecimiento_logs": logs_growth,
+        },
     )

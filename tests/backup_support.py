@@ -160,5 +160,6 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
                 conn.execute("DELETE FROM notificaciones WHERE id_notificacion = %s", (nid,))
             else:  # pragma: no cover
                 raise AssertionError(kind)
-    except (psycopg.errors.IntegrityError, psycopg.errors.CheckViolation):
+    # LockNotAvailable: la fila la tiene otra transacción abierta de la historia (ver lock_timeout).
+    except (psycopg.errors.IntegrityError, psycopg.errors.CheckViolation, psycopg.errors.LockNotAvailable):
         pass

@@ -17,7 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from inventario.config import Settings
-from inventario.modules.backup.files import MANIFEST_SUFFIX, backup_name, human_size
+from inventario.archivos import human_size
+from inventario.modules.backup.files import MANIFEST_SUFFIX, backup_name
 from inventario.postgres import DatabaseServer
 from tests.backup_support import connect, seed_user
 from tests.conftest import ADMIN_PASSWORD, login

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import threading
 import time
@@ -365,3 +366,54 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
     assert [r.id_backup for r in second.eliminados] == [d3.id_backup]
     assert (directory / f2.nombre_archivo).exists()
     assert service.cleanup().eliminados == []
+
+
+def _stat(pid: int) -> list[str]:
+    # /proc/PID/stat tras el nombre del proceso (que va entre paréntesis): estado, ppid, ...
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _nice(pid: int) -> int:
+    return int(_stat(pid)[16])
+
+
+def _our_pg_dumps() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "pg_dump":
+                if int(_stat(int(entry.name))[1]) == os.getpid():
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """BACKUP_PRIORIDAD (10): pg_dump, sus procesos de PostgreSQL (servidor local) y el conteo en
+    paralelo corren con `nice`; el servicio conserva su prioridad."""
+    assert runtime.settings.BACKUP_PRIORIDAD == 10
+    fill(fresh_db)
+    service = BackupService(runtime)
+    blocker = _block_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
+    thread = threading.Thread(target=lambda: service.run("COMPLETO", "NICE"))
+    thread.start()
+    try:
+        def backends() -> list[int]:
+            with connect(fresh_db) as conn:
+                return [r[0] for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'inventario-backup'"
+                )]
+
+        _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == 10 for pid in backends()))
+        _wait_for(lambda: len(_our_pg_dumps()) == 1)
+        assert _nice(_our_pg_dumps()[0]) == 10
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+    finally:
+        blocker.rollback()
+        blocker.close()
+        thread.join(60)
+    with runtime.session_factory() as session:
+        assert session.scalars(select(HistorialBackup)).one().estado == "COMPLETADO"

@@ -20,11 +20,16 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     numbers = [r["numero"] for r in data["resultados"]]
-    assert numbers == sorted(set(numbers)) and {1, 2, 3, 4} <= set(numbers)
+    assert numbers == [1, 2, 3, 4, 5, 6]
     for r in data["resultados"]:
         assert r["ratio"] is None or r["ratio"] > 0
     restore = next(r for r in data["resultados"] if r["numero"] == 3)
     assert restore["datos"]["mismos_datos"] is True
     latency = next(r for r in data["resultados"] if r["numero"] == 4)
     assert latency["datos"]["errores"] == 0
+    memory = next(r for r in data["resultados"] if r["numero"] == 5)
+    assert memory["datos"]["reposo_bytes"] > 0 and memory["datos"]["muestras"] > 0
+    assert memory["datos"]["backup_pico_bytes"] >= memory["datos"]["backup_pico_solo_servicio_bytes"] > 0
+    maintenance = next(r for r in data["resultados"] if r["numero"] == 6)
+    assert maintenance["datos"]["logs"]["comprimidos"] > 0 and maintenance["datos"]["alertas"]["alertas"] > 0
     assert "Duración total" in result.stdout

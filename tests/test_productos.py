@@ -279,3 +279,36 @@ def test_stock_por_lote_ordenado_por_vencimiento(
     assert s["stock_total"] == 28 and s["stock_disponible"] == 25 and s["stock_vencido"] == 3
     assert s["bajo_minimo"] is True and s["codigo"] == "P-1"
     assert client.get(f"{API}/999/stock", headers=admin_headers).status_code == 404
+
+
+def test_paginas_y_filtros_coinciden_con_el_calculo_directo(
+    client: TestClient, admin_headers: H, engine: Engine
+) -> None:
+    """El listado agrega el stock solo de la página (LATERAL); debe dar lo mismo que agregar todo."""
+    from inventario.demo import generate
+
+    generate(engine, 45, 3, 300, seed=5)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE productos SET activo = false WHERE id_producto % 7 = 0"))
+        conn.execute(text("UPDATE productos SET stock_minimo = 10000 WHERE id_producto % 5 = 0"))
+        expected = conn.execute(
+            text(
+                "SELECT p.codigo, coalesce(sum(l.cantidad), 0) AS stock, count(l.id_lote) AS n, p.activo, "
+                "coalesce(sum(l.cantidad), 0) < p.stock_minimo AS bajo "
+                "FROM productos p LEFT JOIN lotes l USING (id_producto) "
+                "GROUP BY p.id_producto ORDER BY p.nombre, p.id_producto"
+            )
+        ).all()
+    for filtros, keep in (
+        ({}, lambda r: True),
+        ({"activo": "true"}, lambda r: r.activo),
+        ({"bajo_minimo": "true"}, lambda r: r.bajo),
+        ({"bajo_minimo": "false", "activo": "false"}, lambda r: not r.bajo and not r.activo),
+    ):
+        want = [(r.codigo, r.stock, r.n, r.bajo) for r in expected if keep(r)]
+        got: list[tuple] = []
+        for offset in range(0, len(want) + 7, 7):
+            body = client.get(API, params={**filtros, "limit": 7, "offset": offset}, headers=admin_headers).json()
+            assert body["total"] == len(want), filtros
+            got += [(p["codigo"], p["stock_total"], p["cantidad_lotes"], p["bajo_minimo"]) for p in body["items"]]
+        assert got == want, filtros

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inventario.modules.backup.files import human_size
+from inventario.archivos import human_size
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
 from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob

@@ -71,7 +71,7 @@ def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los elimin
 @app.command("limpiar")
 def limpiar() -> None:
     """Aplica la retención (BACKUP_RETENTION_DAYS) ahora."""
-    from inventario.modules.backup.files import human_size
+    from inventario.archivos import human_size
     from inventario.modules.backup.service import BackupService
 
     with _cli().runtime_context() as runtime:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from inventario.archivos import fsync_dir
 from inventario.modules.backup.schemas import Manifiesto
 
 TEMP_SUFFIX = ".parcial"
@@ -32,23 +33,6 @@ def backup_name(moment: datetime, tipo: str) -> str:
 
 def manifest_path(data_file: Path) -> Path:
     return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
-
-
-def human_size(size: int | None) -> str:
-    value = float(size or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("inalcanzable")
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class _HashingFile:

@@ -53,6 +53,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from inventario.archivos import human_size
 from inventario.database import SessionDep
 from inventario.errors import (
     Conflicto,
@@ -64,7 +65,7 @@ from inventario.errors import (
 )
 from inventario.modules.backup import email as correo
 from inventario.modules.backup import queries
-from inventario.modules.backup.files import CHUNK, human_size
+from inventario.modules.backup.files import CHUNK
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.schemas import (

@@ -17,6 +17,7 @@ import psycopg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from inventario.archivos import human_size
 from inventario.auditoria import RESTORE_GUC
 from inventario.errors import Conflicto, DomainError, NoEncontrado
 from inventario.modules.backup import catalog
@@ -27,7 +28,6 @@ from inventario.modules.backup.files import (
     TEMP_SUFFIX,
     AtomicGzipWriter,
     backup_name,
-    human_size,
     iter_manifests,
     manifest_path,
     read_manifest,
@@ -358,6 +358,7 @@ class BackupService:
                     result = write_full(
                         writer, pg_dump=tools.path("pg_dump"), conninfo=conninfo, env=env,
                         snapshot=snapshot_id, table_names=names, comment=comment,
+                        niceness=self.settings.BACKUP_PRIORIDAD,
                     )
                     corte = cutoff
                     recent_keys, recent_deletions = recent_state(snap, cutoff)
@@ -374,6 +375,7 @@ class BackupService:
                     result = write_diff(
                         writer, snap, cutoff=corte, fingerprint=fingerprint,
                         base=decision.base_manifest, comment=comment,
+                        snapshot=snapshot_id, connect=self._connect,
                     )
                 writer.finish()
                 snap.execute("COMMIT")

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 
+from inventario.archivos import fsync_dir, human_size
 from inventario.config import Settings
 from inventario.errors import Conflicto
 from inventario.logging_setup import LOG_FILES
@@ -93,8 +94,6 @@ class ResultadoLogs:
         return self.bytes_originales - self.bytes_comprimidos
 
     def resumen(self) -> str:
-        from inventario.modules.backup.files import human_size
-
         partes = [
             f"{len(self.comprimidos)} archivos comprimidos ({human_size(self.bytes_ahorrados)} ahorrados)"
             if self.compresion_habilitada
@@ -140,14 +139,6 @@ def _parse(base: str) -> tuple[str, date | None] | None:
         except ValueError:
             return None
     return match["familia"], fecha
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextmanager
