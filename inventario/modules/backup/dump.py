@@ -46,36 +46,53 @@ class DumpResult:
     tables: list[TablaManifiesto] = field(default_factory=list)
 
 
-def pump(source: BinaryIO, writer: AtomicGzipWriter, niceness: int = 0) -> None:
-    """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime.
+class BackgroundCompressor:
+    """Comprime en otro hilo lo que se le escribe, en orden, para que leer y comprimir se solapen.
 
     zlib suelta el GIL al comprimir: lectura y compresión corren en paralelo, como `pg_dump | gzip`.
+    Un fallo al escribir (disco lleno) se relanza en el siguiente `write` o en `close`.
     """
-    chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
-    failure: list[BaseException] = []
 
-    def compress() -> None:
-        prioridad.lower_this_thread(niceness)
+    def __init__(self, writer: AtomicGzipWriter, niceness: int = 0) -> None:
+        self.writer = writer
+        self.niceness = niceness
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        self._failure: list[BaseException] = []
+        self._worker = threading.Thread(target=self._run, name="backup-gzip", daemon=True)
+        self._worker.start()
+
+    def _run(self) -> None:
+        prioridad.lower_this_thread(self.niceness)
         try:
-            while (chunk := chunks.get()) is not None:
-                writer.write(chunk)
-        except BaseException as exc:  # noqa: BLE001 — se relanza en el hilo que lee
-            failure.append(exc)
-            while chunks.get() is not None:  # vaciar para no bloquear al lector
+            while (chunk := self._chunks.get()) is not None:
+                self.writer.write(chunk)
+        except BaseException as exc:  # noqa: BLE001 — se relanza en el hilo que escribe
+            self._failure.append(exc)
+            while self._chunks.get() is not None:  # vaciar para no bloquear a quien escribe
                 pass
 
-    worker = threading.Thread(target=compress, name="backup-gzip", daemon=True)
-    worker.start()
+    def write(self, data: bytes) -> None:
+        if self._failure:
+            raise self._failure[0]
+        self._chunks.put(bytes(data))
+
+    def close(self) -> None:
+        """Espera a que todo esté comprimido; relanza el fallo del hilo, si lo hubo."""
+        if self._worker.is_alive():
+            self._chunks.put(None)
+            self._worker.join()
+        if self._failure:
+            raise self._failure[0]
+
+
+def pump(source: BinaryIO, writer: AtomicGzipWriter, niceness: int = 0) -> None:
+    """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime."""
+    compressor = BackgroundCompressor(writer, niceness)
     try:
         while chunk := source.read(CHUNK):
-            chunks.put(chunk)
-            if failure:
-                break
+            compressor.write(chunk)
     finally:
-        chunks.put(None)
-        worker.join()
-    if failure:
-        raise failure[0]
+        compressor.close()
 
 
 def _count_rows(
@@ -163,7 +180,7 @@ def write_full(
 class _CopyCounter:
     """Reenvía la salida de COPY al archivo contando filas (una por salto de línea en formato texto)."""
 
-    def __init__(self, writer: AtomicGzipWriter) -> None:
+    def __init__(self, writer: AtomicGzipWriter | BackgroundCompressor) -> None:
         self.writer = writer
         self.rows = 0
 
@@ -277,8 +294,12 @@ def write_diff(
 
     counter_thread = threading.Thread(target=count_rows, name="backup-conteo", daemon=True)
     counter_thread.start()
+    compressor = BackgroundCompressor(writer)
     try:
-        result = _write_diff_body(writer, conn, ordered, cutoff, fingerprint, base, comment)
+        try:
+            result = _write_diff_body(compressor, conn, ordered, cutoff, fingerprint, base, comment)
+        finally:
+            compressor.close()
     finally:
         counter_thread.join()
     if failure:
@@ -290,7 +311,7 @@ def write_diff(
 
 
 def _write_diff_body(
-    writer: AtomicGzipWriter,
+    writer: BackgroundCompressor,
     conn: psycopg.Connection,
     ordered: list[Table],
     cutoff: datetime,
@@ -400,26 +421,25 @@ def _old_rows_now(conn: psycopg.Connection, table: Table, cutoff: datetime, base
     actual nació antes del corte, o si se borró después del completo una fila nacida antes del
     corte (las borradas antes de la instantánea están en `eliminaciones_recientes`).
     """
+    # Sin sondear la tabla clave por clave: las claves de F_viejas tocadas desde el corte son las
+    # filas actuales escritas desde el corte que nacieron antes (rango del índice de
+    # fecha_actualizacion) más las borradas desde el corte que habían nacido antes (incluye la
+    # clave vieja de un cambio de clave primaria). Menos las que ya estaban en R.
     query = sql.SQL(
         """
-        WITH k AS (SELECT {key_k} AS clave, {pk_k} FROM ({keys}) AS q)
-        SELECT count(*) FROM k
-        WHERE NOT (k.clave = ANY (%(recientes)s::jsonb[]))
-          AND (EXISTS (SELECT 1 FROM {t} AS t WHERE {join} AND t.fecha_creacion < %(corte)s)
-               OR EXISTS (SELECT 1 FROM public.{tomb} AS e
-                          WHERE e.tabla = %(tabla)s AND e.clave = k.clave
-                            AND e.fecha_actualizacion >= %(corte)s
-                            AND e.fecha_creacion_fila < %(corte)s
-                            AND NOT (e.id_eliminacion = ANY (%(previas)s::bigint[]))))
+        SELECT count(*) FROM (
+            SELECT {key_t} AS clave FROM {t} AS t
+            WHERE t.fecha_actualizacion >= %(corte)s AND t.fecha_creacion < %(corte)s
+            UNION
+            SELECT e.clave FROM public.{tomb} AS e
+            WHERE e.tabla = %(tabla)s AND e.clave IS NOT NULL
+              AND e.fecha_actualizacion >= %(corte)s AND e.fecha_creacion_fila < %(corte)s
+              AND e.id_eliminacion NOT IN (SELECT unnest(%(previas)s::bigint[]))
+            EXCEPT
+            SELECT unnest(%(recientes)s::jsonb[])
+        ) AS tocadas
         """
-    ).format(
-        key_k=_key_json(table, "q"),
-        pk_k=sql.SQL(", ").join(sql.SQL("q.{}").format(sql.Identifier(c)) for c in table.pk),
-        keys=_keys_query(table, cutoff),
-        t=table.ident,
-        join=sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk),
-        tomb=sql.Identifier(TOMBSTONES),
-    )
+    ).format(key_t=_key_json(table, "t"), t=table.ident, tomb=sql.Identifier(TOMBSTONES))
     base = base_manifest.tabla(table.name)
     assert base is not None and base.filas is not None
     row = conn.execute(
