@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     BACKUP_GZIP_NIVEL: int = Field(6, ge=1, le=9)
     # `nice` de pg_dump, de la compresión y (servidor en esta máquina) del proceso de PostgreSQL que
     # sirve a pg_dump: con la CPU ocupada, la tienda va primero. 0 = misma prioridad que el servicio.
-    BACKUP_PRIORIDAD: int = Field(10, ge=0, le=19)
+    BACKUP_PRIORIDAD: int = Field(19, ge=0, le=19)
 
     # ==================== LOGS MAINTENANCE ====================
     LOGS_COMPRESSION_ENABLED: bool = True

@@ -392,9 +392,10 @@ def _our_pg_dumps() -> list[int]:
 def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
     runtime: Runtime, fresh_db: DatabaseServer
 ) -> None:
-    """BACKUP_PRIORIDAD (10): pg_dump, sus procesos de PostgreSQL (servidor local) y el conteo en
-    paralelo corren con `nice`; el servicio conserva su prioridad."""
-    assert runtime.settings.BACKUP_PRIORIDAD == 10
+    """BACKUP_PRIORIDAD (19 por defecto): pg_dump, sus procesos de PostgreSQL (servidor local) y el
+    conteo en paralelo corren con `nice`; el servicio conserva su prioridad."""
+    nice = runtime.settings.BACKUP_PRIORIDAD
+    assert nice == 19
     fill(fresh_db)
     service = BackupService(runtime)
     blocker = _block_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
@@ -407,9 +408,9 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
                     "SELECT pid FROM pg_stat_activity WHERE application_name = 'inventario-backup'"
                 )]
 
-        _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == 10 for pid in backends()))
+        _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == nice for pid in backends()))
         _wait_for(lambda: len(_our_pg_dumps()) == 1)
-        assert _nice(_our_pg_dumps()[0]) == 10
+        assert _nice(_our_pg_dumps()[0]) == nice
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0
     finally:
         blocker.rollback()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -167,7 +168,14 @@ class BackupService:
                 log.exception("No se pudo registrar la notificación del backup %s", row.id_backup)
 
     # ------------------------------------------------------------------ ejecutar
-    def decide(self, session: Session, requested: TipoSolicitado, now: datetime | None = None) -> Decision:
+    def decide(
+        self,
+        session: Session,
+        requested: TipoSolicitado,
+        now: datetime | None = None,
+        conn: psycopg.Connection | None = None,
+    ) -> Decision:
+        """COMPLETO o DIFERENCIAL, y sobre qué completo. `conn`: una conexión ya abierta (la del cerrojo)."""
         now = now or datetime.now(self.settings.tz)
         if requested == "AUTO":
             requested = "COMPLETO" if now.astimezone(self.settings.tz).weekday() == self.settings.BACKUP_FULL_DAY else "DIFERENCIAL"
@@ -197,7 +205,7 @@ class BackupService:
                 "COMPLETO",
                 nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
             )
-        with self._connect() as conn:
+        with nullcontext(conn) if conn is not None else self._connect() as conn:
             current_fp = catalog.fingerprint(conn)
             revision = catalog.alembic_revision(conn)
             truncated = conn.execute(
@@ -246,7 +254,7 @@ class BackupService:
         session = self.runtime.session_factory()
         try:
             self._ensure_directory()
-            decision = self.decide(session, requested)
+            decision = self.decide(session, requested, conn=lock)
             name = self._reserve_name(session, decision.tipo)
             row = HistorialBackup(
                 tipo=decision.tipo,
@@ -341,7 +349,10 @@ class BackupService:
         manifest_written: Path | None = None
         try:
             with self._connect() as snap:
-                cutoff, hidden = catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                # El corte solo importa al completo: el diferencial usa el de su completo base.
+                cutoff, hidden = (
+                    catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN) if decision.tipo == "COMPLETO" else (None, False)
+                )
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
                     "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
@@ -360,6 +371,7 @@ class BackupService:
                         snapshot=snapshot_id, table_names=names, comment=comment,
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
+                    assert cutoff is not None
                     corte = cutoff
                     recent_keys, recent_deletions = recent_state(snap, cutoff)
                     for entry in result.tables:
