@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import shutil
 import tempfile
 import uuid
@@ -52,11 +53,23 @@ def pg_server() -> Iterator[DatabaseServer]:
     engine = make_engine(server.with_database(TEMPLATE).url, poolclass=None)
     migrations.upgrade(engine)
     engine.dispose()
-    yield server
-    drop_database(admin, TEMPLATE)
-    server.stop()
-    if home:
-        shutil.rmtree(home, ignore_errors=True)
+    # Una corrida cortada con SIGTERM (p. ej. `timeout`) también apaga su PostgreSQL: pytest
+    # trata KeyboardInterrupt ejecutando los finalizadores.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield server
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            drop_database(admin, TEMPLATE)
+        finally:
+            server.stop()
+            if home:
+                shutil.rmtree(home, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"señal {signum}")
 
 
 def admin_conn(server: DatabaseServer) -> psycopg.Connection:
