@@ -25,8 +25,8 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     except BackupEnCurso as exc:
         raise JobFallido(f"No se hizo el backup {tipo}: {exc.mensaje}") from exc
     except BackupError as exc:
-        # El motor ya marcó el backup como ERROR y creó la notificación ROJA.
-        raise JobFallido(exc.mensaje, notificado=True) from exc
+        # Con fila ERROR, el motor ya creó la notificación ROJA; sin ella (no pudo ni empezar), avisa el job.
+        raise JobFallido(exc.mensaje, notificado=exc.id_backup is not None) from exc
     mensaje = (
         f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
         f"({row.tamanio_legible}, {row.duracion_segundos or 0:.1f} s)"
