@@ -158,6 +158,30 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
             elif kind == "del_notif":
                 nid = pick(conn, "notificaciones", "id_notificacion", op[1])
                 conn.execute("DELETE FROM notificaciones WHERE id_notificacion = %s", (nid,))
+            elif kind in ("reinserta_producto", "reinserta_notif"):
+                # La misma clave primaria de una fila borrada vuelve a existir (alta manual con id).
+                tabla, pk = ("productos", "id_producto") if kind == "reinserta_producto" else ("notificaciones", "id_notificacion")
+                borradas = [
+                    int(r[0]) for r in conn.execute(
+                        "SELECT DISTINCT (clave ->> %s)::bigint FROM registro_eliminaciones "
+                        "WHERE tabla = %s AND clave IS NOT NULL ORDER BY 1",
+                        (pk, tabla),
+                    )
+                ]
+                if not borradas:
+                    return
+                clave = borradas[op[1] % len(borradas)]
+                if kind == "reinserta_producto":
+                    conn.execute(
+                        "INSERT INTO productos (id_producto, codigo, nombre) VALUES (%s, %s, 'Reinsertado')",
+                        (clave, f"R{n:06d}"),
+                    )
+                else:
+                    conn.execute(
+                        "INSERT INTO notificaciones (id_notificacion, tipo, titulo, mensaje, semaforo) "
+                        "VALUES (%s, 'PRUEBA', 'Reinsertada', '', 'VERDE')",
+                        (clave,),
+                    )
             else:  # pragma: no cover
                 raise AssertionError(kind)
     # LockNotAvailable: la fila la tiene otra transacción abierta de la historia (ver lock_timeout).

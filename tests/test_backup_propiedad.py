@@ -33,6 +33,7 @@ operacion = st.one_of(
     st.tuples(st.just("ins_notif"), texto, texto, st.sampled_from(["VERDE", "AMARILLO", "ROJO"])),
     st.tuples(st.just("upd_notif"), k),
     st.tuples(st.just("del_notif"), k),
+    st.tuples(st.sampled_from(["reinserta_producto", "reinserta_notif"]), k),
 )
 historia = st.lists(operacion, max_size=25)
 _names = itertools.count()
