@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventario.database import Auditado, Base
@@ -13,6 +13,8 @@ class Movimiento(Auditado, Base):
     __table_args__ = (
         CheckConstraint("tipo IN ('ENTRADA', 'SALIDA', 'AJUSTE')", name="tipo"),
         CheckConstraint("cantidad <> 0", name="cantidad_no_cero"),
+        # El listado va del más nuevo al más viejo (migración e5a9c3d1f402).
+        Index("ix_movimientos_fecha_creacion_id", "fecha_creacion", "id_movimiento"),
     )
 
     id_movimiento: Mapped[int] = mapped_column(BigInteger, primary_key=True)
