@@ -21,3 +21,10 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def nearest_existing(path: Path) -> Path:
+    """`path` o su primer ancestro que exista: donde se creará el directorio, y el disco que lo recibirá."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

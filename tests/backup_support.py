@@ -187,3 +187,13 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
     # LockNotAvailable: la fila la tiene otra transacción abierta de la historia (ver lock_timeout).
     except (psycopg.errors.IntegrityError, psycopg.errors.CheckViolation, psycopg.errors.LockNotAvailable):
         pass
+
+
+def bloquear_pg_dump(server: DatabaseServer) -> psycopg.Connection:
+    """Una sesión con una tabla propia bloqueada: pg_dump la espera (y nada más), el backup queda
+    EN_PROCESO hasta que la sesión se deshaga."""
+    with connect(server) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS zz_bloqueo (id int)")
+    conn = connect(server, autocommit=False)
+    conn.execute("LOCK TABLE zz_bloqueo IN ACCESS EXCLUSIVE MODE")
+    return conn

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from inventario.config import Settings
 from inventario.archivos import human_size
 from inventario.modules.backup.files import MANIFEST_SUFFIX, backup_name
 from inventario.postgres import DatabaseServer
-from tests.backup_support import connect, seed_user
+from tests.backup_support import bloquear_pg_dump, connect, seed_user
 from tests.conftest import ADMIN_PASSWORD, login
 
 API = "/api/v1/backup"
@@ -85,27 +86,33 @@ def envejecer(server: DatabaseServer, dias: dict[int, int]) -> None:
         conn.commit()
 
 
-def bloquear_pg_dump(server: DatabaseServer):
-    """Una sesión con una tabla propia bloqueada: pg_dump la espera y el backup queda EN_PROCESO."""
-    with connect(server) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS zz_bloqueo (id int)")
-    conn = connect(server, autocommit=False)
-    conn.execute("LOCK TABLE zz_bloqueo IN ACCESS EXCLUSIVE MODE")
-    return conn
-
-
-def sembrar_fallo(directorio: Path, settings: Settings, segundos: int = 40) -> list[Path]:
+@contextmanager
+def fallo_sembrado(settings: Settings, segundos: int = 40) -> Iterator[None]:
     """Ocupa los nombres `.parcial` de los próximos segundos: el motor no puede crear su archivo
-    temporal, el backup falla después de registrarse (estado ERROR) sin tocar nada más."""
+    temporal, el backup falla después de registrarse (estado ERROR) sin tocar nada más. Al salir,
+    los quita."""
+    directorio = settings.backup_dir
     directorio.mkdir(parents=True, exist_ok=True)
     ahora = datetime.now(settings.tz)
     plantados = []
-    for s in range(-1, segundos):
-        for tipo in ("COMPLETO", "DIFERENCIAL"):
-            p = directorio / (backup_name(ahora + timedelta(seconds=s), tipo) + ".parcial")
-            p.write_bytes(b"ocupado")
-            plantados.append(p)
-    return plantados
+    try:
+        for s in range(-1, segundos):
+            for tipo in ("COMPLETO", "DIFERENCIAL"):
+                p = directorio / (backup_name(ahora + timedelta(seconds=s), tipo) + ".parcial")
+                p.write_bytes(b"ocupado")
+                plantados.append(p)
+        yield
+    finally:
+        for p in plantados:
+            p.unlink(missing_ok=True)
+
+
+def diferencial_fallido(client: TestClient, headers: H, settings: Settings) -> dict:
+    """Un DIFERENCIAL que falla tras registrarse: 503 con su registro en ERROR."""
+    with fallo_sembrado(settings):
+        r = client.post(f"{API}/ejecutar-diferencial", params={"esperar": "true"}, headers=headers)
+    assert r.status_code == 503, r.text
+    return r.json()
 
 
 ENDPOINTS = [
@@ -256,8 +263,7 @@ def test_backup_fallido_503_con_registro_error_y_notificacion_roja(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
 ) -> None:
     fill(fresh_db, 5)
-    plantados = sembrar_fallo(settings.backup_dir, settings)
-    try:
+    with fallo_sembrado(settings):
         r = client.post(f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=admin_headers)
         assert r.status_code == 503, r.text
         fallido = r.json()
@@ -268,9 +274,6 @@ def test_backup_fallido_503_con_registro_error_y_notificacion_roja(
         r = client.post(f"{API}/ejecutar-completo", headers=admin_headers)
         assert r.status_code == 202, r.text
         assert esperar_fin(client, admin_headers, r.json()["id_backup"])["estado"] == "ERROR"
-    finally:
-        for p in plantados:
-            p.unlink(missing_ok=True)
     rojas = [n for n in notificaciones(client, admin_headers) if n["semaforo"] == "ROJO"]
     assert len(rojas) == 2 and {n["titulo"] for n in rojas} == {"❌ Error en Backup COMPLETO"}
     assert "FileExistsError" in rojas[0]["mensaje"]
@@ -434,14 +437,7 @@ def test_listar_filtros_orden_y_paginacion(
     f1 = backup(client, admin_headers)
     d1 = backup(client, admin_headers, "/ejecutar-diferencial")
     f2 = backup(client, admin_headers)
-    plantados = sembrar_fallo(settings.backup_dir, settings)
-    try:
-        r = client.post(f"{API}/ejecutar-diferencial", params={"esperar": "true"}, headers=admin_headers)
-        assert r.status_code == 503
-        err = r.json()
-    finally:
-        for p in plantados:
-            p.unlink(missing_ok=True)
+    err = diferencial_fallido(client, admin_headers, settings)
     envejecer(fresh_db, {f1["id_backup"]: 10, d1["id_backup"]: 9, f2["id_backup"]: 2})
 
     def ids(**params: Any) -> list[int]:
@@ -576,14 +572,7 @@ def test_estadisticas_tras_una_historia_realista(
     d1 = backup(client, admin_headers, "/ejecutar-diferencial")
     cambiar(fresh_db)
     d2 = backup(client, admin_headers, "/ejecutar-diferencial")
-    plantados = sembrar_fallo(settings.backup_dir, settings)
-    try:
-        r = client.post(f"{API}/ejecutar-diferencial", params={"esperar": "true"}, headers=admin_headers)
-        assert r.status_code == 503
-        err = r.json()
-    finally:
-        for p in plantados:
-            p.unlink(missing_ok=True)
+    err = diferencial_fallido(client, admin_headers, settings)
     f2 = backup(client, admin_headers)
     cambiar(fresh_db)
     d3 = backup(client, admin_headers, "/ejecutar-diferencial")

@@ -19,7 +19,7 @@ from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
-from tests.backup_support import connect, drop_database, new_database, psql_file, seed_user, snapshot
+from tests.backup_support import bloquear_pg_dump, connect, drop_database, new_database, psql_file, seed_user, snapshot
 
 
 def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
@@ -217,15 +217,6 @@ def test_auto_elige_completo_el_dia_configurado(runtime: Runtime) -> None:
         assert other.decide(session, "AUTO", monday - timedelta(days=1)).tipo == "COMPLETO"
 
 
-def _block_pg_dump(server: DatabaseServer):
-    """Una sesión que bloquea una tabla propia de la prueba: pg_dump espera su lock (y nada más)."""
-    with connect(server) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS zz_bloqueo (id int)")
-    conn = connect(server, autocommit=False)
-    conn.execute("LOCK TABLE zz_bloqueo IN ACCESS EXCLUSIVE MODE")
-    return conn
-
-
 def _wait_for(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -239,7 +230,7 @@ def test_dos_backups_a_la_vez_el_segundo_falla_en_el_acto_y_no_bloquea_escritura
 ) -> None:
     fill(fresh_db)
     service = BackupService(runtime)
-    blocker = _block_pg_dump(fresh_db)
+    blocker = bloquear_pg_dump(fresh_db)
     outcome: dict[str, object] = {}
     thread = threading.Thread(target=lambda: outcome.setdefault("row", service.run("COMPLETO", "UNO")))
     thread.start()
@@ -272,7 +263,7 @@ def test_proceso_muerto_a_mitad_no_deja_archivo_final_y_se_recupera(
     import sys
 
     fill(fresh_db)
-    blocker = _block_pg_dump(fresh_db)
+    blocker = bloquear_pg_dump(fresh_db)
     exe = Path(sys.executable).with_name("inventario")
     proc = subprocess.Popen([str(exe), "backup", "ejecutar", "--tipo", "COMPLETO"], env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -398,7 +389,7 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
     assert nice == 19
     fill(fresh_db)
     service = BackupService(runtime)
-    blocker = _block_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
+    blocker = bloquear_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
     thread = threading.Thread(target=lambda: service.run("COMPLETO", "NICE"))
     thread.start()
     try:

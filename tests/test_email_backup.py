@@ -23,7 +23,8 @@ from fastapi.testclient import TestClient
 
 from inventario.config import Settings
 from inventario.postgres import DatabaseServer
-from tests.test_api_backup import API, backup, bloquear_pg_dump, cambiar, envejecer, esperar_fin, fill, sembrar_fallo
+from tests.backup_support import bloquear_pg_dump
+from tests.test_api_backup import API, backup, cambiar, envejecer, esperar_fin, fallo_sembrado, fill
 
 H = dict[str, str]
 USUARIO, CLAVE = "backups@empresa.com", "clave-smtp-secreta-123"
@@ -188,12 +189,8 @@ def test_404_410_409_segun_el_backup(
     r = enviar(client, admin_headers, viejo["id_backup"])
     assert r.status_code == 410 and "eliminado" in r.json()["detalle"]
     # En ERROR: 409.
-    plantados = sembrar_fallo(settings.backup_dir, settings)
-    try:
+    with fallo_sembrado(settings):
         err = client.post(f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=admin_headers).json()
-    finally:
-        for p in plantados:
-            p.unlink()
     r = enviar(client, admin_headers, err["id_backup"])
     assert r.status_code == 409 and "terminó con error" in r.json()["detalle"]
     # Dañado: 409 sin enviar nada.

@@ -53,7 +53,7 @@ from pydantic import BeforeValidator, WithJsonSchema
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from inventario.archivos import human_size
+from inventario.archivos import human_size, nearest_existing
 from inventario.database import SessionDep
 from inventario.errors import (
     Conflicto,
@@ -160,13 +160,6 @@ def _runtime(request: Request) -> Runtime:
 
 def _servicio(request: Request) -> BackupService:
     return BackupService(_runtime(request), notifier=notify)
-
-
-def _ruta(servicio: BackupService, row: HistorialBackup) -> Path:
-    try:
-        return servicio.file_path(row.nombre_archivo)
-    except OSError as exc:
-        raise NoDisponible(f"El directorio de backups no está disponible: {exc.strerror or exc}") from None
 
 
 def _archivo_disponible(servicio: BackupService, row: HistorialBackup) -> bool:
@@ -344,9 +337,7 @@ def ejecutar_diferencial(
 # ------------------------------------------------------------------ consultas
 
 def _espacio_libre(directorio: Path) -> int | None:
-    path = directorio
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    path = nearest_existing(directorio)
     try:
         return shutil.disk_usage(path).free if path.is_dir() else None
     except OSError:
@@ -499,7 +490,7 @@ def _comprobar_descargable(servicio: BackupService, row: HistorialBackup) -> Pat
         raise Conflicto(f"{ident} terminó con error y no tiene archivo: {row.mensaje_error or 'sin detalle'}")
     if not row.hash_md5:
         raise Conflicto(f"{ident} no tiene MD5 en el catálogo: no se puede verificar el archivo")
-    return _ruta(servicio, row)
+    return servicio.file_path(row.nombre_archivo)  # nombre validado; la ruta no toca el disco
 
 
 def _abrir(path: Path, row: HistorialBackup) -> IO[bytes]:

@@ -36,6 +36,7 @@ from inventario.modules.backup.files import (
 )
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.schemas import Manifiesto, TipoSolicitado
+from inventario.modules.jobs.schedule import backup_tipo
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -176,10 +177,7 @@ class BackupService:
         conn: psycopg.Connection | None = None,
     ) -> Decision:
         """COMPLETO o DIFERENCIAL, y sobre qué completo. `conn`: una conexión ya abierta (la del cerrojo)."""
-        now = now or datetime.now(self.settings.tz)
-        if requested == "AUTO":
-            requested = "COMPLETO" if now.astimezone(self.settings.tz).weekday() == self.settings.BACKUP_FULL_DAY else "DIFERENCIAL"
-        if requested == "COMPLETO":
+        if self._nominal_type(requested, now) == "COMPLETO":
             return Decision("COMPLETO")
         base = session.scalars(
             select(HistorialBackup)
@@ -283,11 +281,11 @@ class BackupService:
             self._notify(session, "PROMOVIDO", row)
         return BackupIniciado(self, lock, session, row, decision)
 
-    def _nominal_type(self, requested: TipoSolicitado) -> str:
+    def _nominal_type(self, requested: TipoSolicitado, now: datetime | None = None) -> str:
+        """AUTO → el tipo del día, con la misma regla que el job `backup_diario`."""
         if requested != "AUTO":
             return requested
-        today = datetime.now(self.settings.tz).weekday()
-        return "COMPLETO" if today == self.settings.BACKUP_FULL_DAY else "DIFERENCIAL"
+        return backup_tipo(now or datetime.now(self.settings.tz), self.settings.BACKUP_FULL_DAY, self.settings.tz)
 
     def _record_early_failure(self, tipo: str, ejecutado_por: str, message: str) -> int | None:
         """Fila ERROR (sin archivo) y notificación para un backup que no llegó a empezar."""
@@ -297,7 +295,7 @@ class BackupService:
                 row = HistorialBackup(
                     tipo=tipo,
                     nombre_archivo=name,
-                    ruta_archivo=str(self.settings.backup_dir / name),
+                    ruta_archivo=str(self.directory / name),
                     estado="ERROR",
                     mensaje_error=message[:4000],
                     ejecutado_por=ejecutado_por,

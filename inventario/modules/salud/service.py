@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from inventario.archivos import nearest_existing
 from inventario.config import Settings
 
 health_log = logging.getLogger("inventario.health")
@@ -39,9 +40,7 @@ def check_database(engine: Engine) -> dict[str, Any]:
 
 
 def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
+    probe = nearest_existing(path)
     usage = shutil.disk_usage(probe)
     free_mb = usage.free / (1024 * 1024)
     info: dict[str, Any] = {
