@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import shutil
+import signal
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -191,3 +192,16 @@ def run_cli(env: dict[str, str], *args: str, input: str | None = None, cwd: Path
     return subprocess.run(
         [str(exe), *args], env=env, input=input, capture_output=True, text=True, timeout=300, cwd=cwd
     )
+
+
+@pytest.fixture
+def disco_pequeno(tmp_path: Path) -> Iterator[Path]:
+    small = tmp_path / "pequeno"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no se puede montar un tmpfs pequeño: {mounted.stderr.decode().strip()}")
+    try:
+        yield small
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

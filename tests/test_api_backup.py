@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -376,19 +375,6 @@ def test_al_cerrar_el_servicio_espera_al_backup_en_segundo_plano(
         ).fetchone()
     assert estado == "COMPLETADO"
     assert (settings.backup_dir / nombre).is_file()
-
-
-@pytest.fixture
-def disco_pequeno(tmp_path: Path) -> Iterator[Path]:
-    small = tmp_path / "pequeno"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"no se puede montar un tmpfs pequeño: {mounted.stderr.decode().strip()}")
-    try:
-        yield small
-    finally:
-        subprocess.run(["umount", "-l", str(small)], check=False)
 
 
 def test_disco_lleno_507_con_registro_error(

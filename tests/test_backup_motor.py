@@ -291,29 +291,22 @@ def test_proceso_muerto_a_mitad_no_deja_archivo_final_y_se_recupera(
 
 
 def test_disco_lleno_no_deja_archivo_ni_registro_completado(
-    runtime: Runtime, fresh_db: DatabaseServer, tmp_path: Path
+    runtime: Runtime, fresh_db: DatabaseServer, disco_pequeno: Path
 ) -> None:
-    small = tmp_path / "pequeno"
-    small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"no se puede montar un tmpfs pequeño: {mounted.stderr.decode().strip()}")
-    try:
-        # Datos poco comprimibles, bastante más grandes que el disco.
-        fill(fresh_db, 3000, texto="")
-        with connect(fresh_db) as conn:
-            conn.execute("UPDATE productos SET descripcion = (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 8) g WHERE productos.id_producto > 0)")
-        settings = runtime.settings.model_copy(update={"BACKUP_PATH": str(small)})
-        service = BackupService(Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
-        with pytest.raises(BackupError) as info:
-            service.run("COMPLETO", "MANUAL")
-        assert "No space left" in info.value.mensaje or "28" in info.value.mensaje
-        assert list(small.iterdir()) == []
-        with runtime.session_factory() as session:
-            row = session.scalars(select(HistorialBackup)).one()
-        assert row.estado == "ERROR" and row.mensaje_error
-    finally:
-        subprocess.run(["umount", str(small)], check=False)
+    small = disco_pequeno
+    # Datos poco comprimibles, bastante más grandes que el disco.
+    fill(fresh_db, 3000, texto="")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET descripcion = (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 8) g WHERE productos.id_producto > 0)")
+    settings = runtime.settings.model_copy(update={"BACKUP_PATH": str(small)})
+    service = BackupService(Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
+    with pytest.raises(BackupError) as info:
+        service.run("COMPLETO", "MANUAL")
+    assert "No space left" in info.value.mensaje or "28" in info.value.mensaje
+    assert list(small.iterdir()) == []
+    with runtime.session_factory() as session:
+        row = session.scalars(select(HistorialBackup)).one()
+    assert row.estado == "ERROR" and row.mensaje_error
 
 
 def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_db: DatabaseServer) -> None:
