@@ -29,14 +29,17 @@ MANTENIMIENTO = {"normal": (100_000, 10_000), "rapida": (100_000, 10_000), "mini
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--escala", choices=ESCALAS, default="normal")
-    parser.add_argument("--rapido", action="store_const", const="rapida", dest="escala", help="= --escala rapida")
+    parser.add_argument(
+        "--rapido", action="store_const", const="rapida", dest="escala", help="= --escala rapida"
+    )
     parser.add_argument("--repeticiones", type=int, default=3)
     parser.add_argument("--clientes", type=int, default=50)
     parser.add_argument("--peticiones", type=int, default=3000, help="peticiones por fase de carga")
     parser.add_argument("--segundos-carga", type=float, default=60, help="tope de cada fase de carga")
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
-        "--medidas", default="1,2,3,4,5,6",
+        "--medidas",
+        default="1,2,3,4,5,6",
         help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas)",
     )
     args = parser.parse_args(argv)
@@ -53,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     productos, lotes, movimientos = ESCALAS[args.escala]
-    print(f"Escala {args.escala}: {productos} productos, {lotes} lotes/producto, {movimientos} movimientos", flush=True)
+    print(
+        f"Escala {args.escala}: {productos} productos, {lotes} lotes/producto, {movimientos} movimientos",
+        flush=True,
+    )
     ent = crear(productos, lotes, movimientos)
     results: list[medidas.Resultado] = []
     try:
@@ -74,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                 if 4 in wanted:
                     results.append(
                         medidas.m4_latencia(
-                            ent, servicio, args.repeticiones, args.clientes, args.peticiones, args.segundos_carga
+                            ent,
+                            servicio,
+                            args.repeticiones,
+                            args.clientes,
+                            args.peticiones,
+                            args.segundos_carga,
                         )
                     )
                     print(f"4 listo ({time.perf_counter() - started:.0f} s)", flush=True)
@@ -94,9 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"escala": args.escala, "repeticiones": args.repeticiones, "segundos": elapsed,
-             "fecha": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resultados": [asdict(r) for r in results]},
-            indent=2, ensure_ascii=False, default=str,
+            {
+                "escala": args.escala,
+                "repeticiones": args.repeticiones,
+                "segundos": elapsed,
+                "fecha": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "resultados": [asdict(r) for r in results],
+            },
+            indent=2,
+            ensure_ascii=False,
+            default=str,
         )
     )
     print(f"JSON: {args.json}")

@@ -24,7 +24,9 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[index]
 
 
-async def run(url: str, token: str, clients: int, requests: int, seconds: float, lots: list[tuple[int, int]]) -> dict:
+async def run(
+    url: str, token: str, clients: int, requests: int, seconds: float, lots: list[tuple[int, int]]
+) -> dict:
     headers = {"Authorization": f"Bearer {token}"}
     latencies: dict[str, list[float]] = {"lectura": [], "escritura": []}
     errors: dict[str, int] = {"lectura": 0, "escritura": 0}
@@ -47,7 +49,12 @@ async def run(url: str, token: str, clients: int, requests: int, seconds: float,
                     id_lote, id_producto = rng.choice(lots)
                     response = await http.post(
                         "/api/v1/movimientos",
-                        json={"tipo": "ENTRADA", "id_producto": id_producto, "id_lote": id_lote, "cantidad": 1},
+                        json={
+                            "tipo": "ENTRADA",
+                            "id_producto": id_producto,
+                            "id_lote": id_lote,
+                            "cantidad": 1,
+                        },
                     )
                 ok = response.status_code < 400
                 code = str(response.status_code)
@@ -90,7 +97,11 @@ def main() -> None:
     if not args.url.startswith(("http://127.", "http://localhost")):
         raise SystemExit("la carga solo se envía a loopback")
     lots = [tuple(int(x) for x in pair.split(":")) for pair in args.lotes.split(",")]
-    print(json.dumps(asyncio.run(run(args.url, args.token, args.clientes, args.peticiones, args.segundos, lots))))  # type: ignore[arg-type]
+    print(
+        json.dumps(
+            asyncio.run(run(args.url, args.token, args.clientes, args.peticiones, args.segundos, lots))
+        )
+    )  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -114,7 +114,10 @@ class Servicio:
         self.log = open(entorno.home / "servicio.out", "wb")
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--sin-scheduler", "--port", str(self.port)],
-            env=entorno.env(), stdout=self.log, stderr=subprocess.STDOUT, cwd=entorno.home,
+            env=entorno.env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=entorno.home,
         )
         deadline = time.monotonic() + 60
         while True:

@@ -25,9 +25,9 @@ from inventario import migrations
 from inventario.database import make_engine
 from inventario.demo import generate
 from inventario.modules.alertas.service import generate_alerts
-from inventario.modules.logs.service import maintain
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.service import BackupEnCurso, BackupService
+from inventario.modules.logs.service import maintain
 
 
 @dataclass
@@ -64,7 +64,9 @@ def retire(ent: Entorno, row: HistorialBackup) -> None:
     path.with_name(path.name + ".manifest.json").unlink(missing_ok=True)
     with ent.runtime.session_factory() as session:
         session.execute(
-            text("UPDATE historial_backup SET eliminado = true, fecha_eliminacion = now() WHERE id_backup = :i"),
+            text(
+                "UPDATE historial_backup SET eliminado = true, fecha_eliminacion = now() WHERE id_backup = :i"
+            ),
             {"i": row.id_backup},
         )
         session.commit()
@@ -114,7 +116,12 @@ def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
             ratio,
             "≤ 1.05",
             ratio <= 1.05,
-            {"inventario_s": ours, "referencia_s": ref, "bytes": last.tamanio_bytes, "bytes_referencia": reference.stat().st_size},
+            {
+                "inventario_s": ours,
+                "referencia_s": ref,
+                "bytes": last.tamanio_bytes,
+                "bytes_referencia": reference.stat().st_size,
+            },
         ),
         last,
     )
@@ -124,7 +131,9 @@ def change_one_percent(ent: Entorno) -> dict[str, int]:
     """1% de las filas: altas, modificaciones y bajas, repartidas como en una tienda real."""
     with ent.runtime.engine.begin() as conn:
         total = conn.execute(
-            text("SELECT (SELECT count(*) FROM productos) + (SELECT count(*) FROM lotes) + (SELECT count(*) FROM movimientos)")
+            text(
+                "SELECT (SELECT count(*) FROM productos) + (SELECT count(*) FROM lotes) + (SELECT count(*) FROM movimientos)"
+            )
         ).scalar_one()
         n = max(3, total // 100)
         third = n // 3
@@ -197,7 +206,9 @@ def m2_diferencial(ent: Entorno, reps: int, base: HistorialBackup) -> tuple[Resu
     )
 
 
-def m3_restauracion(ent: Entorno, reps: int, base: HistorialBackup, diff: HistorialBackup, fresh_full: Path) -> Resultado:
+def m3_restauracion(
+    ent: Entorno, reps: int, base: HistorialBackup, diff: HistorialBackup, fresh_full: Path
+) -> Resultado:
     directory = ent.settings.backup_dir
     chain = [directory / base.nombre_archivo, directory / diff.nombre_archivo]
     ours: list[float] = []
@@ -207,10 +218,12 @@ def m3_restauracion(ent: Entorno, reps: int, base: HistorialBackup, diff: Histor
         for side, files, bucket in (("cadena", chain, ours), ("fresco", [fresh_full], ref)):
             name = f"bench_restaurar_{side}_{i}"
             ent.new_database(name)
-            seconds, _ = timed(lambda: psql_restore(ent, name, files))
+            seconds, _ = timed(lambda name=name, files=files: psql_restore(ent, name, files))
             bucket.append(seconds)
             with ent.connect(name) as conn:
-                row = conn.execute("SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes)").fetchone()
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes)"
+                ).fetchone()
             counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]
             ent.drop_database(name)
     same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
@@ -229,19 +242,42 @@ def m3_restauracion(ent: Entorno, reps: int, base: HistorialBackup, diff: Histor
 
 def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.carga", "--url", servicio.url, "--token", servicio.token,
-         "--clientes", str(clients), "--peticiones", str(requests), "--segundos", str(seconds), "--lotes", lots],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent,
+        [
+            sys.executable,
+            "-m",
+            "bench.carga",
+            "--url",
+            servicio.url,
+            "--token",
+            servicio.token,
+            "--clientes",
+            str(clients),
+            "--peticiones",
+            str(requests),
+            "--segundos",
+            str(seconds),
+            "--lotes",
+            lots,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
     )
     return json.loads(out.stdout)
 
 
-def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float) -> Resultado:
+def m4_latencia(
+    ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float
+) -> Resultado:
     with ent.connect() as conn:
-        lots = ",".join(f"{a}:{b}" for a, b in conn.execute(
-            "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
-            "WHERE p.activo ORDER BY random() LIMIT 200"
-        ))
+        lots = ",".join(
+            f"{a}:{b}"
+            for a, b in conn.execute(
+                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
+                "WHERE p.activo ORDER BY random() LIMIT 200"
+            )
+        )
     quiet: list[dict[str, Any]] = []
     busy: list[dict[str, Any]] = []
     backups = [0]
@@ -249,7 +285,7 @@ def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, reque
         quiet.append(run_load(servicio, lots, clients, requests, seconds))
         stop = threading.Event()
 
-        def backup_loop() -> None:
+        def backup_loop(stop: threading.Event = stop) -> None:
             service = BackupService(ent.runtime)
             while not stop.is_set():
                 try:
@@ -276,12 +312,24 @@ def m4_latencia(ent: Entorno, servicio: Servicio, reps: int, clients: int, reque
     return Resultado(
         4,
         f"Latencia con {clients} clientes (lectura GET /productos, escritura POST /movimientos)",
-        "con backup: " + ", ".join(f"{k} p50 {agg(busy, k, 'p50_ms'):.0f} / p95 {agg(busy, k, 'p95_ms'):.0f} ms" for k in ratios),
-        "sin backup: " + ", ".join(f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios),
+        "con backup: "
+        + ", ".join(
+            f"{k} p50 {agg(busy, k, 'p50_ms'):.0f} / p95 {agg(busy, k, 'p95_ms'):.0f} ms" for k in ratios
+        ),
+        "sin backup: "
+        + ", ".join(
+            f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios
+        ),
         worst,
         "p95 ≤ 1.5, cero errores",
         worst <= 1.5 and errors == 0,
-        {"sin_backup": quiet, "con_backup": busy, "ratios_p95": ratios, "errores": errors, "backups_durante_carga": backups[0]},
+        {
+            "sin_backup": quiet,
+            "con_backup": busy,
+            "ratios_p95": ratios,
+            "errores": errors,
+            "backups_durante_carga": backups[0],
+        },
     )
 
 
@@ -292,16 +340,20 @@ def m5_memoria(servicio: Servicio, idle_seconds: float = 2.0) -> Resultado:
         time.sleep(idle_seconds)
     with Muestreo(servicio.proc.pid) as during_backup:
         response = httpx.post(
-            f"{servicio.url}/api/v1/backup/ejecutar-completo", params={"esperar": "true"},
-            headers=servicio.headers, timeout=1800,
+            f"{servicio.url}/api/v1/backup/ejecutar-completo",
+            params={"esperar": "true"},
+            headers=servicio.headers,
+            timeout=1800,
         )
     response.raise_for_status()
     backup = response.json()
     downloaded = 0
     with Muestreo(servicio.proc.pid) as during_download:
         with httpx.stream(
-            "GET", f"{servicio.url}/api/v1/backup/{backup['id_backup']}/descargar",
-            headers=servicio.headers, timeout=1800,
+            "GET",
+            f"{servicio.url}/api/v1/backup/{backup['id_backup']}/descargar",
+            headers=servicio.headers,
+            timeout=1800,
         ) as stream:
             stream.raise_for_status()
             for chunk in stream.iter_bytes():
@@ -343,10 +395,17 @@ def _alertas_en_base(ent: Entorno, lots: int) -> tuple[float, float, dict[str, i
         first = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
         again = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
         assert again.total == 0, "la repetición del mismo día no debe crear alertas"
-        return first.segundos, again.segundos, {
-            "alertas": first.total, "vencidos": first.lotes_vencidos, "por_vencer": first.lotes_por_vencer,
-            "sin_stock": first.sin_stock, "stock_bajo": first.stock_bajo,
-        }
+        return (
+            first.segundos,
+            again.segundos,
+            {
+                "alertas": first.total,
+                "vencidos": first.lotes_vencidos,
+                "por_vencer": first.lotes_por_vencer,
+                "sin_stock": first.sin_stock,
+                "stock_bajo": first.stock_bajo,
+            },
+        )
     finally:
         engine.dispose()
         ent.drop_database(name)
@@ -408,8 +467,14 @@ def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> 
         "lineal: costo por unidad ≤ 1.5× el de un cuarto",
         worst <= 1.5,
         {
-            "alertas_s": alert_full, "alertas_repeticion_s": alert_again, "alertas_cuarto_s": alert_quarter,
-            "alertas": alert_counts, "crecimiento_alertas": alert_growth,
-            "logs_s": logs_full, "logs_cuarto_s": logs_quarter, "logs": logs_counts, "crecimiento_logs": logs_growth,
+            "alertas_s": alert_full,
+            "alertas_repeticion_s": alert_again,
+            "alertas_cuarto_s": alert_quarter,
+            "alertas": alert_counts,
+            "crecimiento_alertas": alert_growth,
+            "logs_s": logs_full,
+            "logs_cuarto_s": logs_quarter,
+            "logs": logs_counts,
+            "crecimiento_logs": logs_growth,
         },
     )

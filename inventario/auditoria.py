@@ -114,6 +114,4 @@ def install_sql(table: str, pk_columns: list[str], *, track_deletes: bool = True
     return statements
 
 
-
-
-__all__ = ["RegistroEliminacion", "FUNCTIONS_SQL", "install_sql", "RESTORE_GUC"]
+__all__ = ["FUNCTIONS_SQL", "RESTORE_GUC", "RegistroEliminacion", "install_sql"]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 
@@ -115,7 +115,11 @@ def usuario_crear(
     except ValidationError as exc:
         from inventario.errors import traducir
 
-        raise fail("Datos inválidos: " + "; ".join(traducir({**e, "loc": ("body", *e["loc"])}) for e in exc.errors()), 2) from None
+        raise fail(
+            "Datos inválidos: "
+            + "; ".join(traducir({**e, "loc": ("body", *e["loc"])}) for e in exc.errors()),
+            2,
+        ) from None
     with runtime_context() as runtime, runtime.session_factory() as session:
         try:
             user = create_user(session, data)
@@ -131,7 +135,9 @@ _register_subcommands()
 def demo(
     productos: int = typer.Option(1000, "--productos", help="Productos a crear"),
     lotes_por_producto: int = typer.Option(3, "--lotes-por-producto", help="Lotes de cada producto"),
-    movimientos: int = typer.Option(10000, "--movimientos", help="Movimientos en total (el primero de cada lote es su ingreso)"),
+    movimientos: int = typer.Option(
+        10000, "--movimientos", help="Movimientos en total (el primero de cada lote es su ingreso)"
+    ),
     semilla: int = typer.Option(None, "--semilla", help="Semilla: la misma semilla genera los mismos datos"),
 ) -> None:
     """Agrega datos de demostración realistas (farmacia y tienda) para pruebas de rendimiento."""

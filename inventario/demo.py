@@ -64,10 +64,31 @@ _CATALOGO: dict[str, tuple[list[tuple[str, str]], list[str], list[str]]] = {
             ("Vitamina C 1 g efervescente x 10", "tubo"),
             ("Sales de rehidratación oral", "sobre"),
         ],
-        ["Genfar", "MK", "La Santé", "Bayer", "Pfizer", "Sanofi", "Tecnoquímicas", "Lafrancol",
-         "Liomont", "Senosiain", "Bagó", "Roemmers", "Siegfried", "Procaps", "Medifarma", "Genérico"],
-        ["Venta libre", "Requiere receta médica", "Venta bajo fórmula médica retenida",
-         "Conservar en lugar fresco y seco, a menos de 30 °C", "Mantener fuera del alcance de los niños"],
+        [
+            "Genfar",
+            "MK",
+            "La Santé",
+            "Bayer",
+            "Pfizer",
+            "Sanofi",
+            "Tecnoquímicas",
+            "Lafrancol",
+            "Liomont",
+            "Senosiain",
+            "Bagó",
+            "Roemmers",
+            "Siegfried",
+            "Procaps",
+            "Medifarma",
+            "Genérico",
+        ],
+        [
+            "Venta libre",
+            "Requiere receta médica",
+            "Venta bajo fórmula médica retenida",
+            "Conservar en lugar fresco y seco, a menos de 30 °C",
+            "Mantener fuera del alcance de los niños",
+        ],
     ),
     "cuidado": (
         [
@@ -87,8 +108,19 @@ _CATALOGO: dict[str, tuple[list[tuple[str, str]], list[str], list[str]]] = {
             ("Pasta dental 100 ml", "tubo"),
             ("Cepillo dental suave", "unidad"),
         ],
-        ["Johnson & Johnson", "Nivea", "Colgate", "Huggies", "Nosotras", "Dove", "Protex", "Eucerin",
-         "3M", "Durex", "Genérico"],
+        [
+            "Johnson & Johnson",
+            "Nivea",
+            "Colgate",
+            "Huggies",
+            "Nosotras",
+            "Dove",
+            "Protex",
+            "Eucerin",
+            "3M",
+            "Durex",
+            "Genérico",
+        ],
         ["Uso externo", "Producto de higiene personal", "Mantener fuera del alcance de los niños"],
     ),
     "abarrotes": (
@@ -112,10 +144,27 @@ _CATALOGO: dict[str, tuple[list[tuple[str, str]], list[str], list[str]]] = {
             ("Jugo de naranja 1 l", "caja"),
             ("Huevos x 30", "bandeja"),
         ],
-        ["Diana", "Roa", "La Fina", "Zenú", "Nestlé", "Alpina", "Del Valle", "Postobón", "Colanta",
-         "Maseca", "La Costeña", "Doria", "Marca propia"],
-        ["Producto de la canasta básica", "Conservar en lugar fresco y seco",
-         "Una vez abierto, refrigerar", "Oferta de temporada"],
+        [
+            "Diana",
+            "Roa",
+            "La Fina",
+            "Zenú",
+            "Nestlé",
+            "Alpina",
+            "Del Valle",
+            "Postobón",
+            "Colanta",
+            "Maseca",
+            "La Costeña",
+            "Doria",
+            "Marca propia",
+        ],
+        [
+            "Producto de la canasta básica",
+            "Conservar en lugar fresco y seco",
+            "Una vez abierto, refrigerar",
+            "Oferta de temporada",
+        ],
     ),
     "hogar": (
         [
@@ -127,9 +176,23 @@ _CATALOGO: dict[str, tuple[list[tuple[str, str]], list[str], list[str]]] = {
             ("Velas blancas x 6", "paquete"),
             ("Esponja de cocina x 3", "paquete"),
         ],
-        ["Ariel", "Fab", "Clorox", "Familia", "Scott", "Duracell", "Energizer", "El Sol", "Scotch-Brite",
-         "Marca propia"],
-        ["Artículo de limpieza", "No ingerir; mantener fuera del alcance de los niños", "Artículo para el hogar"],
+        [
+            "Ariel",
+            "Fab",
+            "Clorox",
+            "Familia",
+            "Scott",
+            "Duracell",
+            "Energizer",
+            "El Sol",
+            "Scotch-Brite",
+            "Marca propia",
+        ],
+        [
+            "Artículo de limpieza",
+            "No ingerir; mantener fuera del alcance de los niños",
+            "Artículo para el hogar",
+        ],
     ),
 }
 
@@ -150,8 +213,19 @@ def _variants() -> tuple[list[str], list[str], list[str]]:
     return names, units, descriptions
 
 
-_MOTIVOS_ENTRADA = ["Compra a proveedor", "Recepción de pedido", "Devolución de cliente", "Traslado desde bodega"]
-_MOTIVOS_SALIDA = ["Venta", "Venta de mostrador", "Dispensación con receta", "Consumo interno", "Traslado a sucursal"]
+_MOTIVOS_ENTRADA = [
+    "Compra a proveedor",
+    "Recepción de pedido",
+    "Devolución de cliente",
+    "Traslado desde bodega",
+]
+_MOTIVOS_SALIDA = [
+    "Venta",
+    "Venta de mostrador",
+    "Dispensación con receta",
+    "Consumo interno",
+    "Traslado a sucursal",
+]
 _MOTIVOS_AJUSTE_MAS = ["Conteo físico: sobrante", "Corrección de inventario"]
 _MOTIVOS_AJUSTE_MENOS = ["Conteo físico: faltante", "Producto dañado", "Baja por vencimiento"]
 
@@ -172,7 +246,9 @@ def validate(productos: int, lotes_por_producto: int, movimientos: int) -> None:
             f"--lotes-por-producto debe estar entre 1 y {MAX_LOTES_POR_PRODUCTO} (recibido {lotes_por_producto})."
         )
     if not 0 <= movimientos <= MAX_MOVIMIENTOS:
-        raise DemoError(f"--movimientos debe estar entre 0 y {_miles(MAX_MOVIMIENTOS)} (recibido {movimientos}).")
+        raise DemoError(
+            f"--movimientos debe estar entre 0 y {_miles(MAX_MOVIMIENTOS)} (recibido {movimientos})."
+        )
     if movimientos > productos * lotes_por_producto * MAX_MOVIMIENTOS_POR_LOTE:
         raise DemoError(
             f"--movimientos: como máximo {_miles(MAX_MOVIMIENTOS_POR_LOTE)} por lote; con "
@@ -183,15 +259,10 @@ def validate(productos: int, lotes_por_producto: int, movimientos: int) -> None:
 def _demo_user(conn: Connection) -> int:
     """El primer ADMIN activo; si no hay, el usuario `demo` (creado sin contraseña conocida)."""
     user_id = conn.execute(
-        text(
-            "SELECT id_usuario FROM usuarios WHERE rol = 'ADMIN' AND activo "
-            "ORDER BY id_usuario LIMIT 1"
-        )
+        text("SELECT id_usuario FROM usuarios WHERE rol = 'ADMIN' AND activo ORDER BY id_usuario LIMIT 1")
     ).scalar()
     if user_id is None:
-        user_id = conn.execute(
-            text("SELECT id_usuario FROM usuarios WHERE nombre_usuario = 'demo'")
-        ).scalar()
+        user_id = conn.execute(text("SELECT id_usuario FROM usuarios WHERE nombre_usuario = 'demo'")).scalar()
     if user_id is None:
         import secrets
 
@@ -429,7 +500,9 @@ def _generate_on(
         if progress is not None:
             progress(phase, rows, time.perf_counter() - t0)
     log.info(
-        "Datos de demostración: corrida %s, semilla %s, %s", corrida, seed,
+        "Datos de demostración: corrida %s, semilla %s, %s",
+        corrida,
+        seed,
         ", ".join(f"{k}={v}" for k, v in counts.items()),
     )
     return {**counts, "corrida": corrida, "semilla": seed, "id_usuario": usuario}

@@ -126,7 +126,11 @@ def install_handlers(app: FastAPI) -> None:
             404: "Recurso no encontrado",
             405: "Método no permitido",
         }
-        detalle = exc.detail if isinstance(exc.detail, str) and exc.status_code not in mensajes else mensajes.get(exc.status_code, str(exc.detail))
+        detalle = (
+            exc.detail
+            if isinstance(exc.detail, str) and exc.status_code not in mensajes
+            else mensajes.get(exc.status_code, str(exc.detail))
+        )
         return JSONResponse({"detalle": detalle}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
@@ -137,6 +141,8 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated:
-            return JSONResponse({"detalle": "Base de datos no disponible; intente más tarde"}, status_code=503)
+            return JSONResponse(
+                {"detalle": "Base de datos no disponible; intente más tarde"}, status_code=503
+            )
         log.exception("Error de base de datos no previsto")
         return JSONResponse({"detalle": "Error interno de base de datos"}, status_code=500)

@@ -49,7 +49,7 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - argumentos mal formados: que los reporte emit(), no el llamador
+        except Exception:
             return True
         clean = redact(message)
         if clean != message:
@@ -76,7 +76,7 @@ def unique_name(path: Path) -> Path:
 class DatedSizeRotatingHandler(RotatingFileHandler):
     """Rota por tamaño y nombra el archivo rotado con la fecha del día."""
 
-    def doRollover(self) -> None:  # noqa: N802 (nombre de la API de logging)
+    def doRollover(self) -> None:
         if self.stream:
             self.stream.close()
             self.stream = None  # type: ignore[assignment]
@@ -94,7 +94,7 @@ class DatedDailyHandler(TimedRotatingFileHandler):
         super().__init__(filename, when="midnight", backupCount=0, encoding="utf-8", delay=True)
         self.namer = lambda name: str(unique_name(Path(name)))
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
         # Con delay=True y un archivo viejo de un día anterior, rotamos al primer registro.
         return int(time.time()) >= self.rolloverAt
 

@@ -13,20 +13,21 @@ from inventario.config import Settings, get_settings
 from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
+from inventario.modules.backup.notifications import notify as notify_backup
+from inventario.modules.backup.service import BackupService
 from inventario.modules.jobs import router as jobs
+from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
-from inventario.modules.backup.notifications import notify as notify_backup
-from inventario.modules.backup.service import BackupService
-from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
 log = logging.getLogger(__name__)
+
 
 def include_routers(app: FastAPI) -> None:
     for router in (
@@ -47,8 +48,10 @@ def _recover_backups(runtime: Runtime) -> None:
     # Un BACKUP_PATH inutilizable no debe impedir que la tienda venda: /health lo señala.
     try:
         BackupService(runtime, notifier=notify_backup).recover()
-    except Exception:  # noqa: BLE001
-        log.exception("No se pudo revisar el directorio de backups al arrancar; el servicio sigue sin backups")
+    except Exception:
+        log.exception(
+            "No se pudo revisar el directorio de backups al arrancar; el servicio sigue sin backups"
+        )
 
 
 def create_app(

@@ -47,7 +47,7 @@ class DatabaseServer:
     def database(self) -> str:
         return self.url.database or ""
 
-    def with_database(self, name: str) -> "DatabaseServer":
+    def with_database(self, name: str) -> DatabaseServer:
         return DatabaseServer(self.url.set(database=name), self.embedded, self.bin_dir_hint)
 
     def libpq(self, database: str | None = None) -> tuple[str, dict[str, str]]:

@@ -58,7 +58,9 @@ def drop_database(server: DatabaseServer, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def psql_file(runtime: Runtime, target: DatabaseServer, path: Path, *, user: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def psql_file(
+    runtime: Runtime, target: DatabaseServer, path: Path, *, user: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Lo que haría un operador: `gunzip -c ARCHIVO | psql -d BASE`."""
     conninfo, env = target.libpq()
     command = [runtime.pg_tools().path("psql"), "-X", "-q", "--dbname", conninfo]
@@ -109,13 +111,18 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
             elif kind == "upd_producto":
                 _, k, nombre, activo = op
                 pid = pick(conn, "productos", "id_producto", k)
-                conn.execute("UPDATE productos SET nombre = %s, activo = %s WHERE id_producto = %s", (nombre, activo, pid))
+                conn.execute(
+                    "UPDATE productos SET nombre = %s, activo = %s WHERE id_producto = %s",
+                    (nombre, activo, pid),
+                )
             elif kind == "del_producto":
                 pid = pick(conn, "productos", "id_producto", op[1])
                 conn.execute("DELETE FROM productos WHERE id_producto = %s", (pid,))
             elif kind == "cambia_clave_producto":
                 pid = pick(conn, "productos", "id_producto", op[1])
-                conn.execute("UPDATE productos SET id_producto = id_producto + 1000000 WHERE id_producto = %s", (pid,))
+                conn.execute(
+                    "UPDATE productos SET id_producto = id_producto + 1000000 WHERE id_producto = %s", (pid,)
+                )
             elif kind == "ins_lote":
                 _, k, codigo, dias, cantidad = op
                 pid = pick(conn, "productos", "id_producto", k)
@@ -129,7 +136,9 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
             elif kind == "upd_lote":
                 _, k, delta = op
                 lid = pick(conn, "lotes", "id_lote", k)
-                conn.execute("UPDATE lotes SET cantidad = greatest(cantidad + %s, 0) WHERE id_lote = %s", (delta, lid))
+                conn.execute(
+                    "UPDATE lotes SET cantidad = greatest(cantidad + %s, 0) WHERE id_lote = %s", (delta, lid)
+                )
             elif kind == "del_lote":
                 lid = pick(conn, "lotes", "id_lote", op[1])
                 conn.execute("DELETE FROM lotes WHERE id_lote = %s", (lid,))
@@ -160,9 +169,14 @@ def apply_op(conn: psycopg.Connection, op: tuple, user_id: int, serial: list[int
                 conn.execute("DELETE FROM notificaciones WHERE id_notificacion = %s", (nid,))
             elif kind in ("reinserta_producto", "reinserta_notif"):
                 # La misma clave primaria de una fila borrada vuelve a existir (alta manual con id).
-                tabla, pk = ("productos", "id_producto") if kind == "reinserta_producto" else ("notificaciones", "id_notificacion")
+                tabla, pk = (
+                    ("productos", "id_producto")
+                    if kind == "reinserta_producto"
+                    else ("notificaciones", "id_notificacion")
+                )
                 borradas = [
-                    int(r[0]) for r in conn.execute(
+                    int(r[0])
+                    for r in conn.execute(
                         "SELECT DISTINCT (clave ->> %s)::bigint FROM registro_eliminaciones "
                         "WHERE tabla = %s AND clave IS NOT NULL ORDER BY 1",
                         (pk, tabla),

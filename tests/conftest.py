@@ -131,9 +131,7 @@ def client(settings: Settings, fresh_db: DatabaseServer) -> Iterator[TestClient]
 
 
 def login(client: TestClient, username: str, password: str) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/login", json={"nombre_usuario": username, "password": password}
-    )
+    response = client.post("/api/v1/auth/login", json={"nombre_usuario": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
@@ -155,7 +153,7 @@ def operador_headers(client: TestClient, admin_headers: dict[str, str]) -> dict[
 
 
 @pytest.fixture
-def runtime(settings: Settings, fresh_db: DatabaseServer) -> Iterator["Runtime"]:
+def runtime(settings: Settings, fresh_db: DatabaseServer) -> Iterator[Runtime]:
     """El runtime de la CLI/servicio sobre la base de la prueba (sin arrancar otro servidor)."""
     from inventario.runtime import open_runtime
 
@@ -184,7 +182,9 @@ def cli_env(settings: Settings, fresh_db: DatabaseServer) -> dict[str, str]:
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, input: str | None = None, cwd: Path | None = None) -> "subprocess.CompletedProcess[str]":
+def run_cli(
+    env: dict[str, str], *args: str, input: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     import subprocess
     import sys
 
@@ -198,7 +198,9 @@ def run_cli(env: dict[str, str], *args: str, input: str | None = None, cwd: Path
 def disco_pequeno(tmp_path: Path) -> Iterator[Path]:
     small = tmp_path / "pequeno"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"no se puede montar un tmpfs pequeño: {mounted.stderr.decode().strip()}")
     try:

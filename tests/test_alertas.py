@@ -16,7 +16,14 @@ def today(runtime: Runtime) -> date:
         return conn.execute(text("SELECT CURRENT_DATE")).scalar_one()
 
 
-def product(conn: Connection, codigo: str, nombre: str, stock_minimo: int = 0, activo: bool = True, unidad: str = "caja") -> int:
+def product(
+    conn: Connection,
+    codigo: str,
+    nombre: str,
+    stock_minimo: int = 0,
+    activo: bool = True,
+    unidad: str = "caja",
+) -> int:
     return conn.execute(
         text(
             "INSERT INTO productos (codigo, nombre, stock_minimo, activo, unidad) "
@@ -80,7 +87,12 @@ def test_fechas_en_el_borde_y_textos(runtime: Runtime) -> None:
 
     result = generate_alerts(runtime.engine, n)
 
-    assert (result.lotes_vencidos, result.lotes_por_vencer, result.sin_stock, result.stock_bajo) == (1, 3, 2, 1)
+    assert (result.lotes_vencidos, result.lotes_por_vencer, result.sin_stock, result.stock_bajo) == (
+        1,
+        3,
+        2,
+        1,
+    )
     refs = by_ref(runtime)
     # Amoxicilina: 7 + 4 + 12 + 30 + 50 + 0 + 1 = 104 ≥ 10: sin alerta de stock.
     assert refs == {
@@ -110,14 +122,23 @@ def test_fechas_en_el_borde_y_textos(runtime: Runtime) -> None:
         f"El lote L-HOY de Amoxicilina 500 mg x 21 cápsulas (código MED-001) vence el {fecha(hoy)} (hoy) "
         "y tiene 4 en stock (unidad: caja)."
     )
-    assert f"vence el {fecha(hoy + timedelta(days=n))} (en 30 días) y tiene 12 en stock" in texts[("LOTE", vence_en_n)].mensaje
+    assert (
+        f"vence el {fecha(hoy + timedelta(days=n))} (en 30 días) y tiene 12 en stock"
+        in texts[("LOTE", vence_en_n)].mensaje
+    )
     assert "(mañana) y tiene 1 en stock" in texts[("LOTE", manana)].mensaje
     a = texts[("PRODUCTO", agotado)]
     assert (a.tipo, a.semaforo, a.titulo) == ("STOCK_BAJO", "ROJO", "Sin stock: Leche entera 1 l Alpina")
-    assert a.mensaje == "Leche entera 1 l Alpina (código ABA-002) no tiene stock: 0 (unidad: litro); stock mínimo 3."
+    assert (
+        a.mensaje
+        == "Leche entera 1 l Alpina (código ABA-002) no tiene stock: 0 (unidad: litro); stock mínimo 3."
+    )
     a = texts[("PRODUCTO", bajo)]
     assert a.titulo == "Stock bajo: Pilas AA x 2 Duracell"
-    assert a.mensaje == "Quedan 19 de Pilas AA x 2 Duracell (código HOG-001, unidad: paquete); el stock mínimo es 20."
+    assert (
+        a.mensaje
+        == "Quedan 19 de Pilas AA x 2 Duracell (código HOG-001, unidad: paquete); el stock mínimo es 20."
+    )
     assert all(not x.leida for x in alerts(runtime))
 
 
@@ -142,7 +163,12 @@ def test_sin_duplicados_el_mismo_dia_ni_mientras_no_se_lea(runtime: Runtime) -> 
     assert generate_alerts(runtime.engine, 30).total == 0  # dos veces el mismo día
     # Leída hoy: tampoco se repite hoy...
     with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE notificaciones SET leida = true, fecha_lectura = now() WHERE referencia_id = :l AND referencia_tipo = 'LOTE'"), {"l": l1})
+        conn.execute(
+            text(
+                "UPDATE notificaciones SET leida = true, fecha_lectura = now() WHERE referencia_id = :l AND referencia_tipo = 'LOTE'"
+            ),
+            {"l": l1},
+        )
     assert generate_alerts(runtime.engine, 30).total == 0
     # ...pero al día siguiente (la alerta es de ayer) vuelve a aparecer si la condición sigue;
     # las no leídas no se repiten.
@@ -164,7 +190,10 @@ def test_si_empeora_sale_la_alerta_roja(runtime: Runtime) -> None:
     assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO"]}
     # El lote vence (aquí: se corrige su fecha) y el stock baja de 8 a 2 y luego a 0.
     with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE lotes SET fecha_vencimiento = :d, cantidad = 2 WHERE id_lote = :l"), {"d": hoy - timedelta(days=1), "l": l1})
+        conn.execute(
+            text("UPDATE lotes SET fecha_vencimiento = :d, cantidad = 2 WHERE id_lote = :l"),
+            {"d": hoy - timedelta(days=1), "l": l1},
+        )
     generate_alerts(runtime.engine, 30)
     assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO", "ROJO"], ("PRODUCTO", p): ["AMARILLO"]}
     with runtime.engine.begin() as conn:
@@ -218,7 +247,10 @@ def test_por_conjuntos_sobre_datos_de_demo_coincide_con_el_calculo_directo(runti
             )
         ).one()
     assert (result.lotes_vencidos, result.lotes_por_vencer, result.sin_stock, result.stock_bajo) == (
-        vencidos, por_vencer, sin, bajo,
+        vencidos,
+        por_vencer,
+        sin,
+        bajo,
     )
     assert result.lotes_vencidos > 0 and result.lotes_por_vencer > 0
     assert generate_alerts(runtime.engine, 30).total == 0

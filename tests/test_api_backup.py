@@ -13,11 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from inventario.config import Settings
 from inventario.archivos import human_size
+from inventario.config import Settings
 from inventario.modules.backup.files import MANIFEST_SUFFIX, backup_name
 from inventario.postgres import DatabaseServer
 from tests.backup_support import bloquear_pg_dump, connect, seed_user
@@ -28,6 +27,7 @@ H = dict[str, str]
 
 
 # ------------------------------------------------------------------ utilidades
+
 
 def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
     with connect(server) as conn:
@@ -129,6 +129,7 @@ ENDPOINTS = [
 
 # ------------------------------------------------------------------ permisos
 
+
 def test_los_nueve_endpoints_exigen_token_y_rol_admin(
     client: TestClient, operador_headers: H, settings: Settings
 ) -> None:
@@ -147,15 +148,22 @@ def test_los_nueve_endpoints_exigen_token_y_rol_admin(
 def test_openapi_tiene_las_nueve_rutas_del_plan(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     esperadas = {
-        ("get", "/estadisticas"), ("get", "/listar"), ("get", "/{id_backup}"), ("post", "/ejecutar"),
-        ("post", "/ejecutar-completo"), ("post", "/ejecutar-diferencial"),
-        ("get", "/{id_backup}/descargar"), ("post", "/{id_backup}/enviar-email"), ("post", "/limpiar"),
+        ("get", "/estadisticas"),
+        ("get", "/listar"),
+        ("get", "/{id_backup}"),
+        ("post", "/ejecutar"),
+        ("post", "/ejecutar-completo"),
+        ("post", "/ejecutar-diferencial"),
+        ("get", "/{id_backup}/descargar"),
+        ("post", "/{id_backup}/enviar-email"),
+        ("post", "/limpiar"),
     }
     presentes = {(m, p.removeprefix(API)) for p, ops in paths.items() if p.startswith(API) for m in ops}
     assert presentes == esperadas
 
 
 # ------------------------------------------------------------------ ejecutar
+
 
 def test_ejecutar_completo_202_en_proceso_y_el_cliente_consulta(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
@@ -171,8 +179,12 @@ def test_ejecutar_completo_202_en_proceso_y_el_cliente_consulta(
         assert r.headers["location"] == f"{API}/{b['id_backup']}"
         assert b["archivo_disponible"] is False and b["hash_md5"] is None
         # Mientras tanto: 409 para otro backup (con y sin esperar) y para la limpieza.
-        for ruta, params in [("/ejecutar-completo", {}), ("/ejecutar", {"esperar": "true"}),
-                             ("/ejecutar-diferencial", {}), ("/limpiar", {})]:
+        for ruta, params in [
+            ("/ejecutar-completo", {}),
+            ("/ejecutar", {"esperar": "true"}),
+            ("/ejecutar-diferencial", {}),
+            ("/limpiar", {}),
+        ]:
             r2 = client.post(f"{API}{ruta}", params=params, headers=admin_headers)
             assert r2.status_code == 409, (ruta, r2.text)
             assert r2.json()["detalle"].startswith("Backup en curso")
@@ -213,9 +225,13 @@ def test_esperar_201_diferencial_con_su_base_y_tipos(
     r = client.get(f"{API}/{full['id_backup']}", headers=admin_headers)
     assert r.status_code == 200 and r.json()["diferenciales"] == [diff["id_backup"]]
     # /ejecutar: tipo en el cuerpo o en la query (sin distinguir mayúsculas).
-    r = client.post(f"{API}/ejecutar", params={"esperar": "true"}, json={"tipo": "completo"}, headers=admin_headers)
+    r = client.post(
+        f"{API}/ejecutar", params={"esperar": "true"}, json={"tipo": "completo"}, headers=admin_headers
+    )
     assert r.status_code == 201 and r.json()["tipo"] == "COMPLETO"
-    r = client.post(f"{API}/ejecutar", params={"esperar": "true", "tipo": "DIFERENCIAL"}, headers=admin_headers)
+    r = client.post(
+        f"{API}/ejecutar", params={"esperar": "true", "tipo": "DIFERENCIAL"}, headers=admin_headers
+    )
     assert r.status_code == 201 and r.json()["tipo"] == "DIFERENCIAL"
     assert r.json()["id_backup_base"] == r.json()["base"]["id_backup"]
     # AUTO (el valor por defecto): COMPLETO o DIFERENCIAL según el día, como el job.
@@ -239,7 +255,11 @@ def test_ejecutar_422_en_espanol(client: TestClient, admin_headers: H) -> None:
         r = client.post(f"{API}/ejecutar", json=cuerpo, params=params, headers=admin_headers)
         assert r.status_code == 422, (cuerpo, params, r.text)
         assert r.json()["detalle"].startswith("Datos inválidos"), r.text
-    r = client.post(f"{API}/ejecutar", content=b"{no es json", headers={**admin_headers, "Content-Type": "application/json"})
+    r = client.post(
+        f"{API}/ejecutar",
+        content=b"{no es json",
+        headers={**admin_headers, "Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and "JSON" in r.json()["detalle"]
     r = client.post(f"{API}/ejecutar-completo", params={"esperar": "quizas"}, headers=admin_headers)
     assert r.status_code == 422 and "verdadero o falso" in r.json()["detalle"]
@@ -294,12 +314,18 @@ def test_directorio_de_backups_inutilizable_503_sin_500(
     fallidos = []
     # El fallo llega antes de crear el registro EN_PROCESO: también deja fila ERROR y aviso ROJO,
     # por el camino de esperar y por el del 202.
-    for ruta, tipo in (("/ejecutar-completo?esperar=true", "COMPLETO"), ("/ejecutar-diferencial", "DIFERENCIAL")):
+    for ruta, tipo in (
+        ("/ejecutar-completo?esperar=true", "COMPLETO"),
+        ("/ejecutar-diferencial", "DIFERENCIAL"),
+    ):
         r = client.post(f"{API}{ruta}", headers=admin_headers)
         assert r.status_code == 503, (ruta, r.text)
         cuerpo = r.json()
         assert cuerpo["estado"] == "ERROR" and cuerpo["tipo"] == tipo
-        assert cuerpo["detalle"].startswith(f"Error en backup {tipo}") and "NotADirectoryError" in cuerpo["mensaje_error"]
+        assert (
+            cuerpo["detalle"].startswith(f"Error en backup {tipo}")
+            and "NotADirectoryError" in cuerpo["mensaje_error"]
+        )
         assert cuerpo["archivo_disponible"] is False
         fallidos.append(cuerpo["id_backup"])
     r = client.post(f"{API}/limpiar", headers=admin_headers)
@@ -406,6 +432,7 @@ def test_disco_lleno_507_con_registro_error(
 
 # ------------------------------------------------------------------ consultar
 
+
 def test_obtener_404_y_422(client: TestClient, admin_headers: H) -> None:
     r = client.get(f"{API}/99", headers=admin_headers)
     assert r.status_code == 404 and r.json()["detalle"] == "No existe el backup 99"
@@ -443,7 +470,10 @@ def test_listar_filtros_orden_y_paginacion(
     assert ids(desde=str(hoy - timedelta(days=9)), hasta=str(hoy - timedelta(days=9))) == [d1["id_backup"]]
     corte = (datetime.now(settings.tz) - timedelta(days=5)).isoformat()
     assert ids(desde=corte) == todos[:2] and ids(hasta=corte) == todos[2:]
-    assert ids(desde=(datetime.now(settings.tz) - timedelta(days=5)).replace(tzinfo=None).isoformat()) == todos[:2]
+    assert (
+        ids(desde=(datetime.now(settings.tz) - timedelta(days=5)).replace(tzinfo=None).isoformat())
+        == todos[:2]
+    )
     r = client.get(f"{API}/listar", params={"limit": 2, "offset": 1}, headers=admin_headers)
     assert r.json()["total"] == 4 and [b["id_backup"] for b in r.json()["items"]] == todos[1:3]
     # Eliminados: ocultos salvo que se pidan.
@@ -451,18 +481,27 @@ def test_listar_filtros_orden_y_paginacion(
     assert client.post(f"{API}/limpiar", headers=admin_headers).status_code == 200
     assert ids() == todos[:2]
     assert ids(incluir_eliminados="true") == todos
-    eliminado = client.get(f"{API}/listar", params={"incluir_eliminados": "true", "tipo": "COMPLETO"},
-                           headers=admin_headers).json()["items"][-1]
+    eliminado = client.get(
+        f"{API}/listar", params={"incluir_eliminados": "true", "tipo": "COMPLETO"}, headers=admin_headers
+    ).json()["items"][-1]
     assert eliminado["eliminado"] is True and eliminado["fecha_eliminacion"]
-    for params in ({"tipo": "SEMANAL"}, {"estado": "ROTO"}, {"desde": "ayer"}, {"hasta": "2025-13-01"},
-                   {"desde": "2025-12-02", "hasta": "2025-12-01"}, {"limit": 0}, {"offset": -1},
-                   {"incluir_eliminados": "tal vez"}):
+    for params in (
+        {"tipo": "SEMANAL"},
+        {"estado": "ROTO"},
+        {"desde": "ayer"},
+        {"hasta": "2025-13-01"},
+        {"desde": "2025-12-02", "hasta": "2025-12-01"},
+        {"limit": 0},
+        {"offset": -1},
+        {"incluir_eliminados": "tal vez"},
+    ):
         r = client.get(f"{API}/listar", params=params, headers=admin_headers)
         assert r.status_code == 422, (params, r.text)
         assert r.json()["detalle"].startswith("Datos inválidos")
 
 
 # ------------------------------------------------------------------ descargar
+
 
 def test_descargar_entrega_los_bytes_del_archivo_con_su_md5(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
@@ -502,6 +541,7 @@ def test_descargar_entrega_los_bytes_del_archivo_con_su_md5(
 
 # ------------------------------------------------------------------ limpiar y estadísticas
 
+
 def test_limpiar_devuelve_lo_eliminado_y_avisa(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
 ) -> None:
@@ -513,7 +553,9 @@ def test_limpiar_devuelve_lo_eliminado_y_avisa(
     f2 = backup(client, admin_headers)
     d2 = backup(client, admin_headers, "/ejecutar-diferencial")
     (settings.backup_dir / "backup_20200101_000000_FULL.sql.gz.parcial").write_bytes(b"resto")
-    envejecer(fresh_db, {f1["id_backup"]: 200, d1["id_backup"]: 199, f2["id_backup"]: 120, d2["id_backup"]: 3})
+    envejecer(
+        fresh_db, {f1["id_backup"]: 200, d1["id_backup"]: 199, f2["id_backup"]: 120, d2["id_backup"]: 3}
+    )
     r = client.post(f"{API}/limpiar", headers=admin_headers)
     assert r.status_code == 200, r.text
     res = r.json()
@@ -543,14 +585,32 @@ def test_estadisticas_tras_una_historia_realista(
     vacia = client.get(f"{API}/estadisticas", headers=admin_headers)
     assert vacia.status_code == 200
     # La próxima ejecución la da el planificador de la app (`app.state.scheduler_info`).
-    assert vacia.json()["proxima_ejecucion"] is None or datetime.fromisoformat(vacia.json()["proxima_ejecucion"])
-    assert vacia.json() | {"espacio_libre_bytes": None, "espacio_libre_legible": None, "proxima_ejecucion": None} == {
-        "total_backups": 0, "backups_completos": 0, "backups_diferenciales": 0,
-        "espacio_usado_bytes": 0, "espacio_usado_legible": "0.00 B",
-        "ultimo_backup_completo": None, "ultimo_backup_diferencial": None, "dias_retencion": 90,
-        "backups_habilitados": True, "ultimo_backup": None, "ultimo_backup_estado": None,
-        "ultimo_error": None, "backups_con_error": 0, "backups_eliminados": 0, "backup_en_curso": None,
-        "espacio_libre_bytes": None, "espacio_libre_legible": None, "proxima_ejecucion": None,
+    assert vacia.json()["proxima_ejecucion"] is None or datetime.fromisoformat(
+        vacia.json()["proxima_ejecucion"]
+    )
+    assert vacia.json() | {
+        "espacio_libre_bytes": None,
+        "espacio_libre_legible": None,
+        "proxima_ejecucion": None,
+    } == {
+        "total_backups": 0,
+        "backups_completos": 0,
+        "backups_diferenciales": 0,
+        "espacio_usado_bytes": 0,
+        "espacio_usado_legible": "0.00 B",
+        "ultimo_backup_completo": None,
+        "ultimo_backup_diferencial": None,
+        "dias_retencion": 90,
+        "backups_habilitados": True,
+        "ultimo_backup": None,
+        "ultimo_backup_estado": None,
+        "ultimo_error": None,
+        "backups_con_error": 0,
+        "backups_eliminados": 0,
+        "backup_en_curso": None,
+        "espacio_libre_bytes": None,
+        "espacio_libre_legible": None,
+        "proxima_ejecucion": None,
     }
     fill(fresh_db, 30)
     # Dos semanas: completo, diferenciales, un fallo, otro completo, más diferenciales.
@@ -562,18 +622,30 @@ def test_estadisticas_tras_una_historia_realista(
     f2 = backup(client, admin_headers)
     cambiar(fresh_db)
     d3 = backup(client, admin_headers, "/ejecutar-diferencial")
-    envejecer(fresh_db, {f1["id_backup"]: 200, d1["id_backup"]: 199, d2["id_backup"]: 198,
-                         err["id_backup"]: 197, f2["id_backup"]: 8, d3["id_backup"]: 7})
+    envejecer(
+        fresh_db,
+        {
+            f1["id_backup"]: 200,
+            d1["id_backup"]: 199,
+            d2["id_backup"]: 198,
+            err["id_backup"]: 197,
+            f2["id_backup"]: 8,
+            d3["id_backup"]: 7,
+        },
+    )
     limpieza = client.post(f"{API}/limpiar", headers=admin_headers).json()
     assert limpieza["ids_eliminados"] == [f1["id_backup"], d1["id_backup"], d2["id_backup"], err["id_backup"]]
     d4 = backup(client, admin_headers, "/ejecutar-diferencial")
 
     # El planificador (cuando corre) informa la próxima ejecución del job backup_diario.
     proxima = datetime(2030, 1, 7, 3, 0, tzinfo=settings.tz)
-    client.app.state.scheduler_info = lambda: {"activo": True, "jobs": [
-        {"id": "alertas_diarias", "proxima_ejecucion": datetime(2030, 1, 7, 6, 0, tzinfo=settings.tz)},
-        {"id": "backup_diario", "proxima_ejecucion": proxima.isoformat()},
-    ]}
+    client.app.state.scheduler_info = lambda: {
+        "activo": True,
+        "jobs": [
+            {"id": "alertas_diarias", "proxima_ejecucion": datetime(2030, 1, 7, 6, 0, tzinfo=settings.tz)},
+            {"id": "backup_diario", "proxima_ejecucion": proxima.isoformat()},
+        ],
+    }
     r = client.get(f"{API}/estadisticas", headers=admin_headers)
     assert r.status_code == 200, r.text
     est = r.json()
@@ -587,19 +659,32 @@ def test_estadisticas_tras_una_historia_realista(
     assert datetime.fromisoformat(est["ultimo_backup_diferencial"]) == datetime.fromisoformat(fecha(d4))
     assert est["dias_retencion"] == 90 and est["backups_habilitados"] is True
     assert est["backups_con_error"] == 1 and est["backups_eliminados"] == 4
-    assert est["ultimo_error"]["id_backup"] == err["id_backup"] and est["ultimo_error"]["tipo"] == "DIFERENCIAL"
+    assert (
+        est["ultimo_error"]["id_backup"] == err["id_backup"] and est["ultimo_error"]["tipo"] == "DIFERENCIAL"
+    )
     assert "FileExistsError" in est["ultimo_error"]["mensaje"] and est["ultimo_error"]["fecha"]
     rojas = [n for n in notificaciones(client, admin_headers) if n["semaforo"] == "ROJO"]
-    assert [(n["titulo"], n["referencia_id"]) for n in rojas] == [("❌ Error en Backup DIFERENCIAL", err["id_backup"])]
+    assert [(n["titulo"], n["referencia_id"]) for n in rojas] == [
+        ("❌ Error en Backup DIFERENCIAL", err["id_backup"])
+    ]
     assert "Ejecutado por admin" in rojas[0]["mensaje"]
-    assert est["ultimo_backup"]["id_backup"] == d4["id_backup"] and est["ultimo_backup_estado"] == "COMPLETADO"
+    assert (
+        est["ultimo_backup"]["id_backup"] == d4["id_backup"] and est["ultimo_backup_estado"] == "COMPLETADO"
+    )
     assert est["backup_en_curso"] is None
-    assert est["espacio_libre_bytes"] > 0 and est["espacio_libre_legible"].split()[1] in ("KB", "MB", "GB", "TB")
+    assert est["espacio_libre_bytes"] > 0 and est["espacio_libre_legible"].split()[1] in (
+        "KB",
+        "MB",
+        "GB",
+        "TB",
+    )
     assert datetime.fromisoformat(est["proxima_ejecucion"]) == proxima
     # Un planificador que falla no tumba las estadísticas; BACKUP_ENABLED=false: sin próxima.
     client.app.state.scheduler_info = lambda: 1 / 0
     assert client.get(f"{API}/estadisticas", headers=admin_headers).json()["proxima_ejecucion"] is None
-    client.app.state.scheduler_info = lambda: {"jobs": [{"id": "backup_diario", "proxima_ejecucion": proxima}]}
+    client.app.state.scheduler_info = lambda: {
+        "jobs": [{"id": "backup_diario", "proxima_ejecucion": proxima}]
+    }
     settings.BACKUP_ENABLED = False
     est = client.get(f"{API}/estadisticas", headers=admin_headers).json()
     assert est["proxima_ejecucion"] is None and est["backups_habilitados"] is False
@@ -607,7 +692,8 @@ def test_estadisticas_tras_una_historia_realista(
 
 def test_cuerpo_ilegible_400_en_espanol(client: TestClient, admin_headers: H) -> None:
     r = client.post(
-        f"{API}/1/enviar-email", content=b'{"email_destino": "\xff\xfe"}',
+        f"{API}/1/enviar-email",
+        content=b'{"email_destino": "\xff\xfe"}',
         headers={**admin_headers, "Content-Type": "application/json"},
     )
     assert r.status_code == 400, r.text  # UTF-8 inválido: FastAPI no llega a validar
@@ -627,7 +713,13 @@ def test_los_backups_programados_tambien_notifican(
         resultado = backup_job.run(ContextoJob(runtime, dia, manual=False, ejecutado_por="SCHEDULER"))
         assert resultado.estado == "OK", resultado.mensaje
     items = client.get(f"{API}/listar", headers=admin_headers).json()["items"]
-    assert [(b["tipo"], b["ejecutado_por"]) for b in items] == [("DIFERENCIAL", "SCHEDULER"), ("COMPLETO", "SCHEDULER")]
+    assert [(b["tipo"], b["ejecutado_por"]) for b in items] == [
+        ("DIFERENCIAL", "SCHEDULER"),
+        ("COMPLETO", "SCHEDULER"),
+    ]
     titulos = [(n["titulo"], n["semaforo"]) for n in notificaciones(client, admin_headers)]
-    assert titulos == [("✅ Backup DIFERENCIAL completado", "VERDE"), ("✅ Backup COMPLETO completado", "VERDE")]
+    assert titulos == [
+        ("✅ Backup DIFERENCIAL completado", "VERDE"),
+        ("✅ Backup COMPLETO completado", "VERDE"),
+    ]
     assert all("Ejecutado por SCHEDULER" in n["mensaje"] for n in notificaciones(client, admin_headers))

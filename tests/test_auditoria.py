@@ -48,23 +48,17 @@ def test_insert_y_update_sellan_fechas_aunque_se_indiquen(engine: Engine) -> Non
 
 def test_delete_cambio_de_clave_y_truncate_dejan_registro(engine: Engine) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO productos (id_producto, codigo, nombre) VALUES (1, 'A', 'a')")
-        )
+        conn.execute(text("INSERT INTO productos (id_producto, codigo, nombre) VALUES (1, 'A', 'a')"))
         conn.execute(
             text(
                 "INSERT INTO lotes (id_lote, id_producto, codigo_lote) VALUES (5, 1, 'L5'), (6, 1, 'L6'), (7, 1, 'L7')"
             )
         )
-        conn.execute(
-            text("INSERT INTO notificaciones (tipo, titulo, semaforo) VALUES ('X', 'x', 'ROJO')")
-        )
+        conn.execute(text("INSERT INTO notificaciones (tipo, titulo, semaforo) VALUES ('X', 'x', 'ROJO')"))
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM lotes WHERE id_lote = 5"))
         conn.execute(text("UPDATE lotes SET id_lote = 60 WHERE id_lote = 6"))
-        conn.execute(
-            text("UPDATE lotes SET id_lote = id_lote, codigo_lote = 'L7b' WHERE id_lote = 7")
-        )
+        conn.execute(text("UPDATE lotes SET id_lote = id_lote, codigo_lote = 'L7b' WHERE id_lote = 7"))
         conn.execute(text("TRUNCATE notificaciones"))
     assert tumbas(engine) == [
         ("lotes", {"id_lote": 5}),
@@ -89,17 +83,13 @@ def test_modo_restauracion_no_toca_nada(engine: Engine) -> None:
             {"v": VIEJA},
         )
         conn.execute(
-            text(
-                "INSERT INTO lotes (id_lote, id_producto, codigo_lote) VALUES (5, 1, 'L5'), (6, 1, 'L6')"
-            )
+            text("INSERT INTO lotes (id_lote, id_producto, codigo_lote) VALUES (5, 1, 'L5'), (6, 1, 'L6')")
         )
         conn.execute(text("UPDATE lotes SET id_lote = 60 WHERE id_lote = 6"))
         conn.execute(text("DELETE FROM lotes WHERE id_lote = 5"))
         conn.execute(text("TRUNCATE notificaciones"))
     with engine.connect() as conn:
-        fechas = conn.execute(
-            text("SELECT fecha_creacion, fecha_actualizacion FROM productos")
-        ).one()
+        fechas = conn.execute(text("SELECT fecha_creacion, fecha_actualizacion FROM productos")).one()
         assert [f.isoformat() for f in fechas] == ["2001-02-03T04:05:06+00:00"] * 2
     assert tumbas(engine) == []
     # SET LOCAL: al terminar la transacción los triggers vuelven a actuar.

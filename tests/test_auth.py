@@ -40,17 +40,13 @@ def test_sin_token_401_token_invalido_401(client: TestClient) -> None:
     assert r.status_code == 401 and r.json()["detalle"] == "Token inválido o vencido"
 
 
-def test_roles_operador_no_administra_usuarios(
-    client: TestClient, operador_headers: dict[str, str]
-) -> None:
+def test_roles_operador_no_administra_usuarios(client: TestClient, operador_headers: dict[str, str]) -> None:
     r = client.get("/api/v1/usuarios", headers=operador_headers)
     assert r.status_code == 403
     assert r.json()["detalle"] == "Se requiere el rol ADMIN"
 
 
-def test_usuario_duplicado_409_y_datos_malos_422(
-    client: TestClient, admin_headers: dict[str, str]
-) -> None:
+def test_usuario_duplicado_409_y_datos_malos_422(client: TestClient, admin_headers: dict[str, str]) -> None:
     data = {"nombre_usuario": "ana", "password": "clave-larga-1"}
     assert client.post("/api/v1/usuarios", json=data, headers=admin_headers).status_code == 201
     r = client.post("/api/v1/usuarios", json=data, headers=admin_headers)

@@ -26,7 +26,11 @@ def test_ejecutar_listar_y_limpiar_por_consola(cli_env: dict[str, str], fresh_db
     out = run_cli(cli_env, "backup", "listar")
     assert out.returncode == 0
     lines = out.stdout.strip().splitlines()
-    assert lines[1].split()[:3] == ["2", "DIFERENCIAL", "COMPLETADO"] and lines[2].split()[:3] == ["1", "COMPLETO", "COMPLETADO"]
+    assert lines[1].split()[:3] == ["2", "DIFERENCIAL", "COMPLETADO"] and lines[2].split()[:3] == [
+        "1",
+        "COMPLETO",
+        "COMPLETADO",
+    ]
     out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "SEMANAL")
     assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL o AUTO" in out.stderr
     out = run_cli(cli_env, "backup", "limpiar")
@@ -57,7 +61,11 @@ def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
         # El catálogo restaurado conoce todos los archivos del disco, también el posterior.
         with connect(target) as conn:
             rows = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
-        assert rows == [(full.id_backup, "COMPLETADO"), (diff.id_backup, "COMPLETADO"), (later.id_backup, "COMPLETADO")]
+        assert rows == [
+            (full.id_backup, "COMPLETADO"),
+            (diff.id_backup, "COMPLETADO"),
+            (later.id_backup, "COMPLETADO"),
+        ]
         # Sobre una base con datos pide confirmación; sin confirmar no toca nada.
         before = snapshot(target)
         out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, input="n\n")

@@ -14,12 +14,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from inventario.modules.backup.files import MANIFEST_SUFFIX, TEMP_SUFFIX, NAME_RE
+from inventario.modules.backup.files import MANIFEST_SUFFIX, NAME_RE, TEMP_SUFFIX
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
-from tests.backup_support import bloquear_pg_dump, connect, drop_database, new_database, psql_file, seed_user, snapshot
+from tests.backup_support import (
+    bloquear_pg_dump,
+    connect,
+    drop_database,
+    new_database,
+    psql_file,
+    seed_user,
+    snapshot,
+)
 
 
 def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
@@ -66,7 +74,9 @@ def test_completo_crea_archivo_manifiesto_y_registro(runtime: Runtime, fresh_db:
         content = fh.read()
     assert content.startswith("\\set ON_ERROR_STOP on\nBEGIN;\n") and content.endswith("COMMIT;\n")
     assert "CREATE TABLE public.productos" in content
-    assert files_in(runtime.settings.backup_dir) == sorted([row.nombre_archivo, row.nombre_archivo + MANIFEST_SUFFIX])
+    assert files_in(runtime.settings.backup_dir) == sorted(
+        [row.nombre_archivo, row.nombre_archivo + MANIFEST_SUFFIX]
+    )
 
 
 def test_completo_restaura_en_base_vacia_y_sobre_la_existente(
@@ -103,16 +113,20 @@ def test_completo_restaura_con_otro_usuario_de_base(
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
             conn.execute(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'otra-clave'")
             conn.execute(f'CREATE DATABASE "{role}" OWNER "{role}" TEMPLATE template0')
-    except Exception as exc:  # noqa: BLE001 — servidor externo sin permisos para crear roles
+    except Exception as exc:
         pytest.skip(f"no se pueden crear roles en este servidor: {exc}")
     target = pg_server.with_database(role)
-    target = DatabaseServer(target.url.set(username=role, password="otra-clave"), target.embedded, target.bin_dir_hint)
+    target = DatabaseServer(
+        target.url.set(username=role, password="otra-clave"), target.embedded, target.bin_dir_hint
+    )
     try:
         result = psql_file(runtime, target, runtime.settings.backup_dir / row.nombre_archivo)
         assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
         assert snapshot(target) == expected
         with connect(target) as conn:
-            owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")}
+            owners = {
+                r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+            }
         assert owners == {role}
     finally:
         drop_database(pg_server, role)
@@ -120,7 +134,9 @@ def test_completo_restaura_con_otro_usuario_de_base(
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
-def test_diferencial_solo_lleva_lo_cambiado_y_cuenta_borrados(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+def test_diferencial_solo_lleva_lo_cambiado_y_cuenta_borrados(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
     fill(fresh_db, 200)
     service = BackupService(runtime)
     full = service.run("COMPLETO", "MANUAL")
@@ -170,7 +186,10 @@ def test_diferencial_fallido_al_aplicar_deja_la_base_como_estaba(
             result = psql_file(runtime, empty, directory / diff.nombre_archivo)
             assert result.returncode != 0 and "restaure primero ese completo" in result.stderr.decode()
             with connect(empty) as conn:
-                assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+                assert (
+                    conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+                    == 0
+                )
         finally:
             drop_database(pg_server, empty.database)
     finally:
@@ -213,7 +232,9 @@ def test_auto_elige_completo_el_dia_configurado(runtime: Runtime) -> None:
     with runtime.session_factory() as session:
         assert service.decide(session, "AUTO", monday + timedelta(days=1)).tipo == "DIFERENCIAL"
         sunday = runtime.settings.model_copy(update={"BACKUP_FULL_DAY": 6})
-        other = BackupService(Runtime(sunday, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
+        other = BackupService(
+            Runtime(sunday, runtime.server, runtime.engine, runtime.session_factory, owns_server=False)
+        )
         assert other.decide(session, "AUTO", monday - timedelta(days=1)).tipo == "COMPLETO"
 
 
@@ -265,8 +286,12 @@ def test_proceso_muerto_a_mitad_no_deja_archivo_final_y_se_recupera(
     fill(fresh_db)
     blocker = bloquear_pg_dump(fresh_db)
     exe = Path(sys.executable).with_name("inventario")
-    proc = subprocess.Popen([str(exe), "backup", "ejecutar", "--tipo", "COMPLETO"], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(exe), "backup", "ejecutar", "--tipo", "COMPLETO"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     directory = runtime.settings.backup_dir
     try:
         _wait_for(lambda: any(p.name.endswith(TEMP_SUFFIX) for p in directory.glob("*")))
@@ -297,9 +322,13 @@ def test_disco_lleno_no_deja_archivo_ni_registro_completado(
     # Datos poco comprimibles, bastante más grandes que el disco.
     fill(fresh_db, 3000, texto="")
     with connect(fresh_db) as conn:
-        conn.execute("UPDATE productos SET descripcion = (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 8) g WHERE productos.id_producto > 0)")
+        conn.execute(
+            "UPDATE productos SET descripcion = (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 8) g WHERE productos.id_producto > 0)"
+        )
     settings = runtime.settings.model_copy(update={"BACKUP_PATH": str(small)})
-    service = BackupService(Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False))
+    service = BackupService(
+        Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False)
+    )
     with pytest.raises(BackupError) as info:
         service.run("COMPLETO", "MANUAL")
     assert "No space left" in info.value.mensaje or "28" in info.value.mensaje
@@ -324,12 +353,16 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
         session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
         for id_backup, days in ages.items():
             session.execute(
-                text("UPDATE historial_backup SET fecha_creacion = now() - make_interval(days => :d) WHERE id_backup = :i"),
+                text(
+                    "UPDATE historial_backup SET fecha_creacion = now() - make_interval(days => :d) WHERE id_backup = :i"
+                ),
                 {"d": days, "i": id_backup},
             )
         session.commit()
     result = service.cleanup()
-    assert sorted(r.id_backup for r in result.eliminados) == sorted([f1.id_backup, d1.id_backup, d2.id_backup])
+    assert sorted(r.id_backup for r in result.eliminados) == sorted(
+        [f1.id_backup, d1.id_backup, d2.id_backup]
+    )
     assert result.conservados_por_dependencia == [f2.id_backup]
     assert result.temporales_borrados == ["backup_20200101_000000_FULL.sql.gz.parcial"]
     assert result.bytes_liberados == f1.tamanio_bytes + d1.tamanio_bytes + d2.tamanio_bytes
@@ -344,7 +377,12 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
     # Cuando también d3 envejece, f2 sigue: es el completo más reciente, se conserva siempre.
     with runtime.session_factory() as session:
         session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
-        session.execute(text("UPDATE historial_backup SET fecha_creacion = now() - interval '95 days' WHERE id_backup = :i"), {"i": d3.id_backup})
+        session.execute(
+            text(
+                "UPDATE historial_backup SET fecha_creacion = now() - interval '95 days' WHERE id_backup = :i"
+            ),
+            {"i": d3.id_backup},
+        )
         session.commit()
     second = service.cleanup()
     assert [r.id_backup for r in second.eliminados] == [d3.id_backup]
@@ -386,11 +424,15 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
     thread = threading.Thread(target=lambda: service.run("COMPLETO", "NICE"))
     thread.start()
     try:
+
         def backends() -> list[int]:
             with connect(fresh_db) as conn:
-                return [r[0] for r in conn.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'inventario-backup'"
-                )]
+                return [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'inventario-backup'"
+                    )
+                ]
 
         _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == nice for pid in backends()))
         _wait_for(lambda: len(_our_pg_dumps()) == 1)

@@ -6,14 +6,24 @@ import itertools
 import os
 import uuid
 
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from inventario.database import make_engine, make_session_factory
 from inventario.modules.backup.files import manifest_path, read_manifest
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
-from tests.backup_support import apply_op, connect, drop_database, new_database, psql_file, seed_user, snapshot
+from tests.backup_support import (
+    apply_op,
+    connect,
+    drop_database,
+    new_database,
+    psql_file,
+    seed_user,
+    snapshot,
+)
 from tests.conftest import TEMPLATE, create_database
 
 texto = st.text(
@@ -42,7 +52,11 @@ _names = itertools.count()
 @hsettings(
     max_examples=int(os.environ.get("INVENTARIO_EJEMPLOS", "12")),
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 @given(antes=historia, abierta=historia, durante=historia, despues=historia)
 def test_completo_mas_diferencial_restaura_exactamente(
@@ -54,7 +68,13 @@ def test_completo_mas_diferencial_restaura_exactamente(
     source = pg_server.with_database(name)
     target = new_database(pg_server, name + "_destino")
     engine = make_engine(source.url)
-    rt = Runtime(runtime.settings.model_copy(update={"BACKUP_PATH": str(runtime.settings.backup_dir / name)}), source, engine, make_session_factory(engine), owns_server=False)
+    rt = Runtime(
+        runtime.settings.model_copy(update={"BACKUP_PATH": str(runtime.settings.backup_dir / name)}),
+        source,
+        engine,
+        make_session_factory(engine),
+        owns_server=False,
+    )
     try:
         serial = [0]
         with connect(source) as conn:

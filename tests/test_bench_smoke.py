@@ -13,9 +13,27 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--escala", "minima", "--repeticiones", "1",
-         "--clientes", "4", "--peticiones", "60", "--segundos-carga", "20", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--escala",
+            "minima",
+            "--repeticiones",
+            "1",
+            "--clientes",
+            "4",
+            "--peticiones",
+            "60",
+            "--segundos-carga",
+            "20",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())

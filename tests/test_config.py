@@ -109,8 +109,11 @@ def test_consola_con_configuracion_invalida_sale_con_2(clean_env: Path) -> None:
 
 # ---------------------------------------------------------------- pg_dump / psql
 
+
 def remote_server() -> DatabaseServer:
-    return DatabaseServer(sqlalchemy_url("postgresql://inventario@db.ejemplo:5432/inventario"), embedded=False)
+    return DatabaseServer(
+        sqlalchemy_url("postgresql://inventario@db.ejemplo:5432/inventario"), embedded=False
+    )
 
 
 def fake_client(folder: Path, name: str, version: str) -> Path:
@@ -182,7 +185,9 @@ def test_clientes_en_el_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert locate_pg_tools(remote_server(), 16, None).bin_dir == tmp_path / "bin"
 
 
-def test_clientes_en_el_path_como_enlaces_a_un_envoltorio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clientes_en_el_path_como_enlaces_a_un_envoltorio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Como Debian: pg_dump y psql del PATH son enlaces a un único script que mira su $0.
     share = tmp_path / "share"
     share.mkdir()

@@ -32,52 +32,71 @@ def test_genera_cantidades_exactas_y_lotes_coherentes(engine: Engine) -> None:
     assert phases[0] == "productos" and "movimientos" in phases and phases[-1] == "estadísticas"
     with engine.connect() as conn:
         # Cada lote: cantidad == suma de sus movimientos, y nunca negativa.
-        mismatched = conn.execute(text("""
+        mismatched = conn.execute(
+            text("""
             SELECT l.id_lote, l.cantidad, coalesce(sum(m.cantidad), 0)
             FROM lotes l LEFT JOIN movimientos m ON m.id_lote = l.id_lote
             GROUP BY l.id_lote HAVING l.cantidad <> coalesce(sum(m.cantidad), 0) OR l.cantidad < 0
-        """)).all()
+        """)
+        ).all()
         assert mismatched == []
         # El saldo tampoco es negativo en ningún momento, en el orden de los movimientos.
-        min_running = conn.execute(text("""
+        min_running = conn.execute(
+            text("""
             SELECT min(saldo) FROM (
                 SELECT sum(cantidad) OVER (PARTITION BY id_lote ORDER BY id_movimiento) AS saldo
                 FROM movimientos) s
-        """)).scalar_one()
+        """)
+        ).scalar_one()
         assert min_running >= 0
-        first_types = conn.execute(text("""
+        first_types = (
+            conn.execute(
+                text("""
             SELECT DISTINCT ON (id_lote) tipo FROM movimientos ORDER BY id_lote, id_movimiento
-        """)).scalars().all()
+        """)
+            )
+            .scalars()
+            .all()
+        )
         assert set(first_types) == {"ENTRADA"} and len(first_types) == 150
         by_type = dict(conn.execute(text("SELECT tipo, count(*) FROM movimientos GROUP BY tipo")).all())
         assert set(by_type) == {"ENTRADA", "SALIDA", "AJUSTE"}
-        signs = conn.execute(text("""
+        signs = conn.execute(
+            text("""
             SELECT bool_and(cantidad > 0) FILTER (WHERE tipo = 'ENTRADA'),
                    bool_and(cantidad < 0) FILTER (WHERE tipo = 'SALIDA')
             FROM movimientos
-        """)).one()
+        """)
+        ).one()
         assert signs == (True, True)
         # Un movimiento pertenece al producto de su lote.
-        assert conn.execute(text("""
+        assert (
+            conn.execute(
+                text("""
             SELECT count(*) FROM movimientos m JOIN lotes l USING (id_lote)
             WHERE m.id_producto <> l.id_producto
-        """)).scalar_one() == 0
+        """)
+            ).scalar_one()
+            == 0
+        )
         codes = conn.execute(text("SELECT count(DISTINCT codigo), count(*) FROM productos")).one()
         assert codes[0] == codes[1] == 50
-        dates = conn.execute(text("""
+        dates = conn.execute(
+            text("""
             SELECT count(*) FILTER (WHERE fecha_vencimiento IS NULL),
                    count(*) FILTER (WHERE fecha_vencimiento < current_date),
                    count(*) FILTER (WHERE fecha_vencimiento > current_date + 365),
                    max(fecha_vencimiento) <= current_date + 3 * 366
             FROM lotes
-        """)).one()
+        """)
+        ).one()
         assert dates[0] > 0 and dates[1] > 0 and dates[2] > 0 and dates[3]
         units = conn.execute(text("SELECT count(DISTINCT unidad) FROM productos")).scalar_one()
         assert units > 3
         # Sin ADMIN en la base, firma el usuario `demo`, que no puede iniciar sesión.
-        demo_user = conn.execute(text(
-            "SELECT id_usuario, activo FROM usuarios WHERE nombre_usuario = 'demo'"
-        )).one()
+        demo_user = conn.execute(
+            text("SELECT id_usuario, activo FROM usuarios WHERE nombre_usuario = 'demo'")
+        ).one()
         assert demo_user == (counts["id_usuario"], False)
         assert conn.execute(text("SELECT DISTINCT id_usuario FROM movimientos")).scalars().all() == [
             demo_user[0]
@@ -115,7 +134,9 @@ def test_firma_el_primer_admin(engine: Engine) -> None:
         ensure_first_admin(session, "clave-admin-demo")
         counts = generate(session, 5, 1, 20, seed=1)
     with engine.connect() as conn:
-        admin_id = conn.execute(text("SELECT id_usuario FROM usuarios WHERE nombre_usuario = 'admin'")).scalar_one()
+        admin_id = conn.execute(
+            text("SELECT id_usuario FROM usuarios WHERE nombre_usuario = 'admin'")
+        ).scalar_one()
         users = conn.execute(text("SELECT DISTINCT id_usuario FROM movimientos")).scalars().all()
         assert conn.execute(text("SELECT count(*) FROM usuarios")).scalar_one() == 1
     assert counts["id_usuario"] == admin_id and users == [admin_id]
@@ -159,8 +180,17 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
 def test_consola_demo(fresh_db: DatabaseServer, engine: Engine, tmp_path: Path) -> None:
     env = cli_env(fresh_db, tmp_path)
     result = run_cli(
-        tmp_path, env, "demo", "--productos", "40", "--lotes-por-producto", "2", "--movimientos", "300",
-        "--semilla", "5",
+        tmp_path,
+        env,
+        "demo",
+        "--productos",
+        "40",
+        "--lotes-por-producto",
+        "2",
+        "--movimientos",
+        "300",
+        "--semilla",
+        "5",
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -169,9 +199,13 @@ def test_consola_demo(fresh_db: DatabaseServer, engine: Engine, tmp_path: Path) 
     assert table_counts(engine)["productos"] == 40
     with engine.connect() as conn:
         # La consola crea el admin inicial (como el servicio) y los movimientos son suyos.
-        signer = conn.execute(text(
-            "SELECT DISTINCT u.nombre_usuario FROM movimientos m JOIN usuarios u USING (id_usuario)"
-        )).scalars().all()
+        signer = (
+            conn.execute(
+                text("SELECT DISTINCT u.nombre_usuario FROM movimientos m JOIN usuarios u USING (id_usuario)")
+            )
+            .scalars()
+            .all()
+        )
     assert signer == ["admin"]
     assert (tmp_path / "logs" / "app.log").exists()
 

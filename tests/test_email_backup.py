@@ -34,8 +34,10 @@ USUARIO, CLAVE = "backups@empresa.com", "clave-smtp-secreta-123"
 class Buzon:
     recibidos: list[tuple[str, list[str], bytes]] = field(default_factory=list)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001 — API de aiosmtpd
-        self.recibidos.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.recibidos.append(
+            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
+        )
         return "250 Mensaje aceptado"
 
     def mensajes(self) -> list[EmailMessage]:
@@ -48,8 +50,12 @@ def puerto_libre() -> int:
         return s.getsockname()[1]
 
 
-def autenticador(server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
-    ok = isinstance(auth_data, LoginPassword) and auth_data.login == USUARIO.encode() and auth_data.password == CLAVE.encode()
+def autenticador(server, session, envelope, mechanism, auth_data) -> AuthResult:
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == USUARIO.encode()
+        and auth_data.password == CLAVE.encode()
+    )
     return AuthResult(success=ok, handled=False)
 
 
@@ -78,9 +84,13 @@ def settings(settings: Settings, smtp: tuple[Buzon, int]) -> Settings:
     )
 
 
-def enviar(client: TestClient, headers: H, id_backup: int, destino: object = "admin@empresa.com", **extra: object):
+def enviar(
+    client: TestClient, headers: H, id_backup: int, destino: object = "admin@empresa.com", **extra: object
+):
     return client.post(
-        f"{API}/{id_backup}/enviar-email", json={"id_backup": id_backup, "email_destino": destino, **extra}, headers=headers
+        f"{API}/{id_backup}/enviar-email",
+        json={"id_backup": id_backup, "email_destino": destino, **extra},
+        headers=headers,
     )
 
 
@@ -91,8 +101,13 @@ def adjunto(msg: EmailMessage) -> tuple[str | None, str, bytes]:
 
 # ------------------------------------------------------------------ envío
 
+
 def test_el_adjunto_llega_identico_byte_a_byte(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings, smtp: tuple[Buzon, int]
+    client: TestClient,
+    admin_headers: H,
+    fresh_db: DatabaseServer,
+    settings: Settings,
+    smtp: tuple[Buzon, int],
 ) -> None:
     buzon, port = smtp
     fill(fresh_db, 300)
@@ -120,7 +135,11 @@ def test_el_adjunto_llega_identico_byte_a_byte(
     # Un diferencial (sin id_backup en el cuerpo: es opcional) dice cuál es su completo.
     cambiar(fresh_db)
     diff = backup(client, admin_headers, "/ejecutar-diferencial")
-    r = client.post(f"{API}/{diff['id_backup']}/enviar-email", json={"email_destino": "ops@empresa.com"}, headers=admin_headers)
+    r = client.post(
+        f"{API}/{diff['id_backup']}/enviar-email",
+        json={"email_destino": "ops@empresa.com"},
+        headers=admin_headers,
+    )
     assert r.status_code == 200, r.text
     msg = buzon.mensajes()[1]
     assert msg["Subject"] == f"Backup DIFERENCIAL {diff['nombre_archivo']}"
@@ -139,6 +158,7 @@ def test_direccion_internacional_con_smtputf8(
 
 
 # ------------------------------------------------------------------ errores
+
 
 def test_422_direcciones_y_cuerpos_invalidos_sin_inyeccion(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, smtp: tuple[Buzon, int]
@@ -167,9 +187,17 @@ def test_422_direcciones_y_cuerpos_invalidos_sin_inyeccion(
         assert r.json()["detalle"].startswith("Datos inválidos: email_destino"), r.text
     assert "saltos de línea" in enviar(client, admin_headers, i, "a@b.com\r\nBcc: c@d.com").json()["detalle"]
     # El id del cuerpo debe ser el de la ruta; campos desconocidos y cuerpos vacíos: 422.
-    r = client.post(f"{API}/{i}/enviar-email", json={"id_backup": i + 1, "email_destino": "a@empresa.com"}, headers=admin_headers)
+    r = client.post(
+        f"{API}/{i}/enviar-email",
+        json={"id_backup": i + 1, "email_destino": "a@empresa.com"},
+        headers=admin_headers,
+    )
     assert r.status_code == 422 and "no coincide" in r.json()["detalle"]
-    for cuerpo in ({"email_destino": "a@empresa.com", "cc": "b@empresa.com"}, {}, {"id_backup": "1", "email_destino": "a@empresa.com"}):
+    for cuerpo in (
+        {"email_destino": "a@empresa.com", "cc": "b@empresa.com"},
+        {},
+        {"id_backup": "1", "email_destino": "a@empresa.com"},
+    ):
         r = client.post(f"{API}/{i}/enviar-email", json=cuerpo, headers=admin_headers)
         assert r.status_code == 422, (cuerpo, r.text)
     assert client.post(f"{API}/{i}/enviar-email", headers=admin_headers).status_code == 422
@@ -177,7 +205,11 @@ def test_422_direcciones_y_cuerpos_invalidos_sin_inyeccion(
 
 
 def test_404_410_409_segun_el_backup(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings, smtp: tuple[Buzon, int]
+    client: TestClient,
+    admin_headers: H,
+    fresh_db: DatabaseServer,
+    settings: Settings,
+    smtp: tuple[Buzon, int],
 ) -> None:
     fill(fresh_db, 3)
     assert enviar(client, admin_headers, 999).status_code == 404
@@ -185,12 +217,16 @@ def test_404_410_409_segun_el_backup(
     nuevo = backup(client, admin_headers)
     # Eliminado por la retención: 410.
     envejecer(fresh_db, {viejo["id_backup"]: 200})
-    assert client.post(f"{API}/limpiar", headers=admin_headers).json()["ids_eliminados"] == [viejo["id_backup"]]
+    assert client.post(f"{API}/limpiar", headers=admin_headers).json()["ids_eliminados"] == [
+        viejo["id_backup"]
+    ]
     r = enviar(client, admin_headers, viejo["id_backup"])
     assert r.status_code == 410 and "eliminado" in r.json()["detalle"]
     # En ERROR: 409.
     with fallo_sembrado(settings):
-        err = client.post(f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=admin_headers).json()
+        err = client.post(
+            f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=admin_headers
+        ).json()
     r = enviar(client, admin_headers, err["id_backup"])
     assert r.status_code == 409 and "terminó con error" in r.json()["detalle"]
     # Dañado: 409 sin enviar nada.
@@ -220,7 +256,11 @@ def test_404_410_409_segun_el_backup(
 
 
 def test_413_adjunto_sobre_el_limite_sugiere_la_descarga(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings, smtp: tuple[Buzon, int]
+    client: TestClient,
+    admin_headers: H,
+    fresh_db: DatabaseServer,
+    settings: Settings,
+    smtp: tuple[Buzon, int],
 ) -> None:
     fill(fresh_db, 50)
     b = backup(client, admin_headers)
@@ -235,12 +275,18 @@ def test_413_adjunto_sobre_el_limite_sugiere_la_descarga(
     assert enviar(client, admin_headers, b["id_backup"]).status_code == 200
 
 
-def test_503_sin_configurar(client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings) -> None:
+def test_503_sin_configurar(
+    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
+) -> None:
     fill(fresh_db, 3)
     b = backup(client, admin_headers)
     settings.SMTP_HOST = None
     r = enviar(client, admin_headers, b["id_backup"])
-    assert r.status_code == 503 and "no está configurado" in r.json()["detalle"] and "SMTP_HOST" in r.json()["detalle"]
+    assert (
+        r.status_code == 503
+        and "no está configurado" in r.json()["detalle"]
+        and "SMTP_HOST" in r.json()["detalle"]
+    )
     settings.SMTP_HOST, settings.SMTP_REMITENTE = "127.0.0.1", None
     r = enviar(client, admin_headers, b["id_backup"])
     assert r.status_code == 503 and "SMTP_REMITENTE" in r.json()["detalle"]
@@ -274,16 +320,38 @@ def certificado(tmp_path: Path) -> tuple[Path, Path]:
         pytest.skip("sin openssl para generar un certificado de prueba")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
 
 def test_starttls_y_autenticacion_sin_filtrar_la_clave(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings,
-    certificado: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    client: TestClient,
+    admin_headers: H,
+    fresh_db: DatabaseServer,
+    settings: Settings,
+    certificado: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from pydantic import SecretStr
 
@@ -294,8 +362,13 @@ def test_starttls_y_autenticacion_sin_filtrar_la_clave(
     tls.load_cert_chain(cert, key)
     buzon, port = Buzon(), puerto_libre()
     controller = Controller(
-        buzon, hostname="127.0.0.1", port=port, tls_context=tls, require_starttls=True,
-        authenticator=autenticador, auth_required=True,
+        buzon,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=tls,
+        require_starttls=True,
+        authenticator=autenticador,
+        auth_required=True,
     )
     controller.start()
     caplog.set_level(logging.DEBUG)

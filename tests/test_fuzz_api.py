@@ -59,8 +59,13 @@ def smtp() -> Iterator[int]:
 @pytest.fixture
 def settings(settings: Settings, smtp: int) -> Settings:
     return settings.model_copy(
-        update={"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp, "SMTP_TLS": "none",
-                "SMTP_REMITENTE": "inventario@empresa.com", "SMTP_TIMEOUT": 5}
+        update={
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": smtp,
+            "SMTP_TLS": "none",
+            "SMTP_REMITENTE": "inventario@empresa.com",
+            "SMTP_TIMEOUT": 5,
+        }
     )
 
 
@@ -80,20 +85,29 @@ def describir(kwargs: dict, status: int, texto: str) -> str:
     )
 
 
-def test_fuzz_toda_la_api_sin_500(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer
-) -> None:
+def test_fuzz_toda_la_api_sin_500(client: TestClient, admin_headers: H, fresh_db: DatabaseServer) -> None:
     from inventario.modules.backup.router import esperar_backups_en_segundo_plano
 
     # Algo que consultar: un producto con lote y un backup completo.
     r = client.post("/api/v1/productos", json={"codigo": "P-1", "nombre": "Arroz"}, headers=admin_headers)
     assert r.status_code == 201
-    client.post("/api/v1/lotes", json={"id_producto": r.json()["id_producto"], "codigo_lote": "L1", "cantidad": 5},
-                headers=admin_headers)
-    assert client.post("/api/v1/backup/ejecutar-completo?esperar=true", headers=admin_headers).status_code == 201
+    client.post(
+        "/api/v1/lotes",
+        json={"id_producto": r.json()["id_producto"], "codigo_lote": "L1", "cantidad": 5},
+        headers=admin_headers,
+    )
+    assert (
+        client.post("/api/v1/backup/ejecutar-completo?esperar=true", headers=admin_headers).status_code == 201
+    )
 
     config = SchemathesisConfig.from_dict(
-        {"checks": {"not_a_server_error": {"expected-statuses": ["1XX", "2XX", "3XX", "4XX", *map(str, PERMITIDOS_5XX)]}}}
+        {
+            "checks": {
+                "not_a_server_error": {
+                    "expected-statuses": ["1XX", "2XX", "3XX", "4XX", *map(str, PERMITIDOS_5XX)]
+                }
+            }
+        }
     )
     schema = schemathesis.openapi.from_dict(client.app.openapi(), config=config)
     fallos: list[str] = []
@@ -107,7 +121,10 @@ def test_fuzz_toda_la_api_sin_500(
 
             @given(case=operation.as_strategy(generation_mode=modo))
             @hsettings(
-                max_examples=EJEMPLOS, deadline=None, database=None, phases=[Phase.explicit, Phase.generate],
+                max_examples=EJEMPLOS,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck),
             )
             @seed(SEMILLA)
@@ -119,15 +136,18 @@ def test_fuzz_toda_la_api_sin_500(
                     kwargs["content"] = kwargs.pop("data")  # httpx: cuerpo crudo va en `content`
                 response = client.request(**kwargs)
                 conteo[response.status_code] = conteo.get(response.status_code, 0) + 1
-                if "/usuarios" in operation.path or "/auth/" in operation.path:
+                # probar corre dentro de esta misma iteración: `operation` no cambia debajo (B023).
+                if "/usuarios" in operation.path or "/auth/" in operation.path:  # noqa: B023
                     restaurar_admin(fresh_db)
                 try:
                     case.validate_response(response, checks=[not_a_server_error])
                     if response.status_code >= 400:
                         detalle = response.json().get("detalle")
                         assert isinstance(detalle, str) and detalle, "error sin `detalle`"
-                except Exception as exc:  # noqa: BLE001 — se acumulan para verlos todos juntos
-                    fallos.append(f"{exc.__class__.__name__}: {describir(kwargs, response.status_code, response.text)}")
+                except Exception as exc:
+                    fallos.append(
+                        f"{exc.__class__.__name__}: {describir(kwargs, response.status_code, response.text)}"
+                    )
 
             try:
                 probar()
@@ -135,7 +155,9 @@ def test_fuzz_toda_la_api_sin_500(
                 pass  # p. ej. no hay peticiones negativas posibles para una operación sin parámetros
     assert esperar_backups_en_segundo_plano(client.app, timeout=120), "quedaron backups en curso"
     duracion = time.monotonic() - inicio
-    print(f"\nfuzz: {operaciones} operaciones, {sum(conteo.values())} peticiones en {duracion:.1f} s: {sorted(conteo.items())}")
+    print(
+        f"\nfuzz: {operaciones} operaciones, {sum(conteo.values())} peticiones en {duracion:.1f} s: {sorted(conteo.items())}"
+    )
     assert operaciones >= 25  # toda la API, no solo una parte
     assert 500 not in conteo
     assert not fallos, "\n".join(fallos[:30])

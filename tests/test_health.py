@@ -61,15 +61,13 @@ def test_cada_consulta_escribe_una_linea_en_health_log(client: TestClient, setti
     before = health_log.read_text().splitlines() if health_log.exists() else []
     for _ in range(3):
         assert client.get("/health").status_code == 200
-    new = health_log.read_text().splitlines()[len(before):]
+    new = health_log.read_text().splitlines()[len(before) :]
     assert len(new) == 3
     assert all(" INFO [inventario.health] estado=OK base_datos=OK latencia_ms=" in line for line in new)
     assert "inventario.health" not in (Path(settings.LOGS_PATH) / "app.log").read_text()
 
 
-def test_poco_disco_es_degradado_pero_200(
-    settings: Settings, fresh_db: DatabaseServer
-) -> None:
+def test_poco_disco_es_degradado_pero_200(settings: Settings, fresh_db: DatabaseServer) -> None:
     from inventario.main import create_app
 
     huge = settings.model_copy(update={"HEALTH_DISCO_MIN_MB": 10**12})  # un exabyte
@@ -113,7 +111,11 @@ class Postmaster:
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(
             [self.pg_ctl, "-D", str(self.pgdata), *args],
-            user=self.user, check=True, capture_output=True, text=True, timeout=60,
+            user=self.user,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def running(self) -> bool:
@@ -189,4 +191,3 @@ def test_base_caida_503_y_recuperacion(
     assert states == ["OK", "ERROR", "OK"]
     assert " ERROR [inventario.health] estado=ERROR base_datos=ERROR" in health[1]
     assert "Base de datos no disponible" in (logs / "error.log").read_text()
-

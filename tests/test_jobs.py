@@ -64,7 +64,9 @@ def ledger(runtime: Runtime) -> list:
 def notifications(runtime: Runtime) -> list:
     with runtime.engine.connect() as conn:
         return conn.execute(
-            text("SELECT tipo, titulo, mensaje, semaforo, referencia_tipo, referencia_id FROM notificaciones ORDER BY 1, 2")
+            text(
+                "SELECT tipo, titulo, mensaje, semaforo, referencia_tipo, referencia_id FROM notificaciones ORDER BY 1, 2"
+            )
         ).all()
 
 
@@ -87,7 +89,10 @@ def test_corrida_programada_una_vez_y_registrada(runtime: Runtime) -> None:
         assert service.run_due("alertas_diarias", later).resultado == "YA_EJECUTADA"
     # Pasada la gracia (12 h) ya no se mira esa hora; antes de las 06:00 del día siguiente tampoco.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 23, 59)).resultado == "FUERA_DE_GRACIA"
-    assert service.run_due("alertas_diarias", at(MIERCOLES + timedelta(days=1), 5, 59)).resultado == "FUERA_DE_GRACIA"
+    assert (
+        service.run_due("alertas_diarias", at(MIERCOLES + timedelta(days=1), 5, 59)).resultado
+        == "FUERA_DE_GRACIA"
+    )
     assert service.run_due("alertas_diarias", at(MIERCOLES + timedelta(days=1), 6)).resultado == "EJECUTADA"
     assert len(fn.llamadas) == 2
     rows = ledger(runtime)
@@ -116,7 +121,10 @@ def test_recuperacion_al_arrancar_dentro_de_la_gracia_una_sola_vez(runtime: Runt
     assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]
     assert {r.ejecutado_por for r in ledger(runtime)} == {"RECUPERACION"}
     # Reiniciar otra vez no repite nada.
-    assert {c.resultado for c in service.catch_up(now + timedelta(minutes=5))} == {"YA_EJECUTADA", "FUERA_DE_GRACIA"}
+    assert {c.resultado for c in service.catch_up(now + timedelta(minutes=5))} == {
+        "YA_EJECUTADA",
+        "FUERA_DE_GRACIA",
+    }
     # A las 06:00 APScheduler dispara alertas normalmente.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 6, 0, 1)).resultado == "EJECUTADA"
     # Fuera de la gracia (vuelve a las 15:01, 12 h y 1 min después de las 03:00): se espera a mañana.
@@ -138,7 +146,9 @@ def test_dos_planificadores_a_la_vez_una_sola_corrida(runtime: Runtime, second_r
         barrier = threading.Barrier(2)
         results: dict[str, object] = {}
 
-        def fire(p: Planificador) -> None:
+        def fire(
+            p: Planificador, barrier: threading.Barrier = barrier, results: dict[str, object] = results
+        ) -> None:
             barrier.wait()
             results[p.service.instancia] = p.service.run_due("alertas_diarias", p.clock())
 
@@ -163,7 +173,9 @@ def test_dos_instancias_con_el_job_real_de_alertas_no_duplican(
     runtime: Runtime, second_runtime: Runtime
 ) -> None:
     with runtime.engine.begin() as conn:
-        conn.execute(text("INSERT INTO productos (codigo, nombre, stock_minimo) VALUES ('P1', 'Paracetamol', 5)"))
+        conn.execute(
+            text("INSERT INTO productos (codigo, nombre, stock_minimo) VALUES ('P1', 'Paracetamol', 5)")
+        )
     services = [JobsService(runtime, instancia="a:1"), JobsService(second_runtime, instancia="b:2")]
     barrier = threading.Barrier(2)
     now = datetime.now(MX)
@@ -207,13 +219,19 @@ def test_fallos_quedan_registrados_y_notificados(runtime: Runtime) -> None:
     backup = next(n for n in notes if n.tipo == "BACKUP")
     assert backup.semaforo == "ROJO" and backup.titulo == "❌ Error en el backup diario (backup_diario)"
     assert "pg_dump terminó con código 1" in backup.mensaje and "host-a:1" in backup.mensaje
-    assert (backup.referencia_tipo, backup.referencia_id) == ("EJECUCION_JOB", rows["backup_diario"].id_ejecucion)
+    assert (backup.referencia_tipo, backup.referencia_id) == (
+        "EJECUCION_JOB",
+        rows["backup_diario"].id_ejecucion,
+    )
     other = next(n for n in notes if n.tipo == "MANTENIMIENTO")
     assert other.semaforo == "AMARILLO" and "alertas_diarias" in other.titulo
     # Un fallo no se reintenta solo en la misma hora programada; la próxima sí corre.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 7)).resultado == "YA_EJECUTADA"
     # Los secretos de un mensaje de error no llegan al registro.
-    leaky = JobsService(runtime, jobs=[with_fn("alertas_diarias", Contador(falla=RuntimeError("postgresql://u:clave-secreta@h/db")))])
+    leaky = JobsService(
+        runtime,
+        jobs=[with_fn("alertas_diarias", Contador(falla=RuntimeError("postgresql://u:clave-secreta@h/db")))],
+    )
     leaky.run_due("alertas_diarias", at(MIERCOLES + timedelta(days=1), 6))
     assert "clave-secreta" not in ledger(runtime)[-1].mensaje
 
@@ -269,7 +287,10 @@ def test_backup_diario_real_lunes_completo_y_registro(runtime: Runtime) -> None:
     service = JobsService(runtime)
     corrida = service.run_due("backup_diario", at(LUNES, 3, 0, 1))
     assert corrida.estado == "OK", corrida.mensaje
-    assert corrida.mensaje.startswith("Backup COMPLETO ") and "Retención (90 días): 0 backups eliminados" in corrida.mensaje
+    assert (
+        corrida.mensaje.startswith("Backup COMPLETO ")
+        and "Retención (90 días): 0 backups eliminados" in corrida.mensaje
+    )
     with runtime.engine.connect() as conn:
         backup = conn.execute(text("SELECT tipo, estado, ejecutado_por FROM historial_backup")).one()
     assert tuple(backup) == ("COMPLETO", "COMPLETADO", "SCHEDULER")
@@ -278,7 +299,10 @@ def test_backup_diario_real_lunes_completo_y_registro(runtime: Runtime) -> None:
     corrida = service.run_due("backup_diario", at(LUNES + timedelta(days=1), 3, 0, 1), origen="RECUPERACION")
     assert corrida.estado == "OK" and corrida.mensaje.startswith("Backup DIFERENCIAL "), corrida.mensaje
     with runtime.engine.connect() as conn:
-        assert conn.execute(text("SELECT array_agg(ejecutado_por) FROM historial_backup")).scalar() == ["SCHEDULER"] * 2
+        assert (
+            conn.execute(text("SELECT array_agg(ejecutado_por) FROM historial_backup")).scalar()
+            == ["SCHEDULER"] * 2
+        )
     assert [n.semaforo for n in notifications(runtime)] == ["VERDE", "VERDE"]
 
 
@@ -353,7 +377,9 @@ def test_degradado_si_el_despliegue_ya_corria_otros_jobs(runtime: Runtime) -> No
     assert items["alertas_diarias"]["estado"] == "OK"  # la del jueves 06:00 aún está en la gracia
 
 
-def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
     """Una corrida manual que empezó justo antes de la hora no se come la corrida programada."""
     fn = Contador()
     clock_now = at(MIERCOLES, 6, 0, 1)
@@ -386,7 +412,10 @@ def test_planificador_apscheduler_arranca_recupera_y_se_detiene(runtime: Runtime
         assert set(aps) == set(JOB)
         for job_id, hour in (("backup_diario", 3), ("logs_maintenance", 4), ("alertas_diarias", 6)):
             trigger = aps[job_id].trigger
-            assert str(trigger) == f"cron[hour='{hour}', minute='0']" and str(trigger.timezone) == "America/Mexico_City"
+            assert (
+                str(trigger) == f"cron[hour='{hour}', minute='0']"
+                and str(trigger.timezone) == "America/Mexico_City"
+            )
             assert aps[job_id].coalesce is True and aps[job_id].misfire_grace_time == 720 * 60
         # Recuperó backup (03:00) y logs (04:00) de "hoy"; alertas no tocaba.
         assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]

@@ -46,10 +46,14 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     jobs = r.json()
     assert [j["job_id"] for j in jobs] == JOB_IDS
     backup, logs, alertas = jobs
-    assert backup["programacion"] == "todos los días 03:00 America/Mexico_City" and backup["cron"] == "0 3 * * *"
+    assert (
+        backup["programacion"] == "todos los días 03:00 America/Mexico_City" and backup["cron"] == "0 3 * * *"
+    )
     assert "COMPLETO los lunes" in backup["descripcion"]
     assert logs["programacion"] == "todos los días 04:00 America/Mexico_City"
-    assert alertas["programacion"] == "todos los días 06:00 America/Mexico_City" and alertas["hora"] == "06:00"
+    assert (
+        alertas["programacion"] == "todos los días 06:00 America/Mexico_City" and alertas["hora"] == "06:00"
+    )
     assert logs["ambito"].endswith(":" + str(client.app.state.settings.logs_dir))  # type: ignore[attr-defined]
     now = datetime.now(client.app.state.settings.tz)  # type: ignore[attr-defined]
     for job in jobs:
@@ -57,7 +61,9 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
         assert datetime.fromisoformat(job["proxima_ejecucion"]) > now
 
     with client.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
-        conn.execute(text("INSERT INTO productos (codigo, nombre, stock_minimo) VALUES ('P1', 'Paracetamol', 3)"))
+        conn.execute(
+            text("INSERT INTO productos (codigo, nombre, stock_minimo) VALUES ('P1', 'Paracetamol', 3)")
+        )
     r = client.post("/api/v1/jobs/alertas_diarias/ejecutar", headers=admin_headers)
     assert r.status_code == 200, r.text
     run = r.json()
@@ -67,7 +73,9 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
 
     r = client.post("/api/v1/jobs/backup_diario/ejecutar", headers=admin_headers)
     assert r.status_code == 200 and r.json()["estado"] == "OK", r.text
-    assert r.json()["mensaje"].startswith("Backup COMPLETO")  # sin completo previo, el engine lo hace COMPLETO
+    assert r.json()["mensaje"].startswith(
+        "Backup COMPLETO"
+    )  # sin completo previo, el engine lo hace COMPLETO
 
     jobs = {j["job_id"]: j for j in client.get("/api/v1/jobs", headers=admin_headers).json()}
     assert jobs["alertas_diarias"]["ultima_ejecucion"]["id_ejecucion"] == run["id_ejecucion"]
@@ -81,7 +89,9 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     assert history["items"][0]["mensaje"].startswith("0 alertas nuevas")  # la segunda no repite
 
 
-def test_409_si_ya_se_esta_ejecutando(client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer) -> None:
+def test_409_si_ya_se_esta_ejecutando(
+    client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer
+) -> None:
     service = JobsService(client.app.state.runtime)  # type: ignore[attr-defined]
     key = service.lock_key(service.job("logs_maintenance"))
     holder = connect(fresh_db)
@@ -89,13 +99,17 @@ def test_409_si_ya_se_esta_ejecutando(client: TestClient, admin_headers: dict[st
     try:
         r = client.post("/api/v1/jobs/logs_maintenance/ejecutar", headers=admin_headers)
         assert r.status_code == 409
-        assert r.json() == {"detalle": "El job logs_maintenance ya se está ejecutando; reintente cuando termine"}
+        assert r.json() == {
+            "detalle": "El job logs_maintenance ya se está ejecutando; reintente cuando termine"
+        }
     finally:
         holder.close()
     assert client.post("/api/v1/jobs/logs_maintenance/ejecutar", headers=admin_headers).status_code == 200
 
 
-def test_health_degradado_si_la_ultima_corrida_fallo(client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer) -> None:
+def test_health_degradado_si_la_ultima_corrida_fallo(
+    client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer
+) -> None:
     body = client.get("/health").json()
     section = body["scheduler"]
     assert body["estado"] == "OK" and section["estado"] == "OK" and section["activo"] is False
@@ -112,7 +126,9 @@ def test_health_degradado_si_la_ultima_corrida_fallo(client: TestClient, admin_h
     body = client.get("/health").json()
     assert r.status_code == 200 and body["estado"] == "DEGRADADO"
     assert body["scheduler"]["estado"] == "DEGRADADO"
-    assert body["scheduler"]["mensaje"].startswith("backup_diario: la última corrida falló: No se hizo el backup")
+    assert body["scheduler"]["mensaje"].startswith(
+        "backup_diario: la última corrida falló: No se hizo el backup"
+    )
     backup = body["scheduler"]["jobs"][0]
     assert backup["estado"] == "DEGRADADO" and backup["ultima_ejecucion"]["estado"] == "ERROR"
     notes = client.get("/api/v1/notificaciones?semaforo=ROJO", headers=admin_headers).json()["items"]

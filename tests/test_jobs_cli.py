@@ -21,7 +21,9 @@ def ledger(engine: Engine) -> list:
         return conn.execute(text("SELECT * FROM ejecuciones_job ORDER BY id_ejecucion")).all()
 
 
-def test_ejecutar_a_mano_desde_la_consola(cli_env: dict[str, str], settings: Settings, engine: Engine) -> None:
+def test_ejecutar_a_mano_desde_la_consola(
+    cli_env: dict[str, str], settings: Settings, engine: Engine
+) -> None:
     logs = Path(settings.LOGS_PATH)
     logs.mkdir(parents=True, exist_ok=True)
     day = datetime.now(settings.tz).date() - timedelta(days=9)
@@ -54,14 +56,20 @@ def test_ejecutar_a_mano_desde_la_consola(cli_env: dict[str, str], settings: Set
     ]
     r = run_cli(cli_env, "jobs", "listar")
     assert r.returncode == 0, r.stderr
-    for job_id, hora in (("backup_diario", "03:00"), ("logs_maintenance", "04:00"), ("alertas_diarias", "06:00")):
+    for job_id, hora in (
+        ("backup_diario", "03:00"),
+        ("logs_maintenance", "04:00"),
+        ("alertas_diarias", "06:00"),
+    ):
         assert f"{job_id}  (" in r.stdout and f"todos los días {hora} America/Mexico_City" in r.stdout
     assert "última: (nunca)" in r.stdout
     r = run_cli(cli_env, "jobs", "historial", "alertas_diarias")
     assert r.returncode == 0 and r.stdout.startswith("2 corridas de alertas_diarias.")
 
 
-def test_scheduler_solo_recupera_y_se_detiene_limpio(cli_env: dict[str, str], settings: Settings, engine: Engine) -> None:
+def test_scheduler_solo_recupera_y_se_detiene_limpio(
+    cli_env: dict[str, str], settings: Settings, engine: Engine
+) -> None:
     # Horas de los tres jobs: la hora en punto actual, así la última programada está en la gracia.
     hour = str(datetime.now(settings.tz).hour)
     env = {**cli_env, "BACKUP_ENABLED": "false", "BACKUP_HOUR": hour, "LOGS_HOUR": hour, "ALERTAS_HOUR": hour}
@@ -72,7 +80,9 @@ def test_scheduler_solo_recupera_y_se_detiene_limpio(cli_env: dict[str, str], se
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("Planificador en marcha (instancia "), first + (proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+        assert first.startswith("Planificador en marcha (instancia "), first + (
+            proc.stderr.read() if proc.poll() is not None else ""
+        )  # type: ignore[union-attr]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = ledger(engine)

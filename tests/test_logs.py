@@ -64,7 +64,9 @@ def test_rotacion_por_tamano_con_fecha_sin_pisar_ni_perder(tmp_path: Path) -> No
             handler.handle(record(f"línea número {n:03d} con algo de texto"))
     finally:
         handler.close()
-    rotated = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("app.log.") and p.suffix != ".gz")
+    rotated = sorted(
+        p.name for p in tmp_path.iterdir() if p.name.startswith("app.log.") and p.suffix != ".gz"
+    )
     assert len(rotated) >= 2  # al menos dos rotaciones el mismo día
     day = re.escape(date.today().isoformat())  # hoy, por si la prueba cruzó la medianoche
     for name in rotated:
@@ -146,7 +148,9 @@ def test_cada_registro_va_a_su_archivo(tmp_path: Path) -> None:
     assert "fallo grave" in error and "informativo general" not in error
     assert "estado=OK" in health and "estado=OK" not in app and "estado=OK" not in error
     assert "LOGIN FALLIDO usuario=ana cliente=10.0.0.7" in sesiones and "LOGIN FALLIDO" not in app
-    assert re.match(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ERROR \[inventario\.prueba\] fallo grave", error)
+    assert re.match(
+        r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ERROR \[inventario\.prueba\] fallo grave", error
+    )
 
 
 def test_nivel_de_log_configurable(tmp_path: Path) -> None:
@@ -158,7 +162,15 @@ def test_nivel_de_log_configurable(tmp_path: Path) -> None:
     assert "health siempre" in "\n".join(lines(tmp_path / "health.log"))
 
 
-SECRETS = ["hunter2", "clave con espacios", "s3cr3t0", "abc.def.ghi", "pg-secreta", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.firma_x", "clave-app-larga"]
+SECRETS = [
+    "hunter2",
+    "clave con espacios",
+    "s3cr3t0",
+    "abc.def.ghi",
+    "pg-secreta",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.firma_x",
+    "clave-app-larga",
+]
 
 
 def test_ningun_secreto_llega_a_los_archivos(tmp_path: Path) -> None:
@@ -210,8 +222,10 @@ def test_setup_logging_es_idempotente(tmp_path: Path) -> None:
     logging.getLogger("inventario.health").info("health una vez")
     logging.getLogger("inventario.sesiones").info("sesión una vez")
     for name, text in (
-        ("app.log", "una sola vez"), ("error.log", "una sola vez"),
-        ("health.log", "health una vez"), ("sesiones.log", "sesión una vez"),
+        ("app.log", "una sola vez"),
+        ("error.log", "una sola vez"),
+        ("health.log", "health una vez"),
+        ("sesiones.log", "sesión una vez"),
     ):
         assert sum(text in line for line in lines(tmp_path / name)) == 1, name
     # Otra carpeta: los registros siguientes van solo allí.

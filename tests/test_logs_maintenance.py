@@ -54,7 +54,9 @@ def logs(settings: Settings) -> Path:
     return settings.logs_dir
 
 
-def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(settings: Settings, logs: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(
+    settings: Settings, logs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     originals: dict[str, bytes] = {}
     expected_compressed, expected_deleted, expected_plain = set(), set(), set()
     for family, window in VENTANA.items():
@@ -81,7 +83,13 @@ def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(settings: Settings, 
     write(logs, "health.log.2.gz", gzip.compress(b"x"), mtime_day=TODAY - timedelta(days=100))
     expected_deleted.add("health.log.2.gz")
     # Ajenos: otros nombres, fechas imposibles, carpetas.
-    for name in ("notas.txt", "app.log.bak", "otro.log.2020-01-01", "app.log.2020-13-45", "app.logx.2020-01-01"):
+    for name in (
+        "notas.txt",
+        "app.log.bak",
+        "otro.log.2020-01-01",
+        "app.log.2020-13-45",
+        "app.logx.2020-01-01",
+    ):
         write(logs, name, mtime_day=date(2020, 1, 1))
     (logs / f"app.log.{ago(100)}.d").mkdir()
     before = listing(logs)
@@ -93,7 +101,9 @@ def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(settings: Settings, 
     assert sorted(result.eliminados) == sorted(expected_deleted)
     assert result.errores == [] and result.en_uso == [] and result.recuperados == []
     after = listing(logs)
-    assert after == (before - expected_compressed - expected_deleted) | {n + ".gz" for n in expected_compressed}
+    assert after == (before - expected_compressed - expected_deleted) | {
+        n + ".gz" for n in expected_compressed
+    }
     for name, content in originals.items():
         packed = logs / f"{name}.gz"
         assert gzip.decompress(packed.read_bytes()) == content
@@ -105,10 +115,15 @@ def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(settings: Settings, 
     assert result.bytes_comprimidos == sum((logs / f"{n}.gz").stat().st_size for n in originals)
     assert result.bytes_ahorrados > 0
     assert result.bytes_eliminados == (
-        8 * len(gzip.compress(b"muy viejo\n")) + len(gzip.compress(b"x")) + len(f"línea de sesiones.log.{ago(92)}\n".encode()) * 50
+        8 * len(gzip.compress(b"muy viejo\n"))
+        + len(gzip.compress(b"x"))
+        + len(f"línea de sesiones.log.{ago(92)}\n".encode()) * 50
     )
     summary = result.resumen()
-    assert f"{len(expected_compressed)} archivos comprimidos" in summary and f"{len(expected_deleted)} comprimidos eliminados" in summary
+    assert (
+        f"{len(expected_compressed)} archivos comprimidos" in summary
+        and f"{len(expected_deleted)} comprimidos eliminados" in summary
+    )
     assert any(
         f"Mantenimiento de logs: {len(expected_compressed)} comprimidos" in r.getMessage()
         and f"{len(expected_deleted)} eliminados" in r.getMessage()
@@ -144,7 +159,9 @@ def test_compresion_deshabilitada_y_ventana_configurable(settings: Settings, log
     # LOGS_COMPRESSION_DAYS=20 alarga las ventanas cortas; sesiones (30) sigue en 30.
     longer = settings.model_copy(update={"LOGS_COMPRESSION_DAYS": 20, "LOGS_RETENTION_DAYS": 365})
     result = maintain(longer, now=NOW)
-    assert sorted(result.comprimidos) == sorted(f"{f}.{ago(25)}" for f in ("app.log", "error.log", "health.log"))
+    assert sorted(result.comprimidos) == sorted(
+        f"{f}.{ago(25)}" for f in ("app.log", "error.log", "health.log")
+    )
 
 
 def test_rotado_que_aun_se_escribe_no_se_comprime(settings: Settings, logs: Path) -> None:
@@ -189,9 +206,13 @@ def test_estados_que_deja_una_caida_se_terminan(settings: Settings, logs: Path) 
     result = maintain(settings, now=NOW)
 
     assert sorted(result.recuperados) == sorted([a.name, f.name])
-    assert sorted(result.temporales_borrados) == sorted([b.name + ".gz.parcial", f"app.log.{ago(50)}.gz.parcial"])
+    assert sorted(result.temporales_borrados) == sorted(
+        [b.name + ".gz.parcial", f"app.log.{ago(50)}.gz.parcial"]
+    )
     assert sorted(result.comprimidos) == sorted([b.name, c.name])
-    assert len(result.errores) == 1 and d.name in result.errores[0] and "se conservan ambos" in result.errores[0]
+    assert (
+        len(result.errores) == 1 and d.name in result.errores[0] and "se conservan ambos" in result.errores[0]
+    )
     for path, content in ((a, a_content), (b, b_content), (c, c_content)):
         assert not path.exists() and gzip.decompress((logs / (path.name + ".gz")).read_bytes()) == content
     assert d.exists() and gzip.decompress((logs / (d.name + ".gz")).read_bytes()) == b"otra cosa\n"
@@ -229,7 +250,9 @@ CHILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("mode", ["antes_de_borrar", "escribiendo"])
-def test_caida_real_con_sigkill_y_la_siguiente_corrida_termina(settings: Settings, logs: Path, mode: str) -> None:
+def test_caida_real_con_sigkill_y_la_siguiente_corrida_termina(
+    settings: Settings, logs: Path, mode: str
+) -> None:
     contents = {}
     for i, family in enumerate(VENTANA):
         for days in (40, 41):
@@ -237,7 +260,9 @@ def test_caida_real_con_sigkill_y_la_siguiente_corrida_termina(settings: Setting
             contents[path.name] = path.read_bytes()
     child = subprocess.run(
         [sys.executable, "-c", CHILD, str(logs), mode, NOW.isoformat()],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert child.returncode == -9, child.stderr
     names = listing(logs)
@@ -269,7 +294,12 @@ def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
             for k in range(12):
                 suffix = "" if k == 0 else f".{k}"
                 if days < 180:
-                    write(logs, f"{family}.{ago(days)}{suffix}", b"x" * 64, mtime_day=TODAY - timedelta(days=days))
+                    write(
+                        logs,
+                        f"{family}.{ago(days)}{suffix}",
+                        b"x" * 64,
+                        mtime_day=TODAY - timedelta(days=days),
+                    )
                     compress += window < days <= 90
                     delete += days > 90  # pasó la retención sin comprimirse: se borra
                 elif k % 2 == 0:

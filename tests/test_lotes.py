@@ -53,9 +53,7 @@ def test_crear_registra_entrada_inicial_y_listar(
     ]
 
     # Sin cantidad: sin movimiento (un movimiento de 0 no existe).
-    l2 = client.post(
-        API, json={"id_producto": p, "codigo_lote": "L-002"}, headers=admin_headers
-    ).json()
+    l2 = client.post(API, json={"id_producto": p, "codigo_lote": "L-002"}, headers=admin_headers).json()
     assert l2["cantidad"] == 0 and l2["fecha_vencimiento"] is None
     assert len(filas(engine, "movimientos")) == 1
     # El mismo código de lote en otro producto es válido.

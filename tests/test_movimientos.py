@@ -73,10 +73,7 @@ def test_entrada_salida_ajuste_listado_y_detalle(
     )
     (m,) = r["movimientos"]
     assert (
-        m["tipo"] == "ENTRADA"
-        and m["cantidad"] == 7
-        and m["id_usuario"] == yo
-        and m["motivo"] == "Compra 12"
+        m["tipo"] == "ENTRADA" and m["cantidad"] == 7 and m["id_usuario"] == yo and m["motivo"] == "Compra 12"
     )
     assert r["lotes"] == [{"id_lote": l2, "cantidad": 7}] and r["stock_total"] == 17
 
@@ -93,9 +90,7 @@ def test_entrada_salida_ajuste_listado_y_detalle(
         motivo="Rotura",
     )
     assert r["lotes"] == [{"id_lote": l1, "cantidad": 7}] and r["stock_total"] == 12
-    r = mover(
-        client, admin_headers, tipo="AJUSTE", id_producto=p, id_lote=l1, cantidad=1, motivo="Conteo"
-    )
+    r = mover(client, admin_headers, tipo="AJUSTE", id_producto=p, id_lote=l1, cantidad=1, motivo="Conteo")
     assert r["movimientos"][0]["cantidad"] == 1 and r["stock_total"] == 13
     assert client.get(f"/api/v1/productos/{p}", headers=admin_headers).json()["stock_total"] == 13
     cuadra(engine)
@@ -122,9 +117,7 @@ def test_entrada_salida_ajuste_listado_y_detalle(
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL inventario.restaurando = 'on'"))
         conn.execute(
-            text(
-                "UPDATE movimientos SET fecha_creacion = '2020-01-15T12:00:00Z' WHERE cantidad IN (7, 10)"
-            )
+            text("UPDATE movimientos SET fecha_creacion = '2020-01-15T12:00:00Z' WHERE cantidad IN (7, 10)")
         )
     assert listar(hasta="2020-01-16") == [("ENTRADA", 7), ("ENTRADA", 10)]
     assert listar(desde="2020-01-15T12:00:00Z", hasta="2020-01-15T12:00:00.000001Z") == [
@@ -158,9 +151,7 @@ def test_entrada_salida_ajuste_listado_y_detalle(
     assert client.get(f"{API}/{2**63}", headers=operador_headers).status_code == 422
 
 
-def test_entradas_invalidas_no_cambian_nada(
-    client: TestClient, admin_headers: H, engine: Engine
-) -> None:
+def test_entradas_invalidas_no_cambian_nada(client: TestClient, admin_headers: H, engine: Engine) -> None:
     p = crear(client, admin_headers)["id_producto"]
     otro = crear(client, admin_headers, codigo="P-2")["id_producto"]
     inactivo = crear(client, admin_headers, codigo="P-3")["id_producto"]
@@ -244,9 +235,7 @@ def test_salida_fefo_salta_vencidos_y_deja_sin_fecha_al_final(
     vence_hoy = lote(client, admin_headers, p, "HOY", 1, HOY)["id_lote"]  # vence hoy: aún vale
     lote(client, admin_headers, p, "VACIO", 0, HOY + timedelta(days=1))
 
-    r = mover(
-        client, operador_headers, tipo="SALIDA", id_producto=p, cantidad=15, motivo="Venta 88"
-    )
+    r = mover(client, operador_headers, tipo="SALIDA", id_producto=p, cantidad=15, motivo="Venta 88")
     # Vence primero; a igual fecha, menor id; sin fecha al final; el vencido ni se toca.
     tomado = [(m["id_lote"], m["cantidad"]) for m in r["movimientos"]]
     assert tomado == [(vence_hoy, -1), (pronto_b, -3), (pronto_a, -2), (tarde, -5), (sin_fecha, -4)]
@@ -263,9 +252,7 @@ def test_salida_fefo_salta_vencidos_y_deja_sin_fecha_al_final(
 
     # No alcanza (6 disponibles; los 10 vencidos no cuentan): 409 y nada cambia.
     antes = estado(engine)
-    r = client.post(
-        API, json={"tipo": "SALIDA", "id_producto": p, "cantidad": 7}, headers=admin_headers
-    )
+    r = client.post(API, json={"tipo": "SALIDA", "id_producto": p, "cantidad": 7}, headers=admin_headers)
     assert r.status_code == 409
     assert r.json()["detalle"] == (
         "Stock insuficiente: disponible 6, solicitado 7 "
@@ -287,13 +274,8 @@ def test_salida_fefo_salta_vencidos_y_deja_sin_fecha_al_final(
         motivo="Descarte",
     )
     assert r["stock_total"] == 0
-    r = client.post(
-        API, json={"tipo": "SALIDA", "id_producto": p, "cantidad": 1}, headers=admin_headers
-    )
-    assert (
-        r.status_code == 409
-        and r.json()["detalle"] == "Stock insuficiente: disponible 0, solicitado 1"
-    )
+    r = client.post(API, json={"tipo": "SALIDA", "id_producto": p, "cantidad": 1}, headers=admin_headers)
+    assert r.status_code == 409 and r.json()["detalle"] == "Stock insuficiente: disponible 0, solicitado 1"
     cuadra(engine)
 
 
@@ -321,9 +303,7 @@ def producto_con_lotes(
     factory: sessionmaker[Session], usuario: int, lotes: list[tuple[int, date | None]]
 ) -> tuple[int, list[int]]:
     with factory() as s:
-        p = create_product(s, ProductoCrear(codigo=f"P{next(_codigos)}", nombre="Prueba"))[
-            "id_producto"
-        ]
+        p = create_product(s, ProductoCrear(codigo=f"P{next(_codigos)}", nombre="Prueba"))["id_producto"]
         ids = [
             create_lot(
                 s,
@@ -340,7 +320,7 @@ def test_salidas_concurrentes_nunca_dejan_un_lote_negativo(
 ) -> None:
     hilos = 12
     HOY = hoy(engine)
-    p, (a, b) = producto_con_lotes(factory, usuario, [(50, HOY + timedelta(days=3)), (40, None)])
+    p, (a, _) = producto_con_lotes(factory, usuario, [(50, HOY + timedelta(days=3)), (40, None)])
     # La mitad pide de un lote concreto y la otra mitad por FEFO; juntos piden 12 * 13 = 156 > 90.
     pedidos = [
         MovimientoCrear(tipo="SALIDA", id_producto=p, id_lote=a if i % 2 else None, cantidad=13)
@@ -365,9 +345,9 @@ def test_salidas_concurrentes_nunca_dejan_un_lote_negativo(
         t.join(timeout=60)
     exitos = [r for r in resultados if isinstance(r, dict)]
     fallos = [r for r in resultados if not isinstance(r, dict)]
-    assert all(
-        isinstance(f, Conflicto) and f.mensaje.startswith("Stock insuficiente") for f in fallos
-    ), fallos
+    assert all(isinstance(f, Conflicto) and f.mensaje.startswith("Stock insuficiente") for f in fallos), (
+        fallos
+    )
     assert exitos and fallos
     tomado = sum(-m.cantidad for r in exitos for m in r["movimientos"])
     assert tomado == 13 * len(exitos)
@@ -381,14 +361,10 @@ def test_salidas_concurrentes_nunca_dejan_un_lote_negativo(
 
 
 TIPOS = st.sampled_from(["ENTRADA", "SALIDA", "AJUSTE"])
-OPERACIONES = st.lists(
-    st.tuples(TIPOS, st.sampled_from([0, 1, 2, None]), st.integers(-25, 25)), max_size=12
-)
+OPERACIONES = st.lists(st.tuples(TIPOS, st.sampled_from([0, 1, 2, None]), st.integers(-25, 25)), max_size=12)
 
 
-@hsettings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(iniciales=st.lists(st.integers(0, 20), min_size=3, max_size=3), operaciones=OPERACIONES)
 def test_propiedad_cualquier_secuencia_cuadra(
     factory: sessionmaker[Session],
@@ -438,9 +414,7 @@ def test_propiedad_cualquier_secuencia_cuadra(
         assert obtenido is esperado, (tipo, idx, cantidad)
     with engine.connect() as conn:
         reales = (
-            conn.execute(
-                text("SELECT cantidad FROM lotes WHERE id_producto = :p ORDER BY id_lote"), {"p": p}
-            )
+            conn.execute(text("SELECT cantidad FROM lotes WHERE id_producto = :p ORDER BY id_lote"), {"p": p})
             .scalars()
             .all()
         )

@@ -39,9 +39,7 @@ def test_crear_desde_servicio_commit_y_sin_commit(engine: Engine) -> None:
         assert n.id_notificacion and n.leida is False and n.fecha_creacion is not None
     # commit=False: queda en la transacción de quien llama (tiene id), que decide.
     with factory() as s:
-        n2 = create_notification(
-            s, tipo="BACKUP", titulo="Falló", mensaje="", semaforo="ROJO", commit=False
-        )
+        n2 = create_notification(s, tipo="BACKUP", titulo="Falló", mensaje="", semaforo="ROJO", commit=False)
         assert n2.id_notificacion is not None
         s.rollback()
     with factory() as s:
@@ -51,9 +49,7 @@ def test_crear_desde_servicio_commit_y_sin_commit(engine: Engine) -> None:
         s.commit()
     with engine.connect() as conn:
         rows = conn.execute(
-            text(
-                "SELECT tipo, titulo, mensaje, semaforo, referencia_id FROM notificaciones ORDER BY 1"
-            )
+            text("SELECT tipo, titulo, mensaje, semaforo, referencia_id FROM notificaciones ORDER BY 1")
         ).all()
     assert [r.tipo for r in rows] == ["BACKUP", "STOCK"]
     assert rows[0].referencia_id == 7
@@ -73,12 +69,8 @@ def test_listar_leer_y_leer_todas(
     factory = sessionmaker(engine, expire_on_commit=False)
     with factory() as s:
         ids = [
-            create_notification(
-                s, tipo=t, titulo=f"Aviso {i}", mensaje="m", semaforo=sem
-            ).id_notificacion
-            for i, (t, sem) in enumerate(
-                [("BACKUP", "VERDE"), ("STOCK", "ROJO"), ("STOCK", "AMARILLO")]
-            )
+            create_notification(s, tipo=t, titulo=f"Aviso {i}", mensaje="m", semaforo=sem).id_notificacion
+            for i, (t, sem) in enumerate([("BACKUP", "VERDE"), ("STOCK", "ROJO"), ("STOCK", "AMARILLO")])
         ]
 
     def listar(**params: object) -> dict:
@@ -154,9 +146,7 @@ def test_crear_a_mano_solo_admin(
         },
         headers=admin_headers,
     )
-    assert (
-        r.status_code == 201 and r.json()["semaforo"] == "VERDE" and r.json()["referencia_id"] == 3
-    )
+    assert r.status_code == 201 and r.json()["semaforo"] == "VERDE" and r.json()["referencia_id"] == 3
 
     antes = filas(engine, "notificaciones")
     for body, mensaje in [

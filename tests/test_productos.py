@@ -186,9 +186,7 @@ def test_actualizar_permisos_y_errores(
     crear(client, admin_headers, codigo="P-2")
     url = f"{API}/{p['id_producto']}"
 
-    r = client.patch(
-        url, json={"nombre": " Nuevo nombre ", "stock_minimo": 3}, headers=operador_headers
-    )
+    r = client.patch(url, json={"nombre": " Nuevo nombre ", "stock_minimo": 3}, headers=operador_headers)
     assert r.status_code == 200, r.text
     assert r.json()["nombre"] == "Nuevo nombre" and r.json()["stock_minimo"] == 3
     assert r.json()["descripcion"] == "vieja"  # lo omitido no cambia
@@ -308,7 +306,11 @@ def test_paginas_y_filtros_coinciden_con_el_calculo_directo(
         want = [(r.codigo, r.stock, r.n, r.bajo) for r in expected if keep(r)]
         got: list[tuple] = []
         for offset in range(0, len(want) + 7, 7):
-            body = client.get(API, params={**filtros, "limit": 7, "offset": offset}, headers=admin_headers).json()
+            body = client.get(
+                API, params={**filtros, "limit": 7, "offset": offset}, headers=admin_headers
+            ).json()
             assert body["total"] == len(want), filtros
-            got += [(p["codigo"], p["stock_total"], p["cantidad_lotes"], p["bajo_minimo"]) for p in body["items"]]
+            got += [
+                (p["codigo"], p["stock_total"], p["cantidad_lotes"], p["bajo_minimo"]) for p in body["items"]
+            ]
         assert got == want, filtros

@@ -35,7 +35,7 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         mensaje += f". Nota: {row.nota}"
     try:
         limpieza = service.cleanup()
-    except Exception as exc:  # noqa: BLE001 — el backup quedó hecho; la limpieza se informa aparte
+    except Exception as exc:
         detalle = getattr(exc, "mensaje", None) or f"{exc.__class__.__name__}: {exc}"
         raise JobFallido(f"{mensaje}. La limpieza de backups antiguos falló: {detalle}") from exc
     mensaje += (

@@ -103,9 +103,7 @@ def upgrade() -> None:
             sa.ForeignKey("productos.id_producto", deferrable=True),
             nullable=False,
         ),
-        sa.Column(
-            "id_lote", sa.BigInteger, sa.ForeignKey("lotes.id_lote", deferrable=True), nullable=False
-        ),
+        sa.Column("id_lote", sa.BigInteger, sa.ForeignKey("lotes.id_lote", deferrable=True), nullable=False),
         sa.Column("cantidad", sa.Integer, nullable=False),
         sa.Column("motivo", sa.Text),
         sa.Column(
@@ -136,9 +134,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_notificaciones_tipo", "notificaciones", ["tipo"])
     op.create_index("ix_notificaciones_no_leidas", "notificaciones", ["leida", "fecha_creacion"])
-    op.create_index(
-        "ix_notificaciones_referencia", "notificaciones", ["referencia_tipo", "referencia_id"]
-    )
+    op.create_index("ix_notificaciones_referencia", "notificaciones", ["referencia_tipo", "referencia_id"])
 
     op.execute(FUNCTIONS_SQL)
     for table, pk in TABLES.items():

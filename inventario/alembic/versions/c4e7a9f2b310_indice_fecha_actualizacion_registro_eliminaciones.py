@@ -25,6 +25,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(
-        "ix_registro_eliminaciones_fecha_actualizacion", table_name="registro_eliminaciones"
-    )
+    op.drop_index("ix_registro_eliminaciones_fecha_actualizacion", table_name="registro_eliminaciones")

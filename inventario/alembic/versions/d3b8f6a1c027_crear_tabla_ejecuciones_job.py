@@ -41,9 +41,7 @@ def upgrade() -> None:
             "estado IN ('EN_CURSO', 'OK', 'ERROR', 'OMITIDO')", name="ck_ejecuciones_job_estado"
         ),
     )
-    op.create_index(
-        "ix_ejecuciones_job_fecha_actualizacion", "ejecuciones_job", ["fecha_actualizacion"]
-    )
+    op.create_index("ix_ejecuciones_job_fecha_actualizacion", "ejecuciones_job", ["fecha_actualizacion"])
     for statement in install_sql("ejecuciones_job", ["id_ejecucion"]):
         op.execute(statement)
 

@@ -53,10 +53,10 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_historial_backup_fecha_actualizacion", "historial_backup", ["fecha_actualizacion"])
-    op.create_index("ix_historial_backup_tipo_estado", "historial_backup", ["tipo", "estado", "fecha_creacion"])
     op.create_index(
-        "uq_historial_backup_nombre_archivo", "historial_backup", ["nombre_archivo"], unique=True
+        "ix_historial_backup_tipo_estado", "historial_backup", ["tipo", "estado", "fecha_creacion"]
     )
+    op.create_index("uq_historial_backup_nombre_archivo", "historial_backup", ["nombre_archivo"], unique=True)
     for statement in install_sql("historial_backup", ["id_backup"]):
         op.execute(statement)
 

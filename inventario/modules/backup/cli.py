@@ -19,7 +19,9 @@ def _cli():  # importación tardía: evita el ciclo con inventario.cli
 
 @app.command("ejecutar")
 def ejecutar(
-    tipo: str = typer.Option("AUTO", "--tipo", help="COMPLETO, DIFERENCIAL o AUTO (completo el día BACKUP_FULL_DAY)"),
+    tipo: str = typer.Option(
+        "AUTO", "--tipo", help="COMPLETO, DIFERENCIAL o AUTO (completo el día BACKUP_FULL_DAY)"
+    ),
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (columna ejecutado_por)"),
 ) -> None:
     """Ejecuta un backup ahora."""
@@ -58,9 +60,15 @@ def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los elimin
     if not rows:
         typer.echo("No hay backups.")
         return
-    typer.echo(f"{'ID':>5}  {'TIPO':<11}  {'ESTADO':<10}  {'TAMAÑO':>10}  {'BASE':>5}  {'FECHA':<19}  ARCHIVO")
+    typer.echo(
+        f"{'ID':>5}  {'TIPO':<11}  {'ESTADO':<10}  {'TAMAÑO':>10}  {'BASE':>5}  {'FECHA':<19}  ARCHIVO"
+    )
     for r in rows:
-        fecha = r.fecha_creacion.astimezone(runtime.settings.tz).strftime("%Y-%m-%d %H:%M:%S") if r.fecha_creacion else ""
+        fecha = (
+            r.fecha_creacion.astimezone(runtime.settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+            if r.fecha_creacion
+            else ""
+        )
         estado = "ELIMINADO" if r.eliminado else (r.estado or "")
         typer.echo(
             f"{r.id_backup:>5}  {r.tipo:<11}  {estado:<10}  {r.tamanio_legible or '-':>10}  "
@@ -124,7 +132,9 @@ def verificar(
                 if runtime is not None:
                     detail = " — " + _restore_test(runtime, chain)
                 last = chain[-1]
-                typer.secho(f"OK     {last.manifest.id_backup:>5} {last.path.name}{detail}", fg=typer.colors.GREEN)
+                typer.secho(
+                    f"OK     {last.manifest.id_backup:>5} {last.path.name}{detail}", fg=typer.colors.GREEN
+                )
             except restore.RestoreError as exc:
                 failures += 1
                 typer.secho(f"ERROR  {key}: {exc}", fg=typer.colors.RED)
@@ -159,7 +169,9 @@ def _restore_test(runtime, chain) -> str:  # type: ignore[no-untyped-def]
 @app.command("restaurar")
 def restaurar(
     id_o_archivo: str = typer.Argument(..., help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
-    destino: str = typer.Option(None, "--destino", help="URL de la base destino (por defecto la del servicio)"),
+    destino: str = typer.Option(
+        None, "--destino", help="URL de la base destino (por defecto la del servicio)"
+    ),
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
 ) -> None:
     """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
@@ -180,15 +192,17 @@ def restaurar(
         if destino:
             try:
                 target = DatabaseServer(sqlalchemy_url(destino), embedded=False)
-            except Exception as exc:  # noqa: BLE001 — cualquier URL ilegible
+            except Exception as exc:
                 raise _cli().fail(f"--destino inválido: {exc}", 2) from None
         else:
             target = runtime.server
         try:
             empty = restore.database_is_empty(target)
             busy = restore.other_sessions(target)
-        except Exception as exc:  # noqa: BLE001 — conexión imposible
-            raise _cli().fail(f"No se puede conectar con la base destino: {exc.__class__.__name__}: {exc}") from None
+        except Exception as exc:
+            raise _cli().fail(
+                f"No se puede conectar con la base destino: {exc.__class__.__name__}: {exc}"
+            ) from None
         if busy:
             typer.secho(
                 f"Atención: hay {busy} sesiones abiertas en la base destino (¿el servicio sigue en marcha?); "

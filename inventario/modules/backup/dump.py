@@ -66,7 +66,7 @@ class BackgroundCompressor:
         try:
             while (chunk := self._chunks.get()) is not None:
                 self.writer.write(chunk)
-        except BaseException as exc:  # noqa: BLE001 — se relanza en el hilo que escribe
+        except BaseException as exc:
             self._failure.append(exc)
             while self._chunks.get() is not None:  # vaciar para no bloquear a quien escribe
                 pass
@@ -112,9 +112,9 @@ def _count_rows(
                 )
                 row = conn.execute(query).fetchone()
                 assert row is not None
-                out.update(zip(names, (int(v) for v in row)))
+                out.update(zip(names, (int(v) for v in row), strict=True))
             conn.execute("COMMIT")
-    except Exception as exc:  # noqa: BLE001 — se informa en el hilo principal
+    except Exception as exc:
         out["__error__"] = exc
 
 
@@ -153,7 +153,11 @@ def write_full(
     ]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, env={**env, "PGAPPNAME": prioridad.APP_NAME}, bufsize=0
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env={**env, "PGAPPNAME": prioridad.APP_NAME},
+            bufsize=0,
         )
         prioridad.lower(proc.pid, niceness)
         assert proc.stdout is not None
@@ -241,7 +245,7 @@ def _keys_query(table: Table, cutoff: datetime) -> sql.Composable:
     ).format(
         casts=sql.SQL(", ").join(
             sql.SQL("(clave ->> {})::{}").format(sql.Literal(col), sql.SQL(typ))
-            for col, typ in zip(table.pk, table.pk_types)
+            for col, typ in zip(table.pk, table.pk_types, strict=True)
         ),
         tomb=sql.Identifier(TOMBSTONES),
         name=sql.Literal(table.name),
@@ -289,7 +293,7 @@ def write_diff(
                     if table.audited:
                         counted[table.name] = _old_rows_now(other, table, cutoff, base)
                 other.execute("COMMIT")
-        except BaseException as exc:  # noqa: BLE001 — se relanza en el hilo que escribe
+        except BaseException as exc:
             failure.append(exc)
 
     counter_thread = threading.Thread(target=count_rows, name="backup-conteo", daemon=True)
@@ -359,7 +363,12 @@ def _write_diff_body(
                 ),
             )
         )
-        w(sql.SQL("COPY {} ({}) FROM stdin;\n").format(sql.Identifier(temp), _cols(table.pk)).as_string(conn).encode())
+        w(
+            sql.SQL("COPY {} ({}) FROM stdin;\n")
+            .format(sql.Identifier(temp), _cols(table.pk))
+            .as_string(conn)
+            .encode()
+        )
         stats[table.name].claves_eliminadas = _copy_keys(counter, conn, table, cutoff)
     for table in reversed(ordered):
         if table.audited:
@@ -379,7 +388,12 @@ def _write_diff_body(
         select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)
         if table.audited:
             select += sql.SQL(" WHERE fecha_actualizacion >= {c}").format(c=sql.Literal(cutoff))
-        w(sql.SQL("COPY {} ({}) FROM stdin;\n").format(table.ident, _cols(table.columns)).as_string(conn).encode())
+        w(
+            sql.SQL("COPY {} ({}) FROM stdin;\n")
+            .format(table.ident, _cols(table.columns))
+            .as_string(conn)
+            .encode()
+        )
         written = counter.copy(conn, select)
         stats[table.name].filas_escritas = written
         if table.audited:
@@ -406,7 +420,8 @@ def _write_diff_body(
 def _key_json(table: Table, alias: str) -> sql.Composable:
     return sql.SQL("jsonb_build_object({})").format(
         sql.SQL(", ").join(
-            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c)) for c in table.pk
+            sql.SQL("{}, {}.{}").format(sql.Literal(c), sql.Identifier(alias), sql.Identifier(c))
+            for c in table.pk
         )
     )
 
@@ -455,7 +470,9 @@ def _old_rows_now(conn: psycopg.Connection, table: Table, cutoff: datetime, base
     return base.filas - len(base.claves_recientes or []) - int(row[0])
 
 
-def recent_state(conn: psycopg.Connection, cutoff: datetime) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+def recent_state(
+    conn: psycopg.Connection, cutoff: datetime
+) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
     """En la instantánea de un completo: claves escritas y eliminaciones desde el corte."""
     keys: dict[str, list[dict[str, Any]]] = {}
     for table in tables(conn):

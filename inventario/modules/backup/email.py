@@ -69,7 +69,11 @@ def construir_mensaje(
     msg["Date"] = format_datetime(datetime.now(settings.tz))
     dominio = origen.rsplit("@", 1)[-1] if "@" in origen else None
     msg["Message-ID"] = make_msgid("backup", domain=dominio)
-    fecha = row.fecha_creacion.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z") if row.fecha_creacion else "?"
+    fecha = (
+        row.fecha_creacion.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        if row.fecha_creacion
+        else "?"
+    )
     lineas = [
         f"Backup {row.tipo} del inventario, generado el {fecha}.",
         "",
@@ -139,14 +143,22 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str) -> None:
     except smtplib.SMTPDataError as exc:
         raise SmtpError(
             f"El servidor SMTP {donde} rechazó el mensaje: {_respuesta(exc.smtp_code, exc.smtp_error)}"
-            + (". Si es por tamaño, descargue el backup con GET /api/v1/backup/{id}/descargar" if exc.smtp_code == 552 else "")
+            + (
+                ". Si es por tamaño, descargue el backup con GET /api/v1/backup/{id}/descargar"
+                if exc.smtp_code == 552
+                else ""
+            )
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
-        raise SmtpError(f"El servidor SMTP {donde} no admite una función necesaria ({exc}); revise SMTP_TLS y SMTP_USUARIO") from None
+        raise SmtpError(
+            f"El servidor SMTP {donde} no admite una función necesaria ({exc}); revise SMTP_TLS y SMTP_USUARIO"
+        ) from None
     except smtplib.SMTPServerDisconnected:
         raise SmtpError(f"El servidor SMTP {donde} cortó la conexión antes de terminar el envío") from None
     except smtplib.SMTPResponseException as exc:
-        raise SmtpError(f"El servidor SMTP {donde} respondió con un error: {_respuesta(exc.smtp_code, exc.smtp_error)}") from None
+        raise SmtpError(
+            f"El servidor SMTP {donde} respondió con un error: {_respuesta(exc.smtp_code, exc.smtp_error)}"
+        ) from None
     except smtplib.SMTPException as exc:
         raise SmtpError(f"Error de SMTP con {donde}: {exc.__class__.__name__}: {exc}") from None
     except ssl.SSLError as exc:
@@ -155,9 +167,13 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str) -> None:
             "Revise SMTP_TLS (ssl para el puerto 465, starttls para el 587)"
         ) from None
     except socket.gaierror:
-        raise SmtpError(f"No se encontró el servidor SMTP {host} (nombre desconocido). Revise SMTP_HOST") from None
+        raise SmtpError(
+            f"No se encontró el servidor SMTP {host} (nombre desconocido). Revise SMTP_HOST"
+        ) from None
     except ConnectionRefusedError:
-        raise SmtpError(f"El servidor SMTP {donde} rechazó la conexión (¿puerto correcto? ¿servicio caído?)") from None
+        raise SmtpError(
+            f"El servidor SMTP {donde} rechazó la conexión (¿puerto correcto? ¿servicio caído?)"
+        ) from None
     except TimeoutError:
         raise SmtpError(f"El servidor SMTP {donde} no respondió en {timeout:g} s") from None
     except OSError as exc:

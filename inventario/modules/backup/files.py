@@ -87,7 +87,7 @@ class AtomicGzipWriter:
         for closer in (self._gz.close, self._raw.close):
             try:
                 closer()
-            except Exception:  # noqa: BLE001 — ya estamos limpiando tras un fallo
+            except Exception:
                 pass
         self.temp.unlink(missing_ok=True)
 

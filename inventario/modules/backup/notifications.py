@@ -20,7 +20,11 @@ def message_for(event: str, row: HistorialBackup, detail: str | None) -> tuple[s
         mensaje += _por(row)
         return f"✅ Backup {row.tipo} completado", "VERDE", mensaje
     if event == "ERROR":
-        return f"❌ Error en Backup {row.tipo}", "ROJO", f"{row.nombre_archivo}: {row.mensaje_error}{_por(row)}"
+        return (
+            f"❌ Error en Backup {row.tipo}",
+            "ROJO",
+            f"{row.nombre_archivo}: {row.mensaje_error}{_por(row)}",
+        )
     if event == "PROMOVIDO":
         return "⚠️ Backup DIFERENCIAL promovido a COMPLETO", "AMARILLO", row.nota or ""
     if event == "LIMPIEZA":

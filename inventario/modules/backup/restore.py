@@ -110,7 +110,10 @@ def resolve_chain(directory: Path, key: str) -> list[Link]:
         candidate = folder / base_name
         if candidate.exists() and manifest_path(candidate).exists():
             base = Link(candidate, read_manifest(manifest_path(candidate)))
-            if base.manifest.id_backup != link.manifest.id_backup_base or base.manifest.hash_md5 != link.manifest.hash_md5_base:
+            if (
+                base.manifest.id_backup != link.manifest.id_backup_base
+                or base.manifest.hash_md5 != link.manifest.hash_md5_base
+            ):
                 raise RestoreError(
                     f"El completo {base_name} no es el que usó {link.path.name} (id o MD5 distintos)."
                 )
@@ -150,9 +153,9 @@ def _body(path: Path) -> Iterator[bytes]:
                 continue
             if not head.startswith(PROLOGUE):
                 raise RestoreError(f"{path.name} no tiene el formato de Inventario (prólogo desconocido).")
-            chunk, started = head[len(PROLOGUE):], True
+            chunk, started = head[len(PROLOGUE) :], True
         data = tail + chunk
-        tail = data[-len(EPILOGUE):]
+        tail = data[-len(EPILOGUE) :]
         if data[: -len(EPILOGUE)]:
             yield data[: -len(EPILOGUE)]
     if not started or tail != EPILOGUE:
@@ -182,7 +185,9 @@ def connect(target: DatabaseServer) -> psycopg.Connection:
     return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
 
 
-def apply_chain(chain: list[Link], target: DatabaseServer, psql: str, progress: Progress | None = None) -> None:
+def apply_chain(
+    chain: list[Link], target: DatabaseServer, psql: str, progress: Progress | None = None
+) -> None:
     """Restaura la cadena en `target` en UNA transacción de psql: todo o nada."""
     conninfo, env = target.libpq()
     command = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", conninfo]
@@ -229,7 +234,7 @@ def table_counts(target: DatabaseServer, names: list[str]) -> dict[str, int]:
         )
         row = conn.execute(query).fetchone()
     assert row is not None
-    return dict(zip(names, (int(v) for v in row)))
+    return dict(zip(names, (int(v) for v in row), strict=True))
 
 
 def compare_counts(manifest: Manifiesto, actual: dict[str, int]) -> list[str]:
@@ -237,5 +242,7 @@ def compare_counts(manifest: Manifiesto, actual: dict[str, int]) -> list[str]:
     problems = []
     for table in manifest.tablas:
         if table.filas is not None and actual.get(table.nombre) != table.filas:
-            problems.append(f"{table.nombre}: esperadas {table.filas}, restauradas {actual.get(table.nombre)}")
+            problems.append(
+                f"{table.nombre}: esperadas {table.filas}, restauradas {actual.get(table.nombre)}"
+            )
     return problems

@@ -114,6 +114,7 @@ def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
 
 # ------------------------------------------------------------------ tipos de la query
 
+
 def _fecha_query(fin_del_dia: bool) -> Any:
     def parse(value: object) -> object:
         if value is None or isinstance(value, datetime):
@@ -148,11 +149,14 @@ UsuarioIgnorado = Annotated[
 ]
 Esperar = Annotated[
     bool,
-    Query(description="false (por defecto): 202 al empezar, consulte GET /{id}. true: responde al terminar (201)"),
+    Query(
+        description="false (por defecto): 202 al empezar, consulte GET /{id}. true: responde al terminar (201)"
+    ),
 ]
 
 
 # ------------------------------------------------------------------ utilidades
+
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
@@ -176,12 +180,16 @@ def _detalle(session: Session, servicio: BackupService, row: HistorialBackup) ->
     datos = BackupSalida.model_validate(row).model_dump()
     base = session.get(HistorialBackup, row.id_backup_base) if row.id_backup_base else None
     datos["base"] = BackupSalida.model_validate(base).model_dump() if base is not None else None
-    datos["diferenciales"] = queries.diferenciales_de(session, row.id_backup) if row.tipo == "COMPLETO" else []
+    datos["diferenciales"] = (
+        queries.diferenciales_de(session, row.id_backup) if row.tipo == "COMPLETO" else []
+    )
     datos["archivo_disponible"] = _archivo_disponible(servicio, row)
     return datos
 
 
-def _respuesta_backup(request: Request, id_backup: int, status: int, detalle: str | None = None) -> JSONResponse:
+def _respuesta_backup(
+    request: Request, id_backup: int, status: int, detalle: str | None = None
+) -> JSONResponse:
     servicio = _servicio(request)
     with request.app.state.session_factory() as session:
         row = servicio.get(session, id_backup)
@@ -204,6 +212,7 @@ def _disco_lleno(exc: BaseException | None, mensaje: str | None = None) -> bool:
 
 
 # ------------------------------------------------------------------ ejecutar
+
 
 def _hilos(app: FastAPI) -> set[threading.Thread]:
     hilos = getattr(app.state, "backup_hilos", None)
@@ -230,7 +239,9 @@ def _fallo(request: Request, exc: BaseException) -> JSONResponse:
             return _respuesta_backup(request, exc.id_backup, status, detalle=exc.mensaje)
         return JSONResponse({"detalle": exc.mensaje}, status_code=status)
     if isinstance(exc, SQLAlchemyError | psycopg.OperationalError):
-        raise NoDisponible("Base de datos no disponible; no se pudo hacer el backup. Intente más tarde") from None
+        raise NoDisponible(
+            "Base de datos no disponible; no se pudo hacer el backup. Intente más tarde"
+        ) from None
     raise NoDisponible(f"No se pudo hacer el backup: {exc.__class__.__name__}: {exc}") from None
 
 
@@ -242,7 +253,7 @@ def _terminar_en_segundo_plano(app: FastAPI, iniciado: BackupIniciado) -> None:
             iniciado.finish()
         except BackupError:
             pass  # el motor ya lo registró: fila ERROR, notificación y error.log
-        except BaseException:  # noqa: BLE001 — el hilo no tiene a quién propagar
+        except BaseException:
             log.exception("El backup %s falló en segundo plano", iniciado.id_backup)
         finally:
             hilos.discard(threading.current_thread())
@@ -263,7 +274,7 @@ def _ejecutar(request: Request, user: Usuario, tipo: TipoSolicitado, esperar: bo
         if esperar:
             row = iniciado.finish()
             return _respuesta_backup(request, row.id_backup, 201)
-    except Exception as exc:  # noqa: BLE001 — todo fallo se traduce (nunca 500)
+    except Exception as exc:
         return _fallo(request, exc)
     _terminar_en_segundo_plano(request.app, iniciado)
     return _respuesta_backup(request, iniciado.id_backup, 202)
@@ -300,7 +311,9 @@ def ejecutar(
     session.close()  # sin transacción abierta mientras dura el backup
     en_cuerpo = datos.tipo if datos is not None else None
     if tipo is not None and en_cuerpo is not None and tipo != en_cuerpo:
-        raise Invalido(f"Datos inválidos: el tipo de la query ({tipo}) y el del cuerpo ({en_cuerpo}) no coinciden")
+        raise Invalido(
+            f"Datos inválidos: el tipo de la query ({tipo}) y el del cuerpo ({en_cuerpo}) no coinciden"
+        )
     return _ejecutar(request, user, tipo or en_cuerpo or "AUTO", esperar)
 
 
@@ -312,7 +325,11 @@ def ejecutar(
     summary="Atajo: backup COMPLETO",
 )
 def ejecutar_completo(
-    request: Request, session: SessionDep, user: AdminUser, esperar: Esperar = False, usuario: UsuarioIgnorado = None
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    esperar: Esperar = False,
+    usuario: UsuarioIgnorado = None,
 ) -> JSONResponse:
     del usuario
     session.close()
@@ -327,7 +344,11 @@ def ejecutar_completo(
     summary="Atajo: backup DIFERENCIAL (se hace COMPLETO si no hay un completo utilizable)",
 )
 def ejecutar_diferencial(
-    request: Request, session: SessionDep, user: AdminUser, esperar: Esperar = False, usuario: UsuarioIgnorado = None
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    esperar: Esperar = False,
+    usuario: UsuarioIgnorado = None,
 ) -> JSONResponse:
     del usuario
     session.close()
@@ -335,6 +356,7 @@ def ejecutar_diferencial(
 
 
 # ------------------------------------------------------------------ consultas
+
 
 def _espacio_libre(directorio: Path) -> int | None:
     path = nearest_existing(directorio)
@@ -351,7 +373,7 @@ def _proxima_ejecucion(request: Request) -> datetime | None:
         return None
     try:
         info = info_fn()
-    except Exception:  # noqa: BLE001 — las estadísticas no caen por el planificador
+    except Exception:
         log.warning("No se pudo consultar el planificador para /estadisticas", exc_info=True)
         return None
     if not isinstance(info, dict):
@@ -360,7 +382,8 @@ def _proxima_ejecucion(request: Request) -> datetime | None:
     for job in info.get("jobs") or []:
         if isinstance(job, dict) and JOB_BACKUP in (job.get("id"), job.get("job_id")):
             valor = next(
-                (job[k] for k in ("proxima_ejecucion", "next_run_time", "proxima") if job.get(k) is not None), None
+                (job[k] for k in ("proxima_ejecucion", "next_run_time", "proxima") if job.get(k) is not None),
+                None,
             )
             break
     if isinstance(valor, datetime):
@@ -408,7 +431,8 @@ def listar(
     tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO o DIFERENCIAL")] = None,
     estado: Annotated[EstadoFiltro | None, Query(description="EN_PROCESO, COMPLETADO o ERROR")] = None,
     desde: Annotated[
-        Desde | None, Query(description="fecha_creacion >= desde (AAAA-MM-DD o ISO 8601; sin zona: ZONA_HORARIA)")
+        Desde | None,
+        Query(description="fecha_creacion >= desde (AAAA-MM-DD o ISO 8601; sin zona: ZONA_HORARIA)"),
     ] = None,
     hasta: Annotated[
         Hasta | None, Query(description="fecha_creacion <= hasta (AAAA-MM-DD incluye todo ese día)")
@@ -421,13 +445,20 @@ def listar(
     if desde is not None and hasta is not None and desde > hasta:
         raise Invalido("Datos inválidos: parámetro.desde debe ser anterior o igual a hasta")
     items, total = queries.listar(
-        session, pagina.offset, pagina.limit,
-        tipo=tipo, estado=estado, desde=desde, hasta=hasta, incluir_eliminados=incluir_eliminados,
+        session,
+        pagina.offset,
+        pagina.limit,
+        tipo=tipo,
+        estado=estado,
+        desde=desde,
+        hasta=hasta,
+        incluir_eliminados=incluir_eliminados,
     )
     return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
 # ------------------------------------------------------------------ limpiar
+
 
 @router.post(
     "/limpiar",
@@ -467,6 +498,7 @@ def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ un backup
 
+
 @router.get(
     "/{id_backup}",
     response_model=BackupDetalle,
@@ -483,9 +515,13 @@ def _comprobar_descargable(servicio: BackupService, row: HistorialBackup) -> Pat
     ident = f"El backup {row.id_backup} ({row.nombre_archivo})"
     if row.eliminado:
         cuando = f" el {row.fecha_eliminacion:%Y-%m-%d %H:%M}" if row.fecha_eliminacion else ""
-        raise Desaparecido(f"{ident} fue eliminado{cuando} por la política de retención: su archivo ya no existe")
+        raise Desaparecido(
+            f"{ident} fue eliminado{cuando} por la política de retención: su archivo ya no existe"
+        )
     if row.estado == "EN_PROCESO":
-        raise Conflicto(f"{ident} aún está en proceso: espere a que termine (consulte GET {PREFIJO}/{row.id_backup})")
+        raise Conflicto(
+            f"{ident} aún está en proceso: espere a que termine (consulte GET {PREFIJO}/{row.id_backup})"
+        )
     if row.estado != "COMPLETADO":
         raise Conflicto(f"{ident} terminó con error y no tiene archivo: {row.mensaje_error or 'sin detalle'}")
     if not row.hash_md5:
@@ -495,14 +531,16 @@ def _comprobar_descargable(servicio: BackupService, row: HistorialBackup) -> Pat
 
 def _abrir(path: Path, row: HistorialBackup) -> IO[bytes]:
     try:
-        fh = open(path, "rb")  # noqa: SIM115 — lo cierra quien lo recibe
+        fh = open(path, "rb")
     except FileNotFoundError:
         raise Desaparecido(
             f"El archivo {row.nombre_archivo} del backup {row.id_backup} ya no está en el directorio de backups "
             "(se borró o movió fuera del sistema)"
         ) from None
     except OSError as exc:
-        raise NoDisponible(f"No se pudo leer el archivo {row.nombre_archivo}: {exc.strerror or exc}") from None
+        raise NoDisponible(
+            f"No se pudo leer el archivo {row.nombre_archivo}: {exc.strerror or exc}"
+        ) from None
     try:
         size = os.fstat(fh.fileno()).st_size
         if size != row.tamanio_bytes:
@@ -609,7 +647,10 @@ def enviar_email(
     correo.enviar(settings, mensaje, datos.email_destino)
     log.info(
         "Backup %s (%s) enviado por email a %s por %s",
-        row.id_backup, row.nombre_archivo, datos.email_destino, user.nombre_usuario,
+        row.id_backup,
+        row.nombre_archivo,
+        datos.email_destino,
+        user.nombre_usuario,
     )
     return {
         "enviado": True,

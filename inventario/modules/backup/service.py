@@ -48,7 +48,9 @@ HIDDEN_SESSIONS_MARGIN = timedelta(hours=1)
 
 class BackupEnCurso(Conflicto):
     def __init__(self) -> None:
-        super().__init__("Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine")
+        super().__init__(
+            "Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine"
+        )
 
 
 class BackupError(DomainError):
@@ -165,7 +167,7 @@ class BackupService:
         if self.notifier is not None:
             try:
                 self.notifier(session, event, row, detail)
-            except Exception:  # noqa: BLE001 — una notificación fallida no deshace un backup
+            except Exception:
                 log.exception("No se pudo registrar la notificación del backup %s", row.id_backup)
 
     # ------------------------------------------------------------------ ejecutar
@@ -190,7 +192,9 @@ class BackupService:
             .limit(1)
         ).first()
         if base is None:
-            return Decision("COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO")
+            return Decision(
+                "COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO"
+            )
         path = self.directory / base.nombre_archivo
         base_manifest = None
         if path.exists() and path.stat().st_size == base.tamanio_bytes:
@@ -228,7 +232,9 @@ class BackupService:
         while True:
             name = backup_name(datetime.now(self.settings.tz), tipo)
             taken = session.scalar(
-                select(func.count()).select_from(HistorialBackup).where(HistorialBackup.nombre_archivo == name)
+                select(func.count())
+                .select_from(HistorialBackup)
+                .where(HistorialBackup.nombre_archivo == name)
             )
             if not taken and not (self.directory / name).exists():
                 return name
@@ -248,7 +254,9 @@ class BackupService:
             lock = self._lock()
         except psycopg.Error as exc:
             log.error("Backup %s no iniciado: base de datos no disponible: %s", requested, exc)
-            raise BackupError(f"No se pudo iniciar el backup {requested}: base de datos no disponible") from exc
+            raise BackupError(
+                f"No se pudo iniciar el backup {requested}: base de datos no disponible"
+            ) from exc
         session = self.runtime.session_factory()
         try:
             self._ensure_directory()
@@ -285,7 +293,9 @@ class BackupService:
         """AUTO → el tipo del día, con la misma regla que el job `backup_diario`."""
         if requested != "AUTO":
             return requested
-        return backup_tipo(now or datetime.now(self.settings.tz), self.settings.BACKUP_FULL_DAY, self.settings.tz)
+        return backup_tipo(
+            now or datetime.now(self.settings.tz), self.settings.BACKUP_FULL_DAY, self.settings.tz
+        )
 
     def _record_early_failure(self, tipo: str, ejecutado_por: str, message: str) -> int | None:
         """Fila ERROR (sin archivo) y notificación para un backup que no llegó a empezar."""
@@ -304,7 +314,7 @@ class BackupService:
                 session.commit()
                 self._notify(session, "ERROR", row)
                 return row.id_backup
-        except Exception:  # noqa: BLE001 — sin base no hay dónde anotarlo; queda en error.log
+        except Exception:
             log.exception("No se pudo registrar el fallo del backup %s", tipo)
             return None
 
@@ -320,7 +330,11 @@ class BackupService:
             raise BackupError(f"Error en backup {row.tipo}: {message}", id_backup=row.id_backup) from exc
         log.info(
             "Backup %s %s completado: %s, %s, %.2f s",
-            row.id_backup, row.tipo, row.nombre_archivo, row.tamanio_legible, row.duracion_segundos or 0,
+            row.id_backup,
+            row.tipo,
+            row.nombre_archivo,
+            row.tamanio_legible,
+            row.duracion_segundos or 0,
         )
         self._notify(session, "COMPLETADO", row)
         return row
@@ -335,7 +349,7 @@ class BackupService:
             session.commit()
             session.refresh(row)
             self._notify(session, "ERROR", row)
-        except Exception:  # noqa: BLE001 — sin base, la recuperación del arranque lo marcará
+        except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
     def _produce(self, session: Session, row: HistorialBackup, decision: Decision) -> None:
@@ -349,7 +363,9 @@ class BackupService:
             with self._connect() as snap:
                 # El corte solo importa al completo: el diferencial usa el de su completo base.
                 cutoff, hidden = (
-                    catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN) if decision.tipo == "COMPLETO" else (None, False)
+                    catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                    if decision.tipo == "COMPLETO"
+                    else (None, False)
                 )
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
@@ -365,8 +381,13 @@ class BackupService:
                 if decision.tipo == "COMPLETO":
                     names = [t.name for t in catalog.tables(snap)]
                     result = write_full(
-                        writer, pg_dump=tools.path("pg_dump"), conninfo=conninfo, env=env,
-                        snapshot=snapshot_id, table_names=names, comment=comment,
+                        writer,
+                        pg_dump=tools.path("pg_dump"),
+                        conninfo=conninfo,
+                        env=env,
+                        snapshot=snapshot_id,
+                        table_names=names,
+                        comment=comment,
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
                     assert cutoff is not None
@@ -383,9 +404,14 @@ class BackupService:
                     comment += f"\n-- Requiere el completo {base.nombre_archivo} (id {base.id_backup}, md5 {base.hash_md5})"
                     assert decision.base_manifest is not None
                     result = write_diff(
-                        writer, snap, cutoff=corte, fingerprint=fingerprint,
-                        base=decision.base_manifest, comment=comment,
-                        snapshot=snapshot_id, connect=self._connect,
+                        writer,
+                        snap,
+                        cutoff=corte,
+                        fingerprint=fingerprint,
+                        base=decision.base_manifest,
+                        comment=comment,
+                        snapshot=snapshot_id,
+                        connect=self._connect,
                     )
                 writer.finish()
                 snap.execute("COMMIT")
@@ -441,12 +467,19 @@ class BackupService:
             temps = self._remove_temp_files()
             with self.runtime.session_factory() as session:
                 synced = self.sync_catalog(session)
-                interrupted = session.execute(
-                    update(HistorialBackup)
-                    .where(HistorialBackup.estado == "EN_PROCESO")
-                    .values(estado="ERROR", mensaje_error="Interrumpido: el proceso terminó antes de completar el backup")
-                    .returning(HistorialBackup.id_backup)
-                ).scalars().all()
+                interrupted = (
+                    session.execute(
+                        update(HistorialBackup)
+                        .where(HistorialBackup.estado == "EN_PROCESO")
+                        .values(
+                            estado="ERROR",
+                            mensaje_error="Interrumpido: el proceso terminó antes de completar el backup",
+                        )
+                        .returning(HistorialBackup.id_backup)
+                    )
+                    .scalars()
+                    .all()
+                )
                 session.commit()
             if interrupted:
                 log.warning("Backups interrumpidos marcados como ERROR: %s", interrupted)
@@ -480,7 +513,9 @@ class BackupService:
             result = RetentionResult(temporales_borrados=self._remove_temp_files())
             with self.runtime.session_factory() as session:
                 self.sync_catalog(session)
-                limit = (now or session.scalar(select(func.now()))) - timedelta(days=self.settings.BACKUP_RETENTION_DAYS)  # type: ignore[operator]
+                limit = (now or session.scalar(select(func.now()))) - timedelta(
+                    days=self.settings.BACKUP_RETENTION_DAYS
+                )  # type: ignore[operator]
                 alive = HistorialBackup.eliminado.is_not(True)
                 newest_full = (
                     select(func.max(HistorialBackup.id_backup))
@@ -494,9 +529,17 @@ class BackupService:
                     HistorialBackup.fecha_creacion >= limit,
                     HistorialBackup.id_backup_base.is_not(None),
                 )
-                old = (HistorialBackup.fecha_creacion < limit) & alive & (HistorialBackup.estado != "EN_PROCESO")
+                old = (
+                    (HistorialBackup.fecha_creacion < limit)
+                    & alive
+                    & (HistorialBackup.estado != "EN_PROCESO")
+                )
                 result.conservados_por_dependencia = list(
-                    session.scalars(select(HistorialBackup.id_backup).where(old, HistorialBackup.id_backup.in_(kept_bases)))
+                    session.scalars(
+                        select(HistorialBackup.id_backup).where(
+                            old, HistorialBackup.id_backup.in_(kept_bases)
+                        )
+                    )
                 )
                 doomed = list(
                     session.scalars(
@@ -529,7 +572,8 @@ class BackupService:
                 if doomed:
                     log.info(
                         "Retención: %s backups eliminados (%s liberados)",
-                        len(doomed), human_size(result.bytes_liberados),
+                        len(doomed),
+                        human_size(result.bytes_liberados),
                     )
                     self._notify(
                         session,
@@ -582,10 +626,17 @@ def sync_catalog(session: Session, directory: Path) -> int:
         if row is not None and row.nombre_archivo != manifest.nombre_archivo:
             log.warning(
                 "El backup %s del disco (%s) choca con el id de %s en el catálogo; no se sincroniza",
-                manifest.id_backup, manifest.nombre_archivo, row.nombre_archivo,
+                manifest.id_backup,
+                manifest.nombre_archivo,
+                row.nombre_archivo,
             )
             continue
-        if row is not None and row.estado == "COMPLETADO" and row.hash_md5 == manifest.hash_md5 and not row.eliminado:
+        if (
+            row is not None
+            and row.estado == "COMPLETADO"
+            and row.hash_md5 == manifest.hash_md5
+            and not row.eliminado
+        ):
             continue
         if row is None:
             row = HistorialBackup(id_backup=manifest.id_backup)

@@ -30,7 +30,9 @@ class EjecucionJob(Auditado, Base):
     ambito: Mapped[str] = mapped_column(String(500), server_default="")
     # La hora programada que cubre esta corrida; en una corrida manual, el instante en que se pidió.
     programada_para: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    inicio: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    inicio: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("clock_timestamp()")
+    )
     fin: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     estado: Mapped[str] = mapped_column(String(12))
     mensaje: Mapped[str | None] = mapped_column(Text)

@@ -23,7 +23,9 @@ from inventario.pagination import Listado, PaginaDep
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(min_length=1, max_length=50, description="backup_diario, logs_maintenance o alertas_diarias")]
+JobId = Annotated[
+    str, Path(min_length=1, max_length=50, description="backup_diario, logs_maintenance o alertas_diarias")
+]
 
 
 def _service(request: Request) -> JobsService:

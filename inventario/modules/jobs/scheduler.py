@@ -80,7 +80,9 @@ class Planificador:
         for job in self.service.jobs:
             log.info(
                 "Planificador: job %s registrado (%s); próxima ejecución %s",
-                job.job_id, self.service.programacion(job), self.service.next_slot(job, now).isoformat(),
+                job.job_id,
+                self.service.programacion(job),
+                self.service.next_slot(job, now).isoformat(),
             )
         log.info("Planificador en marcha en la instancia %s", self.service.instancia)
 
@@ -89,7 +91,7 @@ class Planificador:
             self.service.recover()
             for corrida in self.service.catch_up(self.clock()):
                 self._retry_if_busy(corrida)
-        except Exception:  # noqa: BLE001 — p. ej. la base no responde: los disparos siguen en pie
+        except Exception:
             log.exception("Planificador: falló la recuperación al arrancar")
         finally:
             self._startup_done.set()
@@ -101,7 +103,7 @@ class Planificador:
     def _fire(self, job_id: str) -> None:
         try:
             corrida = self.service.run_due(job_id, self.clock())
-        except Exception:  # noqa: BLE001 — el registro lo muestra; el planificador sigue
+        except Exception:
             log.exception("Planificador: el disparo de %s falló", job_id)
             return
         self._retry_if_busy(corrida)
@@ -121,7 +123,11 @@ class Planificador:
             name=f"Reintento de {corrida.job_id}",
             replace_existing=True,
         )
-        log.info("Planificador: %s está en curso en otra parte; se reintenta en %s s", corrida.job_id, int(RETRY.total_seconds()))
+        log.info(
+            "Planificador: %s está en curso en otra parte; se reintenta en %s s",
+            corrida.job_id,
+            int(RETRY.total_seconds()),
+        )
 
     def shutdown(self, wait: bool = True) -> None:
         """Detiene los disparos; con `wait`, espera a que terminen los jobs en curso (un backup no

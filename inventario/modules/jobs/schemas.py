@@ -23,7 +23,7 @@ class EjecucionSalida(BaseModel):
     interrumpida: bool = False
 
     @classmethod
-    def desde(cls, row: object, interrumpida: bool = False) -> "EjecucionSalida":
+    def desde(cls, row: object, interrumpida: bool = False) -> EjecucionSalida:
         out = cls.model_validate(row)
         if out.fin is not None:
             out.duracion_segundos = round((out.fin - out.inicio).total_seconds(), 3)

@@ -89,7 +89,11 @@ JOBS: tuple[JobDef, ...] = (
         descripcion_de=lambda s: (
             f"Comprime los logs rotados de más de {s.LOGS_COMPRESSION_DAYS} días (error 10, health 14, "
             f"sesiones 30) y elimina los comprimidos de más de {s.LOGS_RETENTION_DAYS} días"
-            + ("" if s.LOGS_COMPRESSION_ENABLED else ". Compresión deshabilitada (LOGS_COMPRESSION_ENABLED=false)")
+            + (
+                ""
+                if s.LOGS_COMPRESSION_ENABLED
+                else ". Compresión deshabilitada (LOGS_COMPRESSION_ENABLED=false)"
+            )
         ),
         por_maquina=True,
     ),
@@ -277,7 +281,7 @@ class JobsService:
                     ),
                     {"estado": estado, "mensaje": mensaje, "id": id_ejecucion},
                 )
-        except Exception:  # noqa: BLE001 — queda EN_CURSO y la próxima corrida la verá interrumpida
+        except Exception:
             log.exception("No se pudo registrar el final de la corrida %s", id_ejecucion)
 
     def _notify_failure(self, job: JobDef, id_ejecucion: int, mensaje: str) -> None:
@@ -299,7 +303,7 @@ class JobsService:
                     referencia_tipo="EJECUCION_JOB",
                     referencia_id=id_ejecucion,
                 )
-        except Exception:  # noqa: BLE001 — sin base no hay notificación; queda el log de error
+        except Exception:
             log.exception("No se pudo notificar el fallo de la corrida %s", id_ejecucion)
 
     def _execute(self, job: JobDef, slot: datetime, *, manual: bool, ejecutado_por: str) -> Corrida:
@@ -309,8 +313,11 @@ class JobsService:
             return Corrida(job.job_id, slot, "YA_EJECUTADA")
         log.info(
             "Job %s: corrida %s iniciada (programada para %s, %s, instancia %s)",
-            job.job_id, id_ejecucion, slot.astimezone(self.settings.tz).isoformat(),
-            "manual" if manual else ejecutado_por, self.instancia,
+            job.job_id,
+            id_ejecucion,
+            slot.astimezone(self.settings.tz).isoformat(),
+            "manual" if manual else ejecutado_por,
+            self.instancia,
         )
         notify = False
         try:
@@ -318,7 +325,7 @@ class JobsService:
             estado, mensaje = result.estado, result.mensaje
         except JobFallido as exc:
             estado, mensaje, notify = "ERROR", exc.mensaje, not exc.notificado
-        except Exception as exc:  # noqa: BLE001 — todo fallo queda registrado y notificado
+        except Exception as exc:
             log.exception("Job %s: corrida %s falló", job.job_id, id_ejecucion)
             estado, mensaje, notify = "ERROR", _texto(exc), True
         mensaje = _limpio(mensaje)
@@ -363,13 +370,14 @@ class JobsService:
         for job in self.jobs:
             try:
                 corrida = self.run_due(job.job_id, now, origen="RECUPERACION")
-            except Exception:  # noqa: BLE001 — un job que no se pudo recuperar no frena a los demás
+            except Exception:
                 log.exception("Job %s: no se pudo recuperar la corrida perdida", job.job_id)
                 continue
             if corrida.resultado == "EJECUTADA":
                 log.warning(
                     "Job %s: se recuperó la corrida programada para %s (el servicio no estaba en marcha)",
-                    job.job_id, corrida.programada_para.astimezone(self.settings.tz).isoformat(),  # type: ignore[union-attr]
+                    job.job_id,
+                    corrida.programada_para.astimezone(self.settings.tz).isoformat(),  # type: ignore[union-attr]
                 )
             corridas.append(corrida)
         return corridas
@@ -412,7 +420,9 @@ class JobsService:
             )
         return rows, total
 
-    def _last_and_coverage(self, job: JobDef, slot: datetime) -> tuple[EjecucionJob | None, bool, datetime | None]:
+    def _last_and_coverage(
+        self, job: JobDef, slot: datetime
+    ) -> tuple[EjecucionJob | None, bool, datetime | None]:
         """(última corrida, ¿hay una corrida para `slot` o posterior?, primera hora programada registrada)."""
         where = (EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
         with self.runtime.session_factory() as session:
@@ -457,9 +467,7 @@ class JobsService:
                     interrupted = last.estado == "EN_CURSO"
             problema = None
             if interrupted:
-                problema = (
-                    f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]
-                )
+                problema = f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]
             elif last is not None and last.estado == "ERROR":
                 problema = f"la última corrida falló: {last.mensaje}"
             else:
@@ -494,7 +502,9 @@ class JobsService:
             )
         return items
 
-    def health(self, now: datetime, *, activo: bool, esperado: bool, desde: datetime | None = None) -> dict[str, Any]:
+    def health(
+        self, now: datetime, *, activo: bool, esperado: bool, desde: datetime | None = None
+    ) -> dict[str, Any]:
         """La sección `scheduler` de `/health`. `esperado`: este proceso debería tener planificador."""
         items = self.status(now, desde=desde)
         problems = [f"{i['job_id']}: {i['problema']}" for i in items if i["problema"]]

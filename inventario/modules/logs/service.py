@@ -177,7 +177,9 @@ def _crc_of_gzip(path: Path) -> tuple[int, int]:
 def _write_gzip(src: Path, tmp: Path, mtime: float) -> tuple[int, int]:
     crc, size = 0, 0
     with open(src, "rb") as fin, open(tmp, "wb") as raw:
-        with gzip.GzipFile(filename=src.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=int(mtime)) as gz:
+        with gzip.GzipFile(
+            filename=src.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=int(mtime)
+        ) as gz:
             while chunk := fin.read(CHUNK):
                 crc = zlib.crc32(chunk, crc)
                 size += len(chunk)
@@ -256,7 +258,7 @@ def maintain(settings: Settings, now: datetime | None = None) -> ResultadoLogs:
                 result.errores.append(f"{base}: {exc.strerror or exc}")
 
         # 3. Comprimidos más viejos que la retención.
-        for base, entry in sorted(gz.items()):
+        for _base, entry in sorted(gz.items()):
             if entry.age_days(today, tz) <= settings.LOGS_RETENTION_DAYS:
                 continue
             try:
@@ -330,9 +332,17 @@ def maintain(settings: Settings, now: datetime | None = None) -> ResultadoLogs:
         level,
         "Mantenimiento de logs: %s comprimidos (%s bytes → %s, %s ahorrados), %s eliminados (%s bytes), "
         "%s recuperados, %s temporales, %s en uso, %s errores en %.2f s",
-        len(result.comprimidos), result.bytes_originales, result.bytes_comprimidos, result.bytes_ahorrados,
-        len(result.eliminados), result.bytes_eliminados, len(result.recuperados),
-        len(result.temporales_borrados), len(result.en_uso), len(result.errores), result.segundos,
+        len(result.comprimidos),
+        result.bytes_originales,
+        result.bytes_comprimidos,
+        result.bytes_ahorrados,
+        len(result.eliminados),
+        result.bytes_eliminados,
+        len(result.recuperados),
+        len(result.temporales_borrados),
+        len(result.en_uso),
+        len(result.errores),
+        result.segundos,
     )
     for error in result.errores:
         log.error("Mantenimiento de logs: %s", error)

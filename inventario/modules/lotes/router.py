@@ -37,9 +37,7 @@ def list_lots(
     vence_antes: Annotated[
         date | None, Query(description="Lotes con fecha_vencimiento anterior a esta fecha")
     ] = None,
-    con_stock: Annotated[
-        bool | None, Query(description="true: cantidad > 0; false: cantidad = 0")
-    ] = None,
+    con_stock: Annotated[bool | None, Query(description="true: cantidad > 0; false: cantidad = 0")] = None,
 ) -> dict[str, Any]:
     items, total = service.list_lots(
         session,
@@ -63,7 +61,5 @@ def get_lot(id_lote: Id, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
 
 
 @router.patch("/{id_lote}", response_model=LoteSalida)
-def update_lot(
-    id_lote: Id, data: LoteActualizar, session: SessionDep, _: CurrentUser
-) -> dict[str, Any]:
+def update_lot(id_lote: Id, data: LoteActualizar, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
     return service.update_lot(session, id_lote, data)

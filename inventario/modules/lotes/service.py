@@ -48,9 +48,7 @@ def list_lots(
         stmt = stmt.where(Lote.cantidad > 0 if con_stock else Lote.cantidad == 0)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.execute(
-        stmt.order_by(Lote.fecha_vencimiento.asc().nulls_last(), Lote.id_lote)
-        .offset(offset)
-        .limit(limit)
+        stmt.order_by(Lote.fecha_vencimiento.asc().nulls_last(), Lote.id_lote).offset(offset).limit(limit)
     )
     return [dict(r._mapping) for r in rows], total
 
@@ -71,9 +69,7 @@ def _saving(session: Session, id_producto: int, codigo_lote: str | None) -> Iter
     except IntegrityError as exc:
         session.rollback()
         if isinstance(exc.orig, pg.UniqueViolation):
-            raise Conflicto(
-                f"Ya existe el lote '{codigo_lote}' del producto {id_producto}"
-            ) from None
+            raise Conflicto(f"Ya existe el lote '{codigo_lote}' del producto {id_producto}") from None
         if isinstance(exc.orig, pg.ForeignKeyViolation):
             raise NoEncontrado(f"No existe el producto {id_producto}") from None
         raise

@@ -22,9 +22,7 @@ class Movimiento(Auditado, Base):
     id_producto: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("productos.id_producto", deferrable=True), index=True
     )
-    id_lote: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("lotes.id_lote", deferrable=True), index=True
-    )
+    id_lote: Mapped[int] = mapped_column(BigInteger, ForeignKey("lotes.id_lote", deferrable=True), index=True)
     # Con signo: positivo suma al lote, negativo resta (SALIDA siempre negativa).
     cantidad: Mapped[int] = mapped_column(Integer)
     motivo: Mapped[str | None] = mapped_column(Text)

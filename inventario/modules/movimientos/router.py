@@ -39,9 +39,7 @@ IdFiltro = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
 
 
 @router.post("", response_model=ResultadoMovimiento, status_code=201)
-def register_movement(
-    data: MovimientoCrear, session: SessionDep, user: CurrentUser
-) -> dict[str, Any]:
+def register_movement(data: MovimientoCrear, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     return service.register_movement(session, data, user.id_usuario)
 
 
@@ -53,12 +51,8 @@ def list_movements(
     id_producto: IdFiltro = None,
     id_lote: IdFiltro = None,
     tipo: Annotated[TipoMovimiento | None, Query()] = None,
-    desde: Annotated[
-        datetime | None, Query(description="fecha_creacion >= desde (ISO 8601)")
-    ] = None,
-    hasta: Annotated[
-        datetime | None, Query(description="fecha_creacion < hasta (ISO 8601)")
-    ] = None,
+    desde: Annotated[datetime | None, Query(description="fecha_creacion >= desde (ISO 8601)")] = None,
+    hasta: Annotated[datetime | None, Query(description="fecha_creacion < hasta (ISO 8601)")] = None,
 ) -> dict[str, Any]:
     items, total = service.list_movements(
         session,

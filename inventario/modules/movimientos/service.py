@@ -109,12 +109,9 @@ def _apply_to_lot(session: Session, id_producto: int, id_lote: int, delta: int) 
         raise Invalido(f"El lote {id_lote} no pertenece al producto {id_producto}")
     if delta < 0:
         raise Conflicto(
-            f"Stock insuficiente: disponible {lot.cantidad}, solicitado {-delta} "
-            f"(lote '{lot.codigo_lote}')"
+            f"Stock insuficiente: disponible {lot.cantidad}, solicitado {-delta} (lote '{lot.codigo_lote}')"
         )
-    raise Conflicto(
-        f"La cantidad del lote '{lot.codigo_lote}' superaría el máximo permitido ({MAX_INT})"
-    )
+    raise Conflicto(f"La cantidad del lote '{lot.codigo_lote}' superaría el máximo permitido ({MAX_INT})")
 
 
 def _take_fefo(session: Session, id_producto: int, quantity: int) -> list[tuple[int, int, int]]:
@@ -122,14 +119,8 @@ def _take_fefo(session: Session, id_producto: int, quantity: int) -> list[tuple[
     rows = session.execute(FEFO_SQL, {"id_producto": id_producto, "cantidad": quantity}).all()
     if rows[0].id_lote is None:
         expired = session.scalar(EXPIRED_STOCK_SQL, {"id_producto": id_producto}) or 0
-        nota = (
-            f" ({expired} más en lotes vencidos, que no se toman sin indicar el lote)"
-            if expired
-            else ""
-        )
-        raise Conflicto(
-            f"Stock insuficiente: disponible {rows[0].disponible}, solicitado {quantity}{nota}"
-        )
+        nota = f" ({expired} más en lotes vencidos, que no se toman sin indicar el lote)" if expired else ""
+        raise Conflicto(f"Stock insuficiente: disponible {rows[0].disponible}, solicitado {quantity}{nota}")
     return [(r.id_lote, r.tomar, r.restante) for r in rows]
 
 
@@ -155,8 +146,7 @@ def register_movement(session: Session, data: MovimientoCrear, id_usuario: int) 
             taken = [(data.id_lote, delta, remaining)]
         else:
             taken = [
-                (lot, -qty, rest)
-                for lot, qty, rest in _take_fefo(session, data.id_producto, data.cantidad)
+                (lot, -qty, rest) for lot, qty, rest in _take_fefo(session, data.id_producto, data.cantidad)
             ]
         movements = insert_movements(
             session,
@@ -173,9 +163,7 @@ def register_movement(session: Session, data: MovimientoCrear, id_usuario: int) 
             ],
         )
         stock = session.scalar(
-            select(func.coalesce(func.sum(Lote.cantidad), 0)).where(
-                Lote.id_producto == data.id_producto
-            )
+            select(func.coalesce(func.sum(Lote.cantidad), 0)).where(Lote.id_producto == data.id_producto)
         )
         session.commit()
     except DomainError:

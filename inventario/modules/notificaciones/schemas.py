@@ -20,9 +20,7 @@ Semaforo = Annotated[Literal["VERDE", "AMARILLO", "ROJO"], BeforeValidator(_sema
 # Tipos y referencias son etiquetas de máquina: MAYÚSCULAS_CON_GUIONES (p. ej. BACKUP, LOTE).
 Etiqueta = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=30, pattern=r"^[A-Z][A-Z0-9_]*$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=30, pattern=r"^[A-Z][A-Z0-9_]*$"),
 ]
 
 

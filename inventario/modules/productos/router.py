@@ -44,9 +44,7 @@ def list_products(
     _: CurrentUser,
     pagina: PaginaDep,
     q: Busqueda = None,
-    activo: Annotated[
-        bool | None, Query(description="Solo activos (true) o inactivos (false)")
-    ] = None,
+    activo: Annotated[bool | None, Query(description="Solo activos (true) o inactivos (false)")] = None,
     bajo_minimo: Annotated[
         bool | None, Query(description="true: stock_total < stock_minimo; false: lo contrario")
     ] = None,

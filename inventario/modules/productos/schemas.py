@@ -41,7 +41,7 @@ def Texto(max_length: int, min_length: int = 1) -> Any:
 def _fecha_iso(value: object) -> object:
     # Solo AAAA-MM-DD: pydantic aceptaría también números como marcas de tiempo Unix
     # (20240101 -> 1970-08-23) y fechas con hora.
-    if value is None or isinstance(value, date) and not isinstance(value, datetime):
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
         return value
     if isinstance(value, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
         try:

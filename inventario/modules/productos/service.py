@@ -103,9 +103,7 @@ def _save(session: Session, codigo: str | None) -> None:
         if isinstance(exc.orig, pg.UniqueViolation):
             raise Conflicto(f"Ya existe un producto con el código '{codigo}'") from None
         if isinstance(exc.orig, pg.CheckViolation):
-            raise Invalido(
-                "Los datos del producto no cumplen las reglas (stock_minimo >= 0)"
-            ) from None
+            raise Invalido("Los datos del producto no cumplen las reglas (stock_minimo >= 0)") from None
         raise
 
 
@@ -135,9 +133,7 @@ def deactivate_product(session: Session, product_id: int) -> dict[str, Any]:
 
 def product_stock(session: Session, product_id: int) -> dict[str, Any]:
     product = get_product(session, product_id)
-    expired = and_(
-        Lote.fecha_vencimiento.is_not(None), Lote.fecha_vencimiento < func.current_date()
-    )
+    expired = and_(Lote.fecha_vencimiento.is_not(None), Lote.fecha_vencimiento < func.current_date())
     lots = session.execute(
         select(
             Lote.id_lote,

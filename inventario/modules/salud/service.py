@@ -56,7 +56,9 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
     # El directorio (o el primer ancestro existente, donde se creará) debe poder recibir archivos.
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         info["estado"] = DEGRADADO
-        info["mensaje"] = f"El directorio de backups no es utilizable: {probe} no es un directorio con permiso de escritura"
+        info["mensaje"] = (
+            f"El directorio de backups no es utilizable: {probe} no es un directorio con permiso de escritura"
+        )
     return info
 
 

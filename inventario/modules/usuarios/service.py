@@ -79,9 +79,7 @@ def authenticate(
     """Verifica credenciales; tras `max_attempts` fallos seguidos bloquea la cuenta un tiempo."""
     now = session.scalar(select(func.now()))
     assert now is not None
-    user = session.scalar(
-        select(Usuario).where(Usuario.nombre_usuario == username).with_for_update()
-    )
+    user = session.scalar(select(Usuario).where(Usuario.nombre_usuario == username).with_for_update())
     if user is not None and user.bloqueado_hasta is not None and user.bloqueado_hasta > now:
         session.rollback()
         sesiones_log.warning("LOGIN BLOQUEADO usuario=%s cliente=%s", username, client)
@@ -133,9 +131,7 @@ def ensure_first_admin(session: Session, password: str | None) -> str | None:
 
 def unlock(session: Session, user_id: int) -> None:
     session.execute(
-        update(Usuario)
-        .where(Usuario.id_usuario == user_id)
-        .values(intentos_fallidos=0, bloqueado_hasta=None)
+        update(Usuario).where(Usuario.id_usuario == user_id).values(intentos_fallidos=0, bloqueado_hasta=None)
     )
     session.commit()
 
@@ -148,5 +144,4 @@ __all__ = [
     "list_users",
     "unlock",
     "update_user",
-
 ]
