@@ -46,7 +46,7 @@ def runtime_context(migrate: bool = True) -> Iterator[Runtime]:
     from inventario.logging_setup import setup_logging
 
     settings = settings_or_exit()
-    setup_logging(settings.logs_dir, settings.LOG_LEVEL)
+    setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
     runtime = open_runtime(settings, migrate=migrate)
     try:
         yield runtime

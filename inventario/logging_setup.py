@@ -1,4 +1,8 @@
-"""Los cuatro archivos de log del plan: app.log, error.log, health.log y sesiones.log.
+"""Los archivos de log: los cuatro del plan (app.log, error.log, health.log, sesiones.log) y
+acceso.log (una línea por petición HTTP, fuera de app.log para que este cuente lo que hizo el servicio).
+
+Cada línea empieza con la hora ISO 8601 con su desfase, en ZONA_HORARIA (la de los jobs y la API):
+`2025-11-25T03:00:00.125-06:00`.
 
 Los archivos rotados llevan su fecha (`app.log.2025-11-25`); una segunda rotación el mismo día
 recibe `.1`, `.2`... y nunca pisa a la anterior. Comprimir y borrar lo hace `logs_maintenance`.
@@ -10,12 +14,14 @@ import logging
 import os
 import re
 import time
-from datetime import date
+from datetime import date, datetime
 from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log")
+LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log", "acceso.log")
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+ACCESS_LOGGER = "uvicorn.access"
 APP_MAX_BYTES = 10 * 1024 * 1024
 
 # Nombres de campo cuyo valor es secreto (también con prefijo o sufijo: hash_password, SECRET_KEY,
@@ -64,6 +70,17 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class ZonedFormatter(logging.Formatter):
+    """La hora de cada línea en ISO 8601 con desfase, en la zona del servicio."""
+
+    def __init__(self, fmt: str, zone: ZoneInfo) -> None:
+        super().__init__(fmt)
+        self.zone = zone
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, self.zone).isoformat(timespec="milliseconds")
+
+
 def unique_name(path: Path) -> Path:
     """`path` si no existe; si no, `path.1`, `path.2`... (también si ya está comprimido)."""
     candidate, n = path, 0
@@ -102,15 +119,22 @@ class DatedDailyHandler(TimedRotatingFileHandler):
 _configured: list[logging.Handler] = []
 
 
-def setup_logging(logs_dir: Path, level: str = "INFO") -> None:
+_OWN_FILES = (
+    ("inventario.health", "health.log"),
+    ("inventario.sesiones", "sesiones.log"),
+    (ACCESS_LOGGER, "acceso.log"),
+)
+
+
+def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> None:
     """Configura los archivos; idempotente (vuelve a configurar si cambia la carpeta)."""
     for handler in _configured:
-        for name in ("", "inventario.health", "inventario.sesiones"):
+        for name in ("", *(logger for logger, _ in _OWN_FILES)):
             logging.getLogger(name).removeHandler(handler)
         handler.close()
     _configured.clear()
     logs_dir.mkdir(parents=True, exist_ok=True)
-    formatter = logging.Formatter(FORMAT)
+    formatter = ZonedFormatter(FORMAT, ZoneInfo(zona))
     redactor = RedactSecrets()
 
     def prepared(handler: logging.Handler, handler_level: int = logging.NOTSET) -> logging.Handler:
@@ -130,7 +154,7 @@ def setup_logging(logs_dir: Path, level: str = "INFO") -> None:
         )
     )
     root.addHandler(prepared(DatedDailyHandler(str(logs_dir / "error.log")), logging.ERROR))
-    for name, filename in (("inventario.health", "health.log"), ("inventario.sesiones", "sesiones.log")):
+    for name, filename in _OWN_FILES:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.propagate = False

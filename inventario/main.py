@@ -64,7 +64,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_logging(settings.logs_dir, settings.LOG_LEVEL)
+        setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
         runtime = open_runtime(settings, server)
         app.state.runtime = runtime
         app.state.settings = settings

@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from inventario import logging_setup
 from inventario.logging_setup import DatedDailyHandler, DatedSizeRotatingHandler, setup_logging
 
-SPECIAL = ("", "inventario.health", "inventario.sesiones")
+SPECIAL = ("", "inventario.health", "inventario.sesiones", "uvicorn.access")
 
 
 @pytest.fixture(autouse=True)
@@ -148,9 +149,25 @@ def test_cada_registro_va_a_su_archivo(tmp_path: Path) -> None:
     assert "fallo grave" in error and "informativo general" not in error
     assert "estado=OK" in health and "estado=OK" not in app and "estado=OK" not in error
     assert "LOGIN FALLIDO usuario=ana cliente=10.0.0.7" in sesiones and "LOGIN FALLIDO" not in app
+    # ISO 8601 con desfase; sin zona indicada, UTC.
     assert re.match(
-        r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} ERROR \[inventario\.prueba\] fallo grave", error
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}\+00:00 ERROR \[inventario\.prueba\] fallo grave", error
     )
+
+
+def test_hora_iso_8601_en_zona_horaria_y_acceso_aparte(tmp_path: Path) -> None:
+    setup_logging(tmp_path, zona="America/Mexico_City")
+    antes = datetime.now(ZoneInfo("America/Mexico_City"))
+    logging.getLogger("inventario.prueba").warning("backup a las 03:00")
+    logging.getLogger("uvicorn.access").info('127.0.0.1:5000 - "GET /api/v1/productos HTTP/1.1" 200')
+    (linea,) = lines(tmp_path / "app.log")
+    hora = datetime.fromisoformat(linea.split(" ", 1)[0])
+    # México no tiene horario de verano desde 2022: siempre -06:00.
+    assert hora.utcoffset() == timedelta(hours=-6) and abs((hora - antes).total_seconds()) < 5
+    assert linea.endswith("WARNING [inventario.prueba] backup a las 03:00")
+    (acceso,) = lines(tmp_path / "acceso.log")
+    assert '"GET /api/v1/productos HTTP/1.1" 200' in acceso and "-06:00 INFO" in acceso
+    assert "GET /api" not in "\n".join(lines(tmp_path / "app.log"))
 
 
 def test_nivel_de_log_configurable(tmp_path: Path) -> None:
@@ -217,7 +234,8 @@ def test_setup_logging_es_idempotente(tmp_path: Path) -> None:
     setup_logging(tmp_path)
     assert [type(h) for h in ours("")] == [DatedSizeRotatingHandler, DatedDailyHandler]
     assert len(ours("inventario.health")) == len(ours("inventario.sesiones")) == 1
-    assert len(logging_setup._configured) == 4
+    assert len(ours("uvicorn.access")) == 1
+    assert len(logging_setup._configured) == 5
     logging.getLogger("inventario.prueba").error("una sola vez")
     logging.getLogger("inventario.health").info("health una vez")
     logging.getLogger("inventario.sesiones").info("sesión una vez")

@@ -1,6 +1,6 @@
 """Mantenimiento de logs: comprimir los rotados y borrar los comprimidos viejos. Sin HTTP.
 
-Solo toca archivos **rotados** de las cuatro familias del plan (`app.log.2025-11-25`,
+Solo toca archivos **rotados** de las cuatro familias del plan y de `acceso.log` (`app.log.2025-11-25`,
 `error.log.2025-11-25.1`, `health.log.3`...); nunca `app.log`, `error.log`, `health.log` ni
 `sesiones.log`, que son los que se están escribiendo, ni archivos con otros nombres.
 
@@ -12,6 +12,7 @@ Ventanas (edad = días desde la fecha del nombre; sin fecha en el nombre, desde 
 | `error.log`    | max(LOGS_COMPRESSION_DAYS, 10)            | LOGS_RETENTION_DAYS          |
 | `health.log`   | max(LOGS_COMPRESSION_DAYS, 14)            | LOGS_RETENTION_DAYS          |
 | `sesiones.log` | max(LOGS_COMPRESSION_DAYS, 30)            | LOGS_RETENTION_DAYS          |
+| `acceso.log`   | LOGS_COMPRESSION_DAYS                     | LOGS_RETENTION_DAYS          |
 
 Un rotado que ya pasó LOGS_RETENTION_DAYS sin comprimirse (p. ej. porque la compresión estuvo
 apagada) se borra sin comprimir, con la compresión habilitada: su `.gz` se borraría enseguida. Con
@@ -52,7 +53,13 @@ from inventario.logging_setup import LOG_FILES
 log = logging.getLogger(__name__)
 
 # Días que cada familia se conserva como texto plano según el plan (app.log usa LOGS_COMPRESSION_DAYS).
-DIAS_TEXTO_PLANO = {"app.log": 0, "error.log": 10, "health.log": 14, "sesiones.log": 30}
+DIAS_TEXTO_PLANO = {
+    "app.log": 0,
+    "error.log": 10,
+    "health.log": 14,
+    "sesiones.log": 30,
+    "acceso.log": 0,  # como app.log
+}
 GZ = ".gz"
 TEMP_SUFFIX = ".gz.parcial"
 LOCK_NAME = ".mantenimiento.lock"
