@@ -68,11 +68,27 @@ def serve(
     """Arranca el servicio HTTP (con PostgreSQL embebido si DATABASE_URL no está definida)."""
     import uvicorn
 
+    from inventario.arranque import ArranqueError, aviso_inicio, reservar_puerto
     from inventario.main import create_app
 
     settings = settings_or_exit()
-    application = create_app(settings, with_scheduler=not sin_scheduler)
-    uvicorn.run(application, host=host or settings.HOST, port=port or settings.PORT, log_config=None)
+    host, port = host or settings.HOST, port or settings.PORT
+    try:
+        sock = reservar_puerto(host, port)
+    except ArranqueError as exc:
+        raise fail(f"No se pudo arrancar: {exc}", 3) from None
+
+    def listo(runtime: Runtime) -> None:
+        typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
+
+    application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
+    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
+    server.run(sockets=[sock])
+    if not server.started:
+        motivo = getattr(application.state, "fallo_arranque", None) or (
+            f"revise {settings.logs_dir / 'error.log'}"
+        )
+        raise fail(f"No se pudo arrancar: {motivo}", 3)
 
 
 @db_app.command("upgrade")

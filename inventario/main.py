@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi_offline import FastAPIOffline
 
 from inventario import __version__
+from inventario.arranque import describir_fallo
 from inventario.config import Settings, get_settings
 from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
@@ -59,13 +62,21 @@ def create_app(
     server: DatabaseServer | None = None,
     *,
     with_scheduler: bool = True,
+    on_ready: Callable[[Runtime], None] | None = None,
 ) -> FastAPI:
+    """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
-        runtime = open_runtime(settings, server)
+        try:
+            setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
+            runtime = open_runtime(settings, server)
+        except Exception as exc:
+            # `serve` lo muestra en la consola en una línea; la traza queda en error.log.
+            app.state.fallo_arranque = describir_fallo(exc, settings)
+            log.exception("No se pudo arrancar: %s", app.state.fallo_arranque)
+            raise
         app.state.runtime = runtime
         app.state.settings = settings
         app.state.engine = runtime.engine
@@ -82,6 +93,8 @@ def create_app(
         else:
             app.state.scheduler_info = health_without_scheduler(runtime)
         app.state.scheduler = scheduler
+        if on_ready is not None:
+            on_ready(runtime)
         try:
             yield
         finally:
@@ -92,12 +105,19 @@ def create_app(
                 backup.esperar_backups_en_segundo_plano(app)
             runtime.close()
 
-    app = FastAPI(
+    # Swagger UI y ReDoc desde el paquete instalado, no desde un CDN: /docs funciona sin internet.
+    app = FastAPIOffline(
         title="Inventario",
         version=__version__,
         description="Inventario con backups que restauran exactamente, logs que se cuidan solos y alertas.",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
     install_handlers(app)
     include_routers(app)
+
+    @app.get("/", include_in_schema=False)
+    def inicio() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     return app

@@ -85,6 +85,7 @@ from inventario.modules.backup.schemas import (
 from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupIniciado, BackupService
 from inventario.modules.usuarios.dependencies import AdminUser
 from inventario.modules.usuarios.model import Usuario
+from inventario.openapi import ErrorSalida
 from inventario.pagination import Id, Listado, PaginaDep
 from inventario.runtime import Runtime
 
@@ -109,7 +110,8 @@ def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
         503: "Servicio no disponible (email sin configurar, backup fallido, directorio o base no disponibles)",
         507: "El backup falló por falta de espacio en disco",
     }
-    return {c: {"description": textos[c]} for c in (401, 403, *codigos)}
+    # Con la base caída cualquiera responde 503 (errors.install_handlers).
+    return {c: {"model": ErrorSalida, "description": textos[c]} for c in sorted({401, 403, 503, *codigos})}
 
 
 # ------------------------------------------------------------------ tipos de la query
@@ -294,6 +296,7 @@ _RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {
     status_code=202,
     responses=_RESPUESTAS_EJECUTAR,
     summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL o AUTO)",
+    description="202 al empezar (consulte GET /{id}); con esperar=true, 201 al terminar. Solo ADMIN.",
 )
 def ejecutar(
     request: Request,
@@ -323,6 +326,7 @@ def ejecutar(
     status_code=202,
     responses=_RESPUESTAS_EJECUTAR,
     summary="Atajo: backup COMPLETO",
+    description="Lo mismo que /ejecutar con tipo COMPLETO. Solo ADMIN.",
 )
 def ejecutar_completo(
     request: Request,
@@ -342,6 +346,7 @@ def ejecutar_completo(
     status_code=202,
     responses=_RESPUESTAS_EJECUTAR,
     summary="Atajo: backup DIFERENCIAL (se hace COMPLETO si no hay un completo utilizable)",
+    description="Lo mismo que /ejecutar con tipo DIFERENCIAL. Solo ADMIN.",
 )
 def ejecutar_diferencial(
     request: Request,
@@ -401,6 +406,7 @@ def _proxima_ejecucion(request: Request) -> datetime | None:
     response_model=EstadisticasBackup,
     responses=_errores(),
     summary="Estadísticas del sistema de backups",
+    description="Totales, espacio usado y libre, último error y próxima corrida programada. Solo ADMIN.",
 )
 def estadisticas(request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
     settings = _runtime(request).settings
@@ -422,6 +428,7 @@ def estadisticas(request: Request, session: SessionDep, _: AdminUser) -> dict[st
     response_model=Listado[BackupSalida],
     responses=_errores(422),
     summary="Backups, del más nuevo al más viejo",
+    description="Catálogo paginado con filtros por tipo, estado y fechas. Solo ADMIN.",
 )
 def listar(
     request: Request,
@@ -465,6 +472,7 @@ def listar(
     response_model=LimpiezaBackups,
     responses=_errores(409),
     summary="Aplicar ahora la retención (BACKUP_RETENTION_DAYS)",
+    description="Borra los backups vencidos (nunca el último completo ni uno del que dependa un diferencial) y dice cuáles. Solo ADMIN.",
 )
 def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
     servicio = _servicio(request)
@@ -504,6 +512,7 @@ def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
     response_model=BackupDetalle,
     responses=_errores(404, 422),
     summary="Un backup; un diferencial trae su completo base en `base`",
+    description="Un backup del catálogo con su completo base y sus diferenciales. Solo ADMIN.",
 )
 def obtener(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
     servicio = _servicio(request)
@@ -583,6 +592,7 @@ def _enviar_archivo(fh: IO[bytes], size: int) -> Iterator[bytes]:
         **_errores(404, 409, 410, 422),
     },
     summary="Descargar el archivo del backup (MD5 verificado antes de enviar)",
+    description="El .sql.gz en streaming con su MD5 en X-Checksum-MD5. Solo ADMIN.",
 )
 def descargar(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> StreamingResponse:
     servicio = _servicio(request)
@@ -617,6 +627,7 @@ def descargar(id_backup: Id, request: Request, session: SessionDep, _: AdminUser
     response_model=EnvioEmail,
     responses=_errores(404, 409, 410, 413, 422, 502, 503),
     summary="Enviar el backup por email como adjunto (SMTP)",
+    description="Envía el archivo por SMTP a email_destino. Solo ADMIN.",
 )
 def enviar_email(
     id_backup: Id, datos: EnviarEmail, request: Request, session: SessionDep, user: AdminUser

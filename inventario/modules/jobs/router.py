@@ -19,9 +19,11 @@ from fastapi import APIRouter, Path, Request
 from inventario.modules.jobs.schemas import EjecucionSalida, JobSalida
 from inventario.modules.jobs.service import JobsService
 from inventario.modules.usuarios.dependencies import AdminUser
+from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import Listado, PaginaDep
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses={**CON_TOKEN, **errores(403)})
+NO_EXISTE = errores(404, 422, e404="No existe el job")
 
 JobId = Annotated[
     str, Path(min_length=1, max_length=50, description="backup_diario, logs_maintenance o alertas_diarias")
@@ -46,22 +48,30 @@ def _salida(item: dict[str, Any]) -> JobSalida:
     )
 
 
-@router.get("", response_model=list[JobSalida])
+@router.get("", response_model=list[JobSalida], summary="Estado de los jobs programados")
 def list_jobs(request: Request, _: AdminUser) -> list[JobSalida]:
+    """Cada job: horario, próxima ejecución, última corrida y su resultado. Solo ADMIN."""
     service = _service(request)
     return [_salida(i) for i in service.status(datetime.now(service.settings.tz), desde=_desde(request))]
 
 
-@router.get("/{job_id}", response_model=JobSalida)
+@router.get("/{job_id}", response_model=JobSalida, summary="Estado de un job", responses=NO_EXISTE)
 def get_job(job_id: JobId, request: Request, _: AdminUser) -> JobSalida:
+    """Horario, próxima ejecución y última corrida de un job. Solo ADMIN."""
     service = _service(request)
     service.job(job_id)  # 404
     items = service.status(datetime.now(service.settings.tz), desde=_desde(request))
     return next(_salida(i) for i in items if i["job_id"] == job_id)
 
 
-@router.get("/{job_id}/ejecuciones", response_model=Listado[EjecucionSalida])
+@router.get(
+    "/{job_id}/ejecuciones",
+    response_model=Listado[EjecucionSalida],
+    summary="Historial de corridas de un job",
+    responses=NO_EXISTE,
+)
 def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
+    """Corridas de un job, la más reciente primero. Solo ADMIN."""
     rows, total = _service(request).history(job_id, pagina.offset, pagina.limit)
     return {
         "total": total,
@@ -71,7 +81,13 @@ def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep
     }
 
 
-@router.post("/{job_id}/ejecutar", response_model=EjecucionSalida)
+@router.post(
+    "/{job_id}/ejecutar",
+    response_model=EjecucionSalida,
+    summary="Ejecutar un job ahora",
+    responses={**NO_EXISTE, **errores(409, e409="El job ya se está ejecutando")},
+)
 def run_job(job_id: JobId, request: Request, user: AdminUser) -> EjecucionSalida:
+    """Corre el job ya y devuelve la corrida registrada (OK, OMITIDO o ERROR). Solo ADMIN."""
     row = _service(request).run_now(job_id, ejecutado_por=user.nombre_usuario)
     return EjecucionSalida.desde(row)

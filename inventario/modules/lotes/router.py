@@ -21,12 +21,14 @@ from inventario.database import SessionDep
 from inventario.modules.lotes import service
 from inventario.modules.lotes.schemas import LoteActualizar, LoteCrear, LoteSalida
 from inventario.modules.usuarios.dependencies import CurrentUser
+from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import MAX_BIGINT, Id, Listado, PaginaDep
 
-router = APIRouter(prefix="/api/v1/lotes", tags=["lotes"])
+router = APIRouter(prefix="/api/v1/lotes", tags=["lotes"], responses=CON_TOKEN)
+NO_EXISTE = errores(404, 422, e404="No existe el lote")
 
 
-@router.get("", response_model=Listado[LoteSalida])
+@router.get("", response_model=Listado[LoteSalida], summary="Listar lotes", responses=errores(422))
 def list_lots(
     session: SessionDep,
     _: CurrentUser,
@@ -39,6 +41,7 @@ def list_lots(
     ] = None,
     con_stock: Annotated[bool | None, Query(description="true: cantidad > 0; false: cantidad = 0")] = None,
 ) -> dict[str, Any]:
+    """Lotes paginados por vencimiento; filtra por producto, vencimiento y stock."""
     items, total = service.list_lots(
         session,
         pagina.offset,
@@ -50,16 +53,36 @@ def list_lots(
     return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
-@router.post("", response_model=LoteSalida, status_code=201)
+@router.post(
+    "",
+    response_model=LoteSalida,
+    status_code=201,
+    summary="Crear un lote",
+    responses=errores(
+        404,
+        409,
+        422,
+        e404="No existe el producto",
+        e409="Ya existe ese lote del producto, o el producto está desactivado",
+    ),
+)
 def create_lot(data: LoteCrear, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """Registra un lote; su cantidad inicial queda como movimiento ENTRADA."""
     return service.create_lot(session, data, user.id_usuario)
 
 
-@router.get("/{id_lote}", response_model=LoteSalida)
+@router.get("/{id_lote}", response_model=LoteSalida, summary="Ver un lote", responses=NO_EXISTE)
 def get_lot(id_lote: Id, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """Un lote con su cantidad y vencimiento."""
     return service.get_lot(session, id_lote)
 
 
-@router.patch("/{id_lote}", response_model=LoteSalida)
+@router.patch(
+    "/{id_lote}",
+    response_model=LoteSalida,
+    summary="Modificar un lote",
+    responses={**NO_EXISTE, **errores(409, e409="Ya existe ese código de lote en el producto")},
+)
 def update_lot(id_lote: Id, data: LoteActualizar, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """Cambia el código o el vencimiento; la cantidad solo cambia con movimientos."""
     return service.update_lot(session, id_lote, data)

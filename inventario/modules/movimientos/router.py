@@ -31,19 +31,35 @@ from inventario.modules.movimientos.schemas import (
     TipoMovimiento,
 )
 from inventario.modules.usuarios.dependencies import CurrentUser
+from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import MAX_BIGINT, Id, Listado, PaginaDep
 
-router = APIRouter(prefix="/api/v1/movimientos", tags=["movimientos"])
+router = APIRouter(prefix="/api/v1/movimientos", tags=["movimientos"], responses=CON_TOKEN)
 
 IdFiltro = Annotated[int | None, Query(ge=1, le=MAX_BIGINT)]
 
 
-@router.post("", response_model=ResultadoMovimiento, status_code=201)
+@router.post(
+    "",
+    response_model=ResultadoMovimiento,
+    status_code=201,
+    summary="Registrar un movimiento",
+    responses=errores(
+        404,
+        409,
+        422,
+        e404="No existe el lote o el producto",
+        e409="Stock insuficiente, lote vencido en una SALIDA o producto desactivado: nada cambia",
+    ),
+)
 def register_movement(data: MovimientoCrear, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """ENTRADA, SALIDA (sin lote: por vencimiento, FEFO) o AJUSTE con motivo."""
     return service.register_movement(session, data, user.id_usuario)
 
 
-@router.get("", response_model=Listado[MovimientoSalida])
+@router.get(
+    "", response_model=Listado[MovimientoSalida], summary="Listar movimientos", responses=errores(422)
+)
 def list_movements(
     session: SessionDep,
     _: CurrentUser,
@@ -54,6 +70,7 @@ def list_movements(
     desde: Annotated[datetime | None, Query(description="fecha_creacion >= desde (ISO 8601)")] = None,
     hasta: Annotated[datetime | None, Query(description="fecha_creacion < hasta (ISO 8601)")] = None,
 ) -> dict[str, Any]:
+    """Movimientos del más nuevo al más viejo; filtra por producto, lote, tipo y fechas."""
     items, total = service.list_movements(
         session,
         pagina.offset,
@@ -67,6 +84,12 @@ def list_movements(
     return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
-@router.get("/{id_movimiento}", response_model=MovimientoSalida)
+@router.get(
+    "/{id_movimiento}",
+    response_model=MovimientoSalida,
+    summary="Ver un movimiento",
+    responses=errores(404, 422, e404="No existe el movimiento"),
+)
 def get_movement(id_movimiento: Id, session: SessionDep, _: CurrentUser) -> Movimiento:
+    """Un movimiento por su id."""
     return service.get_movement(session, id_movimiento)

@@ -28,9 +28,11 @@ from inventario.modules.productos.schemas import (
     Texto,
 )
 from inventario.modules.usuarios.dependencies import AdminUser, CurrentUser
+from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import Id, Listado, PaginaDep
 
-router = APIRouter(prefix="/api/v1/productos", tags=["productos"])
+router = APIRouter(prefix="/api/v1/productos", tags=["productos"], responses=CON_TOKEN)
+NO_EXISTE = errores(404, 422, e404="No existe el producto")
 
 Busqueda = Annotated[
     Texto(200, 0) | None,  # type: ignore[misc]
@@ -38,7 +40,7 @@ Busqueda = Annotated[
 ]
 
 
-@router.get("", response_model=Listado[ProductoSalida])
+@router.get("", response_model=Listado[ProductoSalida], summary="Listar productos", responses=errores(422))
 def list_products(
     session: SessionDep,
     _: CurrentUser,
@@ -49,36 +51,68 @@ def list_products(
         bool | None, Query(description="true: stock_total < stock_minimo; false: lo contrario")
     ] = None,
 ) -> dict[str, Any]:
+    """Productos paginados con su `stock_total`; busca por código o nombre y filtra bajo mínimo."""
     items, total = service.list_products(
         session, pagina.offset, pagina.limit, q=q, activo=activo, bajo_minimo=bajo_minimo
     )
     return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
-@router.post("", response_model=ProductoSalida, status_code=201)
+@router.post(
+    "",
+    response_model=ProductoSalida,
+    status_code=201,
+    summary="Crear un producto",
+    responses=errores(409, 422, e409="Ya existe un producto con ese código"),
+)
 def create_product(data: ProductoCrear, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """Da de alta un producto (código único). ADMIN u OPERADOR."""
     return service.create_product(session, data)
 
 
-@router.get("/{id_producto}", response_model=ProductoSalida)
+@router.get("/{id_producto}", response_model=ProductoSalida, summary="Ver un producto", responses=NO_EXISTE)
 def get_product(id_producto: Id, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """Un producto con su `stock_total` y la cantidad de lotes."""
     return service.get_product(session, id_producto)
 
 
-@router.patch("/{id_producto}", response_model=ProductoSalida)
+@router.patch(
+    "/{id_producto}",
+    response_model=ProductoSalida,
+    summary="Modificar un producto",
+    responses={
+        **NO_EXISTE,
+        **errores(
+            403, 409, e403="Cambiar `activo` requiere ADMIN", e409="Ya existe un producto con ese código"
+        ),
+    },
+)
 def update_product(
     id_producto: Id, data: ProductoActualizar, session: SessionDep, user: CurrentUser
 ) -> dict[str, Any]:
+    """Cambia los datos del producto; activar o desactivar solo ADMIN."""
     if "activo" in data.model_fields_set and user.rol != "ADMIN":
         raise Prohibido("Se requiere el rol ADMIN para activar o desactivar productos")
     return service.update_product(session, id_producto, data)
 
 
-@router.delete("/{id_producto}", response_model=ProductoSalida)
+@router.delete(
+    "/{id_producto}",
+    response_model=ProductoSalida,
+    summary="Desactivar un producto",
+    responses={**NO_EXISTE, **errores(403)},
+)
 def deactivate_product(id_producto: Id, session: SessionDep, _: AdminUser) -> dict[str, Any]:
+    """Lo marca inactivo (nunca se borra un producto con historial). Solo ADMIN."""
     return service.deactivate_product(session, id_producto)
 
 
-@router.get("/{id_producto}/stock", response_model=StockProducto)
+@router.get(
+    "/{id_producto}/stock",
+    response_model=StockProducto,
+    summary="Stock de un producto por lote",
+    responses=NO_EXISTE,
+)
 def product_stock(id_producto: Id, session: SessionDep, _: CurrentUser) -> dict[str, Any]:
+    """Stock total, disponible (sin vencidos), vencido y por lote, en orden de vencimiento."""
     return service.product_stock(session, id_producto)

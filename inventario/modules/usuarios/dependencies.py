@@ -5,24 +5,29 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 
 from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
 from inventario.security import decode_token
 
-_bearer = HTTPBearer(auto_error=False, description="Token de /api/v1/auth/login")
+# OAuth2 "password": el botón Authorize de /docs pide usuario y contraseña y llama al login.
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login",
+    auto_error=False,
+    description="Usuario y contraseña en Authorize, o el token de /api/v1/auth/login",
+)
 
 
 def current_user(
     request: Request,
     session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Usuario:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if not token:
         raise NoAutorizado("Falta el token de acceso (cabecera Authorization: Bearer ...)")
-    payload = decode_token(request.app.state.secret_key, credentials.credentials)
+    payload = decode_token(request.app.state.secret_key, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")
     try:
