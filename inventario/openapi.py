@@ -1,0 +1,38 @@
+"""Lo que el OpenAPI dice de los errores: cada ruta documenta los códigos que puede devolver, con el
+cuerpo `{"detalle": ...}` de `errors.install_handlers`. Los clientes generados y los consumidores de
+la API se guían por esto; `tests/test_openapi.py` lo comprueba contra el servicio en marcha."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorSalida(BaseModel):
+    """El cuerpo de todo error."""
+
+    detalle: str = Field(description="Qué pasó, en español")
+    errores: list[str] | None = Field(None, description="Con 422: un texto por campo inválido")
+
+
+TEXTOS = {
+    400: "El cuerpo no se pudo leer (Content-Type o formato)",
+    401: "Falta el token, no es válido o venció",
+    403: "El rol del usuario no alcanza (se requiere ADMIN)",
+    404: "No existe",
+    409: "Conflicto con el estado actual (duplicado, stock insuficiente, desactivado...)",
+    413: "Demasiado grande",
+    422: "Datos inválidos: un texto por campo en `errores`",
+    503: "Base de datos no disponible; intente más tarde",
+}
+
+
+def errores(*codigos: int, **textos: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` de FastAPI para estos códigos; `textos` cambia la descripción (`e404="..."`)."""
+    return {c: {"model": ErrorSalida, "description": textos.get(f"e{c}", TEXTOS[c])} for c in sorted(codigos)}
+
+
+# Toda ruta con token y base de datos (en el APIRouter): 401 sin token, 503 con la base caída. Cada
+# ruta con parámetros o cuerpo agrega 422 (así el esquema es el nuestro, no el de FastAPI).
+CON_TOKEN = errores(401, 503)
