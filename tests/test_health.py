@@ -21,7 +21,9 @@ def restore_logging() -> Iterator[None]:
     """El lifespan llama a setup_logging(): al terminar, el logging vuelve a como estaba."""
     from inventario import logging_setup
 
-    loggers = [logging.getLogger(n) for n in ("", "inventario.health", "inventario.sesiones", "uvicorn.access")]
+    loggers = [
+        logging.getLogger(n) for n in ("", "inventario.health", "inventario.sesiones", "uvicorn.access")
+    ]
     settings = [(lg, lg.level, lg.propagate) for lg in loggers]
     attached = [(lg, h) for lg in loggers for h in lg.handlers if h in logging_setup._configured]
     for logger, handler in attached:
