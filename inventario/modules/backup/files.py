@@ -22,8 +22,8 @@ from inventario.modules.backup.schemas import Manifiesto
 
 TEMP_SUFFIX = ".parcial"
 MANIFEST_SUFFIX = ".manifest.json"
-SUFFIX = {"COMPLETO": "FULL", "DIFERENCIAL": "DIFF"}
-NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(FULL|DIFF)\.sql\.gz$")
+SUFFIX = {"COMPLETO": "FULL", "DIFERENCIAL": "DIFF", "INCREMENTAL": "INCR"}
+NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(FULL|DIFF|INCR)\.sql\.gz$")
 CHUNK = 1024 * 1024
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,17 @@ from inventario.archivos import human_size
 from inventario.auditoria import RESTORE_GUC
 from inventario.errors import Conflicto, DomainError, NoEncontrado
 from inventario.modules.backup import catalog
-from inventario.modules.backup.dump import DumpError, recent_state, write_diff, write_full
+from inventario.modules.backup.dump import (
+    DumpError,
+    Point,
+    changes_since,
+    marker_sql,
+    recent_state,
+    state_check,
+    watermark,
+    write_changes,
+    write_full,
+)
 from inventario.modules.backup.files import (
     MANIFEST_SUFFIX,
     NAME_RE,
@@ -34,7 +45,7 @@ from inventario.modules.backup.files import (
     read_manifest,
     write_manifest,
 )
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import TIPOS, HistorialBackup
 from inventario.modules.backup.schemas import Manifiesto, TipoSolicitado
 from inventario.modules.jobs.schedule import backup_tipo
 from inventario.runtime import Runtime
@@ -51,6 +62,16 @@ class BackupEnCurso(Conflicto):
         super().__init__(
             "Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine"
         )
+
+
+class SinCambios(Exception):
+    """Nada cambió desde el backup anterior de la cadena: el incremental no escribe archivo."""
+
+    def __init__(self, base: HistorialBackup) -> None:
+        super().__init__(
+            f"Sin cambios desde el backup {base.id_backup} ({base.nombre_archivo}): no se escribió ningún incremental"
+        )
+        self.base = base
 
 
 class BackupError(DomainError):
@@ -178,54 +199,100 @@ class BackupService:
         now: datetime | None = None,
         conn: psycopg.Connection | None = None,
     ) -> Decision:
-        """COMPLETO o DIFERENCIAL, y sobre qué completo. `conn`: una conexión ya abierta (la del cerrojo)."""
-        if self._nominal_type(requested, now) == "COMPLETO":
+        """El tipo que se hará y sobre qué backup. `conn`: una conexión ya abierta (la del cerrojo).
+
+        DIFERENCIAL: sobre el último completo. INCREMENTAL: sobre el último backup COMPLETADO de la
+        cadena de ese completo (completo, diferencial o incremental). Si la cadena no sirve
+        (archivo ausente, esquema cambiado, TRUNCATE, base restaurada a un punto anterior) se hace
+        un COMPLETO y la nota dice por qué.
+        """
+        tipo = self._nominal_type(requested, now)
+        if tipo == "COMPLETO":
             return Decision("COMPLETO")
-        base = session.scalars(
-            select(HistorialBackup)
-            .where(
-                HistorialBackup.tipo == "COMPLETO",
-                HistorialBackup.estado == "COMPLETADO",
-                HistorialBackup.eliminado.is_not(True),
-            )
-            .order_by(HistorialBackup.id_backup.desc())
-            .limit(1)
-        ).first()
-        if base is None:
+        word = tipo.lower()
+        full = self._newest(session, ("COMPLETO",))
+        if full is None:
             return Decision(
-                "COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO"
+                "COMPLETO", nota=f"No hay un backup completo utilizable: el {word} se hizo COMPLETO"
             )
-        path = self.directory / base.nombre_archivo
-        base_manifest = None
-        if path.exists() and path.stat().st_size == base.tamanio_bytes:
-            try:
-                base_manifest = read_manifest(manifest_path(path))
-            except (OSError, ValueError):
-                base_manifest = None
-        if base_manifest is None or base_manifest.hash_md5 != base.hash_md5:
+        base = full if tipo == "DIFERENCIAL" else self._newest(session, TIPOS, since=full.id_backup)
+        assert base is not None
+        base_manifest = self._usable_manifest(base)
+        if base_manifest is None:
             return Decision(
                 "COMPLETO",
-                nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
+                nota=f"El archivo del backup {base.id_backup} ({base.nombre_archivo}), base del {word}, no está "
+                f"disponible: el {word} se hizo COMPLETO",
             )
+        if tipo == "INCREMENTAL" and (
+            base_manifest.fecha_corte_siguiente is None or base_manifest.id_backup_completo != full.id_backup
+        ):
+            return Decision(
+                "COMPLETO",
+                nota=f"El backup {base.id_backup} ({base.nombre_archivo}) no puede preceder a un incremental "
+                f"(es anterior a los incrementales o de otra cadena): el incremental se hizo COMPLETO",
+            )
+        since = base.fecha_corte if tipo == "DIFERENCIAL" else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self._connect() as conn:
             current_fp = catalog.fingerprint(conn)
             revision = catalog.alembic_revision(conn)
             truncated = conn.execute(
                 "SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
                 "WHERE clave IS NULL AND fecha_actualizacion >= %s",
-                (base.fecha_corte,),
+                (since,),
+            ).fetchone()
+            restored = conn.execute(
+                sql.SQL(
+                    "SELECT id_backup, nombre_archivo, id_backup_completo, fecha_restauracion FROM public.{} "
+                    "ORDER BY fecha_restauracion DESC LIMIT 1"
+                ).format(sql.Identifier(catalog.MARKER_TABLE))
             ).fetchone()
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
                 "COMPLETO",
-                nota=f"El esquema cambió desde el completo {base.id_backup} (migración {base.revision_esquema} → {revision}): el diferencial se hizo COMPLETO",
+                nota=f"El esquema cambió desde el backup {base.id_backup} (migración {base.revision_esquema} → {revision}): el {word} se hizo COMPLETO",
             )
         if truncated and truncated[0]:
             return Decision(
                 "COMPLETO",
-                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el completo {base.id_backup}: el diferencial se hizo COMPLETO",
+                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el backup {base.id_backup}: el {word} se hizo COMPLETO",
             )
-        return Decision("DIFERENCIAL", base=base, base_manifest=base_manifest)
+        if restored is not None and restored[3] > base_manifest.fecha_instantanea:
+            # La base se restauró después del backup base: lo que se revirtió no dejó rastro en
+            # registro_eliminaciones. Seguir vale solo si volvió a ese mismo punto (incremental)
+            # o a uno de la cadena del completo (el diferencial relee todo desde su corte).
+            same = restored[0] == base.id_backup if tipo == "INCREMENTAL" else restored[2] == full.id_backup
+            if not same:
+                return Decision(
+                    "COMPLETO",
+                    nota=f"La base se restauró al backup {restored[0]} ({restored[1]}) después del backup "
+                    f"{base.id_backup}: el {word} se hizo COMPLETO",
+                )
+        return Decision(tipo, base=base, base_manifest=base_manifest)
+
+    def _newest(self, session: Session, tipos: tuple[str, ...], since: int = 0) -> HistorialBackup | None:
+        return session.scalars(
+            select(HistorialBackup)
+            .where(
+                HistorialBackup.tipo.in_(tipos),
+                HistorialBackup.estado == "COMPLETADO",
+                HistorialBackup.eliminado.is_not(True),
+                HistorialBackup.id_backup >= since,
+            )
+            .order_by(HistorialBackup.id_backup.desc())
+            .limit(1)
+        ).first()
+
+    def _usable_manifest(self, row: HistorialBackup) -> Manifiesto | None:
+        """El manifiesto de un backup cuyo archivo está (con su tamaño) y cuyo MD5 es el del catálogo."""
+        path = self.directory / row.nombre_archivo
+        try:
+            if not path.exists() or path.stat().st_size != row.tamanio_bytes:
+                return None
+            manifest = read_manifest(manifest_path(path))
+        except (OSError, ValueError):
+            return None
+        return manifest if manifest.hash_md5 == row.hash_md5 else None
 
     def _reserve_name(self, session: Session, tipo: str) -> str:
         """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya."""
@@ -244,11 +311,15 @@ class BackupService:
         """Backup completo de principio a fin (CLI, job). La API usa `start()` para responder antes."""
         return self.start(requested, ejecutado_por).finish()
 
-    def start(self, requested: TipoSolicitado, ejecutado_por: str) -> BackupIniciado:
+    def start(
+        self, requested: TipoSolicitado, ejecutado_por: str, *, skip_unchanged: bool = False
+    ) -> BackupIniciado:
         """Toma el cerrojo, decide el tipo y confirma el registro EN_PROCESO; el archivo lo escribe `finish()`.
 
         Un fallo aquí (BACKUP_PATH inutilizable, catálogo ilegible) también queda registrado: fila en
-        ERROR y notificación ROJA, como un fallo a mitad del backup.
+        ERROR y notificación ROJA, como un fallo a mitad del backup. `skip_unchanged` (el job
+        `backup_incremental`): si nada cambió desde el backup anterior, lanza `SinCambios` sin
+        escribir nada, ni archivo ni fila.
         """
         try:
             lock = self._lock()
@@ -261,6 +332,10 @@ class BackupService:
         try:
             self._ensure_directory()
             decision = self.decide(session, requested, conn=lock)
+            if skip_unchanged and decision.tipo == "INCREMENTAL":
+                assert decision.base is not None and decision.base_manifest is not None
+                if changes_since(lock, decision.base_manifest, catalog.MACHINERY_TABLES) is None:
+                    raise SinCambios(decision.base)
             name = self._reserve_name(session, decision.tipo)
             row = HistorialBackup(
                 tipo=decision.tipo,
@@ -273,6 +348,10 @@ class BackupService:
             )
             session.add(row)
             session.commit()
+        except SinCambios:
+            session.close()
+            self._unlock(lock)
+            raise
         except Exception as exc:
             session.rollback()
             session.close()
@@ -361,24 +440,23 @@ class BackupService:
         manifest_written: Path | None = None
         try:
             with self._connect() as snap:
-                # El corte solo importa al completo: el diferencial usa el de su completo base.
-                cutoff, hidden = (
-                    catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
-                    if decision.tipo == "COMPLETO"
-                    else (None, False)
-                )
+                # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
+                # confirme después llevará sellos anteriores a la instantánea.
+                next_cutoff, hidden = catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
                     "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
                 ).fetchone()  # type: ignore[misc]
                 fingerprint = catalog.fingerprint(snap)
                 revision = catalog.alembic_revision(snap)
+                xid_next, xids_running = watermark(snap)
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
-                recent_deletions: list[int] = []
                 if decision.tipo == "COMPLETO":
+                    full_id = row.id_backup
+                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                     names = [t.name for t in catalog.tables(snap)]
                     result = write_full(
                         writer,
@@ -388,31 +466,51 @@ class BackupService:
                         snapshot=snapshot_id,
                         table_names=names,
                         comment=comment,
+                        marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
-                    assert cutoff is not None
-                    corte = cutoff
-                    recent_keys, recent_deletions = recent_state(snap, cutoff)
-                    for entry in result.tables:
-                        entry.claves_recientes = recent_keys.get(entry.nombre)
+                    corte = next_cutoff
                 else:
-                    base = decision.base
-                    assert base is not None and base.fecha_corte is not None
+                    base, base_manifest = decision.base, decision.base_manifest
+                    assert base is not None and base_manifest is not None
                     if fingerprint != base.huella_esquema:
-                        raise DumpError("El esquema cambió mientras empezaba el diferencial; reintente")
-                    corte = base.fecha_corte
-                    comment += f"\n-- Requiere el completo {base.nombre_archivo} (id {base.id_backup}, md5 {base.hash_md5})"
-                    assert decision.base_manifest is not None
-                    result = write_diff(
+                        raise DumpError(
+                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
+                    if decision.tipo == "DIFERENCIAL":
+                        full_id = base.id_backup
+                        corte = base_manifest.fecha_corte
+                    else:
+                        assert base_manifest.fecha_corte_siguiente is not None
+                        assert base_manifest.id_backup_completo is not None
+                        full_id = base_manifest.id_backup_completo
+                        corte = base_manifest.fecha_corte_siguiente
+                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
+                    comment += (
+                        f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
+                        f"(id {base.id_backup}, md5 {base.hash_md5})"
+                    )
+                    result = write_changes(
                         writer,
                         snap,
                         cutoff=corte,
-                        fingerprint=fingerprint,
-                        base=decision.base_manifest,
+                        base=base_manifest,
                         comment=comment,
+                        check=state_check(
+                            snap,
+                            point=point,
+                            base=base_manifest,
+                            fingerprint=fingerprint,
+                            audited=catalog.tables(snap),
+                        ),
+                        marker=marker_sql(snap, point, taken_at),
                         snapshot=snapshot_id,
                         connect=self._connect,
                     )
+                recent_keys, recent_deletions = recent_state(snap, next_cutoff)
+                for entry in result.tables:
+                    entry.claves_recientes = recent_keys.get(entry.nombre)
+                current_sequences = {name: (value, called) for name, value, called in catalog.sequences(snap)}
                 writer.finish()
                 snap.execute("COMMIT")
             duration = round(time.perf_counter() - started, 3)
@@ -441,6 +539,11 @@ class BackupService:
                 tablas=result.tables,
                 eliminaciones_recientes=recent_deletions,
                 nota=nota,
+                fecha_corte_siguiente=next_cutoff,
+                id_backup_completo=full_id,
+                secuencias=current_sequences,
+                xid_siguiente=xid_next,
+                xids_en_curso=xids_running,
             )
             # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
             manifest_written = write_manifest(manifest, final)
