@@ -5,7 +5,7 @@
 |---|---|---|
 | GET  | `/estadisticas` | 200 |
 | GET  | `/listar` | 200 (paginado; 422 filtros inválidos) |
-| POST | `/ejecutar` (`tipo` COMPLETO/DIFERENCIAL/AUTO en el cuerpo o la query) | 202, 201, 409, 503, 507 |
+| POST | `/ejecutar` (`tipo` COMPLETO/DIFERENCIAL/INCREMENTAL/AUTO en el cuerpo o la query) | 202, 201, 409, 503, 507 |
 | POST | `/ejecutar-completo`, `/ejecutar-diferencial` | 202, 201, 409, 503, 507 |
 | POST | `/limpiar` | 200, 409 |
 | GET  | `/{id}` | 200, 404 |
@@ -295,7 +295,7 @@ _RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {
     response_model=BackupDetalle,
     status_code=202,
     responses=_RESPUESTAS_EJECUTAR,
-    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL o AUTO)",
+    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO)",
     description="202 al empezar (consulte GET /{id}); con esperar=true, 201 al terminar. Solo ADMIN.",
 )
 def ejecutar(
@@ -305,7 +305,9 @@ def ejecutar(
     datos: Annotated[EjecutarBackup | None, Body()] = None,
     tipo: Annotated[
         TipoEntrada | None,
-        Query(description="COMPLETO, DIFERENCIAL o AUTO (el del día, como el job). También en el cuerpo"),
+        Query(
+            description="COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO (el del día, como el job). También en el cuerpo"
+        ),
     ] = None,
     esperar: Esperar = False,
     usuario: UsuarioIgnorado = None,
@@ -435,7 +437,7 @@ def listar(
     session: SessionDep,
     _: AdminUser,
     pagina: PaginaDep,
-    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO o DIFERENCIAL")] = None,
+    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO, DIFERENCIAL o INCREMENTAL")] = None,
     estado: Annotated[EstadoFiltro | None, Query(description="EN_PROCESO, COMPLETADO o ERROR")] = None,
     desde: Annotated[
         Desde | None,

@@ -203,6 +203,8 @@ class EstadisticasBackup(BaseModel):
     ultimo_backup_diferencial: datetime | None
     dias_retencion: int
     # ---- añadidos ----
+    backups_incrementales: int
+    ultimo_backup_incremental: datetime | None
     backups_habilitados: bool  # BACKUP_ENABLED: el job programado hace backups
     ultimo_backup: ResumenBackup | None  # el más reciente, en cualquier estado
     ultimo_backup_estado: str | None
