@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 
-from inventario.modules.backup.service import BackupService, SinCambios
+from inventario.modules.backup.exceptions import SinCambios
+from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import connect, drop_database, new_database, psql_file, snapshot
+from tests.conftest import run_cli
+from tests.test_api_backup import envejecer
 from tests.test_backup_motor import fill
 
 
@@ -77,7 +83,7 @@ def test_incremental_del_job_no_escribe_nada_si_nada_cambio(
     files = sorted(p.name for p in directory.iterdir())
     with pytest.raises(SinCambios) as skipped:
         service.start("INCREMENTAL", "PROGRAMADO", skip_unchanged=True)
-    assert skipped.value.base.id_backup == full.id_backup
+    assert skipped.value.id_backup == full.id_backup
     assert sorted(p.name for p in directory.iterdir()) == files
     # Lo que escribe la propia maquinaria (catálogo, ejecuciones de jobs) no cuenta como cambio.
     with connect(fresh_db) as conn:
@@ -122,9 +128,126 @@ def test_tras_restaurar_un_punto_viejo_el_siguiente_es_completo(
     for name in (full_name, first.nombre_archivo):
         result = psql_file(runtime, fresh_db, directory / name)
         assert result.returncode == 0, result.stderr.decode()
-    with runtime.session_factory() as session:
-        service.sync_catalog(session)
+    service.recover()  # lo que hace el arranque tras restaurar: catálogo desde los manifiestos
     _touch(fresh_db, "tres")
     row = service.run("INCREMENTAL", "PRUEBA")
     assert row.tipo == "COMPLETO"
     assert row.nota and f"se restauró al backup {first.id_backup}" in row.nota
+
+
+# ------------------------------------------------------------------ restaurar a un punto
+
+
+def _paso(server: DatabaseServer, service: BackupService, tipo: str, nombre: str) -> tuple:
+    """Un cambio y un backup; devuelve el registro y el estado que guarda."""
+    _touch(server, nombre)
+    with connect(server) as conn:
+        conn.execute(
+            "INSERT INTO productos (codigo, nombre) VALUES (%s, %s)", (f"N-{nombre}", f"nuevo {nombre}")
+        )
+    state = snapshot(server)
+    row = service.run(tipo, "PRUEBA")
+    assert row.tipo == tipo, row.nota
+    time.sleep(1.1)  # instantáneas en segundos distintos: --hasta tiene resolución de segundos
+    return row, state
+
+
+def test_restaurar_hasta_una_hora_y_por_id_de_un_incremental_con_la_consola(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    full, _ = _paso(fresh_db, service, "COMPLETO", "f")
+    i1, s1 = _paso(fresh_db, service, "INCREMENTAL", "i1")
+    diff, _ = _paso(fresh_db, service, "DIFERENCIAL", "d")
+    i2, s2 = _paso(fresh_db, service, "INCREMENTAL", "i2")
+    i3, s3 = _paso(fresh_db, service, "INCREMENTAL", "i3")
+    assert (i2.id_backup_base, i3.id_backup_base) == (diff.id_backup, i2.id_backup)
+    tz = runtime.settings.tz
+    target = new_database(pg_server, fresh_db.database + "_pitr")
+    url = target.url.render_as_string(hide_password=False)
+    try:
+        out = run_cli(cli_env, "backup", "restaurar", str(i1.id_backup), "--destino", url)
+        assert out.returncode == 0, out.stderr
+        assert f"Verificando 2 archivos: {full.nombre_archivo}, {i1.nombre_archivo}" in out.stdout
+        assert f"Restaurado INCREMENTAL {i1.id_backup}" in out.stdout
+        assert snapshot(target) == s1
+        # Entre la instantánea de i2 y la de i3: vuelve a i2 (completo + diferencial + i2).
+        assert i2.fecha_instantanea is not None and i3.fecha_instantanea is not None
+        moment = i2.fecha_instantanea + (i3.fecha_instantanea - i2.fecha_instantanea) / 2
+        hasta = moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        out = run_cli(cli_env, "backup", "restaurar", "--hasta", hasta, "--destino", url, "--si")
+        assert out.returncode == 0, out.stderr
+        assert f"backup {i2.id_backup} INCREMENTAL" in out.stdout
+        assert (
+            f"Verificando 3 archivos: {full.nombre_archivo}, {diff.nombre_archivo}, {i2.nombre_archivo}"
+            in out.stdout
+        )
+        assert snapshot(target) == s2
+        # Una hora después de todo: el último punto.
+        later = (i3.fecha_instantanea + timedelta(hours=1)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+        out = run_cli(cli_env, "backup", "restaurar", "--hasta", later, "--destino", url, "--si")
+        assert out.returncode == 0, out.stderr
+        assert snapshot(target) == s3
+        # Antes del primer backup, y con una fecha ilegible: nada que restaurar.
+        before = (full.fecha_instantanea - timedelta(days=1)).astimezone(tz).strftime("%Y-%m-%d %H:%M")  # type: ignore[operator]
+        out = run_cli(cli_env, "backup", "restaurar", "--hasta", before, "--destino", url, "--si")
+        assert out.returncode == 1 and "ningún backup con el estado de la base" in out.stderr
+        out = run_cli(cli_env, "backup", "restaurar", "--hasta", "ayer", "--destino", url, "--si")
+        assert out.returncode == 2 and "AAAA-MM-DD HH:MM" in out.stderr
+        # Falta un archivo del medio (el diferencial): se detecta antes de tocar nada.
+        (runtime.settings.backup_dir / diff.nombre_archivo).unlink()
+        out = run_cli(cli_env, "backup", "restaurar", str(i3.id_backup), "--destino", url, "--si")
+        assert out.returncode == 1 and f"Falta el backup base {diff.nombre_archivo}" in out.stderr, out.stderr
+        out = run_cli(cli_env, "backup", "restaurar", "--hasta", later, "--destino", url, "--si")
+        assert out.returncode == 1 and f"Falta el backup base {diff.nombre_archivo}" in out.stderr, out.stderr
+        assert f"El punto completo más reciente antes es el backup {i1.id_backup}" in out.stderr
+        assert snapshot(target) == s3
+    finally:
+        drop_database(pg_server, target.database)
+
+
+# ------------------------------------------------------------------ retención
+
+
+def test_retencion_borra_incrementales_cubiertos_sin_romper_cadenas(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    rows = {}
+    for name, tipo in [
+        ("f1", "COMPLETO"),
+        ("i1", "INCREMENTAL"),
+        ("i2", "INCREMENTAL"),
+        ("d1", "DIFERENCIAL"),
+        ("i3", "INCREMENTAL"),
+        ("i4", "INCREMENTAL"),
+        ("d2", "DIFERENCIAL"),
+        ("i5", "INCREMENTAL"),
+    ]:
+        _touch(fresh_db, name)
+        rows[name] = service.run(tipo, "PRUEBA")
+        assert rows[name].tipo == tipo
+    ids = {k: v.id_backup for k, v in rows.items()}
+    # Edades: i1, i2 e i3 pasan de los 7 días; i4 no, y depende de i3; i5 es de la cadena más
+    # reciente (después del último diferencial): se queda aunque sea viejo.
+    envejecer(
+        fresh_db,
+        {ids["f1"]: 10, ids["i1"]: 9, ids["i2"]: 9, ids["d1"]: 8, ids["i3"]: 8, ids["i4"]: 1, ids["i5"]: 10},
+    )
+    result = service.cleanup()
+    assert [r.id_backup for r in result.eliminados] == [ids["i1"], ids["i2"]]
+    assert result.conservados_por_dependencia == [ids["i3"]]
+    directory = runtime.settings.backup_dir
+    for name in ("i1", "i2"):
+        assert not (directory / rows[name].nombre_archivo).exists()
+    # Todos los puntos que quedan se pueden restaurar: sus cadenas están enteras.
+    points = service.restore_points()
+    assert sorted(p.link.manifest.id_backup for p in points) == sorted(
+        ids[n] for n in ("f1", "d1", "i3", "i4", "d2", "i5")
+    )
+    [i4] = [p for p in points if p.link.manifest.id_backup == ids["i4"]]
+    assert [link.manifest.id_backup for link in i4.chain] == [ids["f1"], ids["d1"], ids["i3"], ids["i4"]]
+    for link in i4.chain:
+        service.repo.verify(link)

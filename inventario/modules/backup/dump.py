@@ -32,7 +32,9 @@ from psycopg.types.json import Jsonb
 from inventario.auditoria import RESTORE_GUC
 from inventario.logging_setup import redact
 from inventario.modules.backup import prioridad
-from inventario.modules.backup.catalog import (
+from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
+from inventario.modules.backup.manifest import Manifiesto, TablaManifiesto
+from inventario.modules.backup.pg_esquema import (
     CATALOG_TABLE,
     FINGERPRINT_SQL,
     MARKER_TABLE,
@@ -41,8 +43,6 @@ from inventario.modules.backup.catalog import (
     sequences,
     tables,
 )
-from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
-from inventario.modules.backup.schemas import Manifiesto, TablaManifiesto
 
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.
@@ -486,6 +486,10 @@ def _write_changes_body(
             # Sin auditoría (p. ej. alembic_version): se copia entera, es pequeña.
             statement = sql.SQL("DELETE FROM {t}").format(t=table.ident)
         w(_sql_text(conn, statement))
+    # Sin esperar al COMMIT: al restaurar una cadena en UNA transacción, el archivo siguiente crea
+    # sus propias tablas de claves con los mismos nombres.
+    for temp in key_tables.values():
+        w(_sql_text(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(temp))))
     # 2) Filas actuales (padres antes que hijas).
     for table in ordered:
         select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)

@@ -26,18 +26,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import Any
 
-import psycopg
 from sqlalchemy import and_, func, or_, select, text
 
 from inventario.config import Settings
 from inventario.errors import Conflicto, DomainError, NoEncontrado
+from inventario.jobs import alertas_job, backup_incremental_job, backup_job, logs_maintenance_job
 from inventario.logging_setup import redact
-from inventario.modules.jobs import schedule
-from inventario.modules.jobs.model import EjecucionJob
-from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.modules.notificaciones.service import create_notification
+from inventario.modules.planificador import schedule
+from inventario.modules.planificador.model import EjecucionJob
+from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,23 @@ class JobDef:
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
     semaforo_fallo: str = "AMARILLO"
+    titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
+    # Jobs cada N minutos (`backup_incremental`) en vez de una vez al día; 0 = apagado (el job no
+    # se registra). Sus horas programadas salen de `schedule.interval_*`; `hora_de` no se usa.
+    cada_minutos: Callable[[Settings], int] | None = None
 
+    def minutos(self, settings: Settings) -> int | None:
+        return self.cada_minutos(settings) if self.cada_minutos is not None else None
 
-def _lazy(module: str) -> Callable[[ContextoJob], ResultadoJob]:
-    def run(ctx: ContextoJob) -> ResultadoJob:
-        return import_module(module).run(ctx)  # type: ignore[no-any-return]
-
-    return run
+    def activo(self, settings: Settings) -> bool:
+        return self.minutos(settings) != 0
 
 
 JOBS: tuple[JobDef, ...] = (
     JobDef(
-        job_id="backup_diario",
+        job_id=backup_job.JOB_ID,
         nombre="Backup BD",
-        funcion=_lazy("inventario.jobs.backup_job"),
+        funcion=backup_job.run,
         hora_de=lambda s: (s.BACKUP_HOUR, s.BACKUP_MINUTE),
         descripcion_de=lambda s: (
             f"Backup COMPLETO los {schedule.DIAS[s.BACKUP_FULL_DAY]} (BACKUP_FULL_DAY), DIFERENCIAL los "
@@ -80,11 +83,28 @@ JOBS: tuple[JobDef, ...] = (
         ),
         tipo_notificacion="BACKUP",
         semaforo_fallo="ROJO",
+        titulo_fallo=f"❌ Error en el backup diario ({backup_job.JOB_ID})",
     ),
     JobDef(
-        job_id="logs_maintenance",
+        job_id=backup_incremental_job.JOB_ID,
+        nombre="Backup incremental",
+        funcion=backup_incremental_job.run,
+        hora_de=lambda s: (0, 0),
+        cada_minutos=lambda s: s.BACKUP_INCREMENTAL_MINUTOS,
+        descripcion_de=lambda s: (
+            f"Backup INCREMENTAL cada {s.BACKUP_INCREMENTAL_MINUTOS} minutos (BACKUP_INCREMENTAL_MINUTOS): "
+            "los cambios desde el backup anterior de la cadena; sin archivo si nada cambió; se omite si "
+            "otro backup está en curso"
+            + ("" if s.BACKUP_ENABLED else ". Deshabilitado (BACKUP_ENABLED=false)")
+        ),
+        tipo_notificacion="BACKUP",
+        semaforo_fallo="ROJO",
+        titulo_fallo=f"❌ Error en el backup incremental ({backup_incremental_job.JOB_ID})",
+    ),
+    JobDef(
+        job_id=logs_maintenance_job.JOB_ID,
         nombre="Mantenimiento logs",
-        funcion=_lazy("inventario.jobs.logs_maintenance_job"),
+        funcion=logs_maintenance_job.run,
         hora_de=lambda s: (s.LOGS_HOUR, s.LOGS_MINUTE),
         descripcion_de=lambda s: (
             f"Comprime los logs rotados de más de {s.LOGS_COMPRESSION_DAYS} días (error 10, health 14, "
@@ -98,9 +118,9 @@ JOBS: tuple[JobDef, ...] = (
         por_maquina=True,
     ),
     JobDef(
-        job_id="alertas_diarias",
+        job_id=alertas_job.JOB_ID,
         nombre="Alertas diarias",
-        funcion=_lazy("inventario.jobs.alertas_job"),
+        funcion=alertas_job.run,
         hora_de=lambda s: (s.ALERTAS_HOUR, s.ALERTAS_MINUTE),
         descripcion_de=lambda s: (
             f"Genera alertas de lotes vencidos o que vencen en {s.ALERTAS_DIAS_VENCIMIENTO} días y de "
@@ -154,7 +174,8 @@ class JobsService:
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.jobs = tuple(jobs if jobs is not None else JOBS)
+        # Un job cada 0 minutos está apagado: ni se programa ni se lista.
+        self.jobs = tuple(j for j in (jobs if jobs is not None else JOBS) if j.activo(self.settings))
         self.instancia = instancia or instancia_actual()
 
     # ------------------------------------------------------------------ definiciones
@@ -179,31 +200,43 @@ class JobsService:
         return LOCK_CLASS, zlib.crc32(f"{job.job_id}|{self.ambito(job)}".encode()) & 0x7FFFFFFF
 
     def latest_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.latest_slot(now, hour, minute, self.settings.tz)
 
     def next_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_next_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.next_slot(now, hour, minute, self.settings.tz)
 
     def due_slot(self, job: JobDef, now: datetime) -> datetime | None:
+        if minutes := job.minutos(self.settings):
+            # Solo la última cuenta y nunca está fuera de gracia: la siguiente la reemplaza.
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.due_slot(now, hour, minute, self.settings.tz, self.grace)
 
     def programacion(self, job: JobDef) -> str:
+        if minutes := job.minutos(self.settings):
+            return schedule.describe_interval(minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.describe(hour, minute, self.settings.ZONA_HORARIA)
 
-    # ------------------------------------------------------------------ cerrojo
-    def _connect(self) -> psycopg.Connection:
-        conninfo, env = self.runtime.server.libpq()
-        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True, connect_timeout=10)
+    def cron(self, job: JobDef) -> tuple[str, str]:
+        """(cron, hora) para mostrar: `0 3 * * *` y `03:00`, o `*/15 * * * *` y `cada 15 min`."""
+        if minutes := job.minutos(self.settings):
+            return schedule.cron_interval(minutes), f"cada {minutes} min"
+        hour, minute = job.hora_de(self.settings)
+        return schedule.cron(hour, minute), f"{hour:02d}:{minute:02d}"
 
+    # ------------------------------------------------------------------ cerrojo
     @contextmanager
     def _lock(self, job: JobDef) -> Iterator[bool]:
         """True si esta instancia tiene el cerrojo del job; el servidor lo suelta solo si el
         proceso muere (la conexión se cierra)."""
-        conn = self._connect()
+        conn = self.runtime.server.connect(connect_timeout=10)
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", self.lock_key(job)).fetchone()
             yield bool(row and row[0])
@@ -285,13 +318,7 @@ class JobsService:
             log.exception("No se pudo registrar el final de la corrida %s", id_ejecucion)
 
     def _notify_failure(self, job: JobDef, id_ejecucion: int, mensaje: str) -> None:
-        from inventario.modules.notificaciones.service import create_notification
-
-        titulo = (
-            "❌ Error en el backup diario (backup_diario)"
-            if job.job_id == "backup_diario"
-            else f"❌ Error en el job {job.job_id} ({job.nombre})"
-        )
+        titulo = job.titulo_fallo or f"❌ Error en el job {job.job_id} ({job.nombre})"
         try:
             with self.runtime.session_factory() as session:
                 create_notification(
@@ -479,7 +506,7 @@ class JobsService:
                         f"no se ejecutó a las {hora} y ya pasó el período de gracia "
                         f"({self.settings.SCHEDULER_GRACIA_MIN} min)"
                     )
-            hour, minute = job.hora_de(self.settings)
+            cron, hora = self.cron(job)
             items.append(
                 {
                     "job": job,
@@ -487,8 +514,8 @@ class JobsService:
                     "nombre": job.nombre,
                     "descripcion": job.descripcion_de(self.settings),
                     "programacion": self.programacion(job),
-                    "cron": schedule.cron(hour, minute),
-                    "hora": f"{hour:02d}:{minute:02d}",
+                    "cron": cron,
+                    "hora": hora,
                     "zona_horaria": self.settings.ZONA_HORARIA,
                     "ambito": self.ambito(job),
                     "proxima_ejecucion": self.next_slot(job, now),
