@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from inventario.config import Settings
 from inventario.modules.backup.exceptions import SinCambios
+from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
+from inventario.modules.planificador.service import JobsService
 from inventario.postgres import DatabaseServer
-from inventario.runtime import Runtime
-from tests.backup_support import connect, drop_database, new_database, psql_file, snapshot
+from inventario.runtime import Runtime, open_runtime
+from tests.backup_support import (
+    bloquear_pg_dump,
+    connect,
+    drop_database,
+    new_database,
+    psql_file,
+    snapshot,
+)
 from tests.conftest import run_cli
-from tests.test_api_backup import envejecer
+from tests.test_api_backup import envejecer, fallo_sembrado
 from tests.test_backup_motor import fill
 
 
@@ -251,3 +265,178 @@ def test_retencion_borra_incrementales_cubiertos_sin_romper_cadenas(
     assert [link.manifest.id_backup for link in i4.chain] == [ids["f1"], ids["d1"], ids["i3"], ids["i4"]]
     for link in i4.chain:
         service.repo.verify(link)
+
+
+# ------------------------------------------------------------------ job backup_incremental
+
+MIERCOLES = datetime(2025, 12, 3, tzinfo=ZoneInfo("America/Mexico_City"))
+
+
+def _ledger(runtime: Runtime) -> list:
+    with runtime.engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT job_id, estado, mensaje FROM ejecuciones_job WHERE job_id = 'backup_incremental' "
+                "ORDER BY id_ejecucion"
+            )
+        ).all()
+
+
+def _notifications(runtime: Runtime) -> list:
+    with runtime.engine.connect() as conn:
+        return conn.execute(
+            text("SELECT titulo, semaforo FROM notificaciones WHERE tipo = 'BACKUP' ORDER BY id_notificacion")
+        ).all()
+
+
+def test_job_incremental_sin_cambios_no_escribe_y_cede_ante_el_diario_y_otro_backup(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    jobs = JobsService(runtime)
+    directory = runtime.settings.backup_dir
+    # Sin completo: el primero se hace COMPLETO y lo dice (AMARILLO), con su ✅.
+    first = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=0, second=5))
+    assert first.estado == "OK" and first.mensaje.startswith("Backup COMPLETO "), first.mensaje
+    assert "el incremental se hizo COMPLETO" in first.mensaje
+    assert _notifications(runtime) == [
+        ("⚠️ Backup INCREMENTAL promovido a COMPLETO", "AMARILLO"),
+        ("✅ Backup COMPLETO completado", "VERDE"),
+    ]
+    # Los avisos del completo se escribieron después de su instantánea: son cambios (datos de
+    # `notificaciones`), y el incremental siguiente los recoge.
+    follow = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=15, second=5))
+    assert follow.estado == "OK" and follow.mensaje.startswith("Backup INCREMENTAL "), follow.mensaje
+    files = sorted(p.name for p in directory.iterdir())
+    # Nada cambió: OMITIDO, sin archivo ni fila.
+    second = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=30, second=5))
+    assert second.estado == "OMITIDO" and second.mensaje.startswith("Sin cambios desde el backup"), (
+        second.mensaje
+    )
+    assert sorted(p.name for p in directory.iterdir()) == files
+    # Algo cambió: un INCREMENTAL, sin notificación de éxito.
+    _touch(fresh_db, "venta")
+    third = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=45, second=5))
+    assert third.estado == "OK" and third.mensaje.startswith("Backup INCREMENTAL "), third.mensaje
+    assert len(list(directory.glob("*_INCR.sql.gz"))) == 2
+    assert len(_notifications(runtime)) == 2
+    # La misma hora otra vez (otra instancia que dispara después): no se repite.
+    again = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=45, second=50))
+    assert again.resultado == "YA_EJECUTADA"
+    # A la hora del backup diario lo cubre el diario.
+    _touch(fresh_db, "noche")
+    daily = jobs.run_due(
+        "backup_incremental", MIERCOLES.replace(hour=3, minute=0, second=5) + timedelta(days=1)
+    )
+    assert daily.estado == "OMITIDO" and "backup_diario" in daily.mensaje
+    # Con un COMPLETO en curso: OMITIDO, lo dice, y no escribe nada.
+    blocker = bloquear_pg_dump(fresh_db)
+    service = BackupService(runtime)
+    try:
+        running = service.start_in_background("COMPLETO", "PRUEBA")
+        busy = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=11, minute=0, second=5))
+        assert busy.estado == "OMITIDO", busy.mensaje
+        assert "un backup COMPLETO está en curso" in busy.mensaje
+        assert len(list(directory.glob("*_INCR.sql.gz"))) == 2
+    finally:
+        blocker.rollback()
+        blocker.close()
+        assert service.wait_background(120)
+    with runtime.session_factory() as session:
+        assert service.get(session, running).estado == "COMPLETADO"
+    assert [r.estado for r in _ledger(runtime)] == ["OK", "OK", "OMITIDO", "OK", "OMITIDO", "OMITIDO"]
+
+
+def test_job_incremental_una_sola_vez_entre_dos_instancias(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    BackupService(runtime).run("COMPLETO", "PRUEBA")
+    other = open_runtime(runtime.settings, fresh_db, migrate=False)
+    try:
+        for minute in (0, 15, 30):
+            _touch(fresh_db, f"cambio {minute}")
+            moment = MIERCOLES.replace(hour=12, minute=minute, second=1)
+            services = [JobsService(runtime, instancia="a:1"), JobsService(other, instancia="b:2")]
+            barrier = threading.Barrier(2)
+            results: list[str] = []
+
+            def fire(
+                jobs: JobsService,
+                barrier: threading.Barrier = barrier,
+                moment: datetime = moment,
+                results: list[str] = results,
+            ) -> None:
+                barrier.wait()
+                results.append(jobs.run_due("backup_incremental", moment).resultado)
+
+            threads = [threading.Thread(target=fire, args=(s,)) for s in services]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(120)
+            assert sorted(results).count("EJECUTADA") == 1, results
+    finally:
+        other.close()
+    assert [r.estado for r in _ledger(runtime)] == ["OK"] * 3
+    assert len(list(runtime.settings.backup_dir.glob("*_INCR.sql.gz"))) == 3
+
+
+def test_incremental_fallido_avisa_en_rojo(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime, notifier=notify)
+    service.run("COMPLETO", "PRUEBA")
+    _touch(fresh_db, "x")
+    with fallo_sembrado(runtime.settings):
+        corrida = JobsService(runtime).run_due(
+            "backup_incremental", MIERCOLES.replace(hour=9, minute=0, second=1)
+        )
+    assert corrida.estado == "ERROR"
+    assert _notifications(runtime)[-1] == ("❌ Error en Backup INCREMENTAL", "ROJO")
+    # Un solo aviso: el del motor (el planificador no lo repite).
+    assert [n.semaforo for n in _notifications(runtime)].count("ROJO") == 1
+
+
+# ------------------------------------------------------------------ API
+
+
+def test_puntos_de_restauracion_por_la_api(
+    client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer, settings: Settings
+) -> None:
+    fill(fresh_db)
+    ids = []
+    for ruta, tipo in [
+        ("/ejecutar-completo", None),
+        ("/ejecutar", "INCREMENTAL"),
+        ("/ejecutar-diferencial", None),
+        ("/ejecutar", "INCREMENTAL"),
+    ]:
+        _touch(fresh_db, ruta)
+        params = {"esperar": "true", **({"tipo": tipo} if tipo else {})}
+        r = client.post(f"/api/v1/backup{ruta}", params=params, headers=admin_headers)
+        assert r.status_code == 201, r.text
+        ids.append((r.json()["id_backup"], r.json()["nombre_archivo"]))
+    (f, f_name), (i1, i1_name), (d, d_name), (i2, i2_name) = ids
+    r = client.get("/api/v1/backup/puntos-restauracion", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 4 and [p["id_backup"] for p in body["items"]] == [i2, d, i1, f]
+    chains = {p["id_backup"]: [a["nombre_archivo"] for a in p["archivos"]] for p in body["items"]}
+    assert chains == {i2: [f_name, d_name, i2_name], d: [f_name, d_name], i1: [f_name, i1_name], f: [f_name]}
+    top = body["items"][0]
+    assert top["tipo"] == "INCREMENTAL" and top["tamanio_total_bytes"] == sum(
+        (settings.backup_dir / n).stat().st_size for n in chains[i2]
+    )
+    page = client.get(
+        "/api/v1/backup/puntos-restauracion", params={"offset": 1, "limit": 1}, headers=admin_headers
+    ).json()
+    assert page["total"] == 4 and [p["id_backup"] for p in page["items"]] == [d]
+    # Sin el diferencial, los puntos que lo necesitan ya no son restaurables.
+    (settings.backup_dir / d_name).unlink()
+    r = client.get("/api/v1/backup/puntos-restauracion", headers=admin_headers)
+    assert [p["id_backup"] for p in r.json()["items"]] == [i1, f]
+    # Las estadísticas cuentan el incremental y no hay ✅ por él.
+    est = client.get("/api/v1/backup/estadisticas", headers=admin_headers).json()
+    assert est["backups_incrementales"] == 2 and est["ultimo_backup_incremental"] is not None
+    r = client.get("/api/v1/notificaciones", params={"tipo": "BACKUP", "limit": 100}, headers=admin_headers)
+    assert not [n for n in r.json()["items"] if "INCREMENTAL" in n["titulo"]]
