@@ -1,11 +1,12 @@
 """Lo que el OpenAPI dice de los errores: cada ruta documenta los códigos que puede devolver, con el
 cuerpo `{"detalle": ...}` de `errors.install_handlers`. Los clientes generados y los consumidores de
-la API se guían por esto; `tests/test_openapi.py` lo comprueba contra el servicio en marcha."""
+la API se guían por esto; `tests/test_arranque.py` y `tests/test_openapi_vivo.py` lo comprueban."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 
@@ -36,3 +37,21 @@ def errores(*codigos: int, **textos: str) -> dict[int | str, dict[str, Any]]:
 # Toda ruta con token y base de datos (en el APIRouter): 401 sin token, 503 con la base caída. Cada
 # ruta con parámetros o cuerpo agrega 422 (así el esquema es el nuestro, no el de FastAPI).
 CON_TOKEN = errores(401, 503)
+
+
+def en_espanol(app: FastAPI) -> None:
+    """El texto que FastAPI agrega solo ("Successful Response") también en español."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    for resp in op.get("responses", {}).values():
+                        if resp.get("description") == "Successful Response":
+                            resp["description"] = "Correcto"
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
