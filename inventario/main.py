@@ -26,7 +26,7 @@ from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
-from inventario.openapi import en_espanol
+from inventario.openapi import completar
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
@@ -116,7 +116,7 @@ def create_app(
     )
     install_handlers(app)
     include_routers(app)
-    en_espanol(app)
+    completar(app)
 
     @app.get("/", include_in_schema=False)
     def inicio() -> RedirectResponse:

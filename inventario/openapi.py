@@ -39,18 +39,26 @@ def errores(*codigos: int, **textos: str) -> dict[int | str, dict[str, Any]]:
 CON_TOKEN = errores(401, 503)
 
 
-def en_espanol(app: FastAPI) -> None:
-    """El texto que FastAPI agrega solo ("Successful Response") también en español."""
+def completar(app: FastAPI) -> None:
+    """Lo que FastAPI no dice solo: el texto "Successful Response" en español, y el 400 que toda
+    operación con cuerpo devuelve si este no se puede leer (p. ej. bytes que no son UTF-8)."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = original()
+            error = {
+                "description": TEXTOS[400],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorSalida"}}},
+            }
             for ops in schema.get("paths", {}).values():
                 for op in ops.values():
-                    for resp in op.get("responses", {}).values():
+                    responses = op.setdefault("responses", {})
+                    for resp in responses.values():
                         if resp.get("description") == "Successful Response":
                             resp["description"] = "Correcto"
+                    if "requestBody" in op:
+                        responses.setdefault("400", error)
             app.openapi_schema = schema
         return app.openapi_schema
 
