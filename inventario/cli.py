@@ -70,6 +70,7 @@ def serve(
 
     from inventario.arranque import ArranqueError, aviso_inicio, reservar_puerto
     from inventario.main import create_app
+    from inventario.request_limits import MAX_HEAD_BYTES
 
     settings = settings_or_exit()
     host, port = host or settings.HOST, port or settings.PORT
@@ -82,7 +83,15 @@ def serve(
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
     application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
-    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_config=None,
+        # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+    )
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:
         motivo = getattr(application.state, "fallo_arranque", None) or (

@@ -27,6 +27,7 @@ from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
 from inventario.postgres import DatabaseServer
+from inventario.request_limits import RequestLimits
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
+    # El primero en ver la petición: una URL o cabecera enorme no llega a rutas ni a dependencias.
+    app.add_middleware(RequestLimits)
     install_handlers(app)
     include_routers(app)
 
