@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from inventario.config import Settings
 from inventario.logging_setup import redact
+from inventario.postgres import libpq_params
 
 if TYPE_CHECKING:
     from inventario.runtime import Runtime
@@ -50,7 +51,8 @@ def reservar_puerto(host: str, port: int) -> socket.socket:
 
 
 def url_sin_clave(url: URL) -> str:
-    return url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # No `url.set(password=None)`: para SQLAlchemy None es "sin cambio" y la clave seguía ahí.
+    return libpq_params(url)[0]
 
 
 def describir_base(runtime: Runtime) -> str:

@@ -66,10 +66,24 @@ def sqlalchemy_url(raw: str) -> URL:
 
 
 def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
+    """(conninfo sin contraseña, entorno con PGPASSWORD).
+
+    La conninfo acaba en la línea de comandos de pg_dump/psql, que cualquier usuario local ve en
+    `ps`: la contraseña solo viaja por el entorno (/proc/PID/environ es privado del dueño).
+    """
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    safe = url.set(drivername="postgresql", password=None)
+    # `url.set(password=None)` deja la contraseña como estaba (None = "sin cambio"): se construye
+    # la URL de nuevo sin ella.
+    safe = URL.create(
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
     return safe.render_as_string(hide_password=False), env
 
 
