@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def include_routers(app: FastAPI) -> None:
+    app.state.rutas_literales = {}
     for router in (
         salud.router,
         usuarios.auth_router,
@@ -46,6 +47,10 @@ def include_routers(app: FastAPI) -> None:
         jobs.router,
     ):
         app.include_router(router)
+        for route in router.routes:
+            path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+            if "{" not in path:
+                app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
 def _recover_backups(runtime: Runtime) -> None:

@@ -8,6 +8,8 @@ Una URL, una cabecera o un cuerpo enormes se rechazan aquí con su código (414,
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,10 +17,16 @@ MAX_URL = 8 * 1024  # ruta + query, en bytes
 MAX_HEADER = 8 * 1024  # nombre + valor de una cabecera
 MAX_BODY = 1024 * 1024  # los cuerpos JSON de la API son de unos cientos de bytes
 MAX_HEAD_BYTES = 32 * 1024  # h11_max_incomplete_event_size de uvicorn (ver cli.serve)
+# Caracteres de control (también escritos %00, %0A...) en la ruta o en la query: los cuerpos los
+# rechaza cada esquema (productos.schemas.Texto); los parámetros de la URL, este filtro común.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-async def _reject(send: Send, status: int, detalle: str) -> None:
-    body = json.dumps({"detalle": detalle}, ensure_ascii=False).encode()
+async def _reject(send: Send, status: int, detalle: str, errores: list[str] | None = None) -> None:
+    content: dict[str, object] = {"detalle": detalle}
+    if errores is not None:
+        content["errores"] = errores
+    body = json.dumps(content, ensure_ascii=False).encode()
     await send(
         {
             "type": "http.response.start",
@@ -46,6 +54,11 @@ class RequestLimits:
         url_len = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b""))
         if url_len > MAX_URL:
             await _reject(send, 414, f"La URL es demasiado larga ({url_len} bytes; máximo {MAX_URL})")
+            return
+        query = scope.get("query_string", b"").decode("utf-8", "replace")
+        if _CONTROL.search(scope["path"]) or _CONTROL.search(unquote_plus(query, errors="replace")):
+            detalle = "la URL no puede contener caracteres de control (p. ej. %00 o %0A)"
+            await _reject(send, 422, f"Datos inválidos: {detalle}", errores=[detalle])
             return
         length: int | None = None
         for name, value in scope["headers"]:

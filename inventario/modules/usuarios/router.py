@@ -148,7 +148,13 @@ def get_user(id_usuario: Id, session: SessionDep, _: AdminUser) -> object:
     "/{id_usuario}",
     response_model=UsuarioSalida,
     summary="Modificar un usuario",
-    responses=errores(404, 422, e404="No existe el usuario"),
+    responses=errores(
+        404,
+        409,
+        422,
+        e404="No existe el usuario",
+        e409="Quitaría el rol o desactivaría al único ADMIN activo",
+    ),
 )
 def update_user(id_usuario: Id, data: UsuarioActualizar, session: SessionDep, _: AdminUser) -> object:
     """Cambia nombre completo, correo, contraseña, rol o actividad. Solo ADMIN."""

@@ -50,9 +50,28 @@ def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario]
     return list(rows), total
 
 
+def _ensure_not_last_admin(session: Session, user: Usuario, changes: dict[str, object]) -> None:
+    """Nadie deja al servicio sin un ADMIN activo: sin él, nadie puede usar la API de backups ni
+    administrar usuarios."""
+    leaves = changes.get("rol") not in (None, "ADMIN") or changes.get("activo") is False
+    if not (leaves and user.rol == "ADMIN" and user.activo):
+        return
+    # FOR UPDATE sobre todos los ADMIN activos: dos que se degradan a la vez no quedan los dos fuera.
+    admins = session.scalars(
+        select(Usuario.id_usuario).where(Usuario.rol == "ADMIN", Usuario.activo.is_(True)).with_for_update()
+    ).all()
+    if set(admins) <= {user.id_usuario}:
+        session.rollback()
+        raise Conflicto(
+            f"'{user.nombre_usuario}' es el único ADMIN activo: no se le puede quitar el rol ni desactivar. "
+            "Cree o active antes otro ADMIN."
+        )
+
+
 def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usuario:
     user = get_user(session, user_id)
     changes = data.model_dump(exclude_unset=True)
+    _ensure_not_last_admin(session, user, changes)
     if "password" in changes:
         password = changes.pop("password")
         if password is not None:
