@@ -73,6 +73,7 @@ def serve(
     from inventario.arranque import ArranqueError, aviso_inicio, describir_fallo, reservar_puerto
     from inventario.logging_setup import setup_logging
     from inventario.main import create_app
+    from inventario.request_limits import MAX_HEAD_BYTES
 
     settings = settings_or_exit()
     host, port = host or settings.HOST, port or settings.PORT
@@ -87,7 +88,16 @@ def serve(
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
     application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
-    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
+    )
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
     # esa señal no mata al proceso y la salida es 0 (lo que systemd espera de una parada limpia).
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -28,12 +28,14 @@ from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
 from inventario.openapi import completar
 from inventario.postgres import DatabaseServer
+from inventario.request_limits import RequestLimits
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
 log = logging.getLogger(__name__)
 
 
 def include_routers(app: FastAPI) -> None:
+    app.state.rutas_literales = {}
     for router in (
         salud.router,
         usuarios.auth_router,
@@ -46,6 +48,10 @@ def include_routers(app: FastAPI) -> None:
         jobs.router,
     ):
         app.include_router(router)
+        for route in router.routes:
+            path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+            if "{" not in path:
+                app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
 def _recover_backups(runtime: Runtime) -> None:
@@ -114,6 +120,8 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
+    # El primero en ver la petición: una URL o cabecera enorme no llega a rutas ni a dependencias.
+    app.add_middleware(RequestLimits)
     install_handlers(app)
     include_routers(app)
     completar(app)
