@@ -81,7 +81,7 @@ def serve(
     def listo(runtime: Runtime) -> None:
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
-    application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
+    application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
     server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
     server.run(sockets=[sock])
     if not server.started:

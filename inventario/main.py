@@ -18,6 +18,7 @@ from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
+from inventario.modules.envios.service import Despachador
 from inventario.modules.jobs import router as jobs
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
@@ -62,9 +63,13 @@ def create_app(
     server: DatabaseServer | None = None,
     *,
     with_scheduler: bool = True,
+    with_dispatcher: bool | None = None,
     on_ready: Callable[[Runtime], None] | None = None,
 ) -> FastAPI:
-    """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio)."""
+    """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio).
+    `with_dispatcher`: el hilo que envía los avisos (por defecto, donde corre el planificador)."""
+    if with_dispatcher is None:
+        with_dispatcher = with_scheduler
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -93,6 +98,10 @@ def create_app(
         else:
             app.state.scheduler_info = health_without_scheduler(runtime)
         app.state.scheduler = scheduler
+        despachador = Despachador(runtime) if with_dispatcher else None
+        if despachador is not None:
+            despachador.start()
+        app.state.despachador = despachador
         if on_ready is not None:
             on_ready(runtime)
         try:
@@ -100,6 +109,8 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown()  # espera a los jobs en curso antes de cerrar la base
+            if despachador is not None:
+                despachador.shutdown()  # lo que quede sin enviar sigue en la base
             if not backup.esperar_backups_en_segundo_plano(app, timeout=0):
                 log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
                 backup.esperar_backups_en_segundo_plano(app)
