@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry
 
 from inventario import __version__
 from inventario.arranque import describir_fallo
@@ -22,6 +23,8 @@ from inventario.modules.envios.service import Despachador
 from inventario.modules.jobs import router as jobs
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
+from inventario.modules.metricas import router as metricas
+from inventario.modules.metricas.service import ColectorBase, MetricasHTTP
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.productos import router as productos
@@ -44,6 +47,7 @@ def include_routers(app: FastAPI) -> None:
         notificaciones.router,
         backup.router,
         jobs.router,
+        metricas.router,
     ):
         app.include_router(router)
 
@@ -98,6 +102,8 @@ def create_app(
         else:
             app.state.scheduler_info = health_without_scheduler(runtime)
         app.state.scheduler = scheduler
+        if settings.METRICAS_HABILITADAS:
+            app.state.metricas.register(ColectorBase(runtime.engine, settings))
         despachador = Despachador(runtime) if with_dispatcher else None
         if despachador is not None:
             despachador.start()
@@ -126,6 +132,10 @@ def create_app(
     )
     install_handlers(app)
     include_routers(app)
+    # Un registro por aplicación (no el global de prometheus_client): cada app de prueba, el suyo.
+    app.state.metricas = CollectorRegistry(auto_describe=False)
+    if settings.METRICAS_HABILITADAS:
+        app.add_middleware(MetricasHTTP, registry=app.state.metricas)
 
     @app.get("/", include_in_schema=False)
     def inicio() -> RedirectResponse:
