@@ -19,6 +19,7 @@ from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
+from inventario.modules.envios import router as envios
 from inventario.modules.envios.service import Despachador
 from inventario.modules.jobs import router as jobs
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
@@ -44,6 +45,7 @@ def include_routers(app: FastAPI) -> None:
         productos.router,
         lotes.router,
         movimientos.router,
+        envios.router,  # antes que notificaciones: /probar no es un {id_notificacion}
         notificaciones.router,
         backup.router,
         jobs.router,

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
+from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -23,11 +24,13 @@ from inventario.modules.envios import service
 from inventario.modules.notificaciones.service import create_notification
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
+from tests.conftest import run_cli
 from tests.envios_support import Receptor, receptor_http
 from tests.test_alertas import lot, product, today
 from tests.test_email_backup import Buzon, puerto_libre
 from tests.test_logs import restore_logging  # noqa: F401  (autouse: deja el logging como estaba)
 
+NOTIF = "/api/v1/notificaciones"
 SECRETO = "tok-Secreto-9f3a7c"
 CLAVE_URL = "clave-webhook-77d1"
 
@@ -398,3 +401,69 @@ def test_configuracion_de_avisos_valida_y_normaliza(settings: Settings) -> None:
         BACKUP_PING_URL_FALLO="https://kuma/api/push/abc?status=down",
     )
     assert ch.ping_url(s, False) == "https://kuma/api/push/abc?status=down"
+
+
+# ------------------------------------------------------------------ prueba de canales
+
+
+def test_probar_por_api_dice_que_paso_en_cada_canal_sin_secretos(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    operador_headers: dict[str, str],
+    smtp: tuple[Buzon, int, Controller],
+    webhook: Receptor,
+    logs: Callable[[], str],
+) -> None:
+    assert client.post(f"{NOTIF}/probar").status_code == 401
+    assert client.post(f"{NOTIF}/probar", headers=operador_headers).status_code == 403
+    r = client.post(f"{NOTIF}/probar", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["enviados"] == 2 and r.json()["fallidos"] == 0
+    (correo,) = smtp[0].mensajes()
+    assert correo["Subject"] == service.ASUNTO_PRUEBA and "pedido por admin" in correo.get_content()
+    (llamada,) = webhook.recibidas("POST")
+    assert llamada.cuerpo["title"] == service.ASUNTO_PRUEBA and llamada.cuerpo["type"] == "info"
+
+    webhook.status = 503
+    r = client.post(f"{NOTIF}/probar", headers=admin_headers)
+    cuerpo = r.json()
+    assert r.status_code == 200 and cuerpo["enviados"] == 1 and cuerpo["fallidos"] == 1
+    (fallo,) = [c for c in cuerpo["canales"] if not c["enviado"]]
+    assert fallo["canal"].startswith("json:") and "503" in fallo["detalle"]
+    assert fallo["destino"] == f"json://avisos:****@{webhook.base()}"
+    for texto in (r.text, logs()):
+        assert SECRETO not in texto and CLAVE_URL not in texto
+
+
+def test_probar_sin_canales_409_en_espanol(
+    settings: Settings, fresh_db: DatabaseServer, admin_headers: dict[str, str]
+) -> None:
+    from inventario.main import create_app
+
+    vacio = settings.model_copy(update={"NOTIFICACIONES_EMAIL": None, "NOTIFICACIONES_URLS": None})
+    with TestClient(create_app(vacio, server=fresh_db, with_scheduler=False)) as client:
+        r = client.post(f"{NOTIF}/probar", headers=admin_headers)
+    assert r.status_code == 409 and "NOTIFICACIONES_URLS" in r.json()["detalle"]
+
+
+def test_probar_por_consola(
+    cli_env: dict[str, str], settings: Settings, smtp: tuple[Buzon, int, Controller], webhook: Receptor
+) -> None:
+    env = {
+        **cli_env,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp[1]),
+        "SMTP_TLS": "none",
+        "SMTP_REMITENTE": "inventario@empresa.com",
+        "NOTIFICACIONES_EMAIL": "duenia@farmacia.com",
+        "NOTIFICACIONES_URLS": url_webhook(webhook),
+    }
+    r = run_cli(env, "notificaciones", "probar")
+    assert r.returncode == 0, r.stderr
+    assert "2 de 2 canales recibieron" in r.stdout and len(smtp[0].mensajes()) == 1
+    webhook.status = 500
+    r = run_cli(env, "notificaciones", "probar")
+    assert r.returncode == 1 and "ERROR    json:" in r.stdout and "500" in r.stdout
+    assert SECRETO not in r.stdout + r.stderr and CLAVE_URL not in r.stdout + r.stderr
+    r = run_cli({**env, "NOTIFICACIONES_EMAIL": "", "NOTIFICACIONES_URLS": ""}, "notificaciones", "probar")
+    assert r.returncode == 2 and "No hay canales de avisos configurados" in r.stderr

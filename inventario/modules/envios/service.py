@@ -29,6 +29,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from inventario.config import Settings
+from inventario.errors import Conflicto
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios.model import Envio, MensajeSalida
 from inventario.modules.notificaciones.model import Notificacion
@@ -341,6 +342,42 @@ def ciclo(runtime: Runtime) -> ResultadoCiclo:
         )
 
 
+# ----------------------------------------------------------------------------------- prueba
+ASUNTO_PRUEBA = "[Inventario] Mensaje de prueba"
+
+
+def probar(settings: Settings, pedido_por: str) -> list[dict[str, Any]]:
+    """Envía ya un mensaje de prueba a cada canal configurado y dice qué pasó en cada uno.
+
+    No pasa por la base: sirve para probar un canal aunque la base esté caída. Sin canales:
+    `Conflicto` con lo que hay que configurar."""
+    configurados = ch.canales(settings)
+    if not configurados:
+        raise Conflicto(
+            "No hay canales de avisos configurados: defina NOTIFICACIONES_EMAIL (con SMTP_HOST y "
+            "SMTP_REMITENTE) o NOTIFICACIONES_URLS"
+        )
+    ahora = datetime.now(settings.tz).strftime("%d/%m/%Y %H:%M")
+    cuerpo = (
+        f"Mensaje de prueba del Inventario pedido por {pedido_por} el {ahora}.\n\n"
+        "Si lo recibe, este canal está listo: por aquí llegarán los avisos ROJOS al momento y el "
+        "resumen diario de los AMARILLOS. No hace falta hacer nada."
+    )
+    resultados = []
+    for canal in configurados:
+        try:
+            ch.entregar(settings, canal, ASUNTO_PRUEBA, cuerpo, "VERDE")
+        except ch.EnvioFallido as exc:
+            log.warning("Prueba de avisos por %s: falló: %s", canal, exc.mensaje)
+            resultados.append(
+                {"canal": canal.id, "destino": canal.destino, "enviado": False, "detalle": exc.mensaje}
+            )
+        else:
+            log.info("Prueba de avisos por %s: enviada (pedida por %s)", canal, pedido_por)
+            resultados.append({"canal": canal.id, "destino": canal.destino, "enviado": True, "detalle": None})
+    return resultados
+
+
 # ----------------------------------------------------------------------------------- estado
 def canales_caidos(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Canales con un envío en ERROR desde hace más de un día y ningún éxito después: /health."""
@@ -410,6 +447,7 @@ __all__ = [
     "espera",
     "ping_backup",
     "planificar",
+    "probar",
     "resolver_incidentes",
     "resumen_diario",
 ]
