@@ -24,12 +24,14 @@ app.add_typer(usuario_app, name="usuario")
 
 def _register_subcommands() -> None:
     from inventario.modules.backup.cli import app as backup_app
+    from inventario.modules.envios.cli import app as notificaciones_app
     from inventario.modules.jobs.cli import alertas_app, jobs_app, logs_app, scheduler
 
     app.add_typer(backup_app, name="backup")
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(logs_app, name="logs")
     app.add_typer(alertas_app, name="alertas")
+    app.add_typer(notificaciones_app, name="notificaciones")
     app.command("scheduler")(scheduler)
 
 
@@ -87,7 +89,7 @@ def serve(
     def listo(runtime: Runtime) -> None:
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
-    application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
+    application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
     server = uvicorn.Server(
         uvicorn.Config(
             application,
