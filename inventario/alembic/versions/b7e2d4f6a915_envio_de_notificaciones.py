@@ -33,11 +33,9 @@ def upgrade() -> None:
         "incidentes",
         sa.Column("clave", sa.String(200), primary_key=True),
         sa.Column("abierto", sa.Boolean, nullable=False, server_default=sa.true()),
-        sa.Column(
-            "id_notificacion",
-            sa.BigInteger,
-            sa.ForeignKey("notificaciones.id_notificacion", ondelete="SET NULL"),
-        ),
+        # Sin clave foránea: `notificaciones` se puede vaciar (TRUNCATE) o podar sin tocar el
+        # historial de incidentes, como las demás tablas del plan.
+        sa.Column("id_notificacion", sa.BigInteger),
         sa.Column("fecha_apertura", TSTZ, nullable=False, server_default=sa.text("now()")),
         sa.Column("fecha_resolucion", TSTZ),
         *_auditado(),
@@ -60,7 +58,7 @@ def upgrade() -> None:
         sa.Column(
             "id_mensaje",
             sa.BigInteger,
-            sa.ForeignKey("mensajes_salida.id_mensaje", ondelete="CASCADE"),
+            sa.ForeignKey("mensajes_salida.id_mensaje", deferrable=True),
             nullable=False,
         ),
         sa.Column("canal", sa.String(100), nullable=False),
@@ -99,7 +97,7 @@ def upgrade() -> None:
             sa.BigInteger,
             sa.ForeignKey(
                 "mensajes_salida.id_mensaje",
-                ondelete="SET NULL",
+                deferrable=True,
                 name="fk_notificaciones_id_mensaje_mensajes_salida",
             ),
         ),

@@ -40,5 +40,5 @@ class Notificacion(Auditado, Base):
     envio: Mapped[str] = mapped_column(String(12), server_default="PENDIENTE")
     clave_incidente: Mapped[str | None] = mapped_column(String(200))
     id_mensaje: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("mensajes_salida.id_mensaje", ondelete="SET NULL")
+        BigInteger, ForeignKey("mensajes_salida.id_mensaje", deferrable=True)
     )
