@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -90,7 +92,7 @@ _TRADUCCIONES = {
 }
 
 
-def traducir(err: dict) -> str:
+def traducir(err: Mapping[str, Any]) -> str:
     loc = [str(p) for p in err.get("loc", ())]
     where = _CAMPO.get(loc[0], loc[0]) if loc else ""
     field = ".".join(loc[1:]) or where
