@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from inventario.config import Settings
 from inventario.logging_setup import redact
+from inventario.postgres import without_password
 
 if TYPE_CHECKING:
     from inventario.runtime import Runtime
@@ -53,8 +54,6 @@ def reservar_puerto(host: str, port: int) -> socket.socket:
 
 
 def url_sin_clave(url: URL) -> str:
-    from inventario.postgres import without_password
-
     return without_password(url).render_as_string(hide_password=False)
 
 

@@ -25,12 +25,14 @@ app.add_typer(usuario_app, name="usuario")
 
 def _register_subcommands() -> None:
     from inventario.modules.backup.cli import app as backup_app
+    from inventario.modules.envios.cli import app as notificaciones_app
     from inventario.modules.jobs.cli import alertas_app, jobs_app, logs_app, scheduler
 
     app.add_typer(backup_app, name="backup")
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(logs_app, name="logs")
     app.add_typer(alertas_app, name="alertas")
+    app.add_typer(notificaciones_app, name="notificaciones")
     app.command("scheduler")(scheduler)
 
 
@@ -74,6 +76,7 @@ def serve(
     from inventario.arranque import ArranqueError, aviso_inicio, describir_fallo, reservar_puerto
     from inventario.logging_setup import setup_logging
     from inventario.main import create_app
+    from inventario.request_limits import MAX_HEAD_BYTES
 
     settings = settings_or_exit()
     host, port = host or settings.HOST, port or settings.PORT
@@ -87,8 +90,17 @@ def serve(
     def listo(runtime: Runtime) -> None:
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
-    application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
-    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
+    application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
+    )
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
     # esa señal no mata al proceso y la salida es 0 (lo que systemd espera de una parada limpia).
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -66,6 +66,11 @@ def sqlalchemy_url(raw: str) -> URL:
 
 
 def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
+    """(conninfo sin contraseña, entorno con PGPASSWORD).
+
+    La conninfo acaba en la línea de comandos de pg_dump/psql, que cualquier usuario local ve en
+    `ps`: la contraseña solo viaja por el entorno (/proc/PID/environ es privado del dueño).
+    """
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
