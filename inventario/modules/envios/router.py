@@ -27,7 +27,6 @@ router = APIRouter(prefix="/api/v1/notificaciones", tags=["notificaciones"], res
     responses=errores(403, 409, e409="No hay canales de avisos configurados"),
 )
 def probar(request: Request, user: AdminUser) -> dict[str, Any]:
-    """Envía un mensaje a cada canal de AVISOS y dice, canal por canal, si llegó. Solo ADMIN."""
     resultados = service.probar(request.app.state.settings, user.nombre_usuario)
     enviados = sum(1 for r in resultados if r["enviado"])
     return {"enviados": enviados, "fallidos": len(resultados) - enviados, "canales": resultados}
