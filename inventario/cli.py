@@ -129,17 +129,30 @@ def db_upgrade() -> None:
     typer.echo(f"Base de datos en la revisión {after} (antes: {before or 'vacía'}).")
 
 
+def _leer_password(nueva: bool = True) -> str:
+    """Con una terminal, dos veces sin eco; sin terminal (un script), una línea de la entrada
+    estándar: la contraseña nunca va en la línea de órdenes."""
+    if not sys.stdin.isatty():
+        linea = sys.stdin.readline().rstrip("\r\n")
+        if not linea:
+            raise fail("Falta la contraseña: escríbala en la entrada estándar (una línea).", 2)
+        return linea
+    etiqueta = "Contraseña nueva" if nueva else "Contraseña"
+    while True:
+        primera = typer.prompt(etiqueta, hide_input=True)
+        if typer.prompt("Repítala", hide_input=True) == primera:
+            return str(primera)
+        typer.echo("No coinciden; otra vez.", err=True)
+
+
 @usuario_app.command("crear")
 def usuario_crear(
     nombre_usuario: str = typer.Argument(..., help="Nombre de usuario"),
     admin: bool = typer.Option(False, "--admin", help="Rol ADMIN (por defecto OPERADOR)"),
     nombre_completo: str = typer.Option("", help="Nombre completo"),
     email: str = typer.Option(None, help="Correo"),
-    password: str = typer.Option(
-        ..., prompt="Contraseña", hide_input=True, confirmation_prompt=True, help="Contraseña"
-    ),
 ) -> None:
-    """Crea un usuario."""
+    """Crea un usuario. La contraseña se pide dos veces sin eco; sin terminal, una línea de stdin."""
     from pydantic import ValidationError
 
     from inventario.errors import DomainError
@@ -151,7 +164,7 @@ def usuario_crear(
             nombre_usuario=nombre_usuario,
             nombre_completo=nombre_completo,
             email=email,
-            password=password,
+            password=_leer_password(nueva=False),
             rol="ADMIN" if admin else "OPERADOR",
         )
     except ValidationError as exc:
@@ -168,22 +181,6 @@ def usuario_crear(
         except DomainError as exc:
             raise fail(exc.mensaje) from None
     typer.echo(f"Usuario '{user.nombre_usuario}' creado con rol {user.rol} (id {user.id_usuario}).")
-
-
-def _leer_password(nueva: bool = True) -> str:
-    """Con una terminal, dos veces sin eco; sin terminal (un script), una línea de la entrada
-    estándar: la contraseña nunca va en la línea de órdenes."""
-    if not sys.stdin.isatty():
-        linea = sys.stdin.readline().rstrip("\r\n")
-        if not linea:
-            raise fail("Falta la contraseña: escríbala en la entrada estándar (una línea).", 2)
-        return linea
-    etiqueta = "Contraseña nueva" if nueva else "Contraseña"
-    while True:
-        primera = typer.prompt(etiqueta, hide_input=True)
-        if typer.prompt("Repítala", hide_input=True) == primera:
-            return str(primera)
-        typer.echo("No coinciden; otra vez.", err=True)
 
 
 @usuario_app.command("password")
@@ -226,10 +223,10 @@ def usuario_desbloquear(
         except DomainError as exc:
             raise fail(exc.mensaje) from None
         estaba = (
-            f"bloqueado hasta {user.bloqueado_hasta:%Y-%m-%d %H:%M}"
+            f"bloqueado hasta {user.bloqueado_hasta:%Y-%m-%d %H:%M}"  # en ZONA_HORARIA (la sesión)
             if user.bloqueado_hasta
             else "sin bloqueo"
-        )
+        ) + f", {user.intentos_fallidos} intentos fallidos"
         unlock(session, user.id_usuario)
         if activar and not user.activo:
             user.activo = True
@@ -237,6 +234,10 @@ def usuario_desbloquear(
         activo = user.activo
     logging.getLogger("inventario.sesiones").info("DESBLOQUEADO usuario=%s desde=consola", nombre_usuario)
     typer.echo(f"Usuario '{nombre_usuario}' desbloqueado (estaba {estaba}).")
+    typer.echo(
+        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria: termina sola "
+        "(LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
+    )
     if not activo:
         typer.secho(
             "Atención: el usuario está desactivado y no puede entrar; use --activar para reactivarlo.",

@@ -45,16 +45,23 @@ def test_usuario_password_y_desbloquear(cli_env: dict[str, str], engine: Engine,
 
     server = DatabaseServer(sqlalchemy_url(cli_env["DATABASE_URL"]), embedded=False)
     with TestClient(create_app(settings, server=server, with_scheduler=False)) as client:
-        for _ in range(settings.LOGIN_MAX_INTENTOS):
-            client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": "mala"})
+        # Una cuenta bloqueada en la base (el servicio respeta bloqueado_hasta).
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE usuarios SET bloqueado_hasta = now() + interval '1 hour', intentos_fallidos = 7 "
+                    "WHERE nombre_usuario = 'admin'"
+                )
+            )
         bloqueado = client.post(
             "/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD}
         )
-        assert bloqueado.status_code == 401 and "bloqueada" in bloqueado.json()["detalle"]
+        assert bloqueado.status_code == 401
 
         r = run_cli(cli_env, "usuario", "desbloquear", "admin")
         assert r.returncode == 0, r.stderr
         assert r.stdout.startswith("Usuario 'admin' desbloqueado (estaba bloqueado hasta ")
+        assert "7 intentos fallidos" in r.stdout
         assert login(client, "admin", ADMIN_PASSWORD)
 
         # Sin terminal, la contraseña llega por la entrada estándar (nunca en la línea de órdenes).
@@ -84,6 +91,16 @@ def test_usuario_password_y_desbloquear(cli_env: dict[str, str], engine: Engine,
     sesiones = (settings.logs_dir / "sesiones.log").read_text()
     assert "PASSWORD CAMBIADA usuario=admin desde=consola" in sesiones
     assert "otra-clave-larga" not in sesiones
+
+
+def test_usuario_crear_lee_la_contrasena_de_stdin(cli_env: dict[str, str], engine: Engine) -> None:
+    r = run_cli(cli_env, "usuario", "crear", "ana", "--admin", input="clave-de-ana\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Usuario 'ana' creado con rol ADMIN")
+    r = run_cli(cli_env, "usuario", "crear", "beto", input="")
+    assert r.returncode == 2 and "Falta la contraseña" in r.stderr
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM usuarios WHERE nombre_usuario = 'beto'")) == 0
 
 
 def test_db_url_sin_clave(cli_env: dict[str, str]) -> None:
