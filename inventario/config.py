@@ -145,11 +145,13 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from inventario.permisos import private_dir, write_private
+
+        private_dir(self.data_dir)
         key = secrets.token_urlsafe(48)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(key)
-        tmp.chmod(0o600)
+        tmp.unlink(missing_ok=True)  # resto de un arranque cortado
+        write_private(tmp, key.encode())  # 0600 desde su creación, no después
         tmp.replace(path)
         return key
 
