@@ -75,17 +75,12 @@ def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    # `url.set(password=None)` deja la contraseña como estaba (None = "sin cambio"): se construye
-    # la URL de nuevo sin ella.
-    safe = URL.create(
-        "postgresql",
-        username=url.username,
-        host=url.host,
-        port=url.port,
-        database=url.database,
-        query=url.query,
-    )
-    return safe.render_as_string(hide_password=False), env
+    return without_password(url).render_as_string(hide_password=False), env
+
+
+def without_password(url: URL) -> URL:
+    """La URL libpq sin contraseña (`URL.set(password=None)` no la quita: None es "sin cambio")."""
+    return URL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
 
 
 def start_embedded(data_dir: Path) -> DatabaseServer:
