@@ -99,6 +99,10 @@ def serve(
             log_config=None,
             # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            # X-Forwarded-For solo de un proxy declarado: si no, cualquier usuario local que se
+            # conecte desde 127.0.0.1 elegiría la dirección con la que el freno de login lo cuenta.
+            proxy_headers=bool(settings.PROXY_CONFIABLE),
+            forwarded_allow_ips=settings.PROXY_CONFIABLE or "",
         )
     )
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
