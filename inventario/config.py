@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     TOKEN_MINUTOS: int = Field(480, ge=1)
     LOGIN_MAX_INTENTOS: int = Field(5, ge=1)
     LOGIN_BLOQUEO_MINUTOS: int = Field(15, ge=1)
+    # Fallos desde una misma dirección contra cualesquiera cuentas antes de pausarla (LOGIN_MAX_INTENTOS
+    # cuenta los de una cuenta desde una dirección).
+    LOGIN_MAX_INTENTOS_CLIENTE: int = Field(20, ge=1)
     INVENTARIO_ADMIN_PASSWORD: str | None = None
     HEALTH_DISCO_MIN_MB: int = Field(1024, ge=0)  # espacio libre mínimo en BACKUP_PATH
     LOG_LEVEL: str = "INFO"

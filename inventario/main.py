@@ -31,13 +31,16 @@ from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
+from inventario.openapi import completar
 from inventario.postgres import DatabaseServer
+from inventario.request_limits import RequestLimits
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
 log = logging.getLogger(__name__)
 
 
 def include_routers(app: FastAPI) -> None:
+    app.state.rutas_literales = {}
     for router in (
         salud.router,
         usuarios.auth_router,
@@ -52,6 +55,10 @@ def include_routers(app: FastAPI) -> None:
         metricas.router,
     ):
         app.include_router(router)
+        for route in router.routes:
+            path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+            if "{" not in path:
+                app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
 def _recover_backups(runtime: Runtime) -> None:
@@ -132,12 +139,16 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    install_handlers(app)
-    include_routers(app)
     # Un registro por aplicación (no el global de prometheus_client): cada app de prueba, el suyo.
     app.state.metricas = CollectorRegistry(auto_describe=False)
     if settings.METRICAS_HABILITADAS:
         app.add_middleware(MetricasHTTP, registry=app.state.metricas)
+    # El último añadido es el primero en ver la petición: una URL o cabecera enorme no llega a
+    # rutas, dependencias ni métricas.
+    app.add_middleware(RequestLimits)
+    install_handlers(app)
+    include_routers(app)
+    completar(app)
 
     @app.get("/", include_in_schema=False)
     def inicio() -> RedirectResponse:
