@@ -488,3 +488,23 @@ def test_el_ping_con_token_corto_tampoco_queda_en_los_logs(
     assert [p.ruta for p in webhook.recibidas()] == ["/api/push/Kx9Q2a?status=up&msg=OK"]
     assert "500" in exc.value.mensaje and "Kx9Q2a" not in exc.value.mensaje
     assert "Kx9Q2a" not in logs()
+
+
+def test_migracion_ida_y_vuelta_y_lo_anterior_no_se_envia(runtime: Runtime) -> None:
+    """Configurar un canal no manda la historia entera: lo que ya existía queda OMITIDA."""
+    from alembic import command
+
+    from inventario import migrations
+
+    rojo_backup(runtime)
+    cfg = migrations.alembic_config()
+    with runtime.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "e5a9c3d1f402")
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('envios')")).scalar() is None
+    migrations.upgrade(runtime.engine)
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT envio FROM notificaciones")).scalars().all() == ["OMITIDA"]
+    rojo_backup(runtime)  # lo nuevo nace PENDIENTE y sale
+    assert ciclo(runtime).planificadas == {"ENVIO": 1}
