@@ -34,7 +34,7 @@ EMAIL, PING = "email", "ping"
 # apprise registra URLs y respuestas de los servicios: a sus propios manejadores (LogCapture),
 # nunca a los archivos de log del servicio.
 logging.getLogger("apprise").propagate = False
-_apprise_lock = threading.Lock()
+_apprise_lock = threading.Lock()  # LogCapture es global al logger: un envío apprise a la vez
 # Esquemas en los que lo que sigue a "://" es de verdad un servidor (se puede mostrar).
 _ESQUEMAS_CON_SERVIDOR = (
     "json",
@@ -47,7 +47,7 @@ _ESQUEMAS_CON_SERVIDOR = (
     "mailtos",
     "ntfy",
     "ntfys",
-)  # LogCapture es global al logger: un envío apprise a la vez
+)
 
 
 class EnvioFallido(Exception):
