@@ -38,9 +38,8 @@ class Incidente(Auditado, Base):
 
     clave: Mapped[str] = mapped_column(String(200), primary_key=True)
     abierto: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
-    id_notificacion: Mapped[int | None] = mapped_column(
-        BigInteger  # sin clave foránea: ver la migración b7e2d4f6a915
-    )
+    # Sin clave foránea: vaciar las notificaciones (TRUNCATE) no depende de los incidentes.
+    id_notificacion: Mapped[int | None] = mapped_column(BigInteger)
     fecha_apertura: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
     fecha_resolucion: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
