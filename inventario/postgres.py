@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 from sqlalchemy.engine import URL, make_url
 
 from inventario.config import Settings
@@ -54,6 +55,14 @@ class DatabaseServer:
     def libpq(self, database: str | None = None) -> tuple[str, dict[str, str]]:
         """(conninfo sin contraseña, entorno con PGPASSWORD) para los clientes de PostgreSQL."""
         return libpq_params(self.url.set(database=database) if database else self.url)
+
+    def connect(self, *, autocommit: bool = True, connect_timeout: int | None = None) -> psycopg.Connection:
+        """La conexión psycopg directa (cerrojos, pg_catalog, restauración, pruebas): la única forma
+        de abrirla; la contraseña va como parámetro, nunca en el conninfo."""
+        conninfo, env = self.libpq()
+        return psycopg.connect(
+            conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit, connect_timeout=connect_timeout
+        )
 
     def stop(self) -> None:
         if self._handle is not None:
@@ -145,11 +154,7 @@ def pgserver_bin_dir() -> Path:
 
 
 def ensure_database(server: DatabaseServer, name: str) -> None:
-    import psycopg
-
-    conninfo, _ = libpq_params(server.url.set(database="postgres"))
-    password = server.url.password
-    with psycopg.connect(conninfo, password=password, autocommit=True) as conn:
+    with server.with_database("postgres").connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from inventario.config import Settings
 from inventario.modules.envios import service
-from inventario.modules.jobs.service import JobsService
+from inventario.modules.planificador.service import JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import connect

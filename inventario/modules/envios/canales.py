@@ -127,7 +127,7 @@ def entregar(settings: Settings, canal: Canal, asunto: str, cuerpo: str, semafor
 
 
 def _email(settings: Settings, asunto: str, cuerpo: str) -> None:
-    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, enviar, remitente
+    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, remitente, send
 
     destinos = [d.strip() for d in (settings.NOTIFICACIONES_EMAIL or "").split(",") if d.strip()]
     try:
@@ -145,7 +145,7 @@ def _email(settings: Settings, asunto: str, cuerpo: str) -> None:
     msg["Message-ID"] = make_msgid("aviso", domain=origen.rsplit("@", 1)[-1].strip("> ") or None)
     msg.set_content(cuerpo)
     try:
-        enviar(settings, msg, destinos)
+        send(settings, msg, destinos)
     except SmtpError as exc:
         raise EnvioFallido(exc.mensaje) from None
 
