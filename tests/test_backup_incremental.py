@@ -188,7 +188,8 @@ def test_restaurar_hasta_una_hora_y_por_id_de_un_incremental_con_la_consola(
         assert snapshot(target) == s1
         # Entre la instantánea de i2 y la de i3: vuelve a i2 (completo + diferencial + i2).
         assert i2.fecha_instantanea is not None and i3.fecha_instantanea is not None
-        moment = i2.fecha_instantanea + (i3.fecha_instantanea - i2.fecha_instantanea) / 2
+        moment = i2.fecha_instantanea.replace(microsecond=0) + timedelta(seconds=1)
+        assert i2.fecha_instantanea <= moment < i3.fecha_instantanea  # hay más de 1 s entre ambos
         hasta = moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
         out = run_cli(cli_env, "backup", "restaurar", "--hasta", hasta, "--destino", url, "--si")
         assert out.returncode == 0, out.stderr
@@ -440,3 +441,26 @@ def test_puntos_de_restauracion_por_la_api(
     assert est["backups_incrementales"] == 2 and est["ultimo_backup_incremental"] is not None
     r = client.get("/api/v1/notificaciones", params={"tipo": "BACKUP", "limit": 100}, headers=admin_headers)
     assert not [n for n in r.json()["items"] if "INCREMENTAL" in n["titulo"]]
+
+
+def test_el_diario_espera_a_un_incremental_en_curso(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    _touch(fresh_db, "x")
+    # Un incremental que se queda leyendo `productos` mientras otra sesión la tiene bloqueada.
+    blocker = connect(fresh_db, autocommit=False)
+    blocker.execute("LOCK TABLE productos IN ACCESS EXCLUSIVE MODE")
+    running = service.start_in_background("INCREMENTAL", "PRUEBA")
+    assert service.running_type() == "INCREMENTAL"
+    release = threading.Timer(3.0, blocker.rollback)
+    release.start()
+    try:
+        corrida = JobsService(runtime).run_due("backup_diario", MIERCOLES.replace(hour=3, minute=0, second=1))
+    finally:
+        release.join()
+        blocker.close()
+        assert service.wait_background(120)
+    assert corrida.estado == "OK" and corrida.mensaje.startswith("Backup DIFERENCIAL "), corrida.mensaje
+    with runtime.session_factory() as session:
+        assert service.get(session, running).estado == "COMPLETADO"

@@ -6,14 +6,14 @@ de tocar nada, para negarse a aplicarse fuera de orden. En la base en uso queda 
 último backup restaurado en ella); los backups no copian su contenido.
 
 Revision ID: b7e2d4f6a913
-Revises: e5a9c3d1f402
+Revises: b7e2d4f6a915
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "b7e2d4f6a913"
-down_revision = "e5a9c3d1f402"
+down_revision = "b7e2d4f6a915"
 branch_labels = None
 depends_on = None
 

@@ -23,7 +23,7 @@ from inventario.config import Settings
 log = logging.getLogger(__name__)
 
 PREFIJO = "inventario"
-TIPOS_BACKUP = ("COMPLETO", "DIFERENCIAL")
+TIPOS_BACKUP = ("COMPLETO", "DIFERENCIAL", "INCREMENTAL")
 ESTADOS_BACKUP = ("EN_PROCESO", "COMPLETADO", "ERROR")
 ESTADOS_JOB = ("EN_CURSO", "OK", "ERROR", "OMITIDO")
 SEMAFOROS = ("VERDE", "AMARILLO", "ROJO")
