@@ -101,7 +101,7 @@ def verificar(
         False, "--restaurar-prueba", help="Además restaurar en una base temporal y comparar filas por tabla"
     ),
 ) -> None:
-    """Comprueba MD5, gzip y que el completo base de cada diferencial esté presente."""
+    """Comprueba MD5, gzip y que la cadena de cada backup (completo, diferencial, incrementales) esté entera."""
     if bool(id_o_archivo) == todos:
         raise fail("Indique un id o archivo, o bien --todos", 2)
     repo = BackupRepo(settings_or_exit().backup_dir)
