@@ -20,6 +20,7 @@ from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
 from inventario.modules.planificador.scheduler import Planificador
 from inventario.modules.planificador.service import JobsService
+from inventario.pagination import Pagina
 
 jobs_app = typer.Typer(help="Jobs programados: listar, ejecutar y ver el historial.", no_args_is_help=True)
 logs_app = typer.Typer(help="Archivos de log.", no_args_is_help=True)
@@ -79,12 +80,12 @@ def historial(
     """Las últimas corridas de un job, la más reciente primero."""
     with runtime_context() as runtime:
         try:
-            rows, total = JobsService(runtime).history(job_id, 0, limite)
+            datos = JobsService(runtime).history(job_id, Pagina(offset=0, limit=limite))
         except DomainError as exc:
             raise fail(exc.mensaje) from None
         tz = runtime.settings.tz
-    typer.echo(f"{total} corridas de {job_id}.")
-    for r in rows:
+    typer.echo(f"{datos['total']} corridas de {job_id}.")
+    for r in datos["items"]:
         typer.echo(
             f"{r.id_ejecucion:>6}  {r.programada_para.astimezone(tz):%Y-%m-%d %H:%M}  "
             f"{r.inicio.astimezone(tz):%Y-%m-%d %H:%M:%S}  {r.estado:<9} "

@@ -38,6 +38,7 @@ from inventario.modules.notificaciones.service import create_notification
 from inventario.modules.planificador import schedule
 from inventario.modules.planificador.model import EjecucionJob
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.pagination import Pagina, page
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -389,21 +390,16 @@ class JobsService:
             raise NoEncontrado(f"No existe la ejecución {id_ejecucion}")
         return row
 
-    def history(self, job_id: str, offset: int, limit: int) -> tuple[list[EjecucionJob], int]:
+    def history(self, job_id: str, pagina: Pagina) -> dict[str, Any]:
+        """Las corridas de un job, la más reciente primero (el cuerpo de `Listado`)."""
         job = self.job(job_id)
-        where = (EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+        stmt = (
+            select(EjecucionJob)
+            .where(EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+            .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
+        )
         with self.runtime.session_factory() as session:
-            total = session.scalar(select(func.count()).select_from(EjecucionJob).where(*where)) or 0
-            rows = list(
-                session.scalars(
-                    select(EjecucionJob)
-                    .where(*where)
-                    .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-        return rows, total
+            return page(session, stmt, pagina)
 
     def _last_and_coverage(
         self, job: JobDef, slot: datetime
