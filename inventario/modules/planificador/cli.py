@@ -18,7 +18,8 @@ from inventario.errors import DomainError
 from inventario.jobs import alertas_job, logs_maintenance_job
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
-from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.model import EstadoEjecucion
+from inventario.modules.planificador.scheduler import Scheduler
 from inventario.modules.planificador.service import JobsService
 from inventario.pagination import Pagina
 
@@ -35,7 +36,7 @@ def _run(job_id: str, usuario: str) -> None:
             raise fail(exc.mensaje) from None
     duracion = (row.fin - row.inicio).total_seconds() if row.fin else 0.0
     text = f"Job {row.job_id} (corrida {row.id_ejecucion}): {row.estado} en {duracion:.2f} s\n{row.mensaje or ''}"
-    if row.estado == "ERROR":
+    if row.estado == EstadoEjecucion.ERROR:
         raise fail(text)
     typer.echo(text)
 
@@ -114,7 +115,7 @@ def scheduler() -> None:
     stop = threading.Event()
     with runtime_context() as runtime:
         BackupService(runtime, notifier=notify).recover()
-        planificador = Planificador(runtime)
+        planificador = Scheduler(runtime)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         planificador.start()
