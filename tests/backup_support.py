@@ -18,8 +18,7 @@ CATALOG_TABLES = {"historial_backup"}
 
 
 def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:
-    conninfo, env = server.libpq()
-    return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit)
+    return server.connect(autocommit=autocommit)
 
 
 def snapshot(server: DatabaseServer) -> dict[str, list[tuple]]:

@@ -6,6 +6,7 @@ from inventario.archivos import human_size
 from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService, backup_tipo
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "backup_diario"
@@ -15,7 +16,9 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     settings = ctx.runtime.settings
     # BACKUP_ENABLED apaga los backups programados; pedir el job a mano es una orden explícita.
     if not settings.BACKUP_ENABLED and not ctx.manual:
-        return ResultadoJob("OMITIDO", "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup")
+        return ResultadoJob(
+            EstadoEjecucion.OMITIDO, "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup"
+        )
     tipo = backup_tipo(ctx.programada_para, settings.BACKUP_FULL_DAY, settings.tz)
     service = BackupService(ctx.runtime, notifier=notify)
     # `ejecutado_por` del plan: SCHEDULER (también la recuperación al arrancar), MANUAL o el usuario.
@@ -42,4 +45,4 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
         f"{human_size(limpieza.bytes_liberados)} liberados"
     )
-    return ResultadoJob("OK", mensaje)
+    return ResultadoJob(EstadoEjecucion.OK, mensaje)

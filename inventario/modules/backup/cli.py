@@ -139,10 +139,11 @@ def restaurar(
     """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
     repo = BackupRepo(settings_or_exit().backup_dir)
     try:
-        chain = repo.chain(id_o_archivo)
-        typer.echo("Verificando " + ", ".join(link.path.name for link in chain) + " ...")
-        for link in chain:
-            repo.verify(link)
+        chain = restore.verified_chain(
+            repo,
+            id_o_archivo,
+            lambda chain: typer.echo("Verificando " + ", ".join(link.path.name for link in chain) + " ..."),
+        )
     except restore.RestoreError as exc:
         raise fail(f"No se restauró nada: {exc}") from None
     with runtime_context(migrate=False) as runtime:

@@ -96,13 +96,11 @@ def pump(source: BinaryIO, writer: AtomicGzipWriter, niceness: int = 0) -> None:
 
 
 def _count_rows(
-    conninfo: str, password: str | None, snapshot: str, names: list[str], out: dict, niceness: int
+    connect: Callable[..., psycopg.Connection], snapshot: str, names: list[str], out: dict, niceness: int
 ) -> None:
     """Filas por tabla en la misma instantánea que pg_dump, en paralelo a él."""
     try:
-        with psycopg.connect(
-            conninfo, password=password, autocommit=True, application_name=prioridad.APP_NAME
-        ) as conn:
+        with connect(application_name=prioridad.APP_NAME) as conn:
             prioridad.lower_backends(conn, niceness)  # el suyo y el de pg_dump
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
@@ -124,6 +122,7 @@ def write_full(
     pg_dump: str,
     conninfo: str,
     env: dict[str, str],
+    connect: Callable[..., psycopg.Connection],
     snapshot: str,
     table_names: list[str],
     comment: str,
@@ -132,7 +131,7 @@ def write_full(
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
-        args=(conninfo, env.get("PGPASSWORD"), snapshot, table_names, counts, niceness),
+        args=(connect, snapshot, table_names, counts, niceness),
         daemon=True,
     )
     counter.start()

@@ -147,6 +147,7 @@ class EstadisticasBackup(BaseModel):
 
 
 class BackupEliminado(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id_backup: int
     tipo: str
     nombre_archivo: str

@@ -420,6 +420,7 @@ class BackupService:
                         pg_dump=tools.path("pg_dump"),
                         conninfo=conninfo,
                         env=env,
+                        connect=self.runtime.server.connect,
                         snapshot=snapshot_id,
                         table_names=names,
                         comment=comment,
