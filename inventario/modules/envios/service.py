@@ -58,6 +58,8 @@ QUE_HACER = {
     "STOCK_BAJO": "Haga el pedido al proveedor y registre la entrada cuando llegue.",
     "DISCO_BACKUPS": "Libere espacio en el disco de BACKUP_PATH o baje BACKUP_RETENTION_DAYS: sin espacio, "
     "el próximo backup fallará.",
+    "JOB_NO_CORRIO": "Compruebe que el planificador esté en marcha en alguna instancia (GET /health, sección "
+    "scheduler) y lance el job a mano (POST /api/v1/jobs/{job_id}/ejecutar).",
     "MANTENIMIENTO": "Revise la corrida en GET /api/v1/jobs y error.log; el job se puede lanzar a mano.",
 }
 QUE_HACER_OTRO = "Revise las notificaciones en GET /api/v1/notificaciones."
@@ -105,6 +107,12 @@ _RESOLVER_SQL = [
        WHERE i.abierto AND i.clave LIKE 'JOB:%' AND EXISTS (
            SELECT 1 FROM ejecuciones_job e
            WHERE e.job_id = substr(i.clave, 5) AND e.estado = 'OK' AND e.fin > i.fecha_apertura)""",
+    # Job que no corrió a su hora o quedó interrumpido: se resuelve cuando vuelve a terminar.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'JOB_NO_CORRIO:%' AND EXISTS (
+           SELECT 1 FROM ejecuciones_job e
+           WHERE e.job_id = split_part(i.clave, ':', 2) AND e.estado IN ('OK', 'OMITIDO')
+             AND e.fin > i.fecha_apertura)""",
     # Lote vencido: se resuelve cuando ya no tiene stock (o ya no existe).
     """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
        WHERE i.abierto AND i.clave LIKE 'VENCIMIENTO:LOTE:%' AND NOT EXISTS (
@@ -411,6 +419,39 @@ def vigilar(session: Session, settings: Settings) -> list[str]:
     return abiertos
 
 
+def vigilar_jobs(runtime: Runtime) -> list[str]:
+    """Aviso ROJO por cada job que no corrió a su hora (pasada la gracia) o quedó interrumpido,
+    con el mismo criterio que la sección `scheduler` de /health. Los que fallaron ya los avisa el
+    planificador al registrar el fallo."""
+    from inventario.modules.planificador.service import JobsService
+
+    service = JobsService(runtime)
+    items = service.status(datetime.now(runtime.settings.tz))
+    abiertos: list[str] = []
+    with runtime.session_factory() as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": VIGILANCIA_LOCK_KEY})
+        for item in items:
+            ultima = item["ultima_ejecucion"]
+            fallida = ultima is not None and ultima.estado == "ERROR" and not item["interrumpida"]
+            if item["problema"] is None or fallida:
+                continue
+            job_id = item["job_id"]
+            clave = f"JOB_NO_CORRIO:{job_id}"
+            if item["ambito"]:  # jobs de cada máquina: un incidente por máquina
+                clave += ":" + hashlib.sha256(item["ambito"].encode()).hexdigest()[:10]
+            que = "quedó interrumpido" if item["interrumpida"] else "no corrió a su hora"
+            if _aviso_vigilancia(
+                session,
+                clave,
+                "JOB_NO_CORRIO",
+                f"❌ El job {job_id} {que}",
+                f"{item['nombre']} ({job_id}, {item['programacion']}): {item['problema']}.",
+            ):
+                abiertos.append(clave)
+        session.commit()
+    return abiertos
+
+
 # ----------------------------------------------------------------------------------- entrega
 def entregar_uno(session: Session, settings: Settings) -> Envio | None:
     """Toma un envío vencido (ninguna otra instancia lo toma a la vez) y lo intenta. None: no hay."""
@@ -480,7 +521,7 @@ def ciclo(runtime: Runtime) -> ResultadoCiclo:
     with runtime.session_factory() as session:
         r = ResultadoCiclo()
         r.resueltos = resolver_incidentes(session)
-        r.vigilancia = vigilar(session, settings)
+        r.vigilancia = vigilar(session, settings) + vigilar_jobs(runtime)
         r.planificadas = planificar(session, settings)
         r.resumen = resumen_si_toca(session, settings) is not None
         r.pings = pings_pendientes(session, settings)
@@ -599,4 +640,5 @@ __all__ = [
     "resumen_diario",
     "resumen_si_toca",
     "vigilar",
+    "vigilar_jobs",
 ]
