@@ -508,3 +508,28 @@ def test_migracion_ida_y_vuelta_y_lo_anterior_no_se_envia(runtime: Runtime) -> N
         assert conn.execute(text("SELECT envio FROM notificaciones")).scalars().all() == ["OMITIDA"]
     rojo_backup(runtime)  # lo nuevo nace PENDIENTE y sale
     assert ciclo(runtime).planificadas == {"ENVIO": 1}
+
+
+def test_enviar_por_consola_sin_servicio(
+    cli_env: dict[str, str], runtime: Runtime, smtp: tuple[Buzon, int, Controller], webhook: Receptor
+) -> None:
+    env = {
+        **cli_env,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp[1]),
+        "SMTP_TLS": "none",
+        "SMTP_REMITENTE": "inventario@empresa.com",
+        "NOTIFICACIONES_EMAIL": "duenia@farmacia.com",
+        "NOTIFICACIONES_URLS": url_webhook(webhook),
+    }
+    rojo_backup(runtime)
+    webhook.status = 503
+    r = run_cli(env, "notificaciones", "enviar")
+    assert r.returncode == 1, r.stderr
+    assert "1 ENVIO" in r.stdout and "en ERROR: 1" in r.stdout
+    assert len(smtp[0].mensajes()) == 1 and SECRETO not in r.stdout + r.stderr
+    webhook.status = 200
+    vencer_reintentos(runtime)
+    r = run_cli(env, "notificaciones", "enviar")
+    assert r.returncode == 0 and "en ERROR: 0" in r.stdout
+    assert len(webhook.recibidas("POST")) == 1 and len(smtp[0].mensajes()) == 1
