@@ -533,3 +533,24 @@ def test_enviar_por_consola_sin_servicio(
     r = run_cli(env, "notificaciones", "enviar")
     assert r.returncode == 0 and "en ERROR: 0" in r.stdout
     assert len(webhook.recibidas("POST")) == 1 and len(smtp[0].mensajes()) == 1
+
+
+def test_un_resumen_con_muchos_avisos_se_acorta_por_grupo(
+    runtime: Runtime, smtp: tuple[Buzon, int, Controller]
+) -> None:
+    with runtime.session_factory() as session:
+        for i in range(service.LINEAS_POR_GRUPO + 12):
+            create_notification(
+                session,
+                tipo="STOCK_BAJO",
+                titulo="t",
+                mensaje=f"Quedan 2 de producto {i:03d}",
+                semaforo="AMARILLO",
+            )
+        assert service.resumen_diario(session, runtime.settings) is not None
+    ciclo(runtime)
+    (correo,) = smtp[0].mensajes()
+    cuerpo = correo.get_content()
+    assert f"Productos bajo el stock mínimo ({service.LINEAS_POR_GRUPO + 12}):" in cuerpo
+    assert "producto 000" in cuerpo and f"producto {service.LINEAS_POR_GRUPO:03d}" not in cuerpo
+    assert "… y 12 más (GET /api/v1/notificaciones?tipo=STOCK_BAJO)" in cuerpo

@@ -45,6 +45,8 @@ ESPERA_MAX = timedelta(hours=1)
 MAX_INTENTOS = 72  # con la espera máxima de 1 h, unos tres días de reintentos
 CANAL_CAIDO_TRAS = timedelta(hours=24)
 RESUMEN_LOCK_KEY = 7261015
+# Un resumen se lee en un teléfono: con miles de productos bajo el mínimo, los primeros y el total.
+LINEAS_POR_GRUPO = 30
 VIGILANCIA_LOCK_KEY = 7261016
 PING_VENTANA = timedelta(days=1)  # corridas más viejas no se pingan (p. ej. al configurar el ping)
 
@@ -261,7 +263,9 @@ def resumen_diario(
         grupos[n.tipo].append(n)
     partes = []
     for tipo, items in grupos.items():
-        lineas = "\n".join(f"- {n.mensaje}" for n in items)
+        lineas = "\n".join(f"- {n.mensaje}" for n in items[:LINEAS_POR_GRUPO])
+        if len(items) > LINEAS_POR_GRUPO:
+            lineas += f"\n- … y {len(items) - LINEAS_POR_GRUPO} más (GET /api/v1/notificaciones?tipo={tipo})"
         que_hacer = QUE_HACER.get(tipo)
         partes.append(
             f"{TITULOS_RESUMEN.get(tipo, tipo.capitalize())} ({len(items)}):\n{lineas}"
