@@ -554,3 +554,32 @@ def test_un_resumen_con_muchos_avisos_se_acorta_por_grupo(
     assert f"Productos bajo el stock mínimo ({service.LINEAS_POR_GRUPO + 12}):" in cuerpo
     assert "producto 000" in cuerpo and f"producto {service.LINEAS_POR_GRUPO:03d}" not in cuerpo
     assert "… y 12 más (GET /api/v1/notificaciones?tipo=STOCK_BAJO)" in cuerpo
+
+
+def test_el_estado_del_envio_de_una_notificacion_por_la_api(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    operador_headers: dict[str, str],
+    smtp: tuple[Buzon, int, Controller],
+    webhook: Receptor,
+) -> None:
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    webhook.status = 503
+    id_n = rojo_backup(runtime)
+    r = client.get(f"{NOTIF}/{id_n}/envios", headers=operador_headers)
+    assert r.status_code == 200 and r.json()["envio"] == "PENDIENTE" and r.json()["canales"] == []
+    ciclo(runtime)
+    r = client.get(f"{NOTIF}/{id_n}/envios", headers=operador_headers)
+    cuerpo = r.json()
+    assert cuerpo["envio"] == "ENVIO" and cuerpo["clave_incidente"] == "BACKUP"
+    por_canal = {c["canal"].split(":")[0]: c for c in cuerpo["canales"]}
+    assert por_canal["email"]["estado"] == "ENVIADA" and por_canal["email"]["fecha_envio"]
+    json_ = por_canal["json"]
+    assert json_["estado"] == "ERROR" and json_["intentos"] == 1 and "503" in json_["ultimo_error"]
+    assert json_["proximo_intento"] and json_["destino"] == f"json://avisos:****@{webhook.base()}"
+    assert SECRETO not in r.text and CLAVE_URL not in r.text
+    duplicada = rojo_backup(runtime)
+    ciclo(runtime)
+    assert client.get(f"{NOTIF}/{duplicada}/envios", headers=admin_headers).json()["envio"] == "DUPLICADA"
+    assert client.get(f"{NOTIF}/999999/envios", headers=admin_headers).status_code == 404
+    assert client.get(f"{NOTIF}/{id_n}/envios").status_code == 401

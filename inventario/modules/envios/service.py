@@ -22,6 +22,7 @@ import hashlib
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from inventario.config import Settings
-from inventario.errors import Conflicto
+from inventario.errors import Conflicto, NoEncontrado
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios.model import Envio, MensajeSalida
 from inventario.modules.notificaciones.model import Notificacion
@@ -570,6 +571,38 @@ def probar(settings: Settings, pedido_por: str) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- estado
+def envios_de(session: Session, settings: Settings, id_notificacion: int) -> dict[str, Any]:
+    """Cómo va el envío de una notificación, canal por canal (el mensaje que la lleva)."""
+    n = session.get(Notificacion, id_notificacion, populate_existing=True)
+    if n is None:
+        raise NoEncontrado(f"No existe la notificación {id_notificacion}")
+    filas: Sequence[Envio] = ()
+    if n.id_mensaje is not None:
+        filas = session.scalars(
+            select(Envio).where(Envio.id_mensaje == n.id_mensaje).order_by(Envio.id_envio)
+        ).all()
+    destinos = {c.id: c.destino for c in ch.canales(settings)}
+    destinos[ch.PING] = "BACKUP_PING_URL"
+    return {
+        "id_notificacion": n.id_notificacion,
+        "envio": n.envio,
+        "clave_incidente": n.clave_incidente,
+        "id_mensaje": n.id_mensaje,
+        "canales": [
+            {
+                "canal": e.canal,
+                "destino": destinos.get(e.canal, "(canal ya no configurado)"),
+                "estado": e.estado,
+                "intentos": e.intentos,
+                "ultimo_error": e.ultimo_error,
+                "proximo_intento": e.proximo_intento,
+                "fecha_envio": e.fecha_envio,
+            }
+            for e in filas
+        ],
+    }
+
+
 def canales_caidos(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Canales con un envío en ERROR desde hace más de un día y ningún éxito después: /health."""
     rows = session.execute(
@@ -635,6 +668,7 @@ __all__ = [
     "ciclo",
     "entregar_pendientes",
     "entregar_uno",
+    "envios_de",
     "espera",
     "ping_backup",
     "pings_pendientes",
