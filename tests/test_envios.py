@@ -583,3 +583,22 @@ def test_el_estado_del_envio_de_una_notificacion_por_la_api(
     assert client.get(f"{NOTIF}/{duplicada}/envios", headers=admin_headers).json()["envio"] == "DUPLICADA"
     assert client.get(f"{NOTIF}/999999/envios", headers=admin_headers).status_code == 404
     assert client.get(f"{NOTIF}/{id_n}/envios").status_code == 401
+
+
+def test_el_aviso_de_arranque_nombra_los_canales_sin_secretos(settings: Settings, webhook: Receptor) -> None:
+    from inventario.arranque import describir_avisos
+
+    con_todo = settings.model_copy(
+        update={
+            "BACKUP_PING_URL": SecretStr(f"https://hc-ping.com/{SECRETO}"),
+            "METRICAS_HABILITADAS": True,
+            "METRICAS_TOKEN": SecretStr("t" * 20),
+        }
+    )
+    texto = describir_avisos(con_todo)
+    assert texto == (
+        f"duenia@farmacia.com, encargado@farmacia.com, json://avisos:****@{webhook.base()}; "
+        "ping de backups configurado; métricas en /metrics con token"
+    )
+    vacio = settings.model_copy(update={"NOTIFICACIONES_EMAIL": None, "NOTIFICACIONES_URLS": None})
+    assert describir_avisos(vacio).startswith("sin canales")
