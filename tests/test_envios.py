@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -100,13 +101,15 @@ def ciclo(runtime: Runtime) -> service.ResultadoCiclo:
     return service.ciclo(runtime)
 
 
-def envios(runtime: Runtime) -> list:
+def envios(runtime: Runtime) -> list[Any]:
     with runtime.engine.connect() as conn:
-        return conn.execute(
-            text(
-                "SELECT id_envio, id_mensaje, canal, estado, intentos, ultimo_error FROM envios ORDER BY id_envio"
-            )
-        ).all()
+        return list(
+            conn.execute(
+                text(
+                    "SELECT id_envio, id_mensaje, canal, estado, intentos, ultimo_error FROM envios ORDER BY id_envio"
+                )
+            ).all()
+        )
 
 
 def vencer_reintentos(runtime: Runtime) -> None:
@@ -377,7 +380,7 @@ def test_una_url_apprise_invalida_es_un_error_claro_sin_la_url(runtime: Runtime)
 
 def test_configuracion_de_avisos_valida_y_normaliza(settings: Settings) -> None:
     def crear(**valores: str) -> Settings:
-        return Settings(_env_file=None, SECRET_KEY="x" * 40, **valores)  # type: ignore[call-arg,arg-type]
+        return Settings(_env_file=None, SECRET_KEY="x" * 40, **valores)  # type: ignore[arg-type]
 
     s = crear(
         NOTIFICACIONES_EMAIL=" a@b.com;c@d.com ",
