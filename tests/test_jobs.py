@@ -224,7 +224,7 @@ def test_fallos_quedan_registrados_y_notificados(runtime: Runtime) -> None:
         rows["backup_diario"].id_ejecucion,
     )
     other = next(n for n in notes if n.tipo == "MANTENIMIENTO")
-    assert other.semaforo == "AMARILLO" and "alertas_diarias" in other.titulo
+    assert other.semaforo == "ROJO" and "alertas_diarias" in other.titulo
     # Un fallo no se reintenta solo en la misma hora programada; la próxima sí corre.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 7)).resultado == "YA_EJECUTADA"
     # Los secretos de un mensaje de error no llegan al registro.

@@ -58,7 +58,7 @@ class JobDef:
     # Jobs que cuidan algo de cada máquina (sus logs): una corrida por máquina y carpeta.
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
-    semaforo_fallo: str = "AMARILLO"
+    semaforo_fallo: str = "ROJO"  # un job que falla sale por los canales de avisos al momento
     titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
 
 
