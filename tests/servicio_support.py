@@ -36,7 +36,9 @@ def inventario_exe() -> str:
 
 
 @contextmanager
-def servicio(env: dict[str, str], *args: str, espera: float = 120) -> Iterator[Servicio]:
+def servicio(
+    env: dict[str, str], *args: str, espera: float = 120, cwd: Path | None = None
+) -> Iterator[Servicio]:
     """Arranca `inventario serve` y devuelve cuando el aviso de inicio salió completo; al final lo
     detiene con SIGTERM (como systemd) y exige que salga limpio."""
     port = puerto_libre()
@@ -46,6 +48,7 @@ def servicio(env: dict[str, str], *args: str, espera: float = 120) -> Iterator[S
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=cwd,
     )
     srv: Servicio | None = None
     try:
