@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 
-from inventario.config import ConfigError, Settings, load_settings
-from inventario.runtime import Runtime, open_runtime
+from inventario.cli_support import fail, runtime_context, settings_or_exit
+from inventario.modules.backup.cli import app as backup_app
+from inventario.modules.envios.cli import app as notificaciones_app
+from inventario.modules.planificador.cli import alertas_app, jobs_app, logs_app, scheduler
+from inventario.runtime import Runtime
 
 app = typer.Typer(
     help="Inventario: servicio, base de datos, usuarios, backups y mantenimiento.",
@@ -21,45 +22,6 @@ db_app = typer.Typer(help="Base de datos y migraciones.", no_args_is_help=True)
 usuario_app = typer.Typer(help="Usuarios.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(usuario_app, name="usuario")
-
-
-def _register_subcommands() -> None:
-    from inventario.modules.backup.cli import app as backup_app
-    from inventario.modules.envios.cli import app as notificaciones_app
-    from inventario.modules.jobs.cli import alertas_app, jobs_app, logs_app, scheduler
-
-    app.add_typer(backup_app, name="backup")
-    app.add_typer(jobs_app, name="jobs")
-    app.add_typer(logs_app, name="logs")
-    app.add_typer(alertas_app, name="alertas")
-    app.add_typer(notificaciones_app, name="notificaciones")
-    app.command("scheduler")(scheduler)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def runtime_context(migrate: bool = True) -> Iterator[Runtime]:
-    from inventario.logging_setup import setup_logging
-
-    settings = settings_or_exit()
-    setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
-    runtime = open_runtime(settings, migrate=migrate)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -99,6 +61,10 @@ def serve(
             log_config=None,
             # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            # X-Forwarded-For solo de un proxy declarado: si no, cualquier usuario local que se
+            # conecte desde 127.0.0.1 elegiría la dirección con la que el freno de login lo cuenta.
+            proxy_headers=bool(settings.PROXY_CONFIABLE),
+            forwarded_allow_ips=settings.PROXY_CONFIABLE or "",
         )
     )
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
@@ -281,7 +247,12 @@ def db_psql(ctx: typer.Context) -> None:
     raise typer.Exit(codigo)
 
 
-_register_subcommands()
+app.add_typer(backup_app, name="backup")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(logs_app, name="logs")
+app.add_typer(alertas_app, name="alertas")
+app.add_typer(notificaciones_app, name="notificaciones")
+app.command("scheduler")(scheduler)
 
 
 @app.command()

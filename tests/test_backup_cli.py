@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from inventario.modules.backup.files import MANIFEST_SUFFIX
 from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.repo import MANIFEST_SUFFIX
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
@@ -150,12 +150,13 @@ def test_la_barra_de_restauracion_llega_al_100(
     runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
 ) -> None:
     from inventario.modules.backup import restore
+    from inventario.modules.backup.repo import BackupRepo
 
     fill(fresh_db)
     service = BackupService(runtime)
     service.run("COMPLETO", "MANUAL")
     diff = service.run("DIFERENCIAL", "MANUAL")
-    chain = restore.resolve_chain(runtime.settings.backup_dir, str(diff.id_backup))
+    chain = BackupRepo(runtime.settings.backup_dir).chain(str(diff.id_backup))
     assert len(chain) == 2
     total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
     avance: list[int] = []
