@@ -165,9 +165,10 @@ def restaurar(
                 fg=typer.colors.YELLOW,
             )
         if not state.empty and not si:
-            typer.confirm(
-                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?",
-                abort=True,
+            from inventario.consola import confirmar
+
+            confirmar(
+                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?"
             )
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:

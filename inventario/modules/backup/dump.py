@@ -34,6 +34,9 @@ from inventario.modules.backup.pg_esquema import FINGERPRINT_SQL, TOMBSTONES, Ta
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.
 PROLOGUE = b"\\set ON_ERROR_STOP on\nBEGIN;\n"
+# Antes del prólogo: `psql < archivo` en silencio (sin etiquetas de órdenes ni resultados de
+# setval); los errores siguen saliendo por stderr. Los archivos anteriores no lo traen.
+QUIET = b"\\set QUIET on\n\\o /dev/null\n"
 EPILOGUE = b"COMMIT;\n"
 
 
@@ -135,7 +138,7 @@ def write_full(
         daemon=True,
     )
     counter.start()
-    writer.write(PROLOGUE)
+    writer.write(QUIET + PROLOGUE)
     writer.write(comment.encode() + b"\n")
     command = [
         pg_dump,
@@ -324,7 +327,7 @@ def _write_diff_body(
 ) -> DumpResult:
     base_id, base_name = base.id_backup, base.nombre_archivo
     w = writer.write
-    w(PROLOGUE)
+    w(QUIET + PROLOGUE)
     w(comment.encode() + b"\n")
     w(f"SET LOCAL {RESTORE_GUC} = 'on';\nSET CONSTRAINTS ALL DEFERRED;\n".encode())
     base_msg = f"Este diferencial se aplica sobre el backup completo {base_id} ({base_name}): restaure primero ese completo."
