@@ -76,7 +76,12 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         backups = "" if s.BACKUP_ENABLED else ", backups programados apagados (BACKUP_ENABLED)"
         planificador = (
             f"activo ({s.ZONA_HORARIA}): backup_diario {s.BACKUP_HOUR:02d}:{s.BACKUP_MINUTE:02d}, "
-            f"logs_maintenance {s.LOGS_HOUR:02d}:{s.LOGS_MINUTE:02d}, "
+            + (
+                f"backup_incremental cada {s.BACKUP_INCREMENTAL_MINUTOS} min, "
+                if s.BACKUP_INCREMENTAL_MINUTOS
+                else ""
+            )
+            + f"logs_maintenance {s.LOGS_HOUR:02d}:{s.LOGS_MINUTE:02d}, "
             f"alertas_diarias {s.ALERTAS_HOUR:02d}:{s.ALERTAS_MINUTE:02d}{backups}"
         )
     else:

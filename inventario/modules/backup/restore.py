@@ -179,7 +179,12 @@ def verified_chain(
 ) -> list[Link]:
     """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no).
     `before_verify` recibe la cadena antes de leerla entera (la consola dice qué verifica)."""
-    chain = repo.chain(key)
+    return verify_chain(repo, repo.chain(key), before_verify)
+
+
+def verify_chain(
+    repo: BackupRepo, chain: list[Link], before_verify: Callable[[list[Link]], None] | None = None
+) -> list[Link]:
     if before_verify is not None:
         before_verify(chain)
     for link in chain:
