@@ -245,3 +245,12 @@ def default_notifier():  # type: ignore[no-untyped-def]
     from inventario.modules.backup.notifications import notify
 
     return notify
+
+
+def _register_remote() -> None:
+    from inventario.modules.remoto.cli import clave_app
+
+    app.add_typer(clave_app, name="clave")
+
+
+_register_remote()
