@@ -8,10 +8,12 @@ from inventario.modules.lotes.model import Lote
 from inventario.modules.movimientos.model import Movimiento
 from inventario.modules.notificaciones.model import Notificacion
 from inventario.modules.productos.model import Producto
+from inventario.modules.remoto.model import CopiaRemota
 from inventario.modules.usuarios.model import Usuario
 
 __all__ = [
     "Base",
+    "CopiaRemota",
     "EjecucionJob",
     "HistorialBackup",
     "Lote",

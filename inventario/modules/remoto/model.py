@@ -1,0 +1,45 @@
+"""La tabla `copia_remota`: el estado fuera del sitio de cada backup (migración b7e2c91d4a05)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from inventario.database import Base
+
+
+class EstadoRemoto(StrEnum):
+    PENDIENTE = "PENDIENTE"
+    COPIADO = "COPIADO"
+    ERROR = "ERROR"
+
+
+class CopiaRemota(Base):
+    __tablename__ = "copia_remota"
+
+    id_backup: Mapped[int] = mapped_column(
+        BigInteger,
+        ForeignKey("historial_backup.id_backup", deferrable=True),
+        primary_key=True,
+    )
+    estado: Mapped[str] = mapped_column(String(12), index=True)
+    fecha_estado: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    fecha_copia: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    destino: Mapped[str | None] = mapped_column(String(500))  # BACKUP_REMOTO, sin credenciales
+    objeto: Mapped[str | None] = mapped_column(String(300))  # nombre del archivo en el remoto
+    cifrado: Mapped[bool | None] = mapped_column(Boolean)
+    tamanio_remoto: Mapped[int | None] = mapped_column(BigInteger)
+    hash_remoto: Mapped[str | None] = mapped_column(String(32))  # MD5 del objeto tal como se subió
+    sha256_remoto: Mapped[str | None] = mapped_column(String(64))
+    mensaje_error: Mapped[str | None] = mapped_column(Text)
+    intentos: Mapped[int] = mapped_column(Integer, server_default="0")
+    proximo_intento: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    eliminado_remoto: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    fecha_eliminacion_remota: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    fecha_creacion: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    fecha_actualizacion: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
