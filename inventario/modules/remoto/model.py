@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from inventario.database import Base
+from inventario.database import Auditado, Base
 
 
 class EstadoRemoto(StrEnum):
@@ -17,7 +17,7 @@ class EstadoRemoto(StrEnum):
     ERROR = "ERROR"
 
 
-class CopiaRemota(Base):
+class CopiaRemota(Auditado, Base):
     __tablename__ = "copia_remota"
 
     id_backup: Mapped[int] = mapped_column(
@@ -39,7 +39,3 @@ class CopiaRemota(Base):
     proximo_intento: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     eliminado_remoto: Mapped[bool] = mapped_column(Boolean, server_default="false")
     fecha_eliminacion_remota: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    fecha_creacion: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    fecha_actualizacion: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), index=True
-    )

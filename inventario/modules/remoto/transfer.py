@@ -15,6 +15,7 @@ import io
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import BaseModel, ValidationError
 from pyrage import x25519
@@ -75,6 +76,32 @@ def _hash_file(path: Path) -> tuple[int, str, str]:
     return size, md5.hexdigest(), sha.hexdigest()
 
 
+class _HashingReader:
+    """Lee de un archivo y calcula el MD5 de lo leído (el archivo local se verifica al cifrarlo)."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.md5 = hashlib.md5()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.source.read(size)
+        self.md5.update(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview, /) -> int:
+        n = self.source.readinto(buffer)  # type: ignore[attr-defined]
+        self.md5.update(memoryview(buffer)[:n])
+        return int(n)
+
+
+def _check_local(path: Path, md5: str, expected: str | None) -> None:
+    if expected and md5 != expected:
+        raise RemotoError(
+            f"El archivo local {path.name} no coincide con su MD5 del catálogo (esperado {expected}, "
+            f"calculado {md5}): está dañado y no se copia fuera del sitio."
+        )
+
+
 def _check_uploaded(rclone: Rclone, obj: ObjetoRemoto) -> None:
     """Tamaño y (si el remoto la conoce) suma MD5 del objeto subido contra lo que se envió."""
     found = rclone.stat(obj.nombre)
@@ -97,12 +124,14 @@ def push(
     public: dict[str, object],
     recipients: list[x25519.Recipient] | None,
     workdir: Path,
+    expected_md5: str | None = None,
 ) -> Descriptor:
     """Cifra (si hay destinatarios), sube y verifica un backup y su manifiesto; el descriptor, al final.
 
     `public` son los campos en claro del descriptor (id_backup, tipo, nombre_archivo, fecha_creacion,
     id_backup_base, nombre_archivo_base). El cifrado pasa por un temporal en `workdir` (misma máquina
     que el backup): así rclone conoce tamaño y MD5 antes de subir y puede reintentar el archivo.
+    `expected_md5` (el del catálogo): el archivo local se comprueba al leerlo; dañado, no sale.
     """
     name = data_file.name
     workdir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +139,10 @@ def push(
     try:
         if recipients:
             with open(data_file, "rb") as src, open(temp, "wb") as raw:
+                reader = _HashingReader(src)
                 writer = HashingWriter(raw)
-                encrypt_stream(src, writer, recipients)  # type: ignore[arg-type]
+                encrypt_stream(reader, writer, recipients)  # type: ignore[arg-type]
+            _check_local(data_file, reader.md5.hexdigest(), expected_md5)
             datos = ObjetoRemoto(
                 nombre=name + AGE_SUFFIX,
                 tamanio_bytes=writer.size,
@@ -121,6 +152,7 @@ def push(
             upload_from = temp
         else:
             size, md5, sha = _hash_file(data_file)
+            _check_local(data_file, md5, expected_md5)
             datos = ObjetoRemoto(nombre=name, tamanio_bytes=size, md5=md5, sha256=sha)
             upload_from = data_file
         rclone.upload(upload_from, datos.nombre)
