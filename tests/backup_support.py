@@ -13,8 +13,9 @@ from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.conftest import admin_conn
 
-# Tablas que el catálogo reconstruye desde los manifiestos tras restaurar (no se comparan fila a fila).
-CATALOG_TABLES = {"historial_backup"}
+# Tablas del catálogo (backups y su estado fuera del sitio): se reconstruyen desde los manifiestos y
+# el remoto tras restaurar, no se comparan fila a fila.
+CATALOG_TABLES = {"historial_backup", "copia_remota"}
 
 
 def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:

@@ -79,8 +79,8 @@ def test_completo_y_diferencial_se_copian_y_verifican(
     with connect(rt.server) as conn:
         seed_user(conn)
     backups = BackupService(rt, notifier=None)
-    full = backups.run("COMPLETO", "MANUAL")  # type: ignore[arg-type]
-    diff = backups.run("DIFERENCIAL", "MANUAL")  # type: ignore[arg-type]
+    full = backups.run("COMPLETO", "MANUAL")
+    diff = backups.run("DIFERENCIAL", "MANUAL")
     service = RemotoService(rt)
     # Solo el diferencial: su completo base sube primero (sin él no se puede restaurar).
     state = service.copy(diff.id_backup)
@@ -110,7 +110,7 @@ def test_completo_y_diferencial_se_copian_y_verifican(
 @pytest.mark.parametrize("remote_runtime", ["s3"], indirect=True)
 def test_servidor_caido_error_rojo_y_luego_se_copia(remote_runtime: tuple[Runtime, Destino]) -> None:
     rt, dest = remote_runtime
-    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")  # type: ignore[arg-type]
+    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
     dest.stop()
     service = RemotoService(rt)
     with pytest.raises(RemotoError):
@@ -141,7 +141,7 @@ def test_servidor_caido_error_rojo_y_luego_se_copia(remote_runtime: tuple[Runtim
 @pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
 def test_reintento_en_segundo_plano(remote_runtime: tuple[Runtime, Destino]) -> None:
     rt, dest = remote_runtime
-    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")  # type: ignore[arg-type]
+    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
     # El destino es un "disco USB" no montado: la ruta padre es un archivo, rclone no puede crearla.
     blocker = dest.storage.parent
     blocker.parent.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def test_retencion_remota_por_cadenas_y_solo_lo_nuestro(remote_runtime: tuple[Ru
     rt, dest = remote_runtime
     backups = BackupService(rt, notifier=None)
     ids = [
-        backups.run(tipo, "MANUAL").id_backup  # type: ignore[arg-type]
+        backups.run(tipo, "MANUAL").id_backup
         for tipo in ("COMPLETO", "DIFERENCIAL", "COMPLETO", "DIFERENCIAL")
     ]
     service = RemotoService(rt)
@@ -216,7 +216,7 @@ def test_archivo_local_danado_no_sale(
     with destino("dir", tmp_path / "remoto") as dest:
         rt = open_runtime(remote_settings(settings, dest, identity), fresh_db, migrate=False)
         try:
-            full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")  # type: ignore[arg-type]
+            full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
             path = rt.settings.backup_dir / full.nombre_archivo
             data = bytearray(path.read_bytes())
             data[-20] ^= 0xFF

@@ -248,9 +248,10 @@ def default_notifier():  # type: ignore[no-untyped-def]
 
 
 def _register_remote() -> None:
-    from inventario.modules.remoto.cli import clave_app
+    from inventario.modules.remoto.cli import clave_app, remoto_app
 
     app.add_typer(clave_app, name="clave")
+    app.add_typer(remoto_app, name="remoto")
 
 
 _register_remote()
