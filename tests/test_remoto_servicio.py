@@ -226,3 +226,43 @@ def test_archivo_local_danado_no_sale(
             assert not dest.storage.exists() or not list(dest.storage.iterdir())
         finally:
             rt.close()
+
+
+def test_health_degradado_si_el_ultimo_backup_no_llego_al_remoto(
+    settings: Settings, fresh_db: DatabaseServer, tmp_path: Path, identity: x25519.Identity
+) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from inventario.main import create_app
+
+    with destino("dir", tmp_path / "remoto") as dest:
+        # Un "disco USB" sin montar: la ruta padre del destino es un archivo y no se puede copiar.
+        dest.storage.parent.parent.mkdir(parents=True, exist_ok=True)
+        dest.storage.parent.write_text("sin montar")
+        configured = remote_settings(settings, dest, identity, BACKUP_REMOTO_MAX_HORAS=0.0005)  # 1,8 s
+        app = create_app(configured, server=fresh_db, with_scheduler=False)
+        with TestClient(app) as client:
+            body = client.get("/health").json()
+            assert body["estado"] == "OK" and body["fuera_del_sitio"]["configurado"] is True
+            rt = open_runtime(configured, fresh_db, migrate=False)
+            try:
+                full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
+                assert client.get("/health").json()["fuera_del_sitio"]["estado"] == "OK"  # aún a tiempo
+                time.sleep(2)
+                body = client.get("/health").json()
+                assert body["estado"] == "DEGRADADO"
+                offsite = body["fuera_del_sitio"]
+                assert offsite["estado"] == "DEGRADADO" and offsite["destino"] == dest.remote
+                assert f"El backup {full.id_backup} no llegó fuera del sitio" in offsite["mensaje"]
+                dest.storage.parent.unlink()  # se monta el disco
+                RemotoService(rt).copy(full.id_backup)
+                body = client.get("/health").json()
+                assert body["estado"] == "OK" and body["fuera_del_sitio"]["estado"] == "OK"
+            finally:
+                rt.close()
+    # Sin BACKUP_REMOTO la sección dice que no está configurado y no cambia el estado.
+    app = create_app(settings, server=fresh_db, with_scheduler=False)
+    with TestClient(app) as client:
+        assert client.get("/health").json()["fuera_del_sitio"] == {"estado": "OK", "configurado": False}

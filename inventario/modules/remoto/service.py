@@ -29,6 +29,7 @@ from inventario.modules.remoto.model import CopiaRemota, EstadoRemoto
 from inventario.modules.remoto.rclone import Rclone
 
 if TYPE_CHECKING:
+    from inventario.config import Settings
     from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -416,25 +417,29 @@ class RemotoService:
         }
 
     def behind(self, session: Session) -> str | None:
-        """Para /health: por qué las copias van atrasadas, o None si están al día (o apagadas)."""
-        if not self.configured:
-            return None
-        newest = session.execute(
-            select(HistorialBackup.id_backup, HistorialBackup.fecha_creacion, CopiaRemota.estado)
-            .outerjoin(CopiaRemota, CopiaRemota.id_backup == HistorialBackup.id_backup)
-            .where(HistorialBackup.estado == "COMPLETADO", HistorialBackup.eliminado.is_not(True))
-            .order_by(HistorialBackup.id_backup.desc())
-            .limit(1)
-        ).first()
-        if newest is None or newest.estado == EstadoRemoto.COPIADO or newest.fecha_creacion is None:
-            return None
-        hours = (_db_now(session) - newest.fecha_creacion).total_seconds() / 3600
-        if hours <= self.settings.BACKUP_REMOTO_MAX_HORAS:
-            return None
-        return (
-            f"el backup {newest.id_backup} no llegó fuera del sitio en {hours:.0f} h "
-            f"(BACKUP_REMOTO_MAX_HORAS={self.settings.BACKUP_REMOTO_MAX_HORAS:g})"
-        )
+        return offsite_lag(session, self.settings)
+
+
+def offsite_lag(session: Session, settings: Settings) -> str | None:
+    """Para /health: por qué las copias van atrasadas, o None si están al día (o apagadas)."""
+    if not settings.BACKUP_REMOTO:
+        return None
+    newest = session.execute(
+        select(HistorialBackup.id_backup, HistorialBackup.fecha_creacion, CopiaRemota.estado)
+        .outerjoin(CopiaRemota, CopiaRemota.id_backup == HistorialBackup.id_backup)
+        .where(HistorialBackup.estado == "COMPLETADO", HistorialBackup.eliminado.is_not(True))
+        .order_by(HistorialBackup.id_backup.desc())
+        .limit(1)
+    ).first()
+    if newest is None or newest.estado == EstadoRemoto.COPIADO or newest.fecha_creacion is None:
+        return None
+    hours = (_db_now(session) - newest.fecha_creacion).total_seconds() / 3600
+    if hours <= settings.BACKUP_REMOTO_MAX_HORAS:
+        return None
+    return (
+        f"El backup {newest.id_backup} no llegó fuera del sitio en {hours:.0f} h "
+        f"(BACKUP_REMOTO_MAX_HORAS={settings.BACKUP_REMOTO_MAX_HORAS:g})"
+    )
 
 
 def state_fields(state: CopiaRemota | None) -> dict[str, Any]:

@@ -62,6 +62,30 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
     return info
 
 
+def check_offsite(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Copias fuera del sitio: DEGRADADO si el último backup no llegó al remoto en BACKUP_REMOTO_MAX_HORAS."""
+    if not settings.BACKUP_REMOTO:
+        return {"estado": OK, "configurado": False}
+    from sqlalchemy.orm import Session
+
+    from inventario.modules.remoto.service import offsite_lag
+
+    info: dict[str, Any] = {
+        "estado": OK,
+        "configurado": True,
+        "destino": settings.BACKUP_REMOTO,  # nombre de remoto y ruta: las credenciales viven en rclone.conf
+        "max_horas": settings.BACKUP_REMOTO_MAX_HORAS,
+    }
+    try:
+        with Session(engine) as session:
+            lag = offsite_lag(session, settings)
+    except Exception as exc:  # sin base ya lo dice base_datos; aquí no se sabe
+        return {**info, "estado": DEGRADADO, "mensaje": f"No se pudo consultar ({exc.__class__.__name__})"}
+    if lag:
+        info.update(estado=DEGRADADO, mensaje=lag)
+    return info
+
+
 def overall(*states: str) -> str:
     if ERROR in states:
         return ERROR
@@ -89,19 +113,28 @@ def check_health(
                 "mensaje": f"No se pudo consultar el planificador ({exc.__class__.__name__})",
                 "jobs": [],
             }
-    # Sin base no hay servicio: ERROR. Disco o planificador con problemas: DEGRADADO.
-    estado = overall(database["estado"], *(DEGRADADO for s in (disk, scheduler) if s["estado"] != OK))
+    offsite = check_offsite(engine, settings)
+    # Sin base no hay servicio: ERROR. Disco, planificador o copias fuera del sitio con problemas: DEGRADADO.
+    estado = overall(
+        database["estado"], *(DEGRADADO for s in (disk, scheduler, offsite) if s["estado"] != OK)
+    )
     result = {
         "estado": estado,
         "base_datos": database,
         "disco_backups": disk,
         "scheduler": scheduler,
+        "fuera_del_sitio": offsite,
     }
     # El nivel refleja el estado: en health.log se filtran las caídas con solo buscar ERROR.
     level = {OK: logging.INFO, DEGRADADO: logging.WARNING}.get(estado, logging.ERROR)
     problems = "".join(
         f" {name}={section['mensaje']!r}"
-        for name, section in (("base_datos", database), ("disco", disk), ("scheduler", scheduler))
+        for name, section in (
+            ("base_datos", database),
+            ("disco", disk),
+            ("scheduler", scheduler),
+            ("fuera_del_sitio", offsite),
+        )
         if section["estado"] != OK and "mensaje" in section
     )
     health_log.log(
