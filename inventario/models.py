@@ -3,6 +3,7 @@
 from inventario.auditoria import RegistroEliminacion
 from inventario.database import Base
 from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.envios.model import Envio, Incidente, MensajeSalida
 from inventario.modules.jobs.model import EjecucionJob
 from inventario.modules.lotes.model import Lote
 from inventario.modules.movimientos.model import Movimiento
@@ -15,8 +16,11 @@ __all__ = [
     "Base",
     "CopiaRemota",
     "EjecucionJob",
+    "Envio",
     "HistorialBackup",
+    "Incidente",
     "Lote",
+    "MensajeSalida",
     "Movimiento",
     "Notificacion",
     "Producto",

@@ -1,4 +1,4 @@
-"""La tabla `copia_remota`: el estado fuera del sitio de cada backup (migración b7e2c91d4a05)."""
+"""La tabla `copia_remota`: el estado fuera del sitio de cada backup (migración 9a4c1e7d3b58)."""
 
 from __future__ import annotations
 

@@ -212,7 +212,7 @@ class RemotoService:
             if recovered:
                 session.add(
                     Notificacion(
-                        tipo="BACKUP",
+                        tipo="BACKUP_REMOTO",
                         titulo=f"✅ Backup {id_backup} copiado fuera del sitio",
                         mensaje=f"{descriptor.datos.nombre} llegó a {self.settings.BACKUP_REMOTO} y se verificó.",
                         semaforo="VERDE",
@@ -251,6 +251,8 @@ class RemotoService:
         log.error("Error al copiar el backup %s fuera del sitio: %s", id_backup, message)
         try:
             with self.runtime.session_factory() as session:
+                previous = session.get(CopiaRemota, id_backup)
+                first_failure = previous is None or previous.estado != EstadoRemoto.ERROR
                 state = self._state(session, id_backup, EstadoRemoto.ERROR)
                 state.intentos = (state.intentos or 0) + 1
                 state.mensaje_error = message[:4000]
@@ -259,19 +261,21 @@ class RemotoService:
                     state.proximo_intento = func.now() + timedelta(seconds=delays[state.intentos - 1])
                 else:
                     state.proximo_intento = None  # la siguiente corrida programada
-                session.add(
-                    Notificacion(
-                        tipo="BACKUP",
-                        titulo=f"❌ Error al copiar el backup {id_backup} fuera del sitio",
-                        mensaje=(
-                            f"{message} El backup local sigue siendo válido; la copia se reintentará "
-                            "sola (y en la siguiente corrida programada)."
-                        ),
-                        semaforo="ROJO",
-                        referencia_tipo="BACKUP",
-                        referencia_id=id_backup,
+                # Un aviso por fallo, no por reintento (el incidente BACKUP_REMOTO sigue abierto).
+                if first_failure:
+                    session.add(
+                        Notificacion(
+                            tipo="BACKUP_REMOTO",
+                            titulo=f"❌ Error al copiar el backup {id_backup} fuera del sitio",
+                            mensaje=(
+                                f"{message} El backup local sigue siendo válido; la copia se reintentará "
+                                "sola (y en la siguiente corrida programada)."
+                            ),
+                            semaforo="ROJO",
+                            referencia_tipo="BACKUP",
+                            referencia_id=id_backup,
+                        )
                     )
-                )
                 session.commit()
         except Exception:
             log.exception("No se pudo registrar el error de copia remota del backup %s", id_backup)

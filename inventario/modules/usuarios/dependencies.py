@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
+from inventario.pagination import MAX_BIGINT
 from inventario.security import decode_token
 
 # OAuth2 "password": el botón Authorize de /docs pide usuario y contraseña y llama al login.
@@ -30,11 +31,12 @@ def current_user(
     payload = decode_token(request.app.state.secret_key, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")
-    try:
-        user_id = int(str(payload["sub"]))
-    except (KeyError, ValueError):
-        raise NoAutorizado("Token inválido o vencido") from None
-    user = session.get(Usuario, user_id)
+    # Un `sub` que no es un id posible (texto, negativo, más allá de bigint) es un token inválido,
+    # no una consulta que la base rechazaría con un 500.
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 1 <= int(sub) <= MAX_BIGINT:
+        raise NoAutorizado("Token inválido o vencido")
+    user = session.get(Usuario, int(sub))
     if user is None or not user.activo:
         raise NoAutorizado("El usuario del token ya no está activo")
     return user

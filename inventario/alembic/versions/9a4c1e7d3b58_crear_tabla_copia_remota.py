@@ -4,8 +4,8 @@ Una fila por backup del catálogo (`historial_backup`): PENDIENTE, COPIADO o ERR
 quedó en el remoto con su tamaño y sumas, el último error y cuándo se reintenta. Nunca guarda
 credenciales: `destino` es el BACKUP_REMOTO de entonces (nombre de remoto y ruta).
 
-Revision ID: b7e2c91d4a05
-Revises: e5a9c3d1f402
+Revision ID: 9a4c1e7d3b58
+Revises: b7e2d4f6a915
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from inventario.auditoria import install_sql
 
-revision = "b7e2c91d4a05"
-down_revision = "e5a9c3d1f402"
+revision = "9a4c1e7d3b58"
+down_revision = "b7e2d4f6a915"
 branch_labels = None
 depends_on = None
 
