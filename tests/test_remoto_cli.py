@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from inventario.postgres import DatabaseServer
+from tests.backup_support import connect, drop_database, snapshot
+from tests.conftest import admin_conn, run_cli
 from tests.remoto_support import Destino, destino
+from tests.test_backup_motor import fill
 
 
 @pytest.fixture
@@ -74,3 +78,52 @@ def test_sin_configurar_y_argumentos_invalidos(cli_env: dict[str, str]) -> None:
     assert out.returncode == 2 and "--pendientes" in out.stderr
     out = run_cli(dict(cli_env, BACKUP_CIFRADO_DESTINATARIOS="age1malo"), "backup", "remoto", "listar")
     assert out.returncode == 2 and "BACKUP_CIFRADO_DESTINATARIOS" in out.stderr
+
+
+def test_simulacro_de_perdida_total(
+    env: dict[str, str], s3: Destino, fresh_db: DatabaseServer, pg_server: DatabaseServer, tmp_path: Path
+) -> None:
+    """Se pierde todo (la base, DATA_PATH y BACKUP_PATH); con el remoto y la clave se recupera todo."""
+    fill(fresh_db, productos=30)
+    assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'cambiado' WHERE id_producto <= 5")
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento IN (2, 3)")
+    # El estado que guarda el diferencial (su aviso "completado" se escribe después de la instantánea).
+    expected = snapshot(fresh_db)
+    out = run_cli(env, "backup", "ejecutar", "--tipo", "DIFERENCIAL")
+    assert out.returncode == 0, out.stderr
+    with connect(fresh_db) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id_backup FROM historial_backup ORDER BY 1")]
+    out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    # La pérdida: la base, DATA_PATH y BACKUP_PATH desaparecen.
+    drop_database(pg_server, fresh_db.database)
+    shutil.rmtree(env["BACKUP_PATH"])
+    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
+    with admin_conn(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+
+    # Una identidad equivocada: error claro y nada tocado (ni la base ni BACKUP_PATH).
+    wrong = tmp_path / "otra.txt"
+    assert run_cli(env, "backup", "clave", "generar", "--salida", str(wrong)).returncode == 0
+    out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(wrong), "--si")
+    assert out.returncode == 1 and "La identidad no corresponde" in out.stderr, out.stdout + out.stderr
+    assert not list(Path(env["BACKUP_PATH"]).glob("backup_*"))
+    with connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+    out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Restaurado DIFERENCIAL {ids[1]}" in out.stdout
+    assert snapshot(fresh_db) == expected  # cada tabla igual a la de origen
+    with connect(fresh_db) as conn:
+        catalog = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
+        remote = conn.execute("SELECT id_backup, estado, objeto FROM copia_remota ORDER BY 1").fetchall()
+    assert catalog == [(ids[0], "COMPLETADO"), (ids[1], "COMPLETADO")]
+    assert [(r[0], r[1]) for r in remote] == [(ids[0], "COPIADO"), (ids[1], "COPIADO")]
+    assert all(r[2].endswith(".sql.gz.age") for r in remote)
+    # BACKUP_PATH vuelve a tener los archivos (verificables como cualquier backup local).
+    out = run_cli(env, "backup", "verificar", "--todos")
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -168,17 +168,33 @@ def _restore_test(runtime, chain) -> str:  # type: ignore[no-untyped-def]
 
 @app.command("restaurar")
 def restaurar(
-    id_o_archivo: str = typer.Argument(..., help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
+    id_o_archivo: str = typer.Argument(
+        None,
+        help="Id del backup o nombre/ruta del archivo (.sql.gz); con --desde-remoto, por defecto el más reciente",
+    ),
     destino: str = typer.Option(
         None, "--destino", help="URL de la base destino (por defecto la del servicio)"
     ),
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
+    desde_remoto: bool = typer.Option(
+        False, "--desde-remoto", help="Bajar la cadena de BACKUP_REMOTO (recuperación desde cero)"
+    ),
+    identidad: str = typer.Option(
+        None, "--identidad", help="Con --desde-remoto: la clave privada age (clave.txt)"
+    ),
 ) -> None:
     """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
     from inventario.modules.backup import restore
     from inventario.modules.backup.service import sync_catalog
     from inventario.postgres import DatabaseServer, sqlalchemy_url
 
+    remote_found: list = []  # type: ignore[type-arg]
+    if desde_remoto:
+        from inventario.modules.remoto.cli import fetch_for_restore
+
+        id_o_archivo, remote_found = fetch_for_restore(id_o_archivo, identidad)
+    elif not id_o_archivo:
+        raise _cli().fail("Indique el id o archivo del backup (o --desde-remoto)", 2)
     settings = _cli().settings_or_exit()
     directory = settings.backup_dir
     try:
@@ -229,6 +245,11 @@ def restaurar(
         try:
             with make_session_factory(engine)() as session:
                 synced = sync_catalog(session, directory)
+                if remote_found:
+                    from inventario.modules.remoto.service import record_remote_copies
+
+                    record_remote_copies(session, remote_found, settings.BACKUP_REMOTO)
+                    session.commit()
         finally:
             engine.dispose()
     if problems:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from inventario.modules.remoto.rclone import RemotoError
+from inventario.modules.remoto.transfer import Descriptor
 
 clave_app = typer.Typer(help="Claves age para cifrar las copias fuera del sitio.", no_args_is_help=True)
 
@@ -158,6 +159,27 @@ def _restore_test(rclone, key: str, identidad: Path) -> str:  # type: ignore[no-
                 return local_restore_test(runtime, chain)
         except restore.RestoreError as exc:
             raise RemotoError(str(exc)) from None
+
+
+def fetch_for_restore(key: str | None, identidad: str | None) -> tuple[str, list[Descriptor]]:
+    """Para `backup restaurar --desde-remoto`: baja y verifica la cadena en BACKUP_PATH (sin tocar la
+    base) y devuelve el archivo a restaurar y los descriptores del remoto."""
+    from inventario.errors import DomainError
+    from inventario.modules.remoto import recuperar, transfer
+    from inventario.modules.remoto.cifrado import load_identities
+
+    rclone = _rclone()
+    settings = _cli().settings_or_exit()
+    try:
+        identities = load_identities(Path(identidad)) if identidad else None
+        found, _ = transfer.descriptors(rclone)
+        typer.echo(f"Bajando de {rclone.remote} y verificando ...")
+        fetched = recuperar.fetch_chain(rclone, key, identities, settings.backup_dir, found)
+    except DomainError as exc:
+        raise _cli().fail(f"No se restauró nada: {exc.mensaje}") from None
+    for item in fetched:
+        typer.echo(f"  {item.descriptor.datos.nombre}: SHA-256 y MD5 correctos, descifrado en {item.path}")
+    return fetched[-1].descriptor.nombre_archivo, found
 
 
 @remoto_app.command("subir")

@@ -64,10 +64,15 @@ def pick_chain(found: list[transfer.Descriptor], key: str | None) -> list[transf
 
 
 def fetch_chain(
-    rclone: Rclone, key: str | None, identities: list[x25519.Identity] | None, directory: Path
+    rclone: Rclone,
+    key: str | None,
+    identities: list[x25519.Identity] | None,
+    directory: Path,
+    found: list[transfer.Descriptor] | None = None,
 ) -> list[Traido]:
     """Baja, verifica y descifra la cadena en `directory`. Si algo falla, `directory` queda como estaba."""
-    found, _ = transfer.descriptors(rclone)
+    if found is None:
+        found, _ = transfer.descriptors(rclone)
     chain = pick_chain(found, key)
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / STAGING

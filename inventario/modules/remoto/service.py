@@ -446,6 +446,36 @@ def offsite_lag(session: Session, settings: Settings) -> str | None:
     )
 
 
+def record_remote_copies(session: Session, found: Iterable[transfer.Descriptor], destino: str | None) -> int:
+    """Tras restaurar desde el remoto: `copia_remota` COPIADO para cada backup del catálogo que está
+    publicado en el remoto (mismo id y archivo). Devuelve cuántos."""
+    count = 0
+    for desc in found:
+        row = session.get(HistorialBackup, desc.id_backup)
+        if row is None or row.nombre_archivo != desc.nombre_archivo:
+            continue
+        state = session.get(CopiaRemota, desc.id_backup)
+        if state is None:
+            state = CopiaRemota(id_backup=desc.id_backup, intentos=0, eliminado_remoto=False)
+            session.add(state)
+        state.estado = EstadoRemoto.COPIADO
+        state.fecha_estado = func.now()
+        state.fecha_copia = state.fecha_copia or func.now()
+        state.destino = destino
+        state.objeto = desc.datos.nombre
+        state.cifrado = desc.cifrado
+        state.tamanio_remoto = desc.datos.tamanio_bytes
+        state.hash_remoto = desc.datos.md5
+        state.sha256_remoto = desc.datos.sha256
+        state.mensaje_error = None
+        state.proximo_intento = None
+        state.eliminado_remoto = False
+        state.fecha_eliminacion_remota = None
+        count += 1
+    session.flush()
+    return count
+
+
 def state_fields(state: CopiaRemota | None) -> dict[str, Any]:
     """Los campos `remoto_*` de un backup en la API (estado None: nunca se intentó copiar)."""
     if state is None:
