@@ -3,6 +3,7 @@ primero), servidor caído → ERROR + ROJO sin tocar el backup local, reintento,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,13 @@ def remote_runtime(
             rt.close()
 
 
+def plain(rt: Runtime) -> BackupService:
+    """Backups sin la copia automática (el mismo servidor y directorio, sin BACKUP_REMOTO): las pruebas
+    de RemotoService deciden ellas cuándo copiar."""
+    settings = rt.settings.model_copy(update={"BACKUP_REMOTO": None})
+    return BackupService(dataclasses.replace(rt, settings=settings, owns_server=False), notifier=None)
+
+
 def _state(rt: Runtime, id_backup: int) -> CopiaRemota | None:
     with rt.session_factory() as session:
         return session.get(CopiaRemota, id_backup)
@@ -78,7 +86,7 @@ def test_completo_y_diferencial_se_copian_y_verifican(
     rt, dest = remote_runtime
     with connect(rt.server) as conn:
         seed_user(conn)
-    backups = BackupService(rt, notifier=None)
+    backups = plain(rt)
     full = backups.run("COMPLETO", "MANUAL")
     diff = backups.run("DIFERENCIAL", "MANUAL")
     service = RemotoService(rt)
@@ -110,7 +118,7 @@ def test_completo_y_diferencial_se_copian_y_verifican(
 @pytest.mark.parametrize("remote_runtime", ["s3"], indirect=True)
 def test_servidor_caido_error_rojo_y_luego_se_copia(remote_runtime: tuple[Runtime, Destino]) -> None:
     rt, dest = remote_runtime
-    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
+    full = plain(rt).run("COMPLETO", "MANUAL")
     dest.stop()
     service = RemotoService(rt)
     with pytest.raises(RemotoError):
@@ -141,7 +149,7 @@ def test_servidor_caido_error_rojo_y_luego_se_copia(remote_runtime: tuple[Runtim
 @pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
 def test_reintento_en_segundo_plano(remote_runtime: tuple[Runtime, Destino]) -> None:
     rt, dest = remote_runtime
-    full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
+    full = plain(rt).run("COMPLETO", "MANUAL")
     # El destino es un "disco USB" no montado: la ruta padre es un archivo, rclone no puede crearla.
     blocker = dest.storage.parent
     blocker.parent.mkdir(parents=True, exist_ok=True)
@@ -160,7 +168,7 @@ def test_reintento_en_segundo_plano(remote_runtime: tuple[Runtime, Destino]) -> 
             break
         time.sleep(0.1)
     blocker.unlink()  # se "monta" el disco: el reintento debe llegar
-    assert wait_background(60)
+    assert wait_background(60, give_up_retries=False)
     assert not thread.is_alive()
     state = _state(rt, full.id_backup)
     assert state is not None and state.estado == "COPIADO"
@@ -171,7 +179,7 @@ def test_reintento_en_segundo_plano(remote_runtime: tuple[Runtime, Destino]) -> 
 @pytest.mark.parametrize("remote_runtime", ["sftp"], indirect=True)
 def test_retencion_remota_por_cadenas_y_solo_lo_nuestro(remote_runtime: tuple[Runtime, Destino]) -> None:
     rt, dest = remote_runtime
-    backups = BackupService(rt, notifier=None)
+    backups = plain(rt)
     ids = [
         backups.run(tipo, "MANUAL").id_backup
         for tipo in ("COMPLETO", "DIFERENCIAL", "COMPLETO", "DIFERENCIAL")
@@ -216,7 +224,7 @@ def test_archivo_local_danado_no_sale(
     with destino("dir", tmp_path / "remoto") as dest:
         rt = open_runtime(remote_settings(settings, dest, identity), fresh_db, migrate=False)
         try:
-            full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
+            full = plain(rt).run("COMPLETO", "MANUAL")
             path = rt.settings.backup_dir / full.nombre_archivo
             data = bytearray(path.read_bytes())
             data[-20] ^= 0xFF
@@ -248,7 +256,7 @@ def test_health_degradado_si_el_ultimo_backup_no_llego_al_remoto(
             assert body["estado"] == "OK" and body["fuera_del_sitio"]["configurado"] is True
             rt = open_runtime(configured, fresh_db, migrate=False)
             try:
-                full = BackupService(rt, notifier=None).run("COMPLETO", "MANUAL")
+                full = plain(rt).run("COMPLETO", "MANUAL")
                 assert client.get("/health").json()["fuera_del_sitio"]["estado"] == "OK"  # aún a tiempo
                 time.sleep(2)
                 body = client.get("/health").json()
@@ -266,3 +274,45 @@ def test_health_degradado_si_el_ultimo_backup_no_llego_al_remoto(
     app = create_app(settings, server=fresh_db, with_scheduler=False)
     with TestClient(app) as client:
         assert client.get("/health").json()["fuera_del_sitio"] == {"estado": "OK", "configurado": False}
+
+
+@pytest.mark.parametrize("remote_runtime", ["s3"], indirect=True)
+def test_copia_automatica_tras_cada_backup_y_reintento_en_el_job(
+    remote_runtime: tuple[Runtime, Destino],
+) -> None:
+    from datetime import datetime
+
+    from inventario.jobs import backup_job
+    from inventario.modules.jobs.resultado import ContextoJob
+    from inventario.modules.remoto.service import wait_background
+
+    rt, dest = remote_runtime
+    backups = BackupService(rt, notifier=None)
+    full = backups.run("COMPLETO", "MANUAL")
+    assert wait_background(120)
+    state = _state(rt, full.id_backup)
+    assert state is not None and state.estado == "COPIADO"
+    assert (dest.storage / (full.nombre_archivo + ".age")).exists()
+
+    # Servidor caído: el diferencial se hace igual (COMPLETADO), su copia queda en ERROR con aviso ROJO.
+    dest.stop()
+    diff = backups.run("DIFERENCIAL", "MANUAL")
+    assert wait_background(120)
+    state = _state(rt, diff.id_backup)
+    assert state is not None and state.estado == "ERROR" and state.mensaje_error
+    with rt.session_factory() as session:
+        local = session.get(HistorialBackup, diff.id_backup)
+        assert local is not None and local.estado == "COMPLETADO" and local.mensaje_error is None
+    assert [n.titulo for n in _red(rt)] == [f"❌ Error al copiar el backup {diff.id_backup} fuera del sitio"]
+
+    # La siguiente corrida programada: su propio backup y lo que quedó pendiente llegan al remoto.
+    dest.start()
+    ctx = ContextoJob(rt, datetime.now(rt.settings.tz), manual=False, ejecutado_por="SCHEDULER")
+    result = backup_job.run(ctx)
+    assert result.estado == "OK" and "Fuera del sitio: 1 pendientes copiados" in result.mensaje
+    with rt.session_factory() as session:
+        states = {
+            r.id_backup: r.estado for r in session.execute(select(CopiaRemota.id_backup, CopiaRemota.estado))
+        }
+    assert set(states.values()) == {"COPIADO"} and len(states) == 3
+    assert len(transfer.descriptors(RemotoService(rt).rclone())[0]) == 3

@@ -37,12 +37,33 @@ def ejecutar(
             row = service.run(tipo, usuario)  # type: ignore[arg-type]
         except DomainError as exc:
             raise _cli().fail(exc.mensaje) from None
+        offsite = _wait_offsite(runtime, row.id_backup)
     typer.echo(
         f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
         f"({row.tamanio_legible}, {row.registros_totales} registros, {row.duracion_segundos:.2f} s, MD5 {row.hash_md5})"
     )
     if row.nota:
         typer.secho(f"Nota: {row.nota}", fg=typer.colors.YELLOW)
+    if offsite:
+        typer.secho(offsite[0], fg=typer.colors.GREEN if offsite[1] else typer.colors.RED)
+
+
+def _wait_offsite(runtime, id_backup: int) -> tuple[str, bool] | None:  # type: ignore[no-untyped-def]
+    """La consola termina al acabar: espera a la copia fuera del sitio que el backup dejó en marcha
+    (un intento; si falla, queda en ERROR para la siguiente corrida)."""
+    from inventario.modules.remoto.model import CopiaRemota
+    from inventario.modules.remoto.service import wait_background
+
+    if not runtime.settings.BACKUP_REMOTO:
+        return None
+    typer.echo(f"Copiando el backup {id_backup} fuera del sitio ...")
+    wait_background()
+    with runtime.session_factory() as session:
+        state = session.get(CopiaRemota, id_backup)
+    if state is not None and state.estado == "COPIADO":
+        return f"Copiado fuera del sitio y verificado: {state.objeto} (MD5 {state.hash_remoto})", True
+    error = state.mensaje_error if state is not None else "sin registro"
+    return f"No se pudo copiar fuera del sitio (el backup local está bien; se reintentará): {error}", False
 
 
 @app.command("listar")

@@ -420,6 +420,9 @@ def estadisticas(request: Request, session: SessionDep, _: AdminUser) -> dict[st
         espacio_libre_legible=human_size(libre) if libre is not None else None,
         proxima_ejecucion=_proxima_ejecucion(request) if settings.BACKUP_ENABLED else None,
     )
+    from inventario.modules.remoto.service import RemotoService
+
+    datos["fuera_del_sitio"] = RemotoService(_runtime(request)).summary(session)
     return datos
 
 

@@ -337,7 +337,14 @@ class BackupService:
             row.duracion_segundos or 0,
         )
         self._notify(session, "COMPLETADO", row)
+        self._copy_offsite(row.id_backup)
         return row
+
+    def _copy_offsite(self, id_backup: int) -> None:
+        """Con BACKUP_REMOTO: copia fuera del sitio en segundo plano. Nunca afecta al backup local."""
+        from inventario.modules.remoto.service import RemotoService
+
+        RemotoService(self.runtime).after_backup(id_backup)
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
         try:

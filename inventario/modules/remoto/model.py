@@ -6,9 +6,10 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from inventario.database import Auditado, Base
+from inventario.modules.backup.model import HistorialBackup
 
 
 class EstadoRemoto(StrEnum):
@@ -39,3 +40,11 @@ class CopiaRemota(Auditado, Base):
     proximo_intento: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     eliminado_remoto: Mapped[bool] = mapped_column(Boolean, server_default="false")
     fecha_eliminacion_remota: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # `HistorialBackup.copia_remota`: la API muestra el estado fuera del sitio junto a cada backup
+    # (selectin: una consulta más por página, no una por fila).
+    backup: Mapped[HistorialBackup] = relationship(
+        HistorialBackup,
+        viewonly=True,
+        backref=backref("copia_remota", uselist=False, lazy="selectin", viewonly=True),
+    )

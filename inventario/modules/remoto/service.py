@@ -42,22 +42,33 @@ RETRY_DELAYS: Sequence[float] = (60, 300, 1800, 7200)
 _UPLOAD_LOCK = threading.Lock()
 _BACKGROUND: set[threading.Thread] = set()
 _BACKGROUND_LOCK = threading.Lock()
+_GIVE_UP = threading.Event()
 
 
-def wait_background(timeout: float | None = None) -> bool:
-    """Espera a las copias en segundo plano (cierre del servicio, pruebas). True si no queda ninguna."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        with _BACKGROUND_LOCK:
-            threads = list(_BACKGROUND)
-        if not threads:
-            return True
-        for thread in threads:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            thread.join(remaining)
-        if deadline is not None and time.monotonic() >= deadline:
+def wait_background(timeout: float | None = None, give_up_retries: bool = True) -> bool:
+    """Espera a las copias en segundo plano; True si no queda ninguna.
+
+    Con `give_up_retries` (la consola al terminar, el job, el cierre del servicio) cada copia termina
+    su intento en curso y no espera al siguiente reintento: lo que falló queda en ERROR y lo
+    reintenta la siguiente corrida programada (o `backup remoto subir --pendientes`)."""
+    if give_up_retries:
+        _GIVE_UP.set()
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
             with _BACKGROUND_LOCK:
-                return not any(t.is_alive() for t in _BACKGROUND)
+                threads = list(_BACKGROUND)
+            if not threads:
+                return True
+            for thread in threads:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                thread.join(remaining)
+            if deadline is not None and time.monotonic() >= deadline:
+                with _BACKGROUND_LOCK:
+                    return not any(t.is_alive() for t in _BACKGROUND)
+    finally:
+        if give_up_retries:
+            _GIVE_UP.clear()
 
 
 def manifest_object_name(nombre_archivo: str, cifrado: bool) -> str:
@@ -114,8 +125,8 @@ class RemotoService:
         def work() -> None:
             try:
                 for attempt, delay in enumerate([0.0, *self.retry_delays]):
-                    if delay:
-                        time.sleep(delay)
+                    if delay and _GIVE_UP.wait(delay):
+                        return  # alguien espera para terminar: el reintento queda para la próxima corrida
                     try:
                         self.copy(id_backup)
                         return
