@@ -283,7 +283,7 @@ def test_copia_automatica_tras_cada_backup_y_reintento_en_el_job(
     from datetime import datetime
 
     from inventario.jobs import backup_job
-    from inventario.modules.jobs.resultado import ContextoJob
+    from inventario.modules.planificador.resultado import ContextoJob
     from inventario.modules.remoto.service import wait_background
 
     rt, dest = remote_runtime

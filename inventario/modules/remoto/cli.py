@@ -48,10 +48,10 @@ remoto_app = typer.Typer(
 )
 
 
-def _cli():  # type: ignore[no-untyped-def]  # importación tardía: evita el ciclo con inventario.cli
-    from inventario import cli
+def _cli():  # type: ignore[no-untyped-def]  # importación tardía: la consola solo carga lo que usa
+    from inventario import cli_support
 
-    return cli
+    return cli_support
 
 
 def _rclone():  # type: ignore[no-untyped-def]
@@ -144,19 +144,17 @@ def _restore_test(rclone, key: str, identidad: Path) -> str:  # type: ignore[no-
     import tempfile
 
     from inventario.modules.backup import restore
-    from inventario.modules.backup.cli import _restore_test as local_restore_test
+    from inventario.modules.backup.repo import BackupRepo
     from inventario.modules.remoto import recuperar
     from inventario.modules.remoto.cifrado import load_identities
 
     identities = load_identities(identidad)
     with tempfile.TemporaryDirectory(prefix="inventario-remoto-") as tmp:
         fetched = recuperar.fetch_chain(rclone, key, identities, Path(tmp))
-        chain = restore.resolve_chain(Path(tmp), fetched[-1].descriptor.nombre_archivo)
         try:
-            for link in chain:
-                restore.verify_link(link)
+            chain = restore.verified_chain(BackupRepo(Path(tmp)), fetched[-1].descriptor.nombre_archivo)
             with _cli().runtime_context(migrate=False) as runtime:
-                return local_restore_test(runtime, chain)
+                return restore.restore_test(runtime, chain)
         except restore.RestoreError as exc:
             raise RemotoError(str(exc)) from None
 

@@ -12,18 +12,15 @@ remoto de rclone y la ruta.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from inventario.database import SessionDep
-from inventario.errors import Conflicto, Desaparecido, NoEncontrado
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.service import BackupService
 from inventario.modules.remoto.model import CopiaRemota
-from inventario.modules.remoto.service import MANIFEST_SUFFIX, RemotoService, state_fields
+from inventario.modules.remoto.service import state_fields
 from inventario.modules.usuarios.dependencies import AdminUser
 from inventario.openapi import ErrorSalida
 from inventario.pagination import Id
@@ -57,11 +54,11 @@ class CopiaRemotaSalida(BaseModel):
     remoto_eliminado: bool
 
 
-def _servicio(request: Request) -> RemotoService:
-    return RemotoService(request.app.state.runtime)
+def _servicio(request: Request) -> BackupService:
+    return request.app.state.backup_service  # la única puerta a los backups
 
 
-def _salida(servicio: RemotoService, id_backup: int, state: CopiaRemota | None) -> dict[str, Any]:
+def _salida(servicio: BackupService, id_backup: int, state: CopiaRemota | None) -> dict[str, Any]:
     return {"id_backup": id_backup, "destino": servicio.settings.BACKUP_REMOTO, **state_fields(state)}
 
 
@@ -82,7 +79,6 @@ def _salida(servicio: RemotoService, id_backup: int, state: CopiaRemota | None) 
 def copiar_remoto(
     id_backup: Id,
     request: Request,
-    session: SessionDep,
     _: AdminUser,
     esperar: Annotated[
         bool,
@@ -90,21 +86,11 @@ def copiar_remoto(
     ] = True,
 ) -> Any:
     servicio = _servicio(request)
-    servicio.rclone()  # 503 si no está configurado, antes de mirar nada
-    row = session.get(HistorialBackup, id_backup)
-    if row is None:
-        raise NoEncontrado(f"No existe el backup {id_backup}")
-    if row.estado != "COMPLETADO" or row.eliminado:
-        motivo = "fue eliminado por la retención" if row.eliminado else f"su estado es {row.estado}"
-        raise Conflicto(f"El backup {id_backup} no se puede copiar fuera del sitio: {motivo}")
-    session.close()  # la copia puede durar: no retener una conexión
-    if not esperar:
-        servicio.after_backup(id_backup)
-        with servicio.runtime.session_factory() as own:
-            body = _salida(servicio, id_backup, own.get(CopiaRemota, id_backup))
-        return JSONResponse(CopiaRemotaSalida.model_validate(body).model_dump(mode="json"), status_code=202)
-    state = servicio.copy(id_backup)  # 502 con el motivo si el remoto falla (queda en ERROR + ROJO)
-    return _salida(servicio, id_backup, state)
+    state = servicio.copy_offsite(id_backup, wait=esperar)
+    body = _salida(servicio, id_backup, state)
+    if esperar:
+        return body
+    return JSONResponse(CopiaRemotaSalida.model_validate(body).model_dump(mode="json"), status_code=202)
 
 
 @router.get(
@@ -120,26 +106,8 @@ def copiar_remoto(
         "Con él, `inventario backup verificar` comprueba un archivo bajado a otra máquina. Solo ADMIN."
     ),
 )
-def manifiesto(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> Response:
-    row = session.get(HistorialBackup, id_backup)
-    if row is None:
-        raise NoEncontrado(f"No existe el backup {id_backup}")
-    if row.eliminado:
-        raise Desaparecido(f"El backup {id_backup} fue eliminado por la política de retención")
-    if row.estado != "COMPLETADO":
-        raise Conflicto(f"El backup {id_backup} está {row.estado}: no tiene manifiesto")
-    directory = request.app.state.runtime.settings.backup_dir
-    # La ruta sale del catálogo, con el formato de nombre del plan; nunca del cliente.
-    if "/" in row.nombre_archivo or not row.nombre_archivo.startswith("backup_"):
-        raise Conflicto(f"El backup {id_backup} tiene un nombre de archivo inválido en el catálogo")
-    name = row.nombre_archivo + MANIFEST_SUFFIX
-    try:
-        content = (directory / name).read_bytes()
-        json.loads(content)
-    except FileNotFoundError:
-        raise Desaparecido(f"El manifiesto {name} ya no está en el directorio de backups") from None
-    except (OSError, ValueError) as exc:
-        raise Conflicto(f"No se pudo leer el manifiesto {name}: {exc}") from None
+def manifiesto(id_backup: Id, request: Request, _: AdminUser) -> Response:
+    name, content = _servicio(request).manifest_file(id_backup)
     return Response(
         content,
         media_type="application/json",

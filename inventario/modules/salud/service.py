@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from inventario.archivos import nearest_existing
 from inventario.config import Settings
@@ -66,8 +67,6 @@ def check_offsite(engine: Engine, settings: Settings) -> dict[str, Any]:
     """Copias fuera del sitio: DEGRADADO si el último backup no llegó al remoto en BACKUP_REMOTO_MAX_HORAS."""
     if not settings.BACKUP_REMOTO:
         return {"estado": OK, "configurado": False}
-    from sqlalchemy.orm import Session
-
     from inventario.modules.remoto.service import offsite_lag
 
     info: dict[str, Any] = {
@@ -83,6 +82,29 @@ def check_offsite(engine: Engine, settings: Settings) -> dict[str, Any]:
         return {**info, "estado": DEGRADADO, "mensaje": f"No se pudo consultar ({exc.__class__.__name__})"}
     if lag:
         info.update(estado=DEGRADADO, mensaje=lag)
+    return info
+
+
+def check_notificaciones(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Canales de avisos: DEGRADADO si alguno lleva más de un día sin poder entregar."""
+    from inventario.modules.envios.canales import canales
+    from inventario.modules.envios.service import canales_caidos
+
+    configurados = canales(settings)
+    info: dict[str, Any] = {"estado": OK, "canales": len(configurados)}
+    if not configurados:
+        return info
+    try:
+        with Session(engine) as session:
+            caidos = canales_caidos(session, settings)
+    except Exception as exc:  # la base caída ya la informa base_datos
+        return {**info, "estado": DEGRADADO, "mensaje": f"No se pudo consultar ({exc.__class__.__name__})"}
+    if caidos:
+        info["estado"] = DEGRADADO
+        info["caidos"] = [{**c, "desde": c["desde"].isoformat()} for c in caidos]
+        info["mensaje"] = "Sin poder entregar avisos desde hace más de un día: " + ", ".join(
+            f"{c['destino']} ({c['sin_entregar']} sin entregar)" for c in caidos
+        )
     return info
 
 
@@ -113,16 +135,24 @@ def check_health(
                 "mensaje": f"No se pudo consultar el planificador ({exc.__class__.__name__})",
                 "jobs": [],
             }
-    offsite = check_offsite(engine, settings)
-    # Sin base no hay servicio: ERROR. Disco, planificador o copias fuera del sitio con problemas: DEGRADADO.
+    offsite = (
+        check_offsite(engine, settings)
+        if database["estado"] == OK or not settings.BACKUP_REMOTO
+        else {"estado": OK, "configurado": True, "destino": settings.BACKUP_REMOTO}
+    )
+    notificaciones = check_notificaciones(engine, settings) if database["estado"] == OK else {"estado": OK}
+    # Sin base no hay servicio: ERROR. Disco, planificador, avisos o copias fuera del sitio con
+    # problemas: DEGRADADO.
     estado = overall(
-        database["estado"], *(DEGRADADO for s in (disk, scheduler, offsite) if s["estado"] != OK)
+        database["estado"],
+        *(DEGRADADO for s in (disk, scheduler, notificaciones, offsite) if s["estado"] != OK),
     )
     result = {
         "estado": estado,
         "base_datos": database,
         "disco_backups": disk,
         "scheduler": scheduler,
+        "notificaciones": notificaciones,
         "fuera_del_sitio": offsite,
     }
     # El nivel refleja el estado: en health.log se filtran las caídas con solo buscar ERROR.
@@ -133,6 +163,7 @@ def check_health(
             ("base_datos", database),
             ("disco", disk),
             ("scheduler", scheduler),
+            ("notificaciones", notificaciones),
             ("fuera_del_sitio", offsite),
         )
         if section["estado"] != OK and "mensaje" in section

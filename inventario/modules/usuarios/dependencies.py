@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
-from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
 from inventario.pagination import MAX_BIGINT
@@ -23,7 +22,6 @@ _bearer = OAuth2PasswordBearer(
 
 def current_user(
     request: Request,
-    session: SessionDep,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Usuario:
     if not token:
@@ -36,7 +34,10 @@ def current_user(
     sub = payload.get("sub")
     if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 1 <= int(sub) <= MAX_BIGINT:
         raise NoAutorizado("Token inválido o vencido")
-    user = session.get(Usuario, int(sub))
+    # Sesión propia y breve: la del endpoint (si la pide) es suya, y un endpoint largo (un backup,
+    # una descarga) no retiene una conexión ni una transacción abierta por haber autenticado.
+    with request.app.state.session_factory() as session:
+        user = session.get(Usuario, int(sub))
     if user is None or not user.activo:
         raise NoAutorizado("El usuario del token ya no está activo")
     return user
