@@ -69,6 +69,9 @@ def test_subir_listar_verificar_y_detectar_un_byte_cambiado(env: dict[str, str],
     assert out.returncode == 1
     for text in (out.stdout, out.stderr):
         assert s3.secret not in text
+    # Ni en los logs (app.log, error.log...): las credenciales solo viven en rclone.conf.
+    logs = [p for p in Path(env["LOGS_PATH"]).rglob("*") if p.is_file()]
+    assert logs and not [p for p in logs if s3.secret.encode() in p.read_bytes()]
 
 
 def test_sin_configurar_y_argumentos_invalidos(cli_env: dict[str, str]) -> None:
