@@ -130,7 +130,7 @@ def test_servidor_caido_da_error_claro(
         dest.stop()
         rclone = Rclone(dest.remote, str(dest.config))
         rclone.timeout = 60
-        with pytest.raises(RemotoError, match="rclone copyto falló"):
+        with pytest.raises(RemotoError, match="rclone copy falló"):
             transfer.push(
                 rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
             )
@@ -177,7 +177,7 @@ def test_ninguna_credencial_en_argv_ni_en_logs(
         finally:
             done.set()
             watcher.join()
-        assert any(" copyto " in c for c in seen) and any(" cat " in c for c in seen), seen[:5]
+        assert any(" copy " in c for c in seen) and any(" cat " in c for c in seen), seen[:5]
         assert not [c for c in seen if dest.secret in c]
         assert dest.secret not in caplog.text
 

@@ -9,13 +9,16 @@ de órdenes solo va el nombre del remoto y la ruta, y por eso se rechazan los re
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -130,9 +133,9 @@ class Rclone:
         return proc.stdout
 
     # ------------------------------------------------------------------ operaciones
-    def upload(self, local: Path, name: str) -> None:
-        """Sube un archivo local como `name`. rclone conoce el tamaño y el MD5 antes de subir."""
-        self._run("copyto", str(local), self.path(name))
+    def upload_dir(self, local: Path) -> None:
+        """Sube los archivos de una carpeta local (sin subcarpetas) al destino, en una sola llamada."""
+        self._run("copy", "--no-traverse", "--max-depth=1", str(local), self.remote)
 
     def upload_bytes(self, data: bytes, name: str) -> None:
         """Sube un objeto pequeño (un descriptor JSON) desde la memoria, por stdin."""
@@ -156,32 +159,34 @@ class Rclone:
             raise
         return [RemoteObject(item["Name"], int(item["Size"])) for item in json.loads(out or b"[]")]
 
-    def stat(self, name: str) -> RemoteObject | None:
-        """Tamaño y MD5 (si el remoto lo sabe) de un objeto, o None si no existe."""
+    def stat_many(self, names: Sequence[str]) -> dict[str, RemoteObject]:
+        """Tamaño y MD5 de varios objetos del destino en una llamada (los que no existen, no están)."""
+        filters: builtins.list[str] = []
+        for name in names:
+            self.path(name)  # valida el nombre
+            # Filtro de rclone: el nombre exacto, con sus comodines escapados.
+            filters += ["--include", "/" + re.sub(r"([\\*?\[\]{}])", r"\\\1", name)]
         try:
-            out = self._lsjson_hash(name)
+            out = self._run(
+                "lsjson",
+                "--files-only",
+                "--no-mimetype",
+                "--hash",
+                "--hash-type",
+                "md5",
+                *filters,
+                self.remote,
+                timeout=600,
+            )
         except RemotoError as exc:
             if "not found" in exc.mensaje.lower():
-                return None
+                return {}
             raise
-        items = json.loads(out or b"[]")
-        if not items:
-            return None
-        item = items[0]
-        md5 = (item.get("Hashes") or {}).get("md5") or None
-        return RemoteObject(item["Name"], int(item["Size"]), md5)
-
-    def _lsjson_hash(self, name: str) -> bytes:
-        return self._run(
-            "lsjson",
-            "--files-only",
-            "--no-mimetype",
-            "--hash",
-            "--hash-type",
-            "md5",
-            self.path(name),
-            timeout=600,
-        )
+        result = {}
+        for item in json.loads(out or b"[]"):
+            md5 = (item.get("Hashes") or {}).get("md5") or None
+            result[item["Name"]] = RemoteObject(item["Name"], int(item["Size"]), md5)
+        return result
 
     def download(self, name: str, target: BinaryIO) -> None:
         """Escribe el objeto en `target` por bloques (rclone cat → tubería)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -27,7 +28,7 @@ from inventario.modules.remoto.cifrado import (
     decrypt_stream,
     encrypt_stream,
 )
-from inventario.modules.remoto.rclone import Rclone, RemotoError
+from inventario.modules.remoto.rclone import Rclone, RemoteObject, RemotoError
 
 DESCRIPTOR_SUFFIX = ".remoto.json"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -102,9 +103,8 @@ def _check_local(path: Path, md5: str, expected: str | None) -> None:
         )
 
 
-def _check_uploaded(rclone: Rclone, obj: ObjetoRemoto) -> None:
+def _check_uploaded(found: RemoteObject | None, obj: ObjetoRemoto) -> None:
     """Tamaño y (si el remoto la conoce) suma MD5 del objeto subido contra lo que se envió."""
-    found = rclone.stat(obj.nombre)
     if found is None:
         raise RemotoError(f"{obj.nombre} no aparece en el remoto después de subirlo")
     if found.size != obj.tamanio_bytes:
@@ -129,53 +129,56 @@ def push(
     """Cifra (si hay destinatarios), sube y verifica un backup y su manifiesto; el descriptor, al final.
 
     `public` son los campos en claro del descriptor (id_backup, tipo, nombre_archivo, fecha_creacion,
-    id_backup_base, nombre_archivo_base). El cifrado pasa por un temporal en `workdir` (misma máquina
-    que el backup): así rclone conoce tamaño y MD5 antes de subir y puede reintentar el archivo.
+    id_backup_base, nombre_archivo_base). Lo que se sube se prepara en una carpeta temporal dentro de
+    `workdir` (misma máquina que el backup): así rclone conoce tamaño y MD5 antes de subir, puede
+    reintentar un archivo, y archivo y manifiesto suben en una sola llamada (y se verifican en otra).
     `expected_md5` (el del catálogo): el archivo local se comprueba al leerlo; dañado, no sale.
     """
     name = data_file.name
-    workdir.mkdir(parents=True, exist_ok=True)
-    temp = workdir / (name + AGE_SUFFIX + PARTIAL)
+    staging = workdir / (name + ".subida")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
         if recipients:
-            with open(data_file, "rb") as src, open(temp, "wb") as raw:
+            datos_name = name + AGE_SUFFIX
+            with open(data_file, "rb") as src, open(staging / datos_name, "wb") as raw:
                 reader = _HashingReader(src)
                 writer = HashingWriter(raw)
                 encrypt_stream(reader, writer, recipients)  # type: ignore[arg-type]
             _check_local(data_file, reader.md5.hexdigest(), expected_md5)
             datos = ObjetoRemoto(
-                nombre=name + AGE_SUFFIX,
+                nombre=datos_name,
                 tamanio_bytes=writer.size,
                 md5=writer.md5.hexdigest(),
                 sha256=writer.sha256.hexdigest(),
             )
-            upload_from = temp
+            buf = io.BytesIO()
+            encrypt_stream(io.BytesIO(manifest_json), buf, recipients)
+            manifest_bytes = buf.getvalue()
+            manifest_name = name + MANIFEST_SUFFIX + AGE_SUFFIX
         else:
             size, md5, sha = _hash_file(data_file)
             _check_local(data_file, md5, expected_md5)
             datos = ObjetoRemoto(nombre=name, tamanio_bytes=size, md5=md5, sha256=sha)
-            upload_from = data_file
-        rclone.upload(upload_from, datos.nombre)
+            try:  # sin cifrar se sube el archivo tal cual: un enlace, no una copia
+                os.link(data_file, staging / name)
+            except OSError:
+                shutil.copyfile(data_file, staging / name)
+            manifest_bytes = manifest_json
+            manifest_name = name + MANIFEST_SUFFIX
+        manifiesto = ObjetoRemoto(
+            nombre=manifest_name,
+            tamanio_bytes=len(manifest_bytes),
+            md5=hashlib.md5(manifest_bytes).hexdigest(),
+            sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        )
+        (staging / manifest_name).write_bytes(manifest_bytes)
+        rclone.upload_dir(staging)
     finally:
-        temp.unlink(missing_ok=True)
-    _check_uploaded(rclone, datos)
-
-    if recipients:
-        buf = io.BytesIO()
-        encrypt_stream(io.BytesIO(manifest_json), buf, recipients)
-        manifest_bytes = buf.getvalue()
-        manifest_name = name + MANIFEST_SUFFIX + AGE_SUFFIX
-    else:
-        manifest_bytes = manifest_json
-        manifest_name = name + MANIFEST_SUFFIX
-    manifiesto = ObjetoRemoto(
-        nombre=manifest_name,
-        tamanio_bytes=len(manifest_bytes),
-        md5=hashlib.md5(manifest_bytes).hexdigest(),
-        sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-    )
-    rclone.upload_bytes(manifest_bytes, manifiesto.nombre)
-    _check_uploaded(rclone, manifiesto)
+        shutil.rmtree(staging, ignore_errors=True)
+    found = rclone.stat_many([datos.nombre, manifiesto.nombre])
+    for obj in (datos, manifiesto):
+        _check_uploaded(found.get(obj.nombre), obj)
 
     descriptor = Descriptor.model_validate(
         {**public, "cifrado": bool(recipients), "datos": datos, "manifiesto": manifiesto}
