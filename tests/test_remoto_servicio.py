@@ -185,8 +185,13 @@ def test_retencion_remota_por_cadenas_y_solo_lo_nuestro(remote_runtime: tuple[Ru
         for tipo in ("COMPLETO", "DIFERENCIAL", "COMPLETO", "DIFERENCIAL")
     ]
     service = RemotoService(rt)
+    with rt.session_factory() as session:
+        assert service.summary(session)["pendientes"] == 4  # al activar la función, todo pendiente
     done, failed = service.copy_pending()
     assert failed == {} and done == [ids[2], ids[3], ids[1], ids[0]]  # la cadena vigente primero
+    with rt.session_factory() as session:
+        summary = service.summary(session)
+    assert summary["pendientes"] == 0 and summary["copiados"] == 4 and summary["errores"] == 0
     ajeno = dest.storage / "backup_20200101_000000_FULL.sql.gz"
     ajeno.write_bytes(b"de otra instalacion")
     (dest.storage / "notas.txt").write_text("no tocar")

@@ -403,16 +403,12 @@ class RemotoService:
                 .group_by(CopiaRemota.estado)
             ).all()
         )
-        never = session.scalar(
-            select(func.count())
-            .select_from(HistorialBackup)
-            .outerjoin(CopiaRemota, CopiaRemota.id_backup == HistorialBackup.id_backup)
-            .where(
-                HistorialBackup.estado == "COMPLETADO",
-                HistorialBackup.eliminado.is_not(True),
-                CopiaRemota.id_backup.is_(None),
-            )
-        )
+        # Lo que la próxima corrida copiaría (la cadena vigente y lo que está dentro de la retención
+        # remota), sin contar lo que ya está en ERROR: eso va en `errores`.
+        states = {
+            r.id_backup: r.estado for r in session.execute(select(CopiaRemota.id_backup, CopiaRemota.estado))
+        }
+        pending = [i for i in self.pending(session) if states.get(i) != EstadoRemoto.ERROR]
         last = session.execute(
             select(CopiaRemota.id_backup, CopiaRemota.fecha_copia)
             .where(CopiaRemota.fecha_copia.is_not(None))
@@ -427,7 +423,7 @@ class RemotoService:
             "ultima_copia": last.fecha_copia if last else None,
             "id_ultima_copia": last.id_backup if last else None,
             "copiados": int(counts.get(EstadoRemoto.COPIADO, 0)),
-            "pendientes": int(counts.get(EstadoRemoto.PENDIENTE, 0)) + int(never or 0),
+            "pendientes": len(pending),
             "errores": int(counts.get(EstadoRemoto.ERROR, 0)),
         }
 
