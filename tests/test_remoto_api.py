@@ -129,7 +129,7 @@ def test_sin_remoto_configurado(client: TestClient, admin_headers: dict[str, str
     id_backup = r.json()["id_backup"]
     assert r.json()["remoto_estado"] is None
     r = client.post(f"{API}/{id_backup}/copiar-remoto", headers=admin_headers)
-    assert r.status_code == 503 and "BACKUP_REMOTO" in r.json()["detalle"]
+    assert r.status_code == 409 and "BACKUP_REMOTO" in r.json()["detalle"]
     stats = client.get(f"{API}/estadisticas", headers=admin_headers).json()
     assert stats["fuera_del_sitio"]["configurado"] is False
     assert client.get(f"{API}/{id_backup}/manifiesto", headers=admin_headers).status_code == 200

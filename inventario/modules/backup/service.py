@@ -685,11 +685,11 @@ class BackupService:
         return RemotoService(self.runtime)
 
     def copy_offsite(self, id_backup: int, wait: bool = True) -> CopiaRemota | None:
-        """Copia (o reintenta) un backup fuera del sitio. 503 sin BACKUP_REMOTO, 404, 409 si no está
+        """Copia (o reintenta) un backup fuera del sitio. 409 sin BACKUP_REMOTO, 404, 409 si no está
         COMPLETADO, 502 si el remoto falla (queda en ERROR con aviso ROJO). Sin `wait`: en segundo
         plano, devuelve el estado actual."""
         remoto = self.offsite
-        remoto.rclone()  # 503 si no está configurado, antes de mirar nada
+        remoto.rclone()  # 409 si no está configurado, antes de mirar nada
         with self.runtime.session_factory() as session:
             row = self.get(session, id_backup)
             if row.estado != EstadoBackup.COMPLETADO or row.eliminado:

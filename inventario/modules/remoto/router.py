@@ -2,7 +2,7 @@
 
 | Método | Ruta | Respuestas |
 |---|---|---|
-| POST | `/{id}/copiar-remoto` | 200 (copiado y verificado), 202 (con `esperar=false`), 404, 409, 502, 503 |
+| POST | `/{id}/copiar-remoto` | 200 (copiado y verificado), 202 (con `esperar=false`), 404, 409 (sin BACKUP_REMOTO, o el backup no está COMPLETADO), 502 |
 | GET  | `/{id}/manifiesto` | 200 (el `.manifest.json`), 404, 409, 410 |
 
 El estado de cada copia sale además en `GET /{id}` y `/listar` (campos `remoto_*`) y en
@@ -31,11 +31,11 @@ _TEXTOS = {
     401: "Falta el token o no es válido",
     403: "Se requiere el rol ADMIN",
     404: "No existe el backup",
-    409: "El backup no está COMPLETADO (en proceso, con error) o no se puede leer su manifiesto",
+    409: "Copias fuera del sitio sin configurar (BACKUP_REMOTO), o el backup no está COMPLETADO, o su manifiesto no se puede leer",
     410: "El backup fue eliminado por la retención o su manifiesto ya no está en el disco",
     422: "Datos inválidos",
     502: "El remoto no respondió o rechazó la copia (el error queda en el backup y se reintentará)",
-    503: "Copias fuera del sitio sin configurar (BACKUP_REMOTO), o base no disponible",
+    503: "Base de datos no disponible",
 }
 
 

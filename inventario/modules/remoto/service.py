@@ -20,7 +20,7 @@ from pyrage import x25519
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from inventario.errors import Conflicto, DomainError, NoDisponible, NoEncontrado
+from inventario.errors import Conflicto, DomainError, NoEncontrado
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.notificaciones.model import Notificacion
 from inventario.modules.remoto import transfer
@@ -97,7 +97,8 @@ class RemotoService:
 
     def rclone(self) -> Rclone:
         if not self.settings.BACKUP_REMOTO:
-            raise NoDisponible("Las copias fuera del sitio no están configuradas (BACKUP_REMOTO vacío)")
+            # 409 y no 503: es el estado de la configuración, no una caída (como /notificaciones/probar).
+            raise Conflicto("Las copias fuera del sitio no están configuradas (BACKUP_REMOTO vacío)")
         return Rclone(self.settings.BACKUP_REMOTO, self.settings.BACKUP_REMOTO_CONFIG)
 
     def recipients(self) -> list[x25519.Recipient] | None:
