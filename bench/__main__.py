@@ -39,16 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7",
         help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas)",
     )
     args = parser.parse_args(argv)
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
-        parser.error("--medidas: números del 1 al 6 separados por comas")
-    if not wanted or not wanted <= set(range(1, 7)):
-        parser.error("--medidas: números del 1 al 6 separados por comas")
+        parser.error("--medidas: números del 1 al 7 separados por comas")
+    if not wanted or not wanted <= set(range(1, 8)):
+        parser.error("--medidas: números del 1 al 7 separados por comas")
     if 3 in wanted:
         wanted.add(2)
     if 2 in wanted:
@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         if 6 in wanted:
             results.append(medidas.m6_mantenimiento(ent, *MANTENIMIENTO[args.escala]))
             print(f"6 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 7 in wanted:
+            from bench.remoto import m7_fuera_del_sitio
+
+            results.append(m7_fuera_del_sitio(ent, args.repeticiones))
+            print(f"7 listo ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started
