@@ -18,6 +18,7 @@ from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
+from inventario.modules.consola import router as consola
 from inventario.modules.jobs import router as jobs
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
@@ -115,6 +116,7 @@ def create_app(
     )
     install_handlers(app)
     include_routers(app)
+    consola.instalar(app)
 
     @app.get("/", include_in_schema=False)
     def inicio() -> RedirectResponse:

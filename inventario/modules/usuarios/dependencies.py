@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
 
 from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
@@ -27,7 +28,12 @@ def current_user(
 ) -> Usuario:
     if not token:
         raise NoAutorizado("Falta el token de acceso (cabecera Authorization: Bearer ...)")
-    payload = decode_token(request.app.state.secret_key, token)
+    return user_from_token(session, request.app.state.secret_key, token)
+
+
+def user_from_token(session: Session, secret: str, token: str) -> Usuario:
+    """El usuario activo de un token (API: cabecera Bearer; consola: cookie de sesión)."""
+    payload = decode_token(secret, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")
     try:

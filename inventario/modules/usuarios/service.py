@@ -50,9 +50,30 @@ def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario]
     return list(rows), total
 
 
+def _keep_an_admin(session: Session, user: Usuario, changes: dict[str, object]) -> None:
+    """Nunca dejar la instalación sin un ADMIN activo (nadie podría administrarla)."""
+    leaves = changes.get("activo") is False or changes.get("rol") not in (None, "ADMIN")
+    if not (leaves and user.activo and user.rol == "ADMIN"):
+        return
+    # Bloquear las filas de los ADMIN activos: dos bajas simultáneas no pueden dejar cero.
+    admins = session.scalars(
+        select(Usuario.id_usuario)
+        .where(Usuario.rol == "ADMIN", Usuario.activo.is_(True))
+        .order_by(Usuario.id_usuario)
+        .with_for_update()
+    ).all()
+    if [i for i in admins if i != user.id_usuario] == []:
+        session.rollback()
+        raise Conflicto(
+            f"{user.nombre_usuario} es el único ADMIN activo: cree o active otro ADMIN antes de "
+            "desactivarlo o cambiarle el rol"
+        )
+
+
 def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usuario:
     user = get_user(session, user_id)
     changes = data.model_dump(exclude_unset=True)
+    _keep_an_admin(session, user, changes)
     if "password" in changes:
         password = changes.pop("password")
         if password is not None:
