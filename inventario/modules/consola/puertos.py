@@ -22,7 +22,7 @@ from inventario.modules.backup import router as backup_api
 from inventario.modules.backup.files import manifest_path, read_manifest
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.notifications import notify
-from inventario.modules.backup.schemas import EnviarEmail
+from inventario.modules.backup.schemas import EnviarEmail, Manifiesto
 from inventario.modules.backup.service import BackupError, BackupService
 from inventario.modules.jobs import router as jobs_api
 from inventario.modules.jobs.model import EjecucionJob
@@ -80,13 +80,13 @@ def verificar(request: Request, id_backup: int) -> str:
     )
 
 
-def manifiesto(request: Request, row: HistorialBackup) -> dict[str, Any] | None:
+def manifiesto(request: Request, row: HistorialBackup) -> Manifiesto | None:
     """El manifiesto junto al archivo, o None si ya no está (backup eliminado o fallido)."""
     if row.estado != "COMPLETADO" or row.eliminado:
         return None
     try:
         ruta = manifest_path(_servicio(request).file_path(row.nombre_archivo))
-        return read_manifest(ruta).model_dump(mode="json")
+        return read_manifest(ruta)
     except (OSError, ValueError, DomainError):
         return None
 
