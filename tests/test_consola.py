@@ -346,3 +346,35 @@ def test_ejecutar_backup_tipo_no_permitido(client: TestClient, tipo: str) -> Non
     assert r.status_code == 422 and "no permitido" in r.text
     with client.app.state.session_factory() as session:
         assert session.scalars(select(HistorialBackup)).first() is None
+
+
+def test_sesion_vencida_o_usuario_desactivado(client: TestClient, settings: Settings) -> None:
+    from inventario.security import create_token
+
+    vencida = create_token(str(settings.SECRET_KEY), 1, "ADMIN", -1)
+    client.cookies.set("consola_sesion", vencida, path="/consola")
+    r = client.get("/consola/panel")
+    assert r.url.path == "/consola/entrar" and "Su sesión venció" in aviso(r.text)
+    client.cookies.clear()
+    _operador(client)
+    entrar(client, "operador1", "operador-secreto")
+    assert client.get("/consola/inventario").status_code == 200
+    headers = login(client, "admin", ADMIN_PASSWORD)
+    yo = next(
+        u
+        for u in client.get("/api/v1/usuarios", headers=headers).json()["items"]
+        if u["nombre_usuario"] == "operador1"
+    )
+    client.patch(f"/api/v1/usuarios/{yo['id_usuario']}", json={"activo": False}, headers=headers)
+    r = client.get("/consola/inventario")
+    assert r.url.path == "/consola/entrar"
+
+
+def test_salir_borra_la_sesion(client: TestClient) -> None:
+    entrar(client)
+    r = client.post(
+        "/consola/salir", data={"csrf": csrf_de(client, "/consola/panel")}, follow_redirects=False
+    )
+    assert r.status_code == 303 and 'consola_sesion=""' in r.headers["set-cookie"]
+    client.cookies.clear()
+    assert client.get("/consola/panel", follow_redirects=False).headers["location"] == "/consola/entrar"
