@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -313,7 +314,8 @@ def test_tarea_ejecutar_ahora_deja_el_usuario(client: TestClient) -> None:
         "/consola/tareas/alertas_diarias/ejecutar", data={"csrf": csrf_de(client, "/consola/tareas")}
     )
     assert aviso(r.text).startswith("alertas_diarias: OK")
-    with client.app.state.session_factory() as session:
+    app: Any = client.app
+    with app.state.session_factory() as session:
         corrida = session.scalars(select(EjecucionJob).where(EjecucionJob.job_id == "alertas_diarias")).one()
         assert corrida.ejecutado_por == "admin" and corrida.manual
     r = client.post("/consola/tareas/no_existe/ejecutar", data={"csrf": csrf_de(client, "/consola/tareas")})
@@ -344,7 +346,8 @@ def test_ejecutar_backup_tipo_no_permitido(client: TestClient, tipo: str) -> Non
         "/consola/backups/ejecutar", data={"csrf": csrf_de(client, "/consola/backups"), "tipo": tipo}
     )
     assert r.status_code == 422 and "no permitido" in r.text
-    with client.app.state.session_factory() as session:
+    app: Any = client.app
+    with app.state.session_factory() as session:
         assert session.scalars(select(HistorialBackup)).first() is None
 
 

@@ -211,7 +211,8 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     esperar(nav, lambda d: d.current_url.endswith("/consola/panel"))
     # La cookie de sesión no es legible desde JavaScript (HttpOnly).
     assert "consola_sesion" not in nav.execute_script("return document.cookie")
-    assert nav.get_cookie("consola_sesion")["httpOnly"] is True
+    cookie = nav.get_cookie("consola_sesion")
+    assert cookie is not None and cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
 
     nav.find_element(By.LINK_TEXT, "Backups").click()
     nav.find_element(By.ID, "ejecutar-completo").click()

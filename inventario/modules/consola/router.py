@@ -8,6 +8,7 @@ una redirección 303 con un aviso (POST → 303 → GET). Los errores salen como
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inventario.database import SessionDep
@@ -33,6 +35,7 @@ from inventario.modules.usuarios.model import Usuario
 from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
 from inventario.security import create_token
 
+log = logging.getLogger(__name__)
 RAIZ = sesion.RAIZ
 _AQUI = Path(__file__).parent
 plantillas = Jinja2Templates(directory=str(_AQUI / "plantillas"))
@@ -478,6 +481,14 @@ def _pagina_error(request: Request, status: int, mensaje: str) -> HTMLResponse:
 
 
 Manejador = Callable[[Request, Any], Awaitable[Response]]
+_BASE_CAIDA = "Base de datos no disponible; intente más tarde"
+
+
+def _error_de_base(exc: DBAPIError) -> tuple[int, str]:
+    if exc.connection_invalidated:
+        return 503, _BASE_CAIDA
+    log.exception("Error de base de datos no previsto en la consola", exc_info=exc)
+    return 500, "Error interno de base de datos; quedó registrado en error.log"
 
 
 def instalar(app: FastAPI) -> None:
@@ -507,6 +518,9 @@ def instalar(app: FastAPI) -> None:
         app.add_exception_handler(tipo, manejador)
 
     envolver(DomainError, lambda e: (e.status, e.mensaje))
+    # Base caída o error de base: la misma decisión (503/500) que la API, en una página.
+    envolver(OperationalError, lambda e: (503, _BASE_CAIDA))
+    envolver(DBAPIError, _error_de_base)
     envolver(
         RequestValidationError,
         lambda e: (422, "Datos inválidos: " + "; ".join(traducir(x) for x in e.errors())),
