@@ -93,7 +93,8 @@ def crear(productos: int, lotes: int, movimientos: int, log=print) -> Entorno:  
     log(f"datos: {counts} en {time.perf_counter() - started:.1f} s")
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql("CHECKPOINT")
-    with psycopg.connect(server.libpq()[0], autocommit=True) as conn:
+    conninfo, env = server.libpq()
+    with psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return Entorno(home, server, runtime)
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from inventario.config import Settings
 from inventario.logging_setup import redact
+from inventario.postgres import without_password
 
 if TYPE_CHECKING:
     from inventario.runtime import Runtime
@@ -45,12 +46,15 @@ def reservar_puerto(host: str, port: int) -> socket.socket:
             f"No se puede escuchar en {host}:{port} ({exc.strerror or exc}): HOST debe ser una dirección "
             "de esta máquina (127.0.0.1 solo local, 0.0.0.0 toda la red)."
         ) from None
+    # Escuchando ya: una conexión que llega mientras arranca la base espera en la cola en vez de
+    # ser rechazada (uvicorn atiende este mismo socket).
+    sock.listen(128)
     sock.set_inheritable(True)
     return sock
 
 
 def url_sin_clave(url: URL) -> str:
-    return url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    return without_password(url).render_as_string(hide_password=False)
 
 
 def describir_base(runtime: Runtime) -> str:
@@ -123,6 +127,11 @@ def describir_fallo(exc: BaseException, settings: Settings | None) -> str:
         )
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return f"Disco lleno al escribir {exc.filename or ''}: libere espacio y vuelva a intentar."
+    if isinstance(exc, OSError) and exc.filename:
+        return (
+            f"No se pudo usar {exc.filename} ({exc.strerror or exc}): revise DATA_PATH, BACKUP_PATH y "
+            "LOGS_PATH (deben ser carpetas, o poder crearse, con permiso de escritura)."
+        )
     if settings is not None and not settings.DATABASE_URL and "pgserver" in _modulos(exc):
         return redact(
             f"No arrancó el PostgreSQL embebido en {Path(settings.data_dir) / 'pgdata'}: {_primera_linea(exc)}. "

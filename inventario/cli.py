@@ -24,12 +24,14 @@ app.add_typer(usuario_app, name="usuario")
 
 def _register_subcommands() -> None:
     from inventario.modules.backup.cli import app as backup_app
+    from inventario.modules.envios.cli import app as notificaciones_app
     from inventario.modules.jobs.cli import alertas_app, jobs_app, logs_app, scheduler
 
     app.add_typer(backup_app, name="backup")
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(logs_app, name="logs")
     app.add_typer(alertas_app, name="alertas")
+    app.add_typer(notificaciones_app, name="notificaciones")
     app.command("scheduler")(scheduler)
 
 
@@ -66,29 +68,52 @@ def serve(
     sin_scheduler: bool = typer.Option(False, "--sin-scheduler", help="No arrancar el planificador"),
 ) -> None:
     """Arranca el servicio HTTP (con PostgreSQL embebido si DATABASE_URL no está definida)."""
+    import signal
+
     import uvicorn
 
-    from inventario.arranque import ArranqueError, aviso_inicio, reservar_puerto
+    from inventario.arranque import ArranqueError, aviso_inicio, describir_fallo, reservar_puerto
+    from inventario.logging_setup import setup_logging
     from inventario.main import create_app
+    from inventario.request_limits import MAX_HEAD_BYTES
 
     settings = settings_or_exit()
     host, port = host or settings.HOST, port or settings.PORT
     try:
         sock = reservar_puerto(host, port)
-    except ArranqueError as exc:
-        raise fail(f"No se pudo arrancar: {exc}", 3) from None
+        # Antes que uvicorn: sin archivos de log, su traza de arranque iría a la consola.
+        setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
+    except (ArranqueError, OSError) as exc:
+        raise fail(f"No se pudo arrancar: {describir_fallo(exc, None)}", 3) from None
 
     def listo(runtime: Runtime) -> None:
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
 
-    application = create_app(settings, with_scheduler=not sin_scheduler, on_ready=listo)
-    server = uvicorn.Server(uvicorn.Config(application, host=host, port=port, log_config=None))
-    server.run(sockets=[sock])
+    application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        )
+    )
+    # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
+    # esa señal no mata al proceso y la salida es 0 (lo que systemd espera de una parada limpia).
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    try:
+        server.run(sockets=[sock])
+    except SystemExit:
+        pass  # uvicorn sale así si el arranque falló: el motivo se muestra abajo
     if not server.started:
         motivo = getattr(application.state, "fallo_arranque", None) or (
             f"revise {settings.logs_dir / 'error.log'}"
         )
         raise fail(f"No se pudo arrancar: {motivo}", 3)
+    typer.echo("Inventario detenido.")
 
 
 @db_app.command("upgrade")

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     TOKEN_MINUTOS: int = Field(480, ge=1)
     LOGIN_MAX_INTENTOS: int = Field(5, ge=1)
     LOGIN_BLOQUEO_MINUTOS: int = Field(15, ge=1)
+    # Fallos desde una misma dirección contra cualesquiera cuentas antes de pausarla (LOGIN_MAX_INTENTOS
+    # cuenta los de una cuenta desde una dirección).
+    LOGIN_MAX_INTENTOS_CLIENTE: int = Field(20, ge=1)
     INVENTARIO_ADMIN_PASSWORD: str | None = None
     HEALTH_DISCO_MIN_MB: int = Field(1024, ge=0)  # espacio libre mínimo en BACKUP_PATH
     LOG_LEVEL: str = "INFO"
@@ -79,6 +82,27 @@ class Settings(BaseSettings):
     SMTP_TIMEOUT: float = Field(30, gt=0, le=600)  # segundos por operación de red
     EMAIL_ADJUNTO_MAX_MB: float = Field(20, gt=0)  # más grande: 413, se sugiere la descarga
 
+    # ==================== NOTIFICACIONES (envío fuera de la aplicación) ====================
+    # Email por SMTP_* a NOTIFICACIONES_EMAIL (una o más direcciones, separadas por coma) y cualquier
+    # otro canal con URLs de apprise (telegram://, slack://, ntfy://, json://...) separadas por
+    # espacios o saltos de línea. Las URLs llevan credenciales: nunca se registran ni se muestran.
+    NOTIFICACIONES_EMAIL: str | None = None
+    NOTIFICACIONES_URLS: SecretStr | None = None
+    # ROJO sale al momento; AMARILLO (y VERDE, si se pide) en un resumen diario tras alertas_diarias.
+    NOTIFICACIONES_SEMAFORO_MINIMO: Literal["VERDE", "AMARILLO", "ROJO"] = "AMARILLO"
+    # Cada cuánto el despachador revisa avisos nuevos y reintentos pendientes.
+    NOTIFICACIONES_INTERVALO_SEGUNDOS: float = Field(15, gt=0, le=3600)
+    # "Dead man's switch": petición tras cada backup programado (healthchecks.io, Uptime Kuma...).
+    # Tras un fallo se usa BACKUP_PING_URL_FALLO o, sin ella, BACKUP_PING_URL + "/fail".
+    BACKUP_PING_URL: SecretStr | None = None
+    BACKUP_PING_URL_FALLO: SecretStr | None = None
+    # Aviso ROJO cuando ningún backup se completó en estas horas.
+    BACKUP_MAX_HORAS_SIN_BACKUP: int = Field(26, ge=1)
+
+    # ==================== MÉTRICAS (Prometheus) ====================
+    METRICAS_HABILITADAS: bool = False  # /metrics responde 404 mientras esté apagado
+    METRICAS_TOKEN: SecretStr | None = None  # con valor, /metrics exige "Authorization: Bearer ..."
+
     @field_validator("SMTP_HOST", "SMTP_USUARIO", "SMTP_REMITENTE")
     @classmethod
     def _vacio_es_none(cls, value: str | None) -> str | None:
@@ -87,6 +111,39 @@ class Settings(BaseSettings):
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise ValueError("no puede contener saltos de línea ni caracteres de control")
         return value.strip()
+
+    @field_validator("NOTIFICACIONES_EMAIL")
+    @classmethod
+    def _direcciones_validas(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        from email_validator import EmailNotValidError, validate_email
+
+        direcciones = [d.strip() for d in value.replace(";", ",").split(",") if d.strip()]
+        for direccion in direcciones:
+            try:
+                validate_email(direccion, check_deliverability=False)
+            except EmailNotValidError:
+                raise ValueError(f"dirección de email inválida: {direccion!r}") from None
+        return ", ".join(direcciones)
+
+    @field_validator("NOTIFICACIONES_URLS", "BACKUP_PING_URL", "BACKUP_PING_URL_FALLO", "METRICAS_TOKEN")
+    @classmethod
+    def _secreto_vacio_es_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("BACKUP_PING_URL", "BACKUP_PING_URL_FALLO")
+    @classmethod
+    def _ping_http(cls, value: SecretStr | None) -> SecretStr | None:
+        # El mensaje no repite la URL: puede llevar el identificador secreto del chequeo.
+        if value is not None and not value.get_secret_value().strip().startswith(("http://", "https://")):
+            raise ValueError("debe ser una URL http:// o https://")
+        return value
+
+    @field_validator("NOTIFICACIONES_SEMAFORO_MINIMO", mode="before")
+    @classmethod
+    def _semaforo_mayusculas(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("SMTP_TLS", mode="before")
     @classmethod

@@ -92,6 +92,10 @@ _TRADUCCIONES = {
 
 def traducir(err: dict) -> str:
     loc = [str(p) for p in err.get("loc", ())]
+    if err.get("type") == "json_invalid":
+        # FastAPI pone en `loc` la posición del error ("body", 15), no un campo.
+        posicion = f" (cerca del carácter {loc[1]})" if len(loc) > 1 and loc[1].isdigit() else ""
+        return f"el cuerpo no es JSON válido{posicion}"
     where = _CAMPO.get(loc[0], loc[0]) if loc else ""
     field = ".".join(loc[1:]) or where
     plantilla = _TRADUCCIONES.get(err.get("type", ""), "es inválido")
@@ -106,13 +110,29 @@ def traducir(err: dict) -> str:
     return f"{field}: {texto}" if field else texto
 
 
+def literal_paths(app: FastAPI) -> dict[str, set[str]]:
+    """Rutas sin parámetros → sus métodos (las registra `main.include_routers`)."""
+    paths: dict[str, set[str]] = getattr(app.state, "rutas_literales", {})
+    return paths
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"detalle": exc.mensaje}, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        metodos = literal_paths(request.app).get(request.url.path)
+        if metodos and request.method not in metodos:
+            # GET /backup/ejecutar cae en GET /backup/{id_backup} y "ejecutar" no es un id: lo que
+            # pasa en realidad es que esa ruta existe con otro método.
+            permitidos = ", ".join(sorted(metodos))
+            return JSONResponse(
+                {"detalle": f"Método no permitido; esta ruta admite: {permitidos}"},
+                status_code=405,
+                headers={"Allow": permitidos},
+            )
         errores = [traducir(e) for e in exc.errors()]
         return JSONResponse(
             {"detalle": "Datos inválidos: " + "; ".join(errores), "errores": errores},

@@ -24,24 +24,73 @@ FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 ACCESS_LOGGER = "uvicorn.access"
 APP_MAX_BYTES = 10 * 1024 * 1024
 
+# Todas las expresiones son lineales en el largo de la línea (un atacante elige la URL que se
+# registra): ningún patrón empieza con un cuantificador que pueda reintentarse en cada posición
+# (se anclan con una mirada atrás al inicio de su racha de caracteres) y los cuantificadores son
+# posesivos (`++`, `*+`), sin retroceso.
+_BEARER = re.compile(r"(?i)(bearer\s++)[A-Za-z0-9\-_\.=~+/]++")
+# `nombre=` / `"nombre": ` / `nombre: `; si el nombre es de un secreto, su valor se borra.
+_KEY_SEP = re.compile(r"(?<![\w-])([\w-]++)([\"']?\s*+[=:]\s*+)")
 # Nombres de campo cuyo valor es secreto (también con prefijo o sufijo: hash_password, SECRET_KEY,
 # access_token...).
-_KEY = r"[\w-]*(?:password|passwd|contrase(?:ñ|n)a|secret|token|api[_-]?key)[\w-]*[\"']?\s*[=:]\s*"
-_SECRET_PATTERNS = [
-    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-_\.=~+/]+"), r"\1***"),
-    # Valor entre comillas: hasta la comilla de cierre (una contraseña puede tener espacios).
-    (re.compile(rf"(?i)({_KEY})([\"'])(?:(?!\2).)*\2"), r"\1\2***\2"),
-    (re.compile(rf"(?i)({_KEY})(?![\"'])[^\s\"',;}}&]+"), r"\1***"),
-    (re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)"), r"\1***\2"),
-    # Un JWT suelto (p. ej. dentro de un mensaje de error), aunque no lleve nombre de campo.
-    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), "***"),
-]
+_SECRET_NAME = re.compile(r"(?i)password|passwd|contrase(?:ñ|n)a|secret|token|api[_-]?key")
+# Valor entre comillas (una contraseña puede tener espacios; sin comilla de cierre, hasta el fin
+# de la línea) o hasta el primer separador.
+_VALUE = re.compile(r"\"[^\"\n]*+\"?|'[^'\n]*+'?|[^\s\"',;}&]++")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]++:)[^@/\s]++(@)")
+# Un JWT suelto (p. ej. dentro de un mensaje de error), aunque no lleve nombre de campo.
+_JWT = re.compile(r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]++\.[A-Za-z0-9_-]++\.[A-Za-z0-9_-]++")
+# Tope de un mensaje en el log (después de limpiarlo): una URL o cabecera enorme no llena el disco.
+MAX_MESSAGE = 8192
+
+
+def _redact_pairs(text: str) -> str:
+    out: list[str] = []
+    last = 0
+    for match in _KEY_SEP.finditer(text):
+        # Un nombre dentro del valor ya borrado no cuenta; los nombres no secretos tampoco.
+        if match.start() < last or not _SECRET_NAME.search(match.group(1)):
+            continue
+        value = _VALUE.match(text, match.end())
+        if value is None:
+            continue
+        quote = value.group()[0] if value.group()[0] in "\"'" else ""
+        out += [text[last : match.end()], f"{quote}***{quote}"]
+        last = value.end()
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+# Secretos sin nombre de campo que los delate (el token en la ruta de un webhook, p. ej.): quien
+# los conoce los registra y ninguna línea de log los escribe, venga de donde venga (urllib3...).
+# Una tupla que se reemplaza entera: los hilos que escriben logs nunca la ven a medio cambiar.
+_literal_secrets: tuple[str, ...] = ()
+_MIN_LITERAL = 4
+
+
+def register_secret(value: str) -> None:
+    global _literal_secrets
+    if len(value) >= _MIN_LITERAL and value not in _literal_secrets:
+        _literal_secrets = tuple(sorted({*_literal_secrets, value}, key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    for pattern, repl in _SECRET_PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
+    # str.replace es lineal: los secretos registrados no reabren el coste cuadrático.
+    for secret in _literal_secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    text = _BEARER.sub(r"\1***", text)
+    text = _redact_pairs(text)
+    text = _URL_PASSWORD.sub(r"\1***\2", text)
+    return _JWT.sub("***", text)
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} caracteres omitidos)"
 
 
 class RedactSecrets(logging.Filter):
@@ -57,7 +106,7 @@ class RedactSecrets(logging.Filter):
             message = record.getMessage()
         except Exception:
             return True
-        clean = redact(message)
+        clean = bounded(redact(message))
         if clean != message:
             record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:

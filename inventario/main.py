@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CollectorRegistry
 
 from inventario import __version__
 from inventario.arranque import describir_fallo
@@ -19,21 +20,28 @@ from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify as notify_backup
 from inventario.modules.backup.service import BackupService
 from inventario.modules.consola import router as consola
+from inventario.modules.envios import router as envios
+from inventario.modules.envios.service import Despachador
 from inventario.modules.jobs import router as jobs
 from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
+from inventario.modules.metricas import router as metricas
+from inventario.modules.metricas.service import ColectorBase, MetricasHTTP
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
+from inventario.openapi import completar
 from inventario.postgres import DatabaseServer
+from inventario.request_limits import RequestLimits
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
 
 log = logging.getLogger(__name__)
 
 
 def include_routers(app: FastAPI) -> None:
+    app.state.rutas_literales = {}
     for router in (
         salud.router,
         usuarios.auth_router,
@@ -41,11 +49,17 @@ def include_routers(app: FastAPI) -> None:
         productos.router,
         lotes.router,
         movimientos.router,
+        envios.router,  # antes que notificaciones: /probar no es un {id_notificacion}
         notificaciones.router,
         backup.router,
         jobs.router,
+        metricas.router,
     ):
         app.include_router(router)
+        for route in router.routes:
+            path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+            if "{" not in path:
+                app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
 def _recover_backups(runtime: Runtime) -> None:
@@ -63,9 +77,13 @@ def create_app(
     server: DatabaseServer | None = None,
     *,
     with_scheduler: bool = True,
+    with_dispatcher: bool | None = None,
     on_ready: Callable[[Runtime], None] | None = None,
 ) -> FastAPI:
-    """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio)."""
+    """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio).
+    `with_dispatcher`: el hilo que envía los avisos (por defecto, donde corre el planificador)."""
+    if with_dispatcher is None:
+        with_dispatcher = with_scheduler
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -94,6 +112,12 @@ def create_app(
         else:
             app.state.scheduler_info = health_without_scheduler(runtime)
         app.state.scheduler = scheduler
+        if settings.METRICAS_HABILITADAS:
+            app.state.metricas.register(ColectorBase(runtime.engine, settings))
+        despachador = Despachador(runtime) if with_dispatcher else None
+        if despachador is not None:
+            despachador.start()
+        app.state.despachador = despachador
         if on_ready is not None:
             on_ready(runtime)
         try:
@@ -101,6 +125,8 @@ def create_app(
         finally:
             if scheduler is not None:
                 scheduler.shutdown()  # espera a los jobs en curso antes de cerrar la base
+            if despachador is not None:
+                despachador.shutdown()  # lo que quede sin enviar sigue en la base
             if not backup.esperar_backups_en_segundo_plano(app, timeout=0):
                 log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
                 backup.esperar_backups_en_segundo_plano(app)
@@ -114,9 +140,17 @@ def create_app(
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
+    # Un registro por aplicación (no el global de prometheus_client): cada app de prueba, el suyo.
+    app.state.metricas = CollectorRegistry(auto_describe=False)
+    if settings.METRICAS_HABILITADAS:
+        app.add_middleware(MetricasHTTP, registry=app.state.metricas)
+    # El último añadido es el primero en ver la petición: una URL o cabecera enorme no llega a
+    # rutas, dependencias ni métricas.
+    app.add_middleware(RequestLimits)
     install_handlers(app)
     include_routers(app)
     consola.instalar(app)
+    completar(app)
 
     @app.get("/", include_in_schema=False)
     def inicio() -> RedirectResponse:

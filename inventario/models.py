@@ -3,6 +3,7 @@
 from inventario.auditoria import RegistroEliminacion
 from inventario.database import Base
 from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.envios.model import Envio, Incidente, MensajeSalida
 from inventario.modules.jobs.model import EjecucionJob
 from inventario.modules.lotes.model import Lote
 from inventario.modules.movimientos.model import Movimiento
@@ -13,8 +14,11 @@ from inventario.modules.usuarios.model import Usuario
 __all__ = [
     "Base",
     "EjecucionJob",
+    "Envio",
     "HistorialBackup",
+    "Incidente",
     "Lote",
+    "MensajeSalida",
     "Movimiento",
     "Notificacion",
     "Producto",

@@ -1,11 +1,12 @@
 """Lo que el OpenAPI dice de los errores: cada ruta documenta los códigos que puede devolver, con el
 cuerpo `{"detalle": ...}` de `errors.install_handlers`. Los clientes generados y los consumidores de
-la API se guían por esto; `tests/test_openapi.py` lo comprueba contra el servicio en marcha."""
+la API se guían por esto; `tests/test_arranque.py` y `tests/test_openapi_vivo.py` lo comprueban."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 
@@ -36,3 +37,29 @@ def errores(*codigos: int, **textos: str) -> dict[int | str, dict[str, Any]]:
 # Toda ruta con token y base de datos (en el APIRouter): 401 sin token, 503 con la base caída. Cada
 # ruta con parámetros o cuerpo agrega 422 (así el esquema es el nuestro, no el de FastAPI).
 CON_TOKEN = errores(401, 503)
+
+
+def completar(app: FastAPI) -> None:
+    """Lo que FastAPI no dice solo: el texto "Successful Response" en español, y el 400 que toda
+    operación con cuerpo devuelve si este no se puede leer (p. ej. bytes que no son UTF-8)."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            error = {
+                "description": TEXTOS[400],
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorSalida"}}},
+            }
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    responses = op.setdefault("responses", {})
+                    for resp in responses.values():
+                        if resp.get("description") == "Successful Response":
+                            resp["description"] = "Correcto"
+                    if "requestBody" in op:
+                        responses.setdefault("400", error)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

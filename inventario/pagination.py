@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 T = TypeVar("T")
 
@@ -41,4 +41,11 @@ def id_path(description: str = "Identificador") -> object:
     return Path(ge=1, le=MAX_BIGINT, description=description)
 
 
-Id = Annotated[int, id_path()]
+def _solo_digitos(value: object) -> object:
+    # Sin esto pydantic acepta " 1", "+1" o "1_000" como 1 en la ruta.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("debe ser un número entero positivo (solo dígitos)")
+    return value
+
+
+Id = Annotated[int, BeforeValidator(_solo_digitos), id_path()]

@@ -66,11 +66,20 @@ def sqlalchemy_url(raw: str) -> URL:
 
 
 def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
+    """(conninfo sin contraseña, entorno con PGPASSWORD).
+
+    La conninfo acaba en la línea de comandos de pg_dump/psql, que cualquier usuario local ve en
+    `ps`: la contraseña solo viaja por el entorno (/proc/PID/environ es privado del dueño).
+    """
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)
-    safe = url.set(drivername="postgresql", password=None)
-    return safe.render_as_string(hide_password=False), env
+    return without_password(url).render_as_string(hide_password=False), env
+
+
+def without_password(url: URL) -> URL:
+    """La URL libpq sin contraseña (`URL.set(password=None)` no la quita: None es "sin cambio")."""
+    return URL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
 
 
 def start_embedded(data_dir: Path) -> DatabaseServer:

@@ -31,7 +31,10 @@ def create_token(secret: str, user_id: int, role: str, minutes: int) -> str:
 
 
 def decode_token(secret: str, token: str) -> dict[str, object] | None:
+    # Cualquier token mal formado es un 401, nunca un 500: PyJWT puede dejar escapar errores de
+    # decodificación que no son PyJWTError con entradas raras.
     try:
-        return jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
-    except jwt.PyJWTError:
+        payload = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+    except (jwt.PyJWTError, ValueError, TypeError, UnicodeError):
         return None
+    return payload if isinstance(payload, dict) else None

@@ -157,7 +157,7 @@ def test_crear_a_mano_solo_admin(
         ({"titulo": "t", "tipo": "T" * 31}, "tipo: es demasiado largo"),
         ({"titulo": "t", "referencia_id": 2**63}, "referencia_id: debe ser menor o igual"),
         ({"titulo": "t", "leida": True}, "leida: no es un campo permitido"),
-        ({"titulo": "t\x00"}, "titulo: no puede contener el carácter nulo"),
+        ({"titulo": "t\x00"}, "titulo: no puede contener caracteres de control (encontrado U+0000)"),
     ]:
         r = client.post(API, json=body, headers=admin_headers)
         assert r.status_code == 422 and mensaje in r.json()["detalle"], (body, r.text)

@@ -115,7 +115,7 @@ def test_crear_obtener_y_listar_con_filtros(
     r = client.get(API, params={"q": "x" * 201}, headers=admin_headers)
     assert r.status_code == 422 and "q: es demasiado largo" in r.json()["detalle"]
     r = client.get(API, params={"q": "a\x00b"}, headers=admin_headers)
-    assert r.status_code == 422 and "carácter nulo" in r.json()["detalle"]
+    assert r.status_code == 422 and "caracteres de control" in r.json()["detalle"]
 
 
 def test_entradas_invalidas_422_409_y_nada_cambia(
@@ -129,7 +129,11 @@ def test_entradas_invalidas_422_409_y_nada_cambia(
         ({"codigo": "X" * 51, "nombre": "x"}, 422, "codigo: es demasiado largo"),
         ({"codigo": "X", "nombre": "n" * 201}, 422, "nombre: es demasiado largo"),
         ({"codigo": "X", "nombre": "x", "unidad": "u" * 31}, 422, "unidad: es demasiado largo"),
-        ({"codigo": "A\x00B", "nombre": "x"}, 422, "codigo: no puede contener el carácter nulo"),
+        (
+            {"codigo": "A\x00B", "nombre": "x"},
+            422,
+            "codigo: no puede contener caracteres de control (encontrado U+0000)",
+        ),
         (
             {"codigo": "X", "nombre": "x", "stock_minimo": -1},
             422,

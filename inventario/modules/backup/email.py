@@ -107,8 +107,11 @@ def construir_mensaje(
     return msg
 
 
-def enviar(settings: Settings, mensaje: EmailMessage, destino: str) -> None:
-    """Entrega el mensaje al servidor SMTP configurado; cualquier fallo es un `SmtpError` claro."""
+def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) -> None:
+    """Entrega el mensaje al servidor SMTP configurado; cualquier fallo es un `SmtpError` claro.
+    `destino`: una dirección o varias (los avisos de modules/envios)."""
+    destinos = [destino] if isinstance(destino, str) else destino
+    destino = ", ".join(destinos)
     host, port, timeout = settings.SMTP_HOST, settings.SMTP_PORT, settings.SMTP_TIMEOUT
     if not host:
         raise EmailNoConfigurado("SMTP_HOST")
@@ -127,7 +130,7 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str) -> None:
             if settings.SMTP_USUARIO:
                 password = settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else ""
                 smtp.login(settings.SMTP_USUARIO, password)
-            smtp.send_message(mensaje, to_addrs=[destino])
+            smtp.send_message(mensaje, to_addrs=destinos)
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpError(
             f"El servidor SMTP {donde} rechazó el usuario o la contraseña (SMTP_USUARIO/SMTP_PASSWORD): "

@@ -32,7 +32,8 @@ from inventario.modules.consola.sesion import AdminConsola, CsrfDep, UsuarioCons
 from inventario.modules.notificaciones import service as notificaciones
 from inventario.modules.usuarios import service as usuarios
 from inventario.modules.usuarios.model import Usuario
-from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
+from inventario.modules.usuarios.router import login_throttle
+from inventario.modules.usuarios.schemas import LoginEntrada, UsuarioActualizar, UsuarioCrear
 from inventario.security import create_token
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,11 @@ def entrar(
     settings = request.app.state.settings
     cliente = request.client.host if request.client else "desconocido"
     try:
-        # El mismo servicio que POST /api/v1/auth/login: mismos intentos, bloqueo y registros.
+        datos = _datos(LoginEntrada, nombre_usuario=nombre_usuario, password=password)
+        # El mismo servicio y el mismo contador de intentos que POST /api/v1/auth/login: fallar
+        # aquí pausa también la API (y al revés), con los mismos registros en sesiones.log.
         user = usuarios.authenticate(
-            session,
-            nombre_usuario,
-            password,
-            cliente,
-            max_attempts=settings.LOGIN_MAX_INTENTOS,
-            lock_minutes=settings.LOGIN_BLOQUEO_MINUTOS,
+            session, datos.nombre_usuario, datos.password, cliente, login_throttle(request)
         )
     except DomainError as exc:
         return pagina(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, String, Text, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventario.database import Auditado, Base
@@ -16,6 +16,11 @@ class Notificacion(Auditado, Base):
         CheckConstraint("semaforo IN ('VERDE', 'AMARILLO', 'ROJO')", name="semaforo"),
         Index("ix_notificaciones_no_leidas", "leida", "fecha_creacion"),
         Index("ix_notificaciones_referencia", "referencia_tipo", "referencia_id"),
+        Index(
+            "ix_notificaciones_envio_pendiente",
+            "envio",
+            postgresql_where=text("envio IN ('PENDIENTE', 'RESUMEN')"),
+        ),
     )
 
     id_notificacion: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -28,3 +33,12 @@ class Notificacion(Auditado, Base):
     # A qué se refiere: p. ej. ("LOTE", 12), ("PRODUCTO", 3), ("BACKUP", 7).
     referencia_tipo: Mapped[str | None] = mapped_column(String(30))
     referencia_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Envío fuera de la aplicación (modules/envios): PENDIENTE hasta que el despachador la
+    # planifica; luego ENVIO (va en su propio mensaje), RESUMEN (espera el resumen diario),
+    # INCLUIDA (ya va en un resumen), DUPLICADA (su incidente ya se avisó y sigue abierto) u OMITIDA
+    # (bajo NOTIFICACIONES_SEMAFORO_MINIMO o sin canales).
+    envio: Mapped[str] = mapped_column(String(12), server_default="PENDIENTE")
+    clave_incidente: Mapped[str | None] = mapped_column(String(200))
+    id_mensaje: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("mensajes_salida.id_mensaje", ondelete="SET NULL")
+    )

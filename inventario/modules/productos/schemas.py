@@ -22,19 +22,40 @@ MAX_INT = 2**31 - 1
 """Tope de las columnas `Integer`: más allá PostgreSQL daría un error en vez de un 422."""
 
 
-def _sin_nul(value: str) -> str:
-    # PostgreSQL no admite el carácter NUL en texto: sin esto sería un 500.
-    if "\x00" in value:
-        raise ValueError("no puede contener el carácter nulo (\\u0000)")
-    return value
+# Caracteres de control (C0, DEL, C1) y separadores de línea Unicode. NUL daría un 500 en
+# PostgreSQL; los demás romperían una línea de log (un salto de línea en un nombre de usuario
+# falsificaría un "LOGIN OK" en sesiones.log) o se verían como basura. Un texto largo (descripción,
+# mensaje, motivo) admite salto de línea, retorno y tabulador.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_MULTILINEA = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def Texto(max_length: int, min_length: int = 1) -> Any:
-    """Texto recortado, con largo acotado a la columna y sin NUL."""
+def _sin_control(pattern: re.Pattern[str]) -> Any:
+    def check(value: str) -> str:
+        found = pattern.search(value)
+        if found:
+            raise ValueError(
+                f"no puede contener caracteres de control (encontrado U+{ord(found.group()):04X})"
+            )
+        return value
+
+    return AfterValidator(check)
+
+
+def Texto(
+    max_length: int, min_length: int = 1, *, recortar: bool = True, multilinea: bool | None = None
+) -> Any:
+    """Texto con largo acotado a la columna y sin caracteres de control.
+
+    `recortar`: quita espacios al principio y al final (no en usuarios y contraseñas).
+    `multilinea` (por defecto, los textos de 1000 caracteres o más): admite saltos de línea.
+    """
+    if multilinea is None:
+        multilinea = max_length >= 1000
     return Annotated[
         str,
-        StringConstraints(strip_whitespace=True, min_length=min_length, max_length=max_length),
-        AfterValidator(_sin_nul),
+        StringConstraints(strip_whitespace=recortar, min_length=min_length, max_length=max_length),
+        _sin_control(_CONTROL_MULTILINEA if multilinea else _CONTROL),
     ]
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
+from inventario.pagination import MAX_BIGINT
 from inventario.security import decode_token
 
 # OAuth2 "password": el botón Authorize de /docs pide usuario y contraseña y llama al login.
@@ -36,11 +37,12 @@ def user_from_token(session: Session, secret: str, token: str) -> Usuario:
     payload = decode_token(secret, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")
-    try:
-        user_id = int(str(payload["sub"]))
-    except (KeyError, ValueError):
-        raise NoAutorizado("Token inválido o vencido") from None
-    user = session.get(Usuario, user_id)
+    # Un `sub` que no es un id posible (texto, negativo, más allá de bigint) es un token inválido,
+    # no una consulta que la base rechazaría con un 500.
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 1 <= int(sub) <= MAX_BIGINT:
+        raise NoAutorizado("Token inválido o vencido")
+    user = session.get(Usuario, int(sub))
     if user is None or not user.activo:
         raise NoAutorizado("El usuario del token ya no está activo")
     return user

@@ -16,6 +16,7 @@ from inventario.modules.usuarios.schemas import (
     UsuarioCrear,
     UsuarioSalida,
 )
+from inventario.modules.usuarios.throttle import LoginThrottle
 from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import Id, Listado, PaginaDep
 from inventario.security import create_token
@@ -61,6 +62,20 @@ async def login_entrada(request: Request) -> LoginEntrada:
         ) from None
 
 
+def login_throttle(request: Request) -> LoginThrottle:
+    """Uno por aplicación (en app.state), creado con la configuración al primer login."""
+    state = request.app.state
+    if getattr(state, "login_throttle", None) is None:
+        settings = state.settings
+        state.login_throttle = LoginThrottle(
+            settings.LOGIN_MAX_INTENTOS,
+            settings.LOGIN_MAX_INTENTOS_CLIENTE,
+            settings.LOGIN_BLOQUEO_MINUTOS * 60,
+        )
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
+
+
 @auth_router.post(
     "/login",
     response_model=TokenSalida,
@@ -68,7 +83,10 @@ async def login_entrada(request: Request) -> LoginEntrada:
     description="Devuelve el token para `Authorization: Bearer ...`. Acepta JSON "
     "(`nombre_usuario`, `password`) o el formulario OAuth2 (`username`, `password`) del botón Authorize.",
     responses=errores(
-        401, 422, 503, e401="Usuario o contraseña incorrectos, usuario inactivo o cuenta bloqueada"
+        401,
+        422,
+        503,
+        e401="Usuario o contraseña incorrectos, usuario inactivo o acceso en pausa tras intentos fallidos (misma respuesta)",
     ),
     openapi_extra={
         "requestBody": {
@@ -85,14 +103,7 @@ def login(
 ) -> TokenSalida:
     settings = request.app.state.settings
     client = request.client.host if request.client else "desconocido"
-    user = service.authenticate(
-        session,
-        data.nombre_usuario,
-        data.password,
-        client,
-        max_attempts=settings.LOGIN_MAX_INTENTOS,
-        lock_minutes=settings.LOGIN_BLOQUEO_MINUTOS,
-    )
+    user = service.authenticate(session, data.nombre_usuario, data.password, client, login_throttle(request))
     token = create_token(request.app.state.secret_key, user.id_usuario, user.rol, settings.TOKEN_MINUTOS)
     return TokenSalida(access_token=token, expira_en_segundos=settings.TOKEN_MINUTOS * 60, rol=user.rol)  # type: ignore[arg-type]
 
@@ -137,7 +148,13 @@ def get_user(id_usuario: Id, session: SessionDep, _: AdminUser) -> object:
     "/{id_usuario}",
     response_model=UsuarioSalida,
     summary="Modificar un usuario",
-    responses=errores(404, 422, e404="No existe el usuario"),
+    responses=errores(
+        404,
+        409,
+        422,
+        e404="No existe el usuario",
+        e409="Quitaría el rol o desactivaría al único ADMIN activo",
+    ),
 )
 def update_user(id_usuario: Id, data: UsuarioActualizar, session: SessionDep, _: AdminUser) -> object:
     """Cambia nombre completo, correo, contraseña, rol o actividad. Solo ADMIN."""

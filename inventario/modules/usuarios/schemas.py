@@ -5,12 +5,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from inventario.modules.productos.schemas import Texto
+
 Rol = Literal["ADMIN", "OPERADOR"]
 
 
 class LoginEntrada(BaseModel):
-    nombre_usuario: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=256)
+    nombre_usuario: Texto(100, recortar=False)  # type: ignore[valid-type]
+    password: Texto(256, recortar=False)  # type: ignore[valid-type]
 
 
 class TokenSalida(BaseModel):
@@ -23,17 +25,17 @@ class TokenSalida(BaseModel):
 class UsuarioCrear(BaseModel):
     model_config = ConfigDict(extra="forbid")
     nombre_usuario: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
-    nombre_completo: str = Field("", max_length=200)
+    nombre_completo: Texto(200, 0) = ""  # type: ignore[valid-type]
     email: EmailStr | None = None
-    password: str = Field(min_length=8, max_length=256)
+    password: Texto(256, 8, recortar=False)  # type: ignore[valid-type]
     rol: Rol = "OPERADOR"
 
 
 class UsuarioActualizar(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nombre_completo: str | None = Field(None, max_length=200)
+    nombre_completo: Texto(200, 0) | None = None  # type: ignore[valid-type]
     email: EmailStr | None = None
-    password: str | None = Field(None, min_length=8, max_length=256)
+    password: Texto(256, 8, recortar=False) | None = None  # type: ignore[valid-type]
     rol: Rol | None = None
     activo: bool | None = None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session
 from inventario.errors import Conflicto, NoAutorizado, NoEncontrado
 from inventario.modules.usuarios.model import Usuario
 from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
+from inventario.modules.usuarios.throttle import LoginThrottle
 from inventario.security import hash_password, verify_password
 
 sesiones_log = logging.getLogger("inventario.sesiones")
@@ -50,30 +50,28 @@ def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario]
     return list(rows), total
 
 
-def _keep_an_admin(session: Session, user: Usuario, changes: dict[str, object]) -> None:
-    """Nunca dejar la instalación sin un ADMIN activo (nadie podría administrarla)."""
-    leaves = changes.get("activo") is False or changes.get("rol") not in (None, "ADMIN")
-    if not (leaves and user.activo and user.rol == "ADMIN"):
+def _ensure_not_last_admin(session: Session, user: Usuario, changes: dict[str, object]) -> None:
+    """Nadie deja al servicio sin un ADMIN activo: sin él, nadie puede usar la API de backups ni
+    administrar usuarios."""
+    leaves = changes.get("rol") not in (None, "ADMIN") or changes.get("activo") is False
+    if not (leaves and user.rol == "ADMIN" and user.activo):
         return
-    # Bloquear las filas de los ADMIN activos: dos bajas simultáneas no pueden dejar cero.
+    # FOR UPDATE sobre todos los ADMIN activos: dos que se degradan a la vez no quedan los dos fuera.
     admins = session.scalars(
-        select(Usuario.id_usuario)
-        .where(Usuario.rol == "ADMIN", Usuario.activo.is_(True))
-        .order_by(Usuario.id_usuario)
-        .with_for_update()
+        select(Usuario.id_usuario).where(Usuario.rol == "ADMIN", Usuario.activo.is_(True)).with_for_update()
     ).all()
-    if [i for i in admins if i != user.id_usuario] == []:
+    if set(admins) <= {user.id_usuario}:
         session.rollback()
         raise Conflicto(
-            f"{user.nombre_usuario} es el único ADMIN activo: cree o active otro ADMIN antes de "
-            "desactivarlo o cambiarle el rol"
+            f"'{user.nombre_usuario}' es el único ADMIN activo: no se le puede quitar el rol ni desactivar. "
+            "Cree o active antes otro ADMIN."
         )
 
 
 def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usuario:
     user = get_user(session, user_id)
     changes = data.model_dump(exclude_unset=True)
-    _keep_an_admin(session, user, changes)
+    _ensure_not_last_admin(session, user, changes)
     if "password" in changes:
         password = changes.pop("password")
         if password is not None:
@@ -88,37 +86,48 @@ def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usua
     return user
 
 
+def login_failed_message(throttle: LoginThrottle) -> str:
+    minutos = max(1, round(throttle.seconds / 60))
+    return (
+        f"Usuario o contraseña incorrectos; tras {throttle.max_account} intentos fallidos seguidos, "
+        f"el acceso desde este equipo se pausa {minutos} min"
+    )
+
+
 def authenticate(
-    session: Session,
-    username: str,
-    password: str,
-    client: str,
-    *,
-    max_attempts: int,
-    lock_minutes: int,
+    session: Session, username: str, password: str, client: str, throttle: LoginThrottle
 ) -> Usuario:
-    """Verifica credenciales; tras `max_attempts` fallos seguidos bloquea la cuenta un tiempo."""
+    """Verifica credenciales.
+
+    Usuario desconocido, contraseña equivocada, usuario inactivo y acceso en pausa dan la misma
+    respuesta tras el mismo trabajo (una verificación argon2, contra un hash de relleno si no hay
+    usuario): ni el mensaje ni el tiempo dicen qué cuentas existen. La pausa la decide `throttle`
+    por cliente y por cuenta+cliente: nadie puede dejar fuera a otro desde su propia dirección.
+    """
     now = session.scalar(select(func.now()))
     assert now is not None
+    paused = throttle.blocked(username, client)
     user = session.scalar(select(Usuario).where(Usuario.nombre_usuario == username).with_for_update())
-    if user is not None and user.bloqueado_hasta is not None and user.bloqueado_hasta > now:
-        session.rollback()
-        sesiones_log.warning("LOGIN BLOQUEADO usuario=%s cliente=%s", username, client)
-        minutos = max(1, int((user.bloqueado_hasta - now).total_seconds() // 60) + 1)
-        raise NoAutorizado(f"Cuenta bloqueada por intentos fallidos; reintente en {minutos} min")
-    ok = verify_password(password, user.hash_password if user else None)
-    if user is None or not ok or not user.activo:
+    # Un bloqueo puesto a mano en la base (bloqueado_hasta) se respeta igual.
+    locked = user is not None and user.bloqueado_hasta is not None and user.bloqueado_hasta > now
+    ok = verify_password(password, user.hash_password if user is not None else None)
+    if paused or locked or user is None or not ok or not user.activo:
+        if paused or locked:
+            motivo = "pausa"
+        elif user is not None and ok:
+            motivo = "inactivo"
+        else:
+            motivo = "credenciales"
+        if not paused:
+            throttle.failure(username, client)
         if user is not None and not ok:
-            user.intentos_fallidos += 1
-            if user.intentos_fallidos >= max_attempts:
-                user.bloqueado_hasta = now + timedelta(minutes=lock_minutes)
-                user.intentos_fallidos = 0
+            user.intentos_fallidos += 1  # informativo (lo ve el ADMIN): ya no bloquea la cuenta
             session.commit()
         else:
             session.rollback()
-        motivo = "inactivo" if user is not None and ok else "credenciales"
         sesiones_log.warning("LOGIN FALLIDO usuario=%s cliente=%s motivo=%s", username, client, motivo)
-        raise NoAutorizado("Usuario o contraseña incorrectos")
+        raise NoAutorizado(login_failed_message(throttle))
+    throttle.success(username, client)
     user.intentos_fallidos = 0
     user.bloqueado_hasta = None
     user.ultimo_acceso = now

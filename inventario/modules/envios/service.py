@@ -1,0 +1,453 @@
+"""El despachador: de `notificaciones` a mensajes en los canales, durable y sin bloquear a nadie.
+
+Quien crea una notificación solo inserta la fila (nace `envio = PENDIENTE`): un backup o un job
+nunca esperan a un servidor de correo. El despachador, un hilo en cada instancia, cada
+NOTIFICACIONES_INTERVALO_SEGUNDOS hace `ciclo()`:
+
+1. `resolver_incidentes`: cierra los incidentes cuyo problema desapareció (un backup volvió a
+   completarse, el job volvió a salir bien, el lote vencido ya no tiene stock, ...).
+2. `planificar`: toma las notificaciones PENDIENTE con `FOR UPDATE SKIP LOCKED` (cada una la toma
+   una sola instancia). ROJO: si su incidente ya está abierto, DUPLICADA; si no, abre el incidente
+   (`INSERT ... ON CONFLICT`: dos instancias no pueden abrirlo dos veces) y crea un mensaje con un
+   envío PENDIENTE por canal. AMARILLO/VERDE (desde NOTIFICACIONES_SEMAFORO_MINIMO): RESUMEN, para
+   el resumen diario (`resumen_diario`, tras `alertas_diarias`). Bajo el mínimo o sin canales: OMITIDA.
+3. `entregar_pendientes`: cada envío vencido, en su propia transacción con `FOR UPDATE SKIP LOCKED`
+   (lo entrega una sola instancia). Si falla: ERROR, `intentos` + 1, `ultimo_error` (sin secretos) y
+   `proximo_intento` con espera creciente; todo está en la base, así que sobrevive a un reinicio.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from inventario.config import Settings
+from inventario.errors import Conflicto
+from inventario.modules.envios import canales as ch
+from inventario.modules.envios.model import Envio, MensajeSalida
+from inventario.modules.notificaciones.model import Notificacion
+from inventario.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RANGO = {"VERDE": 0, "AMARILLO": 1, "ROJO": 2}
+LOTE_PLANIFICAR = 500
+ESPERA_BASE = timedelta(seconds=30)
+ESPERA_MAX = timedelta(hours=1)
+MAX_INTENTOS = 72  # con la espera máxima de 1 h, unos tres días de reintentos
+CANAL_CAIDO_TRAS = timedelta(hours=24)
+
+# Qué hacer, por tipo de notificación: el mensaje dice el problema, esto el siguiente paso.
+QUE_HACER = {
+    "BACKUP": "Revise el error en GET /api/v1/backup y en error.log; cuando esté resuelto, haga un backup "
+    "a mano (POST /api/v1/backup/completo o `inventario backup crear`).",
+    "SIN_BACKUP": "Compruebe que el servicio y su planificador estén en marcha (GET /health, GET /api/v1/jobs) "
+    "y haga un backup a mano cuanto antes.",
+    "VENCIMIENTO": "Retire el lote de la venta y registre su salida.",
+    "STOCK_BAJO": "Haga el pedido al proveedor y registre la entrada cuando llegue.",
+    "MANTENIMIENTO": "Revise la corrida en GET /api/v1/jobs y error.log; el job se puede lanzar a mano.",
+}
+QUE_HACER_OTRO = "Revise las notificaciones en GET /api/v1/notificaciones."
+
+TITULOS_RESUMEN = {
+    "VENCIMIENTO": "Lotes por vencer",
+    "STOCK_BAJO": "Productos bajo el stock mínimo",
+    "BACKUP": "Backups",
+}
+
+
+def espera(intentos: int) -> timedelta:
+    """Espera antes del reintento número `intentos` + 1: 30 s, 1 min, 2 min, ... hasta 1 h."""
+    exponente = min(max(intentos - 1, 0), 20)  # 2**20 veces la base ya supera el tope
+    return min(ESPERA_BASE * (2**exponente), ESPERA_MAX)
+
+
+# ----------------------------------------------------------------------------------- incidentes
+def clave_incidente(session: Session, n: Notificacion) -> str:
+    """El problema del que avisa una notificación ROJA; mientras esté abierto no se repite."""
+    if n.tipo == "BACKUP":
+        return "BACKUP"  # el motor y el job avisan del mismo backup fallido: un solo incidente
+    if n.tipo == "SIN_BACKUP":
+        return "SIN_BACKUP"
+    if n.referencia_tipo == "EJECUCION_JOB" and n.referencia_id is not None:
+        job_id = session.scalar(
+            text("SELECT job_id FROM ejecuciones_job WHERE id_ejecucion = :id"), {"id": n.referencia_id}
+        )
+        if job_id:
+            return f"JOB:{job_id}"
+    if n.tipo in ("VENCIMIENTO", "STOCK_BAJO") and n.referencia_id is not None:
+        return f"{n.tipo}:{n.referencia_tipo}:{n.referencia_id}"
+    return f"NOTIFICACION:{n.id_notificacion}"
+
+
+# Cada regla cierra los incidentes de una clase cuando su problema ya no está.
+_RESOLVER_SQL = [
+    # Backup que falló o que falta: se resuelve con un backup completado después.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave IN ('BACKUP', 'SIN_BACKUP') AND EXISTS (
+           SELECT 1 FROM historial_backup h
+           WHERE h.estado = 'COMPLETADO' AND h.fecha_actualizacion > i.fecha_apertura)""",
+    # Job que falló: se resuelve con una corrida OK que terminó después.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'JOB:%' AND EXISTS (
+           SELECT 1 FROM ejecuciones_job e
+           WHERE e.job_id = substr(i.clave, 5) AND e.estado = 'OK' AND e.fin > i.fecha_apertura)""",
+    # Lote vencido: se resuelve cuando ya no tiene stock (o ya no existe).
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'VENCIMIENTO:LOTE:%' AND NOT EXISTS (
+           SELECT 1 FROM lotes l
+           WHERE l.id_lote = CAST(substr(i.clave, 18) AS bigint) AND l.cantidad > 0)""",
+    # Producto sin stock: se resuelve cuando vuelve a tener (o se desactiva).
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'STOCK_BAJO:PRODUCTO:%' AND NOT EXISTS (
+           SELECT 1 FROM productos p
+           WHERE p.id_producto = CAST(substr(i.clave, 21) AS bigint) AND p.activo
+             AND coalesce((SELECT sum(cantidad) FROM lotes l WHERE l.id_producto = p.id_producto), 0) = 0)""",
+    # Cualquier otro aviso: se da por atendido cuando alguien lo lee.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'NOTIFICACION:%' AND EXISTS (
+           SELECT 1 FROM notificaciones n
+           WHERE n.id_notificacion = CAST(substr(i.clave, 14) AS bigint) AND n.leida)""",
+]
+
+
+def resolver_incidentes(session: Session) -> int:
+    total = 0
+    for sql in _RESOLVER_SQL:
+        total += session.execute(text(sql)).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return total
+
+
+def _abrir_incidente(session: Session, clave: str, id_notificacion: int) -> bool:
+    """True si esta notificación abre el incidente; False si ya estaba abierto (aunque sea por
+    otra instancia en este mismo instante: el ON CONFLICT espera su fila y ve que está abierto)."""
+    row = session.execute(
+        text(
+            "INSERT INTO incidentes (clave, abierto, id_notificacion) VALUES (:clave, true, :id) "
+            "ON CONFLICT (clave) DO UPDATE SET abierto = true, id_notificacion = EXCLUDED.id_notificacion, "
+            "fecha_apertura = now(), fecha_resolucion = NULL "
+            "WHERE NOT incidentes.abierto RETURNING clave"
+        ),
+        {"clave": clave, "id": id_notificacion},
+    ).first()
+    return row is not None
+
+
+# ----------------------------------------------------------------------------------- mensajes
+def _crear_mensaje(
+    session: Session, settings: Settings, *, clave: str, tipo: str, semaforo: str, asunto: str, cuerpo: str
+) -> MensajeSalida | None:
+    """Mensaje y un envío PENDIENTE por canal. None si la clave ya existe (otra instancia lo creó)."""
+    id_mensaje = session.scalar(
+        text(
+            "INSERT INTO mensajes_salida (clave, tipo, semaforo, asunto, cuerpo) "
+            "VALUES (:clave, :tipo, :semaforo, :asunto, :cuerpo) "
+            "ON CONFLICT (clave) DO NOTHING RETURNING id_mensaje"
+        ),
+        {"clave": clave, "tipo": tipo, "semaforo": semaforo, "asunto": asunto[:300], "cuerpo": cuerpo},
+    )
+    if id_mensaje is None:
+        return None
+    destinos = [c.id for c in ch.canales(settings)] if tipo != "PING" else [ch.PING]
+    for canal in destinos:
+        session.add(Envio(id_mensaje=id_mensaje, canal=canal))
+    session.flush()
+    return session.get(MensajeSalida, id_mensaje)
+
+
+def _cuerpo_alerta(n: Notificacion, settings: Settings) -> str:
+    cuando = n.fecha_creacion.astimezone(settings.tz).strftime("%d/%m/%Y %H:%M")
+    return (
+        f"{n.mensaje}\n\nQué hacer: {QUE_HACER.get(n.tipo, QUE_HACER_OTRO)}\n\n"
+        f"Semáforo {n.semaforo} · {cuando} · notificación {n.id_notificacion} del Inventario."
+    )
+
+
+def planificar(session: Session, settings: Settings) -> dict[str, int]:
+    """Decide qué pasa con cada notificación PENDIENTE. Devuelve cuántas fueron a cada destino."""
+    cuenta: dict[str, int] = defaultdict(int)
+    hay_canales = bool(ch.canales(settings))
+    minimo = RANGO[settings.NOTIFICACIONES_SEMAFORO_MINIMO]
+    pendientes = session.scalars(
+        select(Notificacion)
+        .where(Notificacion.envio == "PENDIENTE")
+        .order_by(Notificacion.id_notificacion)
+        .limit(LOTE_PLANIFICAR)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for n in pendientes:
+        if not hay_canales or RANGO.get(n.semaforo, 0) < minimo:
+            n.envio = "OMITIDA"
+        elif n.semaforo != "ROJO":
+            n.envio = "RESUMEN"
+        else:
+            clave = clave_incidente(session, n)
+            n.clave_incidente = clave
+            if not _abrir_incidente(session, clave, n.id_notificacion):
+                n.envio = "DUPLICADA"
+            else:
+                mensaje = _crear_mensaje(
+                    session,
+                    settings,
+                    clave=f"ALERTA:{n.id_notificacion}",
+                    tipo="ALERTA",
+                    semaforo="ROJO",
+                    asunto=f"[Inventario] {n.titulo}",
+                    cuerpo=_cuerpo_alerta(n, settings),
+                )
+                n.envio = "ENVIO"
+                n.id_mensaje = mensaje.id_mensaje if mensaje else None
+        cuenta[n.envio] += 1
+    session.commit()
+    return dict(cuenta)
+
+
+def resumen_diario(session: Session, settings: Settings, hoy: date | None = None) -> MensajeSalida | None:
+    """Un solo mensaje con todas las notificaciones en RESUMEN (las AMARILLAS del día, sobre todo).
+
+    Se llama tras `alertas_diarias`. Planifica antes lo pendiente, así entran las alertas recién
+    creadas. Las notificaciones se toman con SKIP LOCKED: dos instancias no las repiten."""
+    planificar(session, settings)
+    hoy = hoy or datetime.now(settings.tz).date()
+    incluidas = session.scalars(
+        select(Notificacion)
+        .where(Notificacion.envio == "RESUMEN")
+        .order_by(Notificacion.tipo, Notificacion.id_notificacion)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not incluidas:
+        session.commit()
+        return None
+    grupos: dict[str, list[Notificacion]] = defaultdict(list)
+    for n in incluidas:
+        grupos[n.tipo].append(n)
+    partes = []
+    for tipo, items in grupos.items():
+        lineas = "\n".join(f"- {n.mensaje}" for n in items)
+        que_hacer = QUE_HACER.get(tipo)
+        partes.append(
+            f"{TITULOS_RESUMEN.get(tipo, tipo.capitalize())} ({len(items)}):\n{lineas}"
+            + (f"\nQué hacer: {que_hacer}" if que_hacer else "")
+        )
+    asunto = f"[Inventario] Resumen del {hoy:%d/%m/%Y}: {len(incluidas)} avisos"
+    cuerpo = "\n\n".join(partes) + "\n\nDetalle en GET /api/v1/notificaciones."
+    mensaje = _crear_mensaje(
+        session,
+        settings,
+        clave=f"RESUMEN:{hoy.isoformat()}:{incluidas[0].id_notificacion}",
+        tipo="RESUMEN",
+        semaforo=max((n.semaforo for n in incluidas), key=lambda s: RANGO.get(s, 0)),
+        asunto=asunto,
+        cuerpo=cuerpo,
+    )
+    for n in incluidas:
+        n.envio = "INCLUIDA"
+        n.id_mensaje = mensaje.id_mensaje if mensaje else None
+    session.commit()
+    return mensaje
+
+
+def ping_backup(session: Session, settings: Settings, clave: str, exito: bool) -> MensajeSalida | None:
+    """El ping del "dead man's switch" tras un backup programado, como un envío durable más."""
+    if settings.BACKUP_PING_URL is None:
+        return None
+    mensaje = _crear_mensaje(
+        session,
+        settings,
+        clave=f"PING:{clave}",
+        tipo="PING",
+        semaforo="VERDE" if exito else "ROJO",
+        asunto="ping",
+        cuerpo="OK" if exito else "FALLO",
+    )
+    session.commit()
+    return mensaje
+
+
+# ----------------------------------------------------------------------------------- entrega
+def entregar_uno(session: Session, settings: Settings) -> Envio | None:
+    """Toma un envío vencido (ninguna otra instancia lo toma a la vez) y lo intenta. None: no hay."""
+    fila = session.execute(
+        select(Envio, MensajeSalida)
+        .join(MensajeSalida, MensajeSalida.id_mensaje == Envio.id_mensaje)
+        .where(
+            Envio.estado.in_(("PENDIENTE", "ERROR")),
+            Envio.proximo_intento.is_not(None),
+            Envio.proximo_intento <= func.clock_timestamp(),
+        )
+        .order_by(Envio.proximo_intento, Envio.id_envio)
+        .limit(1)
+        .with_for_update(of=Envio, skip_locked=True)
+    ).first()
+    if fila is None:
+        session.rollback()
+        return None
+    envio, mensaje = fila
+    canal = ch.canal_por_id(settings, envio.canal)
+    if canal is None:
+        envio.estado, envio.proximo_intento = "DESCARTADA", None
+        envio.ultimo_error = "El canal ya no está configurado"
+    else:
+        try:
+            ch.entregar(settings, canal, mensaje.asunto, mensaje.cuerpo, mensaje.semaforo)
+        except ch.EnvioFallido as exc:
+            envio.intentos += 1
+            envio.estado, envio.ultimo_error = "ERROR", exc.mensaje[: ch.ERROR_MAX]
+            ahora: datetime = session.execute(select(func.now())).scalar_one()
+            envio.proximo_intento = None if envio.intentos >= MAX_INTENTOS else ahora + espera(envio.intentos)
+            log.warning(
+                "Aviso %s por %s: intento %s falló: %s",
+                mensaje.id_mensaje,
+                canal,
+                envio.intentos,
+                exc.mensaje,
+            )
+        else:
+            envio.intentos += 1
+            envio.estado, envio.proximo_intento, envio.ultimo_error = "ENVIADA", None, None
+            envio.fecha_envio = session.scalar(select(func.clock_timestamp()))
+            log.info("Aviso %s enviado por %s (%s)", mensaje.id_mensaje, canal, mensaje.asunto)
+    session.commit()
+    return envio
+
+
+def entregar_pendientes(session: Session, settings: Settings, limite: int = 200) -> int:
+    hechos = 0
+    while hechos < limite and entregar_uno(session, settings) is not None:
+        hechos += 1
+    return hechos
+
+
+@dataclass
+class ResultadoCiclo:
+    resueltos: int = 0
+    planificadas: dict[str, int] = field(default_factory=dict)
+    intentos: int = 0
+
+
+def ciclo(runtime: Runtime) -> ResultadoCiclo:
+    with runtime.session_factory() as session:
+        return ResultadoCiclo(
+            resolver_incidentes(session),
+            planificar(session, runtime.settings),
+            entregar_pendientes(session, runtime.settings),
+        )
+
+
+# ----------------------------------------------------------------------------------- prueba
+ASUNTO_PRUEBA = "[Inventario] Mensaje de prueba"
+
+
+def probar(settings: Settings, pedido_por: str) -> list[dict[str, Any]]:
+    """Envía ya un mensaje de prueba a cada canal configurado y dice qué pasó en cada uno.
+
+    No pasa por la base: sirve para probar un canal aunque la base esté caída. Sin canales:
+    `Conflicto` con lo que hay que configurar."""
+    configurados = ch.canales(settings)
+    if not configurados:
+        raise Conflicto(
+            "No hay canales de avisos configurados: defina NOTIFICACIONES_EMAIL (con SMTP_HOST y "
+            "SMTP_REMITENTE) o NOTIFICACIONES_URLS"
+        )
+    ahora = datetime.now(settings.tz).strftime("%d/%m/%Y %H:%M")
+    cuerpo = (
+        f"Mensaje de prueba del Inventario pedido por {pedido_por} el {ahora}.\n\n"
+        "Si lo recibe, este canal está listo: por aquí llegarán los avisos ROJOS al momento y el "
+        "resumen diario de los AMARILLOS. No hace falta hacer nada."
+    )
+    resultados = []
+    for canal in configurados:
+        try:
+            ch.entregar(settings, canal, ASUNTO_PRUEBA, cuerpo, "VERDE")
+        except ch.EnvioFallido as exc:
+            log.warning("Prueba de avisos por %s: falló: %s", canal, exc.mensaje)
+            resultados.append(
+                {"canal": canal.id, "destino": canal.destino, "enviado": False, "detalle": exc.mensaje}
+            )
+        else:
+            log.info("Prueba de avisos por %s: enviada (pedida por %s)", canal, pedido_por)
+            resultados.append({"canal": canal.id, "destino": canal.destino, "enviado": True, "detalle": None})
+    return resultados
+
+
+# ----------------------------------------------------------------------------------- estado
+def canales_caidos(session: Session, settings: Settings) -> list[dict[str, Any]]:
+    """Canales con un envío en ERROR desde hace más de un día y ningún éxito después: /health."""
+    rows = session.execute(
+        text(
+            "SELECT e.canal, min(e.fecha_creacion) AS desde, count(*) AS pendientes FROM envios e "
+            "WHERE e.estado = 'ERROR' AND e.fecha_creacion < now() - make_interval(secs => :segundos) "
+            "AND NOT EXISTS (SELECT 1 FROM envios ok WHERE ok.canal = e.canal AND ok.estado = 'ENVIADA' "
+            "                AND ok.fecha_envio > e.fecha_creacion) "
+            "GROUP BY e.canal ORDER BY e.canal"
+        ),
+        {"segundos": CANAL_CAIDO_TRAS.total_seconds()},
+    ).all()
+    destinos = {c.id: c.destino for c in ch.canales(settings)}
+    return [
+        {
+            "canal": r.canal,
+            "destino": destinos.get(r.canal, r.canal),
+            "desde": r.desde,
+            "sin_entregar": r.pendientes,
+        }
+        for r in rows
+    ]
+
+
+# ----------------------------------------------------------------------------------- el hilo
+class Despachador:
+    """Un hilo por instancia; varios a la vez se reparten el trabajo por la base (SKIP LOCKED)."""
+
+    def __init__(self, runtime: Runtime, intervalo: float | None = None) -> None:
+        self.runtime = runtime
+        self.intervalo = intervalo or runtime.settings.NOTIFICACIONES_INTERVALO_SEGUNDOS
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="despachador-avisos", daemon=True)
+        self._thread.start()
+
+    def despertar(self) -> None:
+        self._wake.set()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else self.runtime.settings.SMTP_TIMEOUT + 5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ciclo(self.runtime)
+            except Exception:
+                # Una base caída o un canal raro no matan el hilo: se reintenta en el próximo ciclo.
+                log.exception("El despachador de avisos falló en este ciclo; se reintenta")
+            self._wake.wait(self.intervalo)
+            self._wake.clear()
+
+
+__all__ = [
+    "Despachador",
+    "canales_caidos",
+    "ciclo",
+    "entregar_pendientes",
+    "entregar_uno",
+    "espera",
+    "ping_backup",
+    "planificar",
+    "probar",
+    "resolver_incidentes",
+    "resumen_diario",
+]

@@ -1,0 +1,1 @@
+"""Métricas Prometheus (`/metrics`): las de la base y las de las peticiones HTTP."""

@@ -1,0 +1,76 @@
+"""Un `inventario serve` de verdad en un subproceso, en loopback: lo que ve el operador en la
+consola y lo que ve un cliente HTTP sin el TestClient en medio."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+LINEAS_AVISO = 8  # "Inventario en marcha" y siete renglones
+
+
+def puerto_libre() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Servicio:
+    proc: subprocess.Popen[str]
+    url: str
+    aviso: list[str]
+    salida: str = ""  # lo que escribió en stdout después del aviso (se llena al detenerlo)
+    errores: str = ""
+
+
+def inventario_exe() -> str:
+    return str(Path(sys.executable).with_name("inventario"))
+
+
+@contextmanager
+def servicio(env: dict[str, str], *args: str, espera: float = 120) -> Iterator[Servicio]:
+    """Arranca `inventario serve` y devuelve cuando el aviso de inicio salió completo; al final lo
+    detiene con SIGTERM (como systemd) y exige que salga limpio."""
+    port = puerto_libre()
+    proc = subprocess.Popen(
+        [inventario_exe(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    srv: Servicio | None = None
+    try:
+        assert proc.stdout is not None
+        aviso: list[str] = []
+        limite = time.monotonic() + espera
+        while len(aviso) < LINEAS_AVISO and time.monotonic() < limite:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if aviso or line.startswith("Inventario en marcha"):
+                aviso.append(line.rstrip("\n"))
+        if len(aviso) < LINEAS_AVISO:
+            proc.kill()
+            _, err = proc.communicate(timeout=30)
+            raise AssertionError(f"El servicio no mostró el aviso de inicio: {aviso} {err}")
+        srv = Servicio(proc, f"http://127.0.0.1:{port}", aviso)
+        yield srv
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        if srv is not None:
+            srv.salida, srv.errores = out, err
