@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from inventario.postgres import DatabaseServer
 from tests.conftest import ADMIN_PASSWORD, TEMPLATE, create_database, drop_database, run_cli
+from tests.servicio_support import puerto_libre
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -71,12 +71,6 @@ class Servidor:
             return json.loads(r.read())
 
 
-def _puerto_libre() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def servidor(pg_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servidor]:
     from inventario.postgres import pgserver_bin_dir
@@ -114,8 +108,9 @@ def servidor(pg_server: DatabaseServer, tmp_path_factory: pytest.TempPathFactory
         "7",
     )
     assert demo.returncode == 0, demo.stderr
-    puerto = _puerto_libre()
+    puerto = puerto_libre()
     exe = Path(sys.executable).with_name("inventario")
+    # La salida a un archivo, no a una tubería que nadie lee durante las pruebas.
     salida = open(base / "serve.log", "wb")
     proceso = subprocess.Popen(
         [str(exe), "serve", "--host", "127.0.0.1", "--port", str(puerto)],
@@ -250,7 +245,13 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     capturar(nav, "tareas")
     nav.get(servidor.url + "/consola/inventario")
     capturar(nav, "inventario")
+    servidor.api(
+        "POST",
+        "/api/v1/usuarios",
+        {"nombre_usuario": "cajero", "nombre_completo": "Cajero de la mañana", "password": "cajero-1234"},
+    )
     nav.get(servidor.url + "/consola/usuarios")
+    assert "cajero" in nav.find_element(By.TAG_NAME, "table").text
     capturar(nav, "usuarios")
 
 
