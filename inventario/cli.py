@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import typer
 
-from inventario.config import ConfigError, Settings, load_settings
-from inventario.runtime import Runtime, open_runtime
+from inventario.cli_support import fail, runtime_context, settings_or_exit
+from inventario.modules.backup.cli import app as backup_app
+from inventario.modules.envios.cli import app as notificaciones_app
+from inventario.modules.planificador.cli import alertas_app, jobs_app, logs_app, scheduler
+from inventario.runtime import Runtime
 
 app = typer.Typer(
     help="Inventario: servicio, base de datos, usuarios, backups y mantenimiento.",
@@ -20,45 +22,6 @@ db_app = typer.Typer(help="Base de datos y migraciones.", no_args_is_help=True)
 usuario_app = typer.Typer(help="Usuarios.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(usuario_app, name="usuario")
-
-
-def _register_subcommands() -> None:
-    from inventario.modules.backup.cli import app as backup_app
-    from inventario.modules.envios.cli import app as notificaciones_app
-    from inventario.modules.jobs.cli import alertas_app, jobs_app, logs_app, scheduler
-
-    app.add_typer(backup_app, name="backup")
-    app.add_typer(jobs_app, name="jobs")
-    app.add_typer(logs_app, name="logs")
-    app.add_typer(alertas_app, name="alertas")
-    app.add_typer(notificaciones_app, name="notificaciones")
-    app.command("scheduler")(scheduler)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
-def runtime_context(migrate: bool = True) -> Iterator[Runtime]:
-    from inventario.logging_setup import setup_logging
-
-    settings = settings_or_exit()
-    setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
-    runtime = open_runtime(settings, migrate=migrate)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -98,6 +61,10 @@ def serve(
             log_config=None,
             # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
             h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+            # X-Forwarded-For solo de un proxy declarado: si no, cualquier usuario local que se
+            # conecte desde 127.0.0.1 elegiría la dirección con la que el freno de login lo cuenta.
+            proxy_headers=bool(settings.PROXY_CONFIABLE),
+            forwarded_allow_ips=settings.PROXY_CONFIABLE or "",
         )
     )
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
@@ -128,17 +95,30 @@ def db_upgrade() -> None:
     typer.echo(f"Base de datos en la revisión {after} (antes: {before or 'vacía'}).")
 
 
+def _leer_password(nueva: bool = True) -> str:
+    """Con una terminal, dos veces sin eco; sin terminal (un script), una línea de la entrada
+    estándar: la contraseña nunca va en la línea de órdenes."""
+    if not sys.stdin.isatty():
+        linea = sys.stdin.readline().rstrip("\r\n")
+        if not linea:
+            raise fail("Falta la contraseña: escríbala en la entrada estándar (una línea).", 2)
+        return linea
+    etiqueta = "Contraseña nueva" if nueva else "Contraseña"
+    while True:
+        primera = typer.prompt(etiqueta, hide_input=True)
+        if typer.prompt("Repítala", hide_input=True) == primera:
+            return str(primera)
+        typer.echo("No coinciden; otra vez.", err=True)
+
+
 @usuario_app.command("crear")
 def usuario_crear(
     nombre_usuario: str = typer.Argument(..., help="Nombre de usuario"),
     admin: bool = typer.Option(False, "--admin", help="Rol ADMIN (por defecto OPERADOR)"),
     nombre_completo: str = typer.Option("", help="Nombre completo"),
     email: str = typer.Option(None, help="Correo"),
-    password: str = typer.Option(
-        ..., prompt="Contraseña", hide_input=True, confirmation_prompt=True, help="Contraseña"
-    ),
 ) -> None:
-    """Crea un usuario."""
+    """Crea un usuario. La contraseña se pide dos veces sin eco; sin terminal, una línea de stdin."""
     from pydantic import ValidationError
 
     from inventario.errors import DomainError
@@ -150,7 +130,7 @@ def usuario_crear(
             nombre_usuario=nombre_usuario,
             nombre_completo=nombre_completo,
             email=email,
-            password=password,
+            password=_leer_password(nueva=False),
             rol="ADMIN" if admin else "OPERADOR",
         )
     except ValidationError as exc:
@@ -169,7 +149,110 @@ def usuario_crear(
     typer.echo(f"Usuario '{user.nombre_usuario}' creado con rol {user.rol} (id {user.id_usuario}).")
 
 
-_register_subcommands()
+@usuario_app.command("password")
+def usuario_password(nombre_usuario: str = typer.Argument(..., help="Nombre de usuario")) -> None:
+    """Cambia la contraseña de un usuario (y lo desbloquea). Sin terminal, la lee de la entrada estándar."""
+    from pydantic import ValidationError
+
+    from inventario.errors import DomainError, traducir
+    from inventario.modules.usuarios.schemas import UsuarioActualizar
+    from inventario.modules.usuarios.service import get_user_by_name, update_user
+
+    with runtime_context() as runtime, runtime.session_factory() as session:
+        try:
+            user = get_user_by_name(session, nombre_usuario)
+        except DomainError as exc:
+            raise fail(exc.mensaje) from None
+        try:
+            data = UsuarioActualizar(password=_leer_password())
+        except ValidationError as exc:
+            raise fail("Contraseña inválida: " + "; ".join(traducir(e) for e in exc.errors()), 2) from None
+        update_user(session, user.id_usuario, data)
+    logging.getLogger("inventario.sesiones").info(
+        "PASSWORD CAMBIADA usuario=%s desde=consola", nombre_usuario
+    )
+    typer.echo(f"Contraseña de '{nombre_usuario}' cambiada; intentos fallidos y bloqueo en cero.")
+
+
+@usuario_app.command("desbloquear")
+def usuario_desbloquear(
+    nombre_usuario: str = typer.Argument(..., help="Nombre de usuario"),
+    activar: bool = typer.Option(False, "--activar", help="Si está desactivado, activarlo también"),
+) -> None:
+    """Quita el bloqueo por intentos fallidos (y con --activar, reactiva al usuario)."""
+    from inventario.errors import DomainError
+    from inventario.modules.usuarios.service import get_user_by_name, unlock
+
+    with runtime_context() as runtime, runtime.session_factory() as session:
+        try:
+            user = get_user_by_name(session, nombre_usuario)
+        except DomainError as exc:
+            raise fail(exc.mensaje) from None
+        estaba = (
+            f"bloqueado hasta {user.bloqueado_hasta:%Y-%m-%d %H:%M}"  # en ZONA_HORARIA (la sesión)
+            if user.bloqueado_hasta
+            else "sin bloqueo"
+        ) + f", {user.intentos_fallidos} intentos fallidos"
+        unlock(session, user.id_usuario)
+        if activar and not user.activo:
+            user.activo = True
+            session.commit()
+        activo = user.activo
+    logging.getLogger("inventario.sesiones").info("DESBLOQUEADO usuario=%s desde=consola", nombre_usuario)
+    typer.echo(f"Usuario '{nombre_usuario}' desbloqueado (estaba {estaba}).")
+    typer.echo(
+        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria: termina sola "
+        "(LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
+    )
+    if not activo:
+        typer.secho(
+            "Atención: el usuario está desactivado y no puede entrar; use --activar para reactivarlo.",
+            fg=typer.colors.YELLOW,
+        )
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """La URL para psql (o cualquier cliente) de la base del servicio, sin contraseña.
+
+    Con el PostgreSQL embebido es su socket (sin TCP); vale mientras el servicio esté en marcha.
+    """
+    from inventario.arranque import url_sin_clave
+
+    with runtime_context(migrate=False) as runtime:
+        server = runtime.server
+        typer.echo(url_sin_clave(server.url))
+    if server.embedded:
+        typer.echo(
+            "(socket del PostgreSQL embebido: la URL sirve mientras corra `inventario serve`; "
+            "sin el servicio, use `inventario db psql`)",
+            err=True,
+        )
+    elif server.url.password:
+        typer.echo("(la contraseña no se muestra: psql la pide, o use PGPASSWORD o ~/.pgpass)", err=True)
+
+
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def db_psql(ctx: typer.Context) -> None:
+    """Abre psql en la base del servicio (arranca el PostgreSQL embebido si hace falta).
+
+    Lo que siga a `--` va a psql: `inventario db psql -- -c "SELECT count(*) FROM productos"`.
+    """
+    import subprocess
+
+    with runtime_context(migrate=False) as runtime:
+        conninfo, env = runtime.server.libpq()
+        psql = runtime.pg_tools().path("psql")
+        codigo = subprocess.call([psql, "--dbname", conninfo, *ctx.args], env=env)
+    raise typer.Exit(codigo)
+
+
+app.add_typer(backup_app, name="backup")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(logs_app, name="logs")
+app.add_typer(alertas_app, name="alertas")
+app.add_typer(notificaciones_app, name="notificaciones")
+app.command("scheduler")(scheduler)
 
 
 @app.command()
@@ -206,9 +289,12 @@ def demo(
     )
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """El punto de entrada `inventario`: sin trazas en la consola (ver `consola.ejecutar`)."""
+    from inventario.consola import ejecutar
+
+    ejecutar(app)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     # Fallos desde una misma dirección contra cualesquiera cuentas antes de pausarla (LOGIN_MAX_INTENTOS
     # cuenta los de una cuenta desde una dirección).
     LOGIN_MAX_INTENTOS_CLIENTE: int = Field(20, ge=1)
+    # IPs (separadas por comas) del proxy inverso cuyas X-Forwarded-For se creen; vacío: ninguna.
+    PROXY_CONFIABLE: str | None = None
     INVENTARIO_ADMIN_PASSWORD: str | None = None
     HEALTH_DISCO_MIN_MB: int = Field(1024, ge=0)  # espacio libre mínimo en BACKUP_PATH
     LOG_LEVEL: str = "INFO"
@@ -199,11 +201,15 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        from inventario.permisos import write_private
+
+        # Solo se crea si falta: sus permisos los fija permisos.secure_service_paths (como root,
+        # el usuario de pgserver tiene que poder atravesarla).
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(key)
-        tmp.chmod(0o600)
+        tmp.unlink(missing_ok=True)  # resto de un arranque cortado
+        write_private(tmp, key.encode())  # 0600 desde su creación, no después
         tmp.replace(path)
         return key
 

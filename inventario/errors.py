@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -87,10 +90,31 @@ _TRADUCCIONES = {
     "extra_forbidden": "no es un campo permitido",
     "int_from_float": "debe ser un número entero",
     "string_pattern_mismatch": "tiene un formato inválido",
+    "string_unicode": "debe ser texto válido (UTF-8)",
+    "bool_type": "debe ser verdadero o falso",
+    "float_type": "debe ser un número",
+    "finite_number": "debe ser un número finito",
+    "list_type": "debe ser una lista",
+    "too_long": "tiene demasiados elementos (máximo {max_length})",
+    "too_short": "tiene muy pocos elementos (mínimo {min_length})",
+    "date_type": "debe ser una fecha AAAA-MM-DD",
+    "datetime_type": "debe ser una fecha y hora ISO 8601",
+    "timezone_aware": "debe llevar zona horaria",
+    "timezone_naive": "no debe llevar zona horaria",
+    "url_parsing": "debe ser una URL",
+    "url_type": "debe ser una URL",
+    "uuid_parsing": "debe ser un UUID",
+    "decimal_parsing": "debe ser un número",
+    "multiple_of": "debe ser múltiplo de {multiple_of}",
+    "none_required": "debe ser null",
+    "json_type": "debe ser JSON",
 }
 
+# Lo que pydantic agrega en inglés dentro de `ctx`.
+_O = re.compile(r" or (?=[^,]*$)")
 
-def traducir(err: dict) -> str:
+
+def traducir(err: Mapping[str, Any]) -> str:
     loc = [str(p) for p in err.get("loc", ())]
     if err.get("type") == "json_invalid":
         # FastAPI pone en `loc` la posición del error ("body", 15), no un campo.
@@ -100,9 +124,19 @@ def traducir(err: dict) -> str:
     field = ".".join(loc[1:]) or where
     plantilla = _TRADUCCIONES.get(err.get("type", ""), "es inválido")
     ctx = {k: v for k, v in (err.get("ctx") or {}).items()}
-    ctx.setdefault("msg", str(err.get("msg", "")).removeprefix("Value error, "))
-    if "error" in ctx and err.get("type") == "value_error":
-        ctx["msg"] = str(ctx["error"])
+    if "expected" in ctx:  # literal_error / enum: "'A', 'B' or 'C'" → "'A', 'B' o 'C'"
+        ctx["expected"] = _O.sub(" o ", str(ctx["expected"]))
+    msg = str(err.get("msg", ""))
+    if err.get("type") == "value_error":
+        if "error" in ctx:  # ValueError de nuestros validadores: ya en español
+            ctx["msg"] = str(ctx["error"])
+        elif msg.startswith("Value error, "):
+            ctx["msg"] = msg.removeprefix("Value error, ")
+        elif "reason" in ctx:  # EmailStr (email-validator): su motivo viene en inglés
+            ctx["msg"] = "no es una dirección de correo válida"
+        else:
+            ctx["msg"] = "es inválido"
+    ctx.setdefault("msg", msg)
     try:
         texto = plantilla.format(**ctx)
     except (KeyError, IndexError):

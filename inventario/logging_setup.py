@@ -15,9 +15,12 @@ import os
 import re
 import time
 from datetime import date, datetime
+from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from inventario.permisos import PRIVATE_FILE, private_dir
 
 LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log", "acceso.log")
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
@@ -139,8 +142,19 @@ def unique_name(path: Path) -> Path:
     return candidate
 
 
+def _open_private(handler: logging.FileHandler) -> None:
+    # Los logs llevan nombres, direcciones y errores: 0600 aunque el umask del proceso sea 022
+    # (el servicio y la CLI ya usan 077; esto cubre a quien configure el logging por su cuenta).
+    os.chmod(handler.baseFilename, PRIVATE_FILE)
+
+
 class DatedSizeRotatingHandler(RotatingFileHandler):
     """Rota por tamaño y nombra el archivo rotado con la fecha del día."""
+
+    def _open(self) -> TextIOWrapper:
+        stream = super()._open()
+        _open_private(self)
+        return stream
 
     def doRollover(self) -> None:
         if self.stream:
@@ -159,6 +173,11 @@ class DatedDailyHandler(TimedRotatingFileHandler):
     def __init__(self, filename: str) -> None:
         super().__init__(filename, when="midnight", backupCount=0, encoding="utf-8", delay=True)
         self.namer = lambda name: str(unique_name(Path(name)))
+
+    def _open(self) -> TextIOWrapper:
+        stream = super()._open()
+        _open_private(self)
+        return stream
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         # Con delay=True y un archivo viejo de un día anterior, rotamos al primer registro.
@@ -182,7 +201,7 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> Non
             logging.getLogger(name).removeHandler(handler)
         handler.close()
     _configured.clear()
-    logs_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(logs_dir)
     formatter = ZonedFormatter(FORMAT, ZoneInfo(zona))
     redactor = RedactSecrets()
 

@@ -17,18 +17,18 @@ from inventario.config import Settings, get_settings
 from inventario.errors import install_handlers
 from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
-from inventario.modules.backup.notifications import notify as notify_backup
+from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
 from inventario.modules.consola import router as consola
 from inventario.modules.envios import router as envios
 from inventario.modules.envios.service import Despachador
-from inventario.modules.jobs import router as jobs
-from inventario.modules.jobs.scheduler import Planificador, health_without_scheduler
 from inventario.modules.lotes import router as lotes
 from inventario.modules.metricas import router as metricas
 from inventario.modules.metricas.service import ColectorBase, MetricasHTTP
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
+from inventario.modules.planificador import router as jobs
+from inventario.modules.planificador.scheduler import Planificador, health_without_scheduler
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
@@ -62,10 +62,10 @@ def include_routers(app: FastAPI) -> None:
                 app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
-def _recover_backups(runtime: Runtime) -> None:
+def _recover_backups(service: BackupService) -> None:
     # Un BACKUP_PATH inutilizable no debe impedir que la tienda venda: /health lo señala.
     try:
-        BackupService(runtime, notifier=notify_backup).recover()
+        service.recover()
     except Exception:
         log.exception(
             "No se pudo revisar el directorio de backups al arrancar; el servicio sigue sin backups"
@@ -101,9 +101,9 @@ def create_app(
         app.state.engine = runtime.engine
         app.state.session_factory = runtime.session_factory
         app.state.secret_key = settings.secret_key()
-        app.state.with_scheduler = with_scheduler
         announce_first_admin(runtime)
-        _recover_backups(runtime)
+        backups = app.state.backup_service = BackupService(runtime, notifier=notify)
+        _recover_backups(backups)
         scheduler = None
         if with_scheduler:
             scheduler = Planificador(runtime)
@@ -127,9 +127,9 @@ def create_app(
                 scheduler.shutdown()  # espera a los jobs en curso antes de cerrar la base
             if despachador is not None:
                 despachador.shutdown()  # lo que quede sin enviar sigue en la base
-            if not backup.esperar_backups_en_segundo_plano(app, timeout=0):
+            if not backups.wait_background(timeout=0):
                 log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
-                backup.esperar_backups_en_segundo_plano(app)
+                backups.wait_background()
             runtime.close()
 
     # Swagger UI y ReDoc desde el paquete instalado, no desde un CDN: /docs funciona sin internet.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel, BeforeValidator
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
@@ -32,12 +34,17 @@ class Listado(BaseModel, Generic[T]):
     items: list[T]
 
 
+def page(session: Session, stmt: Select[Any], pagina: Pagina) -> dict[str, Any]:
+    """Una página de `stmt` (ya filtrada y ordenada) con el total de filas: el cuerpo de `Listado`."""
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    items = session.scalars(stmt.offset(pagina.offset).limit(pagina.limit)).all()
+    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": list(items)}
+
+
 MAX_BIGINT = 2**63 - 1
 
 
-def id_path(description: str = "Identificador") -> object:
-    from fastapi import Path
-
+def id_path(description: str = "Identificador") -> Any:
     return Path(ge=1, le=MAX_BIGINT, description=description)
 
 

@@ -6,6 +6,7 @@ Aquí se decide una sola vez qué URL usa SQLAlchemy, qué parámetros libpq usa
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 from sqlalchemy.engine import URL, make_url
 
 from inventario.config import Settings
@@ -54,6 +56,14 @@ class DatabaseServer:
         """(conninfo sin contraseña, entorno con PGPASSWORD) para los clientes de PostgreSQL."""
         return libpq_params(self.url.set(database=database) if database else self.url)
 
+    def connect(self, *, autocommit: bool = True, connect_timeout: int | None = None) -> psycopg.Connection:
+        """La conexión psycopg directa (cerrojos, pg_catalog, restauración, pruebas): la única forma
+        de abrirla; la contraseña va como parámetro, nunca en el conninfo."""
+        conninfo, env = self.libpq()
+        return psycopg.connect(
+            conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit, connect_timeout=connect_timeout
+        )
+
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cleanup()  # type: ignore[attr-defined]
@@ -91,12 +101,50 @@ def start_embedded(data_dir: Path) -> DatabaseServer:
     import pgserver  # importación tardía: solo hace falta sin DATABASE_URL
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_handles(data_dir / "pgdata")
     # El postmaster lo arranca pgserver en segundo plano y se detiene al salir (cleanup_mode="stop").
     handle = pgserver.get_server(data_dir / "pgdata", cleanup_mode="stop")
     bin_dir = Path(pgserver_bin_dir())
     admin = DatabaseServer(make_url(handle.get_uri()).set(drivername="postgresql+psycopg"), True, bin_dir)
     ensure_database(admin, EMBEDDED_DB_NAME)
     return DatabaseServer(admin.url.set(database=EMBEDDED_DB_NAME), True, bin_dir, handle)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Olvida los procesos muertos de la lista de dueños del postmaster.
+
+    pgserver apaga el postmaster cuando sale el último proceso de `.handle_pids.json`. Tras un
+    `kill -9` el muerto queda en la lista: el servicio reiniciado adopta el postmaster huérfano y,
+    al salir, no se creía el último, así que lo dejaba corriendo. (Se usa el cerrojo del propio
+    pgserver, el mismo con el que él lee y escribe esa lista.)
+    """
+    from pgserver.postgres_server import PostgresServer
+
+    path = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not path.exists():
+            return
+        try:
+            pids = [int(p) for p in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            pids = []
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            log.warning(
+                "PostgreSQL embebido: se olvidan dueños que ya no existen (%s)",
+                sorted(set(pids) - set(alive)),
+            )
+            path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def pgserver_bin_dir() -> Path:
@@ -106,11 +154,7 @@ def pgserver_bin_dir() -> Path:
 
 
 def ensure_database(server: DatabaseServer, name: str) -> None:
-    import psycopg
-
-    conninfo, _ = libpq_params(server.url.set(database="postgres"))
-    password = server.url.password
-    with psycopg.connect(conninfo, password=password, autocommit=True) as conn:
+    with server.with_database("postgres").connect() as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')

@@ -11,6 +11,7 @@ import json
 import re
 from urllib.parse import unquote_plus
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_URL = 8 * 1024  # ruta + query, en bytes
@@ -107,7 +108,12 @@ class RequestLimits:
                 started = True
             await send(message)
 
-        await self.app(scope, limited_receive, tracking_send)
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except ClientDisconnect:
+            # La "desconexión" que le dimos a la aplicación al cortar el cuerpo: ya respondimos 413.
+            if not rejected:
+                raise
 
 
 def _body_message() -> str:

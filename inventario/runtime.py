@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from inventario import migrations
 from inventario.config import Settings
 from inventario.database import make_engine, make_session_factory
+from inventario.permisos import secure_service_paths
 from inventario.postgres import DatabaseServer, PgTools, locate_pg_tools, start_server
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def open_runtime(
 ) -> Runtime:
     owns = server is None
     server = server or start_server(settings)
+    # Después de arrancar el embebido: pgserver (como root) abre los permisos de DATA_PATH.
+    secure_service_paths(settings)
     engine = make_engine(server.url, settings.ZONA_HORARIA)
     runtime = Runtime(settings, server, engine, make_session_factory(engine), owns_server=owns)
     if migrate:

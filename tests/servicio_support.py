@@ -36,9 +36,9 @@ def inventario_exe() -> str:
 
 
 @contextmanager
-def servicio(env: dict[str, str], *args: str, espera: float = 120) -> Iterator[Servicio]:
+def servicio(env: dict[str, str], *args: str, espera: float = 120, umask: int = -1) -> Iterator[Servicio]:
     """Arranca `inventario serve` y devuelve cuando el aviso de inicio salió completo; al final lo
-    detiene con SIGTERM (como systemd) y exige que salga limpio."""
+    detiene con SIGTERM (como systemd) y exige que salga limpio. `umask`: el del proceso hijo."""
     port = puerto_libre()
     proc = subprocess.Popen(
         [inventario_exe(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -46,6 +46,7 @@ def servicio(env: dict[str, str], *args: str, espera: float = 120) -> Iterator[S
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        umask=umask,
     )
     srv: Servicio | None = None
     try:

@@ -188,19 +188,25 @@ def test_si_empeora_sale_la_alerta_roja(runtime: Runtime) -> None:
         l1 = lot(conn, p, "L1", hoy + timedelta(days=3), 8)
     generate_alerts(runtime.engine, 30)
     assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO"]}
-    # El lote vence (aquí: se corrige su fecha) y el stock baja de 8 a 2 y luego a 0.
+    # El stock baja de 8 a 2: bajo el mínimo.
+    with runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE lotes SET cantidad = 2 WHERE id_lote = :l"), {"l": l1})
+    generate_alerts(runtime.engine, 30)
+    assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO"], ("PRODUCTO", p): ["AMARILLO"]}
+    # El lote vence (aquí: se corrige su fecha): lo vencido no cuenta, el producto queda sin stock.
     with runtime.engine.begin() as conn:
         conn.execute(
-            text("UPDATE lotes SET fecha_vencimiento = :d, cantidad = 2 WHERE id_lote = :l"),
+            text("UPDATE lotes SET fecha_vencimiento = :d WHERE id_lote = :l"),
             {"d": hoy - timedelta(days=1), "l": l1},
         )
-    generate_alerts(runtime.engine, 30)
-    assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO", "ROJO"], ("PRODUCTO", p): ["AMARILLO"]}
-    with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE lotes SET cantidad = 0 WHERE id_lote = :l"), {"l": l1})
     result = generate_alerts(runtime.engine, 30)
-    assert (result.sin_stock, result.lotes_vencidos) == (1, 0)
-    assert by_ref(runtime)[("PRODUCTO", p)] == ["AMARILLO", "ROJO"]
+    assert (result.sin_stock, result.lotes_vencidos) == (1, 1)
+    assert by_ref(runtime) == {("LOTE", l1): ["AMARILLO", "ROJO"], ("PRODUCTO", p): ["AMARILLO", "ROJO"]}
+    roja = [a for a in alerts(runtime) if a.referencia_tipo == "PRODUCTO" and a.semaforo == "ROJO"]
+    assert roja[0].mensaje == (
+        "Ibuprofeno 400 mg (código P) no tiene stock: 0 (unidad: caja); stock mínimo 5. "
+        "Además hay 2 en lotes vencidos, que no cuentan."
+    )
 
 
 def test_nombre_largo_no_rompe_el_titulo(runtime: Runtime) -> None:
@@ -242,7 +248,8 @@ def test_por_conjuntos_sobre_datos_de_demo_coincide_con_el_calculo_directo(runti
         sin, bajo = conn.execute(
             text(
                 "SELECT count(*) FILTER (WHERE t = 0), count(*) FILTER (WHERE t > 0 AND t < stock_minimo) FROM ("
-                "SELECT p.stock_minimo, coalesce(sum(l.cantidad), 0) AS t FROM productos p "
+                "SELECT p.stock_minimo, coalesce(sum(l.cantidad) FILTER (WHERE l.fecha_vencimiento IS NULL "
+                "OR l.fecha_vencimiento >= CURRENT_DATE), 0) AS t FROM productos p "
                 "LEFT JOIN lotes l USING (id_producto) WHERE p.activo GROUP BY p.id_producto) s"
             )
         ).one()

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from inventario.archivos import human_size
 from inventario.config import Settings
-from inventario.modules.backup.files import MANIFEST_SUFFIX, backup_name
+from inventario.modules.backup.repo import MANIFEST_SUFFIX, backup_name
 from inventario.postgres import DatabaseServer
 from tests.backup_support import bloquear_pg_dump, connect, seed_user
 from tests.conftest import ADMIN_PASSWORD, login
@@ -642,8 +642,12 @@ def test_estadisticas_tras_una_historia_realista(
     client.app.state.scheduler_info = lambda: {
         "activo": True,
         "jobs": [
-            {"id": "alertas_diarias", "proxima_ejecucion": datetime(2030, 1, 7, 6, 0, tzinfo=settings.tz)},
-            {"id": "backup_diario", "proxima_ejecucion": proxima.isoformat()},
+            # La forma de la sección `scheduler` de /health (JobsService.health).
+            {
+                "job_id": "alertas_diarias",
+                "proxima_ejecucion": datetime(2030, 1, 7, 6, 0, tzinfo=settings.tz).isoformat(),
+            },
+            {"job_id": "backup_diario", "proxima_ejecucion": proxima.isoformat()},
         ],
     }
     r = client.get(f"{API}/estadisticas", headers=admin_headers)
@@ -683,7 +687,7 @@ def test_estadisticas_tras_una_historia_realista(
     client.app.state.scheduler_info = lambda: 1 / 0
     assert client.get(f"{API}/estadisticas", headers=admin_headers).json()["proxima_ejecucion"] is None
     client.app.state.scheduler_info = lambda: {
-        "jobs": [{"id": "backup_diario", "proxima_ejecucion": proxima}]
+        "jobs": [{"job_id": "backup_diario", "proxima_ejecucion": proxima.isoformat()}]
     }
     settings.BACKUP_ENABLED = False
     est = client.get(f"{API}/estadisticas", headers=admin_headers).json()
@@ -704,7 +708,7 @@ def test_los_backups_programados_tambien_notifican(
     client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
 ) -> None:
     from inventario.jobs import backup_job
-    from inventario.modules.jobs.resultado import ContextoJob
+    from inventario.modules.planificador.resultado import ContextoJob
 
     fill(fresh_db, 5)
     runtime = client.app.state.runtime

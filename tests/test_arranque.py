@@ -41,6 +41,13 @@ def test_aviso_de_inicio_y_segunda_instancia_en_el_mismo_puerto(
         if password:
             assert password not in aviso
 
+        # El README muestra este mismo aviso (la primera pantalla de un usuario nuevo).
+        readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+        bloque = readme.split("Inventario en marcha\n", 1)[1].split("```", 1)[0].splitlines()
+        assert [linea.split(":", 1)[0] for linea in bloque] == [
+            linea.split(":", 1)[0] for linea in srv.aviso[1:]
+        ]
+
         r = httpx.get(srv.url + "/", follow_redirects=False)
         assert r.status_code == 307 and r.headers["location"] == "/docs"
 

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
-from inventario.modules.backup.files import MANIFEST_SUFFIX
 from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.repo import MANIFEST_SUFFIX
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime

@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from inventario.modules.backup.files import MANIFEST_SUFFIX, NAME_RE, TEMP_SUFFIX
+from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
+from inventario.modules.backup.files import TEMP_SUFFIX
 from inventario.modules.backup.model import HistorialBackup
-from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
+from inventario.modules.backup.repo import MANIFEST_SUFFIX, NAME_RE
+from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import (

@@ -11,7 +11,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from inventario.database import make_engine, make_session_factory
-from inventario.modules.backup.files import manifest_path, read_manifest
+from inventario.modules.backup.repo import manifest_path, read_manifest
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime

@@ -357,7 +357,7 @@ def test_ningun_secreto_de_la_url_en_logs_errores_ni_descripciones(
     vencer_reintentos(runtime)
     ciclo(runtime)
     texto_logs = logs()
-    assert "POST /hook/***" in texto_logs  # urllib3 (DEBUG) escribió la ruta, tapada
+    assert '"POST ***?X-Token=*** HTTP/1.1" 200' in texto_logs  # urllib3 (DEBUG) escribió la ruta, tapada
     for texto in [*visibles, error, texto_logs]:
         assert SECRETO not in texto and CLAVE_URL not in texto, texto
 
@@ -467,3 +467,44 @@ def test_probar_por_consola(
     assert SECRETO not in r.stdout + r.stderr and CLAVE_URL not in r.stdout + r.stderr
     r = run_cli({**env, "NOTIFICACIONES_EMAIL": "", "NOTIFICACIONES_URLS": ""}, "notificaciones", "probar")
     assert r.returncode == 2 and "No hay canales de avisos configurados" in r.stderr
+
+
+def test_el_ping_con_token_corto_tampoco_queda_en_los_logs(
+    runtime: Runtime, webhook: Receptor, logs: Callable[[], str]
+) -> None:
+    """Uptime Kuma: el token va en la ruta y es corto (`/api/push/AbC123?status=up`)."""
+    s = runtime.settings.model_copy(
+        update={
+            "BACKUP_PING_URL": SecretStr(f"http://{webhook.base()}/api/push/Kx9Q2a?status=up&msg=OK"),
+            "BACKUP_PING_URL_FALLO": SecretStr(f"http://{webhook.base()}/api/push/Kx9Q2a?status=down"),
+        }
+    )
+    canal = ch.canal_por_id(s, ch.PING)
+    assert canal is not None
+    ch.entregar(s, canal, "ping", "OK", "VERDE")
+    webhook.status = 500
+    with pytest.raises(ch.EnvioFallido) as exc:
+        ch.entregar(s, canal, "ping", "FALLO", "ROJO")
+    assert [p.ruta for p in webhook.recibidas()] == ["/api/push/Kx9Q2a?status=up&msg=OK"]
+    assert "500" in exc.value.mensaje and "Kx9Q2a" not in exc.value.mensaje
+    assert "Kx9Q2a" not in logs()
+
+
+def test_migracion_ida_y_vuelta_y_lo_anterior_no_se_envia(runtime: Runtime) -> None:
+    """Configurar un canal no manda la historia entera: lo que ya existía queda OMITIDA."""
+    from alembic import command
+
+    from inventario import migrations
+
+    rojo_backup(runtime)
+    cfg = migrations.alembic_config()
+    with runtime.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "e5a9c3d1f402")
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('envios')")).scalar() is None
+    migrations.upgrade(runtime.engine)
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("SELECT envio FROM notificaciones")).scalars().all() == ["OMITIDA"]
+    rojo_backup(runtime)  # lo nuevo nace PENDIENTE y sale
+    assert ciclo(runtime).planificadas == {"ENVIO": 1}

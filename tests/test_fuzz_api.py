@@ -86,8 +86,6 @@ def describir(kwargs: dict, status: int, texto: str) -> str:
 
 
 def test_fuzz_toda_la_api_sin_500(client: TestClient, admin_headers: H, fresh_db: DatabaseServer) -> None:
-    from inventario.modules.backup.router import esperar_backups_en_segundo_plano
-
     # Algo que consultar: un producto con lote y un backup completo.
     r = client.post("/api/v1/productos", json={"codigo": "P-1", "nombre": "Arroz"}, headers=admin_headers)
     assert r.status_code == 201
@@ -153,7 +151,7 @@ def test_fuzz_toda_la_api_sin_500(client: TestClient, admin_headers: H, fresh_db
                 probar()
             except Unsatisfiable:
                 pass  # p. ej. no hay peticiones negativas posibles para una operación sin parámetros
-    assert esperar_backups_en_segundo_plano(client.app, timeout=120), "quedaron backups en curso"
+    assert client.app.state.backup_service.wait_background(timeout=120), "quedaron backups en curso"
     duracion = time.monotonic() - inicio
     print(
         f"\nfuzz: {operaciones} operaciones, {sum(conteo.values())} peticiones en {duracion:.1f} s: {sorted(conteo.items())}"

@@ -17,9 +17,9 @@ from sqlalchemy import text
 
 from inventario.config import Settings
 from inventario.modules.backup.service import BACKUP_LOCK_KEY
-from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
-from inventario.modules.jobs.scheduler import Planificador
-from inventario.modules.jobs.service import JOBS, JobDef, JobEnCurso, JobsService
+from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.service import JOBS, JobDef, JobEnCurso, JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
 from tests.backup_support import connect

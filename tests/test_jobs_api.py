@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from inventario.config import Settings
 from inventario.modules.backup.service import BACKUP_LOCK_KEY
-from inventario.modules.jobs.service import JobsService
+from inventario.modules.planificador.service import JobsService
 from inventario.postgres import DatabaseServer
 from tests.backup_support import connect
 from tests.conftest import ADMIN_PASSWORD, login

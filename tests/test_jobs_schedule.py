@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from inventario.modules.jobs.schedule import backup_tipo, cron, describe, due_slot, latest_slot, next_slot
+from inventario.modules.backup.service import backup_tipo
+from inventario.modules.planificador.schedule import cron, describe, due_slot, latest_slot, next_slot
 
 MX = ZoneInfo("America/Mexico_City")
 GRACIA = timedelta(hours=12)

@@ -317,7 +317,7 @@ def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
 
 
 def test_el_job_registra_el_resultado_por_maquina(runtime, settings: Settings, logs: Path) -> None:  # type: ignore[no-untyped-def]
-    from inventario.modules.jobs.service import JobsService
+    from inventario.modules.planificador.service import JobsService
 
     real_today = datetime.now(settings.tz).date()
     write(logs, f"app.log.{real_today - timedelta(days=8)}")

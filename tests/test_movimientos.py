@@ -256,24 +256,32 @@ def test_salida_fefo_salta_vencidos_y_deja_sin_fecha_al_final(
     assert r.status_code == 409
     assert r.json()["detalle"] == (
         "Stock insuficiente: disponible 6, solicitado 7 "
-        "(10 más en lotes vencidos, que no se toman sin indicar el lote)"
+        "(10 más en lotes vencidos, que no salen con una SALIDA: se dan de baja con un AJUSTE)"
     )
     assert estado(engine) == antes
 
     # Exactamente lo disponible: vacía el último lote.
     r = mover(client, admin_headers, tipo="SALIDA", id_producto=p, cantidad=6)
     assert [(m["id_lote"], m["cantidad"]) for m in r["movimientos"]] == [(sin_fecha, -6)]
-    # Un lote vencido se retira indicándolo explícitamente.
-    r = mover(
-        client,
-        admin_headers,
-        tipo="SALIDA",
-        id_producto=p,
-        id_lote=vencido,
-        cantidad=10,
-        motivo="Descarte",
+    # Una SALIDA que nombra el lote vencido se rechaza (no se vende) y no cambia nada...
+    antes = estado(engine)
+    r = client.post(
+        API,
+        json={"tipo": "SALIDA", "id_producto": p, "id_lote": vencido, "cantidad": 1},
+        headers=admin_headers,
     )
-    assert r["stock_total"] == 0
+    assert r.status_code == 409
+    fecha = (HOY - timedelta(days=1)).strftime("%d/%m/%Y")
+    assert r.json()["detalle"] == (
+        f"El lote 'VENCIDO' venció el {fecha}: una SALIDA no puede tomar stock vencido. Para darlo de "
+        "baja, registre un AJUSTE con cantidad negativa y un motivo (p. ej. 'vencido' o 'merma')."
+    )
+    assert estado(engine) == antes
+    # ...se da de baja con un AJUSTE con motivo.
+    r = mover(
+        client, admin_headers, tipo="AJUSTE", id_producto=p, id_lote=vencido, cantidad=-10, motivo="vencido"
+    )
+    assert r["stock_total"] == 0 and r["movimientos"][0]["motivo"] == "vencido"
     r = client.post(API, json={"tipo": "SALIDA", "id_producto": p, "cantidad": 1}, headers=admin_headers)
     assert r.status_code == 409 and r.json()["detalle"] == "Stock insuficiente: disponible 0, solicitado 1"
     cuadra(engine)
@@ -393,6 +401,8 @@ def test_propiedad_cualquier_secuencia_cuadra(
             or (tipo != "SALIDA" and idx is None)
         ):
             esperado = Invalido
+        elif tipo == "SALIDA" and idx == 0:  # el lote 0 está vencido: no sale por SALIDA
+            esperado = Conflicto
         elif idx is not None:
             delta = -cantidad if tipo == "SALIDA" else cantidad
             if modelo[idx] + delta < 0:

@@ -9,6 +9,7 @@ defecto 4), semilla fija; para explorar más: `OPENAPI_EJEMPLOS=50 pytest tests/
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -34,6 +35,10 @@ from tests.test_fuzz_api import restaurar_admin
 
 EJEMPLOS = int(os.environ.get("OPENAPI_EJEMPLOS", "4"))
 SEMILLA = int(os.environ.get("FUZZ_SEMILLA", "20251203"))
+INGLES = re.compile(
+    r"Input should|Field required|value is not|should (?:be|have)|Value error|Extra inputs|unable to parse"
+    r"|Not Found|Method Not Allowed| or '"
+)
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -62,12 +67,13 @@ def test_respuestas_conformes_al_openapi(vivo: Servicio, fresh_db: DatabaseServe
 
     schema = schemathesis.openapi.from_url(vivo.url + "/openapi.json")
     fallos: list[str] = []
+    ingles: list[str] = []  # mensajes de error con texto en inglés (de pydantic o de FastAPI)
     conteo: dict[int, int] = {}
     operaciones = 0
     inicio = time.monotonic()
     with requests.Session() as sesion:
         for resultado in schema.get_all_operations():
-            operation = resultado.ok()
+            operation = resultado.ok()  # type: ignore[union-attr]
             operaciones += 1
             # Con token ADMIN (válidas e inválidas) y una vez sin token: el 401 también se documenta.
             for modo, con_token in (
@@ -93,6 +99,10 @@ def test_respuestas_conformes_al_openapi(vivo: Servicio, fresh_db: DatabaseServe
                         timeout=60,
                     )
                     conteo[response.status_code] = conteo.get(response.status_code, 0) + 1
+                    if response.status_code >= 400 and INGLES.search(response.text):
+                        ingles.append(
+                            f"{case.operation.method.upper()} {case.operation.path}: {response.text[:300]}"
+                        )
                     if "/usuarios" in case.operation.path or "/auth/" in case.operation.path:
                         restaurar_admin(fresh_db)
                     case.validate_response(response, checks=CHECKS)
@@ -111,3 +121,4 @@ def test_respuestas_conformes_al_openapi(vivo: Servicio, fresh_db: DatabaseServe
     )
     assert operaciones >= 25  # toda la API
     assert not fallos, "\n\n".join(fallos)
+    assert not ingles, "\n".join(ingles[:20])

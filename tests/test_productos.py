@@ -282,6 +282,15 @@ def test_stock_por_lote_ordenado_por_vencimiento(
     assert s["bajo_minimo"] is True and s["codigo"] == "P-1"
     assert client.get(f"{API}/999/stock", headers=admin_headers).status_code == 404
 
+    # Con mínimo 26: el total (28) lo cubre, pero 3 están vencidos y no se pueden vender.
+    client.patch(f"{API}/{p['id_producto']}", json={"stock_minimo": 26}, headers=admin_headers)
+    d = client.get(f"{API}/{p['id_producto']}", headers=admin_headers).json()
+    assert (d["stock_total"], d["stock_disponible"], d["bajo_minimo"]) == (28, 25, True)
+    (item,) = client.get(API, params={"bajo_minimo": "true"}, headers=admin_headers).json()["items"]
+    assert item["id_producto"] == p["id_producto"] and item["stock_disponible"] == 25
+    client.patch(f"{API}/{p['id_producto']}", json={"stock_minimo": 25}, headers=admin_headers)
+    assert client.get(f"{API}/{p['id_producto']}/stock", headers=admin_headers).json()["bajo_minimo"] is False
+
 
 def test_paginas_y_filtros_coinciden_con_el_calculo_directo(
     client: TestClient, admin_headers: H, engine: Engine
@@ -293,10 +302,13 @@ def test_paginas_y_filtros_coinciden_con_el_calculo_directo(
     with engine.begin() as conn:
         conn.execute(text("UPDATE productos SET activo = false WHERE id_producto % 7 = 0"))
         conn.execute(text("UPDATE productos SET stock_minimo = 10000 WHERE id_producto % 5 = 0"))
+        conn.execute(text("SET LOCAL TIME ZONE 'America/Mexico_City'"))  # el "hoy" del servicio
         expected = conn.execute(
             text(
                 "SELECT p.codigo, coalesce(sum(l.cantidad), 0) AS stock, count(l.id_lote) AS n, p.activo, "
-                "coalesce(sum(l.cantidad), 0) < p.stock_minimo AS bajo "
+                # Lo vencido no cuenta para el mínimo.
+                "coalesce(sum(l.cantidad) FILTER (WHERE l.fecha_vencimiento IS NULL "
+                "OR l.fecha_vencimiento >= CURRENT_DATE), 0) < p.stock_minimo AS bajo "
                 "FROM productos p LEFT JOIN lotes l USING (id_producto) "
                 "GROUP BY p.id_producto ORDER BY p.nombre, p.id_producto"
             )

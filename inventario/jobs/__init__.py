@@ -7,5 +7,5 @@
 | `alertas_diarias`  | ALERTAS_HOUR:ALERTAS_MINUTE (06:00)   | `modules/alertas` (vencimiento y stock)     |
 
 Cada uno recibe un `ContextoJob` y devuelve un `ResultadoJob` o lanza una excepción; el
-planificador (`modules/jobs`) decide cuándo, se asegura de que corra una sola vez y lo registra.
+planificador (`modules/planificador`) decide cuándo, se asegura de que corra una sola vez y lo registra.
 """

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inventario.modules.alertas.service import generate_alerts
-from inventario.modules.jobs.resultado import ContextoJob, ResultadoJob
+from inventario.modules.planificador.resultado import ContextoJob, ResultadoJob
 
 JOB_ID = "alertas_diarias"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from inventario.archivos import human_size
+from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
 from inventario.modules.backup.notifications import notify
-from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupService
-from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
-from inventario.modules.jobs.schedule import backup_tipo
+from inventario.modules.backup.service import BackupService, backup_tipo
+from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "backup_diario"
 
@@ -21,7 +21,7 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     # `ejecutado_por` del plan: SCHEDULER (también la recuperación al arrancar), MANUAL o el usuario.
     ejecutado_por = ctx.ejecutado_por if ctx.manual else "SCHEDULER"
     try:
-        row = service.run(tipo, ejecutado_por)  # type: ignore[arg-type]
+        row = service.run(tipo, ejecutado_por)
     except BackupEnCurso as exc:
         raise JobFallido(f"No se hizo el backup {tipo}: {exc.mensaje}") from exc
     except BackupError as exc:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
 from inventario.modules.logs.service import maintain
+from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "logs_maintenance"
 

@@ -33,11 +33,9 @@ def upgrade() -> None:
         "incidentes",
         sa.Column("clave", sa.String(200), primary_key=True),
         sa.Column("abierto", sa.Boolean, nullable=False, server_default=sa.true()),
-        sa.Column(
-            "id_notificacion",
-            sa.BigInteger,
-            sa.ForeignKey("notificaciones.id_notificacion", ondelete="SET NULL"),
-        ),
+        # Sin clave foránea hacia notificaciones (ni desde ellas): borrar o vaciar (TRUNCATE) las
+        # notificaciones no debe depender del historial de envíos.
+        sa.Column("id_notificacion", sa.BigInteger),
         sa.Column("fecha_apertura", TSTZ, nullable=False, server_default=sa.text("now()")),
         sa.Column("fecha_resolucion", TSTZ),
         *_auditado(),
@@ -60,7 +58,9 @@ def upgrade() -> None:
         sa.Column(
             "id_mensaje",
             sa.BigInteger,
-            sa.ForeignKey("mensajes_salida.id_mensaje", ondelete="CASCADE"),
+            sa.ForeignKey(
+                "mensajes_salida.id_mensaje", deferrable=True
+            ),  # como todas: diferible, sin cascada
             nullable=False,
         ),
         sa.Column("canal", sa.String(100), nullable=False),
@@ -92,18 +92,7 @@ def upgrade() -> None:
     op.execute("UPDATE notificaciones SET envio = 'OMITIDA'")
     op.alter_column("notificaciones", "envio", nullable=False, server_default="PENDIENTE")
     op.add_column("notificaciones", sa.Column("clave_incidente", sa.String(200)))
-    op.add_column(
-        "notificaciones",
-        sa.Column(
-            "id_mensaje",
-            sa.BigInteger,
-            sa.ForeignKey(
-                "mensajes_salida.id_mensaje",
-                ondelete="SET NULL",
-                name="fk_notificaciones_id_mensaje_mensajes_salida",
-            ),
-        ),
-    )
+    op.add_column("notificaciones", sa.Column("id_mensaje", sa.BigInteger))
     op.create_index(
         "ix_notificaciones_envio_pendiente",
         "notificaciones",

@@ -1,7 +1,7 @@
 """Crear tabla ejecuciones_job: el registro de corridas del planificador.
 
 Una fila por (job, ámbito, hora programada), única: la instancia que logra insertarla ejecuta el
-job y las demás no (ver `inventario/modules/jobs/service.py`).
+job y las demás no (ver `inventario/modules/planificador/service.py`).
 
 Revision ID: d3b8f6a1c027
 Revises: c4e7a9f2b310

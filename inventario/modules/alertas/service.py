@@ -4,12 +4,12 @@
 |-----------------------------------------------------------------|---------------|----------|-----------------|
 | Lote con stock y `fecha_vencimiento < hoy`                      | `VENCIMIENTO` | ROJO     | (`LOTE`, id)    |
 | Lote con stock que vence entre hoy y hoy + ALERTAS_DIAS_VENCIMIENTO | `VENCIMIENTO` | AMARILLO | (`LOTE`, id) |
-| Producto con stock total 0                                      | `STOCK_BAJO`  | ROJO     | (`PRODUCTO`, id) |
-| Producto con stock total < `stock_minimo`                       | `STOCK_BAJO`  | AMARILLO | (`PRODUCTO`, id) |
+| Producto con stock disponible 0                                 | `STOCK_BAJO`  | ROJO     | (`PRODUCTO`, id) |
+| Producto con stock disponible < `stock_minimo`                  | `STOCK_BAJO`  | AMARILLO | (`PRODUCTO`, id) |
 
 "Hoy" es `CURRENT_DATE` de la base, en `ZONA_HORARIA` (el motor fija el TimeZone de la sesión).
-El stock total es `SUM(lotes.cantidad)`, el mismo de `GET /productos` (`bajo_minimo`); los lotes
-vencidos tienen su propia alerta. Lotes sin fecha de vencimiento no generan alertas de vencimiento.
+El stock disponible es `SUM(lotes.cantidad)` sin los lotes vencidos (no se pueden vender), el mismo
+de `GET /productos` (`stock_disponible`, `bajo_minimo`); los lotes vencidos tienen su propia alerta. Lotes sin fecha de vencimiento no generan alertas de vencimiento.
 
 Sin duplicados: no se crea una alerta si ya existe otra con la misma referencia, tipo y semáforo
 que siga sin leer o que se haya creado hoy. Así, correr dos veces el mismo día no repite nada, una
@@ -86,10 +86,18 @@ STOCK_SQL = f"""
 WITH c AS (
     SELECT p.id_producto AS id, p.nombre, p.codigo, p.unidad, p.stock_minimo,
            coalesce(s.total, 0) AS total,
+           CASE WHEN coalesce(s.vencido, 0) > 0
+                THEN format(' Además hay %s en lotes vencidos, que no cuentan.', s.vencido) ELSE '' END
+               AS nota_vencido,
            CASE WHEN coalesce(s.total, 0) = 0 THEN 'ROJO' ELSE 'AMARILLO' END AS semaforo
     FROM productos p
-    LEFT JOIN (SELECT id_producto, sum(cantidad) AS total FROM lotes GROUP BY id_producto) s
-           ON s.id_producto = p.id_producto
+    LEFT JOIN (
+        SELECT id_producto,
+               sum(cantidad) FILTER (WHERE fecha_vencimiento IS NULL OR fecha_vencimiento >= CURRENT_DATE)
+                   AS total,
+               sum(cantidad) FILTER (WHERE fecha_vencimiento < CURRENT_DATE) AS vencido
+        FROM lotes GROUP BY id_producto
+    ) s ON s.id_producto = p.id_producto
     WHERE p.activo AND (coalesce(s.total, 0) = 0 OR coalesce(s.total, 0) < p.stock_minimo)
 ),
 nuevas AS (
@@ -98,11 +106,11 @@ nuevas AS (
            CASE WHEN c.semaforo = 'ROJO' THEN {_clip("'Sin stock: ' || c.nombre")}
                 ELSE {_clip("'Stock bajo: ' || c.nombre")} END,
            CASE WHEN c.semaforo = 'ROJO' THEN
-                format('%s (código %s) no tiene stock: 0 (unidad: %s); stock mínimo %s.',
-                       c.nombre, c.codigo, c.unidad, c.stock_minimo)
+                format('%s (código %s) no tiene stock: 0 (unidad: %s); stock mínimo %s.%s',
+                       c.nombre, c.codigo, c.unidad, c.stock_minimo, c.nota_vencido)
            ELSE
-                format('Quedan %s de %s (código %s, unidad: %s); el stock mínimo es %s.',
-                       c.total, c.nombre, c.codigo, c.unidad, c.stock_minimo)
+                format('Quedan %s de %s (código %s, unidad: %s); el stock mínimo es %s.%s',
+                       c.total, c.nombre, c.codigo, c.unidad, c.stock_minimo, c.nota_vencido)
            END,
            c.semaforo, CAST(:ref AS varchar), c.id
     FROM c

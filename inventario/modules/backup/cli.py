@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
+from sqlalchemy import select
 
+from inventario.archivos import human_size
+from inventario.cli_support import fail, runtime_context, settings_or_exit
 from inventario.errors import DomainError
+from inventario.modules.backup import restore
+from inventario.modules.backup.model import HistorialBackup, TipoSolicitado
+from inventario.modules.backup.notifications import notify
+from inventario.modules.backup.repo import BackupRepo
+from inventario.modules.backup.service import BackupService
+from inventario.postgres import DatabaseServer, sqlalchemy_url
 
 app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaurar.", no_args_is_help=True)
-
-
-def _cli():  # importación tardía: evita el ciclo con inventario.cli
-    from inventario import cli
-
-    return cli
 
 
 @app.command("ejecutar")
@@ -25,18 +26,15 @@ def ejecutar(
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (columna ejecutado_por)"),
 ) -> None:
     """Ejecuta un backup ahora."""
-    from inventario.modules.backup.service import BackupService
-
-    tipo = tipo.upper()
-    if tipo not in ("COMPLETO", "DIFERENCIAL", "AUTO"):
-        raise _cli().fail("--tipo debe ser COMPLETO, DIFERENCIAL o AUTO", 2)
-    with _cli().runtime_context() as runtime:
-        service = BackupService(runtime, notifier=default_notifier())
+    if tipo.upper() not in TipoSolicitado.__members__:
+        raise fail("--tipo debe ser COMPLETO, DIFERENCIAL o AUTO", 2)
+    with runtime_context() as runtime:
+        service = BackupService(runtime, notifier=notify)
         service.recover()
         try:
-            row = service.run(tipo, usuario)  # type: ignore[arg-type]
+            row = service.run(TipoSolicitado(tipo.upper()), usuario)
         except DomainError as exc:
-            raise _cli().fail(exc.mensaje) from None
+            raise fail(exc.mensaje) from None
     typer.echo(
         f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
         f"({row.tamanio_legible}, {row.registros_totales} registros, {row.duracion_segundos:.2f} s, MD5 {row.hash_md5})"
@@ -48,11 +46,7 @@ def ejecutar(
 @app.command("listar")
 def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los eliminados")) -> None:
     """Lista los backups del catálogo, el más reciente primero."""
-    from sqlalchemy import select
-
-    from inventario.modules.backup.model import HistorialBackup
-
-    with _cli().runtime_context() as runtime, runtime.session_factory() as session:
+    with runtime_context() as runtime, runtime.session_factory() as session:
         query = select(HistorialBackup).order_by(HistorialBackup.id_backup.desc())
         if not todos:
             query = query.where(HistorialBackup.eliminado.is_not(True))
@@ -79,14 +73,11 @@ def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los elimin
 @app.command("limpiar")
 def limpiar() -> None:
     """Aplica la retención (BACKUP_RETENTION_DAYS) ahora."""
-    from inventario.archivos import human_size
-    from inventario.modules.backup.service import BackupService
-
-    with _cli().runtime_context() as runtime:
+    with runtime_context() as runtime:
         try:
-            result = BackupService(runtime, notifier=default_notifier()).cleanup()
+            result = BackupService(runtime, notifier=notify).cleanup()
         except DomainError as exc:
-            raise _cli().fail(exc.mensaje) from None
+            raise fail(exc.mensaje) from None
     typer.echo(
         f"Eliminados {len(result.eliminados)} backups ({human_size(result.bytes_liberados)} liberados); "
         f"temporales borrados: {len(result.temporales_borrados)}."
@@ -109,28 +100,20 @@ def verificar(
     ),
 ) -> None:
     """Comprueba MD5, gzip y que el completo base de cada diferencial esté presente."""
-    from inventario.modules.backup import restore
-    from inventario.modules.backup.files import iter_manifests
-
     if bool(id_o_archivo) == todos:
-        raise _cli().fail("Indique un id o archivo, o bien --todos", 2)
-    settings = _cli().settings_or_exit()
-    directory = settings.backup_dir
-    keys = [str(m.id_backup) for _, m in iter_manifests(directory)] if todos else [id_o_archivo]
+        raise fail("Indique un id o archivo, o bien --todos", 2)
+    repo = BackupRepo(settings_or_exit().backup_dir)
+    keys = [str(m.id_backup) for _, m in repo.manifests()] if todos else [id_o_archivo]
     if not keys:
-        raise _cli().fail(f"No hay backups en {directory}")
+        raise fail(f"No hay backups en {repo.directory}")
     failures = 0
-    runtime_cm = _cli().runtime_context(migrate=False) if restaurar_prueba else None
+    runtime_cm = runtime_context(migrate=False) if restaurar_prueba else None
     runtime = runtime_cm.__enter__() if runtime_cm else None
     try:
         for key in keys:
             try:
-                chain = restore.resolve_chain(directory, key)
-                for link in chain:
-                    restore.verify_link(link)
-                detail = ""
-                if runtime is not None:
-                    detail = " — " + _restore_test(runtime, chain)
+                chain = restore.verified_chain(repo, key)
+                detail = " — " + restore.restore_test(runtime, chain) if runtime is not None else ""
                 last = chain[-1]
                 typer.secho(
                     f"OK     {last.manifest.id_backup:>5} {last.path.name}{detail}", fg=typer.colors.GREEN
@@ -145,27 +128,6 @@ def verificar(
         raise typer.Exit(1)
 
 
-def _restore_test(runtime, chain) -> str:  # type: ignore[no-untyped-def]
-    from inventario.modules.backup import restore
-
-    scratch = f"inventario_verificacion_{os.getpid()}"
-    with restore.connect(runtime.server) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    target = runtime.server.with_database(scratch)
-    try:
-        restore.apply_chain(chain, target, runtime.pg_tools().path("psql"))
-        last = chain[-1].manifest
-        actual = restore.table_counts(target, [t.nombre for t in last.tablas])
-        problems = restore.compare_counts(last, actual)
-        if problems:
-            raise restore.RestoreError("restaurado, pero las filas no coinciden: " + "; ".join(problems))
-        return f"restaurado en una base temporal: {sum(actual.values())} filas en {len(actual)} tablas, iguales al manifiesto"
-    finally:
-        with restore.connect(runtime.server) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
-
-
 @app.command("restaurar")
 def restaurar(
     id_o_archivo: str = typer.Argument(..., help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
@@ -175,41 +137,33 @@ def restaurar(
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
 ) -> None:
     """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
-    from inventario.modules.backup import restore
-    from inventario.modules.backup.service import sync_catalog
-    from inventario.postgres import DatabaseServer, sqlalchemy_url
-
-    settings = _cli().settings_or_exit()
-    directory = settings.backup_dir
+    repo = BackupRepo(settings_or_exit().backup_dir)
     try:
-        chain = restore.resolve_chain(directory, id_o_archivo)
+        chain = repo.chain(id_o_archivo)
         typer.echo("Verificando " + ", ".join(link.path.name for link in chain) + " ...")
         for link in chain:
-            restore.verify_link(link)
+            repo.verify(link)
     except restore.RestoreError as exc:
-        raise _cli().fail(f"No se restauró nada: {exc}") from None
-    with _cli().runtime_context(migrate=False) as runtime:
+        raise fail(f"No se restauró nada: {exc}") from None
+    with runtime_context(migrate=False) as runtime:
         if destino:
             try:
                 target = DatabaseServer(sqlalchemy_url(destino), embedded=False)
             except Exception as exc:
-                raise _cli().fail(f"--destino inválido: {exc}", 2) from None
+                raise fail(f"--destino inválido: {exc}", 2) from None
         else:
             target = runtime.server
         try:
-            empty = restore.database_is_empty(target)
-            busy = restore.other_sessions(target)
+            state = restore.inspect_target(target)
         except Exception as exc:
-            raise _cli().fail(
-                f"No se puede conectar con la base destino: {exc.__class__.__name__}: {exc}"
-            ) from None
-        if busy:
+            raise fail(f"No se puede conectar con la base destino: {exc.__class__.__name__}: {exc}") from None
+        if state.other_sessions:
             typer.secho(
-                f"Atención: hay {busy} sesiones abiertas en la base destino (¿el servicio sigue en marcha?); "
+                f"Atención: hay {state.other_sessions} sesiones abiertas en la base destino (¿el servicio sigue en marcha?); "
                 "la restauración esperará a que liberen sus bloqueos.",
                 fg=typer.colors.YELLOW,
             )
-        if not empty and not si:
+        if not state.empty and not si:
             typer.confirm(
                 f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?",
                 abort=True,
@@ -217,31 +171,15 @@ def restaurar(
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:
             with typer.progressbar(length=total, label="Restaurando") as bar:
-                restore.apply_chain(chain, target, runtime.pg_tools().path("psql"), progress=bar.update)
+                done = restore.restore(runtime, chain, target, progress=bar.update)
         except restore.RestoreError as exc:
-            raise _cli().fail(str(exc)) from None
-        last = chain[-1].manifest
-        actual = restore.table_counts(target, [t.nombre for t in last.tablas])
-        problems = restore.compare_counts(last, actual)
-        from inventario.database import make_engine, make_session_factory
-
-        engine = make_engine(target.url)
-        try:
-            with make_session_factory(engine)() as session:
-                synced = sync_catalog(session, directory)
-        finally:
-            engine.dispose()
-    if problems:
-        raise _cli().fail("Restaurado, pero las filas no coinciden con el manifiesto: " + "; ".join(problems))
+            raise fail(str(exc)) from None
+    if done.problems:
+        raise fail("Restaurado, pero las filas no coinciden con el manifiesto: " + "; ".join(done.problems))
+    last = done.manifest
     typer.secho(
         f"Restaurado {last.tipo} {last.id_backup} ({last.nombre_archivo}): estado de la base al "
-        f"{last.fecha_instantanea.isoformat()}, {sum(actual.values())} filas en {len(actual)} tablas. "
-        f"Catálogo sincronizado con {directory} ({synced} registros actualizados).",
+        f"{last.fecha_instantanea.isoformat()}, {sum(done.counts.values())} filas en {len(done.counts)} tablas. "
+        f"Catálogo sincronizado con {repo.directory} ({done.synced} registros actualizados).",
         fg=typer.colors.GREEN,
     )
-
-
-def default_notifier():  # type: ignore[no-untyped-def]
-    from inventario.modules.backup.notifications import notify
-
-    return notify

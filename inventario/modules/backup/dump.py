@@ -27,9 +27,9 @@ from psycopg.types.json import Jsonb
 from inventario.auditoria import RESTORE_GUC
 from inventario.logging_setup import redact
 from inventario.modules.backup import prioridad
-from inventario.modules.backup.catalog import FINGERPRINT_SQL, TOMBSTONES, Table, sequences, tables
 from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
-from inventario.modules.backup.schemas import Manifiesto, TablaManifiesto
+from inventario.modules.backup.manifest import Manifiesto, TablaManifiesto
+from inventario.modules.backup.pg_esquema import FINGERPRINT_SQL, TOMBSTONES, Table, sequences, tables
 
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.

@@ -18,7 +18,7 @@ from email.utils import format_datetime, make_msgid
 
 from inventario.config import Settings
 from inventario.errors import NoDisponible, ServicioExternoError
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import HistorialBackup, TipoBackup
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class SmtpError(ServicioExternoError):
     """El servidor SMTP no se alcanzó o rechazó el envío (502)."""
 
 
-def remitente(settings: Settings) -> str:
+def sender(settings: Settings) -> str:
     if not settings.SMTP_HOST:
         raise EmailNoConfigurado("SMTP_HOST")
     if settings.SMTP_REMITENTE:
@@ -48,11 +48,11 @@ def remitente(settings: Settings) -> str:
     raise EmailNoConfigurado("SMTP_REMITENTE")
 
 
-def servidor(settings: Settings) -> str:
+def server_address(settings: Settings) -> str:
     return f"{settings.SMTP_HOST}:{settings.SMTP_PORT}"
 
 
-def construir_mensaje(
+def build_message(
     settings: Settings,
     row: HistorialBackup,
     destino: str,
@@ -61,7 +61,7 @@ def construir_mensaje(
     base: HistorialBackup | None = None,
 ) -> EmailMessage:
     """El email: asunto en español, detalles y MD5 en el cuerpo, el `.sql.gz` adjunto tal cual."""
-    origen = remitente(settings)
+    origen = sender(settings)
     msg = EmailMessage()
     msg["Subject"] = f"Backup {row.tipo} {row.nombre_archivo}"
     msg["From"] = origen
@@ -89,7 +89,7 @@ def construir_mensaje(
         "Debe mostrar el MD5 de arriba.",
         "",
     ]
-    if row.tipo == "DIFERENCIAL":
+    if row.tipo != TipoBackup.COMPLETO:
         nombre_base = base.nombre_archivo if base is not None else f"id {row.id_backup_base}"
         lineas += [
             f"Es un backup DIFERENCIAL: restaure primero el completo {nombre_base}",
@@ -107,7 +107,7 @@ def construir_mensaje(
     return msg
 
 
-def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) -> None:
+def send(settings: Settings, message: EmailMessage, destino: str | list[str]) -> None:
     """Entrega el mensaje al servidor SMTP configurado; cualquier fallo es un `SmtpError` claro.
     `destino`: una dirección o varias (los avisos de modules/envios)."""
     destinos = [destino] if isinstance(destino, str) else destino
@@ -115,7 +115,7 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) 
     host, port, timeout = settings.SMTP_HOST, settings.SMTP_PORT, settings.SMTP_TIMEOUT
     if not host:
         raise EmailNoConfigurado("SMTP_HOST")
-    donde = servidor(settings)
+    donde = server_address(settings)
     contexto = ssl.create_default_context()
     try:
         if settings.SMTP_TLS == "ssl":
@@ -130,22 +130,22 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) 
             if settings.SMTP_USUARIO:
                 password = settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else ""
                 smtp.login(settings.SMTP_USUARIO, password)
-            smtp.send_message(mensaje, to_addrs=destinos)
+            smtp.send_message(message, to_addrs=destinos)
     except smtplib.SMTPAuthenticationError as exc:
         raise SmtpError(
             f"El servidor SMTP {donde} rechazó el usuario o la contraseña (SMTP_USUARIO/SMTP_PASSWORD): "
-            f"{_respuesta(exc.smtp_code, exc.smtp_error)}"
+            f"{_reply(exc.smtp_code, exc.smtp_error)}"
         ) from None
     except smtplib.SMTPRecipientsRefused as exc:
-        detalle = "; ".join(f"{_respuesta(c, m)}" for c, m in exc.recipients.values())
+        detalle = "; ".join(f"{_reply(c, m)}" for c, m in exc.recipients.values())
         raise SmtpError(f"El servidor SMTP {donde} rechazó el destinatario {destino}: {detalle}") from None
     except smtplib.SMTPSenderRefused as exc:
         raise SmtpError(
-            f"El servidor SMTP {donde} rechazó el remitente {exc.sender}: {_respuesta(exc.smtp_code, exc.smtp_error)}"
+            f"El servidor SMTP {donde} rechazó el remitente {exc.sender}: {_reply(exc.smtp_code, exc.smtp_error)}"
         ) from None
     except smtplib.SMTPDataError as exc:
         raise SmtpError(
-            f"El servidor SMTP {donde} rechazó el mensaje: {_respuesta(exc.smtp_code, exc.smtp_error)}"
+            f"El servidor SMTP {donde} rechazó el mensaje: {_reply(exc.smtp_code, exc.smtp_error)}"
             + (
                 ". Si es por tamaño, descargue el backup con GET /api/v1/backup/{id}/descargar"
                 if exc.smtp_code == 552
@@ -160,7 +160,7 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) 
         raise SmtpError(f"El servidor SMTP {donde} cortó la conexión antes de terminar el envío") from None
     except smtplib.SMTPResponseException as exc:
         raise SmtpError(
-            f"El servidor SMTP {donde} respondió con un error: {_respuesta(exc.smtp_code, exc.smtp_error)}"
+            f"El servidor SMTP {donde} respondió con un error: {_reply(exc.smtp_code, exc.smtp_error)}"
         ) from None
     except smtplib.SMTPException as exc:
         raise SmtpError(f"Error de SMTP con {donde}: {exc.__class__.__name__}: {exc}") from None
@@ -187,7 +187,7 @@ def enviar(settings: Settings, mensaje: EmailMessage, destino: str | list[str]) 
         ) from None
 
 
-def _respuesta(code: int | None, text: bytes | str | None) -> str:
+def _reply(code: int | None, text: bytes | str | None) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return f"{code} {text or ''}".strip()

@@ -1,4 +1,4 @@
-"""Archivos de backup: nombres, escritura atómica con MD5, manifiestos y comprobaciones.
+"""Un archivo de backup por dentro: escritura atómica con MD5 y su lectura verificada.
 
 Nada se escribe bajo su nombre final hasta estar completo, sincronizado en disco y con su MD5:
 primero `<final>.parcial`, luego `fsync` y `rename`.
@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
-import re
 import zlib
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from inventario.archivos import fsync_dir
-from inventario.modules.backup.schemas import Manifiesto
 
 TEMP_SUFFIX = ".parcial"
-MANIFEST_SUFFIX = ".manifest.json"
-SUFFIX = {"COMPLETO": "FULL", "DIFERENCIAL": "DIFF"}
-NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(FULL|DIFF)\.sql\.gz$")
 CHUNK = 1024 * 1024
-
-
-def backup_name(moment: datetime, tipo: str) -> str:
-    return f"backup_{moment:%Y%m%d_%H%M%S}_{SUFFIX[tipo]}.sql.gz"
-
-
-def manifest_path(data_file: Path) -> Path:
-    return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
 
 
 class _HashingFile:
@@ -92,57 +77,25 @@ class AtomicGzipWriter:
         self.temp.unlink(missing_ok=True)
 
 
-def write_manifest(manifest: Manifiesto, data_file: Path) -> Path:
-    final = manifest_path(data_file)
-    temp = final.with_name(final.name + TEMP_SUFFIX)
-    with open(temp, "w", encoding="utf-8") as fh:
-        fh.write(manifest.model_dump_json(indent=2))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, final)
-    fsync_dir(final.parent)
-    return final
-
-
-def read_manifest(path: Path) -> Manifiesto:
-    return Manifiesto.model_validate(json.loads(path.read_text(encoding="utf-8")))
-
-
-def iter_manifests(directory: Path) -> Iterator[tuple[Path, Manifiesto]]:
-    """Los manifiestos legibles del directorio (los dañados se ignoran: no describen nada)."""
-    if not directory.exists():
-        return
-    for path in sorted(directory.glob(f"backup_*{MANIFEST_SUFFIX}")):
-        try:
-            yield path, read_manifest(path)
-        except (ValueError, OSError):
-            continue
-
-
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def check_gzip(path: Path) -> tuple[str, int]:
-    """Lee el archivo entero: MD5 de lo comprimido y tamaño descomprimido; lanza si el gzip falla."""
+def scan(fh: BinaryIO, *, inflate: bool) -> tuple[bytes, int | None]:
+    """Lee el archivo abierto entero una vez: el MD5 (binario) de lo que hay en disco y, con `inflate`, el tamaño
+    descomprimido (lanza `zlib.error` si el gzip está dañado o truncado). La única lectura que
+    verifica un archivo de backup: descarga, email, `verificar` y restaurar pasan por aquí."""
     digest = hashlib.md5()
     inflater = zlib.decompressobj(wbits=31)
     total = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            while chunk:  # un gzip puede tener varios miembros seguidos
-                if inflater.eof:
-                    inflater = zlib.decompressobj(wbits=31)
-                total += len(inflater.decompress(chunk))
-                chunk = inflater.unused_data
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+        while inflate and chunk:  # un gzip puede tener varios miembros seguidos
+            if inflater.eof:
+                inflater = zlib.decompressobj(wbits=31)
+            total += len(inflater.decompress(chunk))
+            chunk = inflater.unused_data
+    if not inflate:
+        return digest.digest(), None
     if not inflater.eof:
         raise zlib.error("el archivo gzip está truncado")
-    return digest.hexdigest(), total
+    return digest.digest(), total
 
 
 def iter_gzip(path: Path) -> Iterator[bytes]:

@@ -1,14 +1,34 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventario.database import Base
 
-TIPOS = ("COMPLETO", "DIFERENCIAL")
-ESTADOS = ("EN_PROCESO", "COMPLETADO", "ERROR")
+
+class TipoBackup(StrEnum):
+    """Los tipos de archivo de backup (columna `tipo`). Una cadena de restauración empieza en un
+    COMPLETO; cada eslabón posterior nombra su base en el manifiesto."""
+
+    COMPLETO = "COMPLETO"
+    DIFERENCIAL = "DIFERENCIAL"
+
+
+class TipoSolicitado(StrEnum):
+    """Lo que se puede pedir: un tipo, o AUTO (el del día, como el job `backup_diario`)."""
+
+    COMPLETO = "COMPLETO"
+    DIFERENCIAL = "DIFERENCIAL"
+    AUTO = "AUTO"
+
+
+class EstadoBackup(StrEnum):
+    EN_PROCESO = "EN_PROCESO"
+    COMPLETADO = "COMPLETADO"
+    ERROR = "ERROR"
 
 
 class HistorialBackup(Base):
@@ -22,7 +42,7 @@ class HistorialBackup(Base):
     ruta_archivo: Mapped[str] = mapped_column(Text)
     tamanio_bytes: Mapped[int | None] = mapped_column(BigInteger)
     tamanio_legible: Mapped[str | None] = mapped_column(String(50))
-    estado: Mapped[str | None] = mapped_column(String(20), server_default="COMPLETADO")
+    estado: Mapped[str | None] = mapped_column(String(20), server_default=EstadoBackup.COMPLETADO.value)
     mensaje_error: Mapped[str | None] = mapped_column(Text)
     duracion_segundos: Mapped[float | None] = mapped_column(Float)
     tablas_respaldadas: Mapped[int | None] = mapped_column(BigInteger)

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy.orm import Session
 
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import HistorialBackup, TipoBackup
 from inventario.modules.notificaciones.model import Notificacion
 
 
-def message_for(event: str, row: HistorialBackup, detail: str | None) -> tuple[str, str, str]:
+class Evento(StrEnum):
+    COMPLETADO = "COMPLETADO"
+    ERROR = "ERROR"
+    PROMOVIDO = "PROMOVIDO"  # un diferencial pedido que se hizo completo
+    LIMPIEZA = "LIMPIEZA"
+
+
+def message_for(event: Evento, row: HistorialBackup, detail: str | None) -> tuple[str, str, str]:
     """(titulo, semaforo, mensaje) de un evento."""
-    if event == "COMPLETADO":
-        mensaje = (
+    if event == Evento.COMPLETADO:
+        message = (
             f"Archivo {row.nombre_archivo}: {row.tamanio_legible}, {row.duracion_segundos or 0:.2f} s, "
             f"{row.registros_totales} registros en {row.tablas_respaldadas} tablas. MD5 {row.hash_md5}."
         )
-        if row.tipo == "DIFERENCIAL":
-            mensaje += f" Base: backup completo {row.id_backup_base}."
-        mensaje += _por(row)
-        return f"✅ Backup {row.tipo} completado", "VERDE", mensaje
-    if event == "ERROR":
+        if row.tipo != TipoBackup.COMPLETO:
+            message += f" Base: backup completo {row.id_backup_base}."
+        message += _por(row)
+        return f"✅ Backup {row.tipo} completado", "VERDE", message
+    if event == Evento.ERROR:
         return (
             f"❌ Error en Backup {row.tipo}",
             "ROJO",
             f"{row.nombre_archivo}: {row.mensaje_error}{_por(row)}",
         )
-    if event == "PROMOVIDO":
+    if event == Evento.PROMOVIDO:
         return "⚠️ Backup DIFERENCIAL promovido a COMPLETO", "AMARILLO", row.nota or ""
-    if event == "LIMPIEZA":
+    if event == Evento.LIMPIEZA:
         return "🧹 Limpieza de backups", "VERDE", detail or ""
     raise ValueError(f"evento de backup desconocido: {event}")
 
@@ -36,7 +45,8 @@ def _por(row: HistorialBackup) -> str:
     return f" Ejecutado por {row.ejecutado_por}." if row.ejecutado_por else ""
 
 
-def notify(session: Session, event: str, row: HistorialBackup, detail: str | None = None) -> None:
+def notify(session: Session, event: Evento, row: HistorialBackup, detail: str | None = None) -> None:
+    """Añade la notificación del evento a `session`; confirmarla es de quien es dueño de la sesión."""
     titulo, semaforo, mensaje = message_for(event, row, detail)
     session.add(
         Notificacion(
@@ -48,4 +58,3 @@ def notify(session: Session, event: str, row: HistorialBackup, detail: str | Non
             referencia_id=row.id_backup,
         )
     )
-    session.commit()

@@ -7,13 +7,13 @@ por la retención ya no ocupa disco.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
-from inventario.modules.backup.model import HistorialBackup
+from inventario.fechas import RangoFechas
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 
 _ESTADISTICAS = text(
     """
@@ -56,37 +56,25 @@ def estadisticas(session: Session) -> dict[str, Any]:
 
 
 def listar(
-    session: Session,
-    offset: int,
-    limit: int,
     *,
     tipo: str | None = None,
     estado: str | None = None,
-    desde: datetime | None = None,
-    hasta: datetime | None = None,
+    fechas: RangoFechas | None = None,
     incluir_eliminados: bool = False,
-) -> tuple[list[HistorialBackup], int]:
-    """Backups del más nuevo al más viejo (por `fecha_creacion`, luego por id)."""
-    filtros = []
+) -> Select[tuple[HistorialBackup]]:
+    """Backups del más nuevo al más viejo (por `fecha_creacion`, luego por id), para `pagination.page`."""
+    filtros = fechas.where(HistorialBackup.fecha_creacion) if fechas else []
     if tipo is not None:
         filtros.append(HistorialBackup.tipo == tipo)
     if estado is not None:
         filtros.append(HistorialBackup.estado == estado)
-    if desde is not None:
-        filtros.append(HistorialBackup.fecha_creacion >= desde)
-    if hasta is not None:
-        filtros.append(HistorialBackup.fecha_creacion <= hasta)
     if not incluir_eliminados:
         filtros.append(HistorialBackup.eliminado.is_not(True))
-    total = session.scalar(select(func.count()).select_from(HistorialBackup).where(*filtros)) or 0
-    items = session.scalars(
+    return (
         select(HistorialBackup)
         .where(*filtros)
         .order_by(HistorialBackup.fecha_creacion.desc().nulls_last(), HistorialBackup.id_backup.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(items), total
+    )
 
 
 def diferenciales_de(session: Session, id_backup: int) -> list[int]:
@@ -97,7 +85,7 @@ def diferenciales_de(session: Session, id_backup: int) -> list[int]:
             .where(
                 HistorialBackup.id_backup_base == id_backup,
                 HistorialBackup.eliminado.is_not(True),
-                HistorialBackup.estado != "ERROR",
+                HistorialBackup.estado != EstadoBackup.ERROR,
             )
             .order_by(HistorialBackup.id_backup)
         )

@@ -1,26 +1,32 @@
 """Verificar y restaurar cadenas de backups (completo + diferencial) con `psql`.
 
-Todo sale del directorio de backups y sus manifiestos: funciona aunque la base, y con ella el
-catálogo, haya desaparecido. Antes de tocar nada se comprueba el MD5 y el gzip de cada archivo.
+Todo sale del directorio de backups y sus manifiestos (`BackupRepo`): funciona aunque la base, y
+con ella el catálogo, haya desaparecido. Antes de tocar nada se comprueba el MD5 y el gzip de cada
+archivo. Aquí está la orquestación de `inventario backup verificar|restaurar`; la consola solo
+pregunta y muestra.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from psycopg import sql
 
+from inventario.database import make_engine, make_session_factory
 from inventario.logging_setup import redact
 from inventario.modules.backup.dump import EPILOGUE, PROLOGUE
-from inventario.modules.backup.files import NAME_RE, check_gzip, iter_gzip, manifest_path, read_manifest
-from inventario.modules.backup.schemas import Manifiesto
+from inventario.modules.backup.exceptions import RestoreError
+from inventario.modules.backup.files import iter_gzip
+from inventario.modules.backup.manifest import Manifiesto
+from inventario.modules.backup.repo import BackupRepo, Link
+from inventario.modules.backup.service import sync_catalog
 from inventario.postgres import DatabaseServer
+from inventario.runtime import Runtime
 
 Progress = Callable[[int], None]
 
@@ -58,89 +64,6 @@ $inventario$;
 """
 
 
-class RestoreError(RuntimeError):
-    """Algo impide restaurar; el mensaje dice qué y cómo seguir."""
-
-
-@dataclass(frozen=True)
-class Link:
-    path: Path
-    manifest: Manifiesto
-
-
-def find_manifest(directory: Path, key: str) -> Link:
-    """Un backup por id (`7`) o por archivo (nombre o ruta)."""
-    if key.isdigit():
-        for candidate in sorted(directory.glob("backup_*.sql.gz")):
-            mpath = manifest_path(candidate)
-            if mpath.exists():
-                try:
-                    manifest = read_manifest(mpath)
-                except (ValueError, OSError):
-                    continue
-                if manifest.id_backup == int(key):
-                    return Link(candidate, manifest)
-        raise RestoreError(f"No hay en {directory} ningún backup con id {key} (ni su manifiesto).")
-    path = Path(key)
-    if not path.is_absolute() and not path.exists():
-        path = directory / key
-    if not path.exists():
-        raise RestoreError(f"No existe el archivo {path}.")
-    mpath = manifest_path(path)
-    if not mpath.exists():
-        raise RestoreError(
-            f"Falta el manifiesto {mpath.name} junto a {path.name}: sin él no se puede saber qué contiene. "
-            "Para restaurar a mano: gunzip -c ARCHIVO | psql -d BASE"
-        )
-    try:
-        return Link(path, read_manifest(mpath))
-    except (ValueError, OSError) as exc:
-        raise RestoreError(f"El manifiesto {mpath.name} está dañado: {exc}") from None
-
-
-def resolve_chain(directory: Path, key: str) -> list[Link]:
-    """[completo] o [completo, diferencial], comprobando que el diferencial es de ese completo."""
-    link = find_manifest(directory, key)
-    if link.manifest.tipo == "COMPLETO":
-        return [link]
-    base_name = link.manifest.nombre_archivo_base
-    if not base_name or not NAME_RE.match(base_name):
-        raise RestoreError(f"El manifiesto de {link.path.name} no nombra su completo base.")
-    for folder in dict.fromkeys((link.path.parent, directory)):
-        candidate = folder / base_name
-        if candidate.exists() and manifest_path(candidate).exists():
-            base = Link(candidate, read_manifest(manifest_path(candidate)))
-            if (
-                base.manifest.id_backup != link.manifest.id_backup_base
-                or base.manifest.hash_md5 != link.manifest.hash_md5_base
-            ):
-                raise RestoreError(
-                    f"El completo {base_name} no es el que usó {link.path.name} (id o MD5 distintos)."
-                )
-            return [base, link]
-    raise RestoreError(
-        f"Falta el backup completo base {base_name} de {link.path.name}: un diferencial solo se "
-        "aplica sobre su completo."
-    )
-
-
-def verify_link(link: Link) -> None:
-    """MD5 y gzip íntegros, leyendo el archivo entero. Lanza RestoreError si algo no cuadra."""
-    if not link.path.exists():
-        raise RestoreError(f"Falta el archivo {link.path}.")
-    try:
-        md5, size = check_gzip(link.path)
-    except (zlib.error, OSError, EOFError) as exc:
-        raise RestoreError(f"{link.path.name}: el gzip está dañado ({exc}).") from None
-    if md5 != link.manifest.hash_md5:
-        raise RestoreError(
-            f"{link.path.name}: el MD5 no coincide (esperado {link.manifest.hash_md5}, calculado {md5}). "
-            "El archivo está dañado o fue modificado; no se usará."
-        )
-    if size != link.manifest.tamanio_sin_comprimir:
-        raise RestoreError(f"{link.path.name}: el tamaño descomprimido no coincide con el manifiesto.")
-
-
 def _body(path: Path) -> Iterator[bytes]:
     """El SQL del archivo sin su BEGIN/COMMIT, para encadenar varios en una sola transacción."""
     head = b""
@@ -163,7 +86,7 @@ def _body(path: Path) -> Iterator[bytes]:
 
 
 def database_is_empty(target: DatabaseServer) -> bool:
-    with connect(target) as conn:
+    with target.connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')"
@@ -172,17 +95,12 @@ def database_is_empty(target: DatabaseServer) -> bool:
 
 
 def other_sessions(target: DatabaseServer) -> int:
-    with connect(target) as conn:
+    with target.connect() as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-def connect(target: DatabaseServer) -> psycopg.Connection:
-    conninfo, env = target.libpq()
-    return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
 
 
 def apply_chain(
@@ -228,7 +146,7 @@ def apply_chain(
 def table_counts(target: DatabaseServer, names: list[str]) -> dict[str, int]:
     if not names:
         return {}
-    with connect(target) as conn:
+    with target.connect() as conn:
         query = sql.SQL("SELECT ") + sql.SQL(", ").join(
             sql.SQL("(SELECT count(*) FROM public.{})").format(sql.Identifier(n)) for n in names
         )
@@ -246,3 +164,73 @@ def compare_counts(manifest: Manifiesto, actual: dict[str, int]) -> list[str]:
                 f"{table.nombre}: esperadas {table.filas}, restauradas {actual.get(table.nombre)}"
             )
     return problems
+
+
+# ---------------------------------------------------------------------------- orquestación
+
+
+def verified_chain(repo: BackupRepo, key: str) -> list[Link]:
+    """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no)."""
+    chain = repo.chain(key)
+    for link in chain:
+        repo.verify(link)
+    return chain
+
+
+@dataclass
+class TargetState:
+    empty: bool
+    other_sessions: int
+
+
+def inspect_target(target: DatabaseServer) -> TargetState:
+    return TargetState(database_is_empty(target), other_sessions(target))
+
+
+@dataclass
+class Restored:
+    manifest: Manifiesto
+    counts: dict[str, int]
+    problems: list[str]  # filas distintas del manifiesto (vacío = iguales)
+    synced: int  # registros del catálogo actualizados desde el directorio
+
+
+def restore(
+    runtime: Runtime, chain: list[Link], target: DatabaseServer, progress: Progress | None = None
+) -> Restored:
+    """Aplica la cadena en `target` (una transacción), compara filas con el manifiesto y deja el
+    catálogo `historial_backup` de `target` al día con el directorio de backups."""
+    apply_chain(chain, target, runtime.pg_tools().path("psql"), progress=progress)
+    last = chain[-1].manifest
+    counts = table_counts(target, [t.nombre for t in last.tablas])
+    problems = compare_counts(last, counts)
+    engine = make_engine(target.url)
+    try:
+        with make_session_factory(engine)() as session:
+            synced = sync_catalog(session, BackupRepo(runtime.settings.backup_dir))
+    finally:
+        engine.dispose()
+    return Restored(last, counts, problems, synced)
+
+
+def restore_test(runtime: Runtime, chain: list[Link]) -> str:
+    """Restaura la cadena en una base temporal y compara filas; devuelve el resumen o lanza."""
+    scratch = f"inventario_verificacion_{os.getpid()}"
+    with runtime.server.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{scratch}"')
+    target = runtime.server.with_database(scratch)
+    try:
+        apply_chain(chain, target, runtime.pg_tools().path("psql"))
+        last = chain[-1].manifest
+        actual = table_counts(target, [t.nombre for t in last.tablas])
+        problems = compare_counts(last, actual)
+        if problems:
+            raise RestoreError("restaurado, pero las filas no coinciden: " + "; ".join(problems))
+        return f"restaurado en una base temporal: {sum(actual.values())} filas en {len(actual)} tablas, iguales al manifiesto"
+    finally:
+        with runtime.server.connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+
+
+__all__ = ["Link", "RestoreError", "apply_chain", "restore", "restore_test", "verified_chain"]

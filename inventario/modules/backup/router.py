@@ -16,9 +16,9 @@ Ejecutar:
 - `ejecutado_por` es siempre el `nombre_usuario` del token. El `?usuario=admin` del plan se
   acepta y se ignora (no se puede firmar un backup a nombre de otro).
 - Por defecto responde **202** con el registro `EN_PROCESO` (cabecera `Location`) en cuanto el
-  backup empezó, y el backup sigue en un hilo; el cliente consulta `GET /{id}` hasta que `estado`
-  sea COMPLETADO o ERROR. Con `esperar=true` responde al terminar: **201** con el registro
-  COMPLETADO.
+  backup empezó, y el backup sigue en segundo plano (`BackupService.start_in_background`); el
+  cliente consulta `GET /{id}` hasta que `estado` sea COMPLETADO o ERROR. Con `esperar=true`
+  responde al terminar: **201** con el registro COMPLETADO.
 - Otro backup (o una limpieza) en curso: **409** "Backup en curso", también en el camino del 202
   (se detecta antes de responder).
 - Un backup que falla con `esperar=true` responde con el registro en ERROR y `detalle`:
@@ -27,47 +27,31 @@ Ejecutar:
 
 Descargar y enviar por email verifican antes el MD5 del archivo contra el catálogo (409 si no
 coincide). Un backup eliminado por la retención o cuyo archivo ya no está: 410. EN_PROCESO o
-ERROR: 409. La ruta del archivo sale siempre del catálogo (`BackupService.file_path`), nunca del
-cliente.
+ERROR: 409. La ruta del archivo sale siempre del catálogo (`BackupRepo.path`), nunca del cliente.
+
+Este módulo solo traduce HTTP: todo lo demás es de `BackupService`.
 """
 
 from __future__ import annotations
 
 import base64
-import errno
-import hashlib
 import logging
-import os
-import re
-import shutil
-import threading
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
-import psycopg
-from fastapi import APIRouter, Body, FastAPI, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BeforeValidator, WithJsonSchema
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from inventario.archivos import human_size, nearest_existing
+from inventario.archivos import human_size
 from inventario.database import SessionDep
-from inventario.errors import (
-    Conflicto,
-    DemasiadoGrande,
-    Desaparecido,
-    DomainError,
-    Invalido,
-    NoDisponible,
-)
-from inventario.modules.backup import email as correo
+from inventario.errors import Invalido
+from inventario.fechas import RangoFechasDep
+from inventario.jobs import backup_job
 from inventario.modules.backup import queries
+from inventario.modules.backup.exceptions import BackupError
 from inventario.modules.backup.files import CHUNK
-from inventario.modules.backup.model import HistorialBackup
-from inventario.modules.backup.notifications import notify
+from inventario.modules.backup.model import TipoSolicitado
 from inventario.modules.backup.schemas import (
     BackupDetalle,
     BackupFallido,
@@ -80,21 +64,16 @@ from inventario.modules.backup.schemas import (
     LimpiezaBackups,
     TipoEntrada,
     TipoFiltro,
-    TipoSolicitado,
 )
-from inventario.modules.backup.service import BackupEnCurso, BackupError, BackupIniciado, BackupService
+from inventario.modules.backup.service import BackupService
 from inventario.modules.usuarios.dependencies import AdminUser
-from inventario.modules.usuarios.model import Usuario
 from inventario.openapi import ErrorSalida
-from inventario.pagination import Id, Listado, PaginaDep
-from inventario.runtime import Runtime
+from inventario.pagination import Id, Listado, PaginaDep, page
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/api/v1/backup", tags=["backup"])
-
 PREFIJO = "/api/v1/backup"
-JOB_BACKUP = "backup_diario"  # id del job del plan
+router = APIRouter(prefix=PREFIJO, tags=["backup"])
 
 
 def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
@@ -114,34 +93,6 @@ def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorSalida, "description": textos[c]} for c in sorted({401, 403, 503, *codigos})}
 
 
-# ------------------------------------------------------------------ tipos de la query
-
-
-def _fecha_query(fin_del_dia: bool) -> Any:
-    def parse(value: object) -> object:
-        if value is None or isinstance(value, datetime):
-            return value
-        if not isinstance(value, str):
-            raise ValueError("debe ser una fecha AAAA-MM-DD o una fecha y hora ISO 8601")
-        texto = value.strip()
-        try:
-            if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", texto):
-                dia = datetime.fromisoformat(texto)
-                # `hasta=2025-12-03` incluye todo ese día.
-                return dia.replace(hour=23, minute=59, second=59, microsecond=999999) if fin_del_dia else dia
-            if not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]", texto):
-                raise ValueError
-            return datetime.fromisoformat(texto.replace("z", "Z").replace("Z", "+00:00"))
-        except (ValueError, OverflowError):
-            raise ValueError("debe ser una fecha AAAA-MM-DD o una fecha y hora ISO 8601") from None
-
-    return parse
-
-
-_FECHA_SCHEMA = WithJsonSchema({"type": "string", "format": "date-time"})
-Desde = Annotated[datetime, BeforeValidator(_fecha_query(False)), _FECHA_SCHEMA]
-Hasta = Annotated[datetime, BeforeValidator(_fecha_query(True)), _FECHA_SCHEMA]
-
 UsuarioIgnorado = Annotated[
     str | None,
     Query(
@@ -157,129 +108,41 @@ Esperar = Annotated[
 ]
 
 
-# ------------------------------------------------------------------ utilidades
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
 def _servicio(request: Request) -> BackupService:
-    return BackupService(_runtime(request), notifier=notify)
+    return request.app.state.backup_service  # uno por aplicación: espera a sus hilos al cerrar
 
 
-def _archivo_disponible(servicio: BackupService, row: HistorialBackup) -> bool:
-    if row.estado != "COMPLETADO" or row.eliminado:
-        return False
-    try:
-        path = servicio.file_path(row.nombre_archivo)
-        return path.is_file() and path.stat().st_size == row.tamanio_bytes
-    except (OSError, DomainError):
-        return False
-
-
-def _detalle(session: Session, servicio: BackupService, row: HistorialBackup) -> dict[str, Any]:
-    datos = BackupSalida.model_validate(row).model_dump()
-    base = session.get(HistorialBackup, row.id_backup_base) if row.id_backup_base else None
+def _detalle(detalle: dict[str, Any]) -> dict[str, Any]:
+    datos = BackupSalida.model_validate(detalle["backup"]).model_dump()
+    base = detalle["base"]
     datos["base"] = BackupSalida.model_validate(base).model_dump() if base is not None else None
-    datos["diferenciales"] = (
-        queries.diferenciales_de(session, row.id_backup) if row.tipo == "COMPLETO" else []
-    )
-    datos["archivo_disponible"] = _archivo_disponible(servicio, row)
+    datos["diferenciales"] = detalle["diferenciales"]
+    datos["archivo_disponible"] = detalle["archivo_disponible"]
     return datos
 
 
 def _respuesta_backup(
-    request: Request, id_backup: int, status: int, detalle: str | None = None
+    servicio: BackupService, id_backup: int, status: int, detalle: str | None = None
 ) -> JSONResponse:
-    servicio = _servicio(request)
-    with request.app.state.session_factory() as session:
-        row = servicio.get(session, id_backup)
-        datos = _detalle(session, servicio, row)
-    modelo = BackupDetalle if detalle is None else BackupFallido
-    if detalle is not None:
-        datos["detalle"] = detalle
-    cuerpo = modelo.model_validate(datos).model_dump(mode="json")
+    datos = _detalle(servicio.detail_now(id_backup))
+    if detalle is None:
+        cuerpo = BackupDetalle.model_validate(datos).model_dump(mode="json")
+    else:
+        cuerpo = BackupFallido.model_validate({**datos, "detalle": detalle}).model_dump(mode="json")
     return JSONResponse(cuerpo, status_code=status, headers={"Location": f"{PREFIJO}/{id_backup}"})
 
 
-def _disco_lleno(exc: BaseException | None, mensaje: str | None = None) -> bool:
-    vistos: set[int] = set()
-    while exc is not None and id(exc) not in vistos:
-        vistos.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return bool(mensaje) and ("No space left" in mensaje or "Disk quota" in mensaje)  # type: ignore[operator]
-
-
-# ------------------------------------------------------------------ ejecutar
-
-
-def _hilos(app: FastAPI) -> set[threading.Thread]:
-    hilos = getattr(app.state, "backup_hilos", None)
-    if hilos is None:
-        hilos = set()
-        app.state.backup_hilos = hilos
-    return hilos
-
-
-def esperar_backups_en_segundo_plano(app: FastAPI, timeout: float | None = None) -> bool:
-    """Para el cierre del servicio: espera a los backups lanzados con 202. True si no queda ninguno."""
-    for hilo in list(_hilos(app)):
-        hilo.join(timeout)
-    return not any(h.is_alive() for h in _hilos(app))
-
-
-def _fallo(request: Request, exc: BaseException) -> JSONResponse:
-    """Traduce el fallo de un backup a una respuesta que no es 500."""
-    if isinstance(exc, BackupEnCurso):
-        raise exc
-    if isinstance(exc, BackupError):
-        status = 507 if _disco_lleno(exc, exc.mensaje) else 503
-        if exc.id_backup is not None:
-            return _respuesta_backup(request, exc.id_backup, status, detalle=exc.mensaje)
-        return JSONResponse({"detalle": exc.mensaje}, status_code=status)
-    if isinstance(exc, SQLAlchemyError | psycopg.OperationalError):
-        raise NoDisponible(
-            "Base de datos no disponible; no se pudo hacer el backup. Intente más tarde"
-        ) from None
-    raise NoDisponible(f"No se pudo hacer el backup: {exc.__class__.__name__}: {exc}") from None
-
-
-def _terminar_en_segundo_plano(app: FastAPI, iniciado: BackupIniciado) -> None:
-    hilos = _hilos(app)
-
-    def trabajo() -> None:
-        try:
-            iniciado.finish()
-        except BackupError:
-            pass  # el motor ya lo registró: fila ERROR, notificación y error.log
-        except BaseException:
-            log.exception("El backup %s falló en segundo plano", iniciado.id_backup)
-        finally:
-            hilos.discard(threading.current_thread())
-
-    hilo = threading.Thread(target=trabajo, name=f"backup-{iniciado.id_backup}", daemon=True)
-    hilos.add(hilo)
+def _ejecutar(request: Request, usuario: str, tipo: TipoSolicitado, esperar: bool) -> JSONResponse:
+    servicio = _servicio(request)
     try:
-        hilo.start()
-    except BaseException:
-        hilos.discard(hilo)
-        iniciado.abandon("No se pudo lanzar el backup en segundo plano")
-        raise
-
-
-def _ejecutar(request: Request, user: Usuario, tipo: TipoSolicitado, esperar: bool) -> JSONResponse:
-    try:
-        iniciado = _servicio(request).start(tipo, user.nombre_usuario)
-        if esperar:
-            row = iniciado.finish()
-            return _respuesta_backup(request, row.id_backup, 201)
-    except Exception as exc:
-        return _fallo(request, exc)
-    _terminar_en_segundo_plano(request.app, iniciado)
-    return _respuesta_backup(request, iniciado.id_backup, 202)
+        if not esperar:
+            return _respuesta_backup(servicio, servicio.start_in_background(tipo, usuario), 202)
+        row = servicio.run(tipo, usuario)
+    except BackupError as exc:  # 503 o 507, con el registro ERROR si se pudo escribir
+        if exc.id_backup is None:
+            raise
+        return _respuesta_backup(servicio, exc.id_backup, exc.status, detalle=exc.mensaje)
+    return _respuesta_backup(servicio, row.id_backup, 201)
 
 
 _RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {
@@ -298,9 +161,8 @@ _RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {
     summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL o AUTO)",
     description="202 al empezar (consulte GET /{id}); con esperar=true, 201 al terminar. Solo ADMIN.",
 )
-def ejecutar(
+def run_backup(
     request: Request,
-    session: SessionDep,
     user: AdminUser,
     datos: Annotated[EjecutarBackup | None, Body()] = None,
     tipo: Annotated[
@@ -310,14 +172,12 @@ def ejecutar(
     esperar: Esperar = False,
     usuario: UsuarioIgnorado = None,
 ) -> JSONResponse:
-    del usuario
-    session.close()  # sin transacción abierta mientras dura el backup
     en_cuerpo = datos.tipo if datos is not None else None
     if tipo is not None and en_cuerpo is not None and tipo != en_cuerpo:
         raise Invalido(
             f"Datos inválidos: el tipo de la query ({tipo}) y el del cuerpo ({en_cuerpo}) no coinciden"
         )
-    return _ejecutar(request, user, tipo or en_cuerpo or "AUTO", esperar)
+    return _ejecutar(request, user.nombre_usuario, tipo or en_cuerpo or TipoSolicitado.AUTO, esperar)
 
 
 @router.post(
@@ -328,16 +188,10 @@ def ejecutar(
     summary="Atajo: backup COMPLETO",
     description="Lo mismo que /ejecutar con tipo COMPLETO. Solo ADMIN.",
 )
-def ejecutar_completo(
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    esperar: Esperar = False,
-    usuario: UsuarioIgnorado = None,
+def run_full(
+    request: Request, user: AdminUser, esperar: Esperar = False, usuario: UsuarioIgnorado = None
 ) -> JSONResponse:
-    del usuario
-    session.close()
-    return _ejecutar(request, user, "COMPLETO", esperar)
+    return _ejecutar(request, user.nombre_usuario, TipoSolicitado.COMPLETO, esperar)
 
 
 @router.post(
@@ -348,57 +202,22 @@ def ejecutar_completo(
     summary="Atajo: backup DIFERENCIAL (se hace COMPLETO si no hay un completo utilizable)",
     description="Lo mismo que /ejecutar con tipo DIFERENCIAL. Solo ADMIN.",
 )
-def ejecutar_diferencial(
-    request: Request,
-    session: SessionDep,
-    user: AdminUser,
-    esperar: Esperar = False,
-    usuario: UsuarioIgnorado = None,
+def run_differential(
+    request: Request, user: AdminUser, esperar: Esperar = False, usuario: UsuarioIgnorado = None
 ) -> JSONResponse:
-    del usuario
-    session.close()
-    return _ejecutar(request, user, "DIFERENCIAL", esperar)
-
-
-# ------------------------------------------------------------------ consultas
-
-
-def _espacio_libre(directorio: Path) -> int | None:
-    path = nearest_existing(directorio)
-    try:
-        return shutil.disk_usage(path).free if path.is_dir() else None
-    except OSError:
-        return None
+    return _ejecutar(request, user.nombre_usuario, TipoSolicitado.DIFERENCIAL, esperar)
 
 
 def _proxima_ejecucion(request: Request) -> datetime | None:
-    """La próxima corrida del job `backup_diario`, según `app.state.scheduler_info()` (si existe)."""
-    info_fn = getattr(request.app.state, "scheduler_info", None)
-    if not callable(info_fn):
-        return None
+    """La próxima corrida del job `backup_diario` según el planificador (None si no se puede saber)."""
+    info = getattr(request.app.state, "scheduler_info", None)
     try:
-        info = info_fn()
+        jobs = info()["jobs"] if info is not None else []
     except Exception:
         log.warning("No se pudo consultar el planificador para /estadisticas", exc_info=True)
         return None
-    if not isinstance(info, dict):
-        return None
-    valor: object = None
-    for job in info.get("jobs") or []:
-        if isinstance(job, dict) and JOB_BACKUP in (job.get("id"), job.get("job_id")):
-            valor = next(
-                (job[k] for k in ("proxima_ejecucion", "next_run_time", "proxima") if job.get(k) is not None),
-                None,
-            )
-            break
-    if isinstance(valor, datetime):
-        return valor
-    if isinstance(valor, str):
-        try:
-            return datetime.fromisoformat(valor.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+    proxima = next((j["proxima_ejecucion"] for j in jobs if j["job_id"] == backup_job.JOB_ID), None)
+    return datetime.fromisoformat(proxima) if proxima else None
 
 
 @router.get(
@@ -408,19 +227,8 @@ def _proxima_ejecucion(request: Request) -> datetime | None:
     summary="Estadísticas del sistema de backups",
     description="Totales, espacio usado y libre, último error y próxima corrida programada. Solo ADMIN.",
 )
-def estadisticas(request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
-    settings = _runtime(request).settings
-    datos = queries.estadisticas(session)
-    libre = _espacio_libre(settings.backup_dir)
-    datos.update(
-        espacio_usado_legible=human_size(datos["espacio_usado_bytes"]),
-        dias_retencion=settings.BACKUP_RETENTION_DAYS,
-        backups_habilitados=settings.BACKUP_ENABLED,
-        espacio_libre_bytes=libre,
-        espacio_libre_legible=human_size(libre) if libre is not None else None,
-        proxima_ejecucion=_proxima_ejecucion(request) if settings.BACKUP_ENABLED else None,
-    )
-    return datos
+def statistics(request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
+    return _servicio(request).statistics(session, lambda: _proxima_ejecucion(request))
 
 
 @router.get(
@@ -430,41 +238,17 @@ def estadisticas(request: Request, session: SessionDep, _: AdminUser) -> dict[st
     summary="Backups, del más nuevo al más viejo",
     description="Catálogo paginado con filtros por tipo, estado y fechas. Solo ADMIN.",
 )
-def listar(
-    request: Request,
+def list_backups(
     session: SessionDep,
     _: AdminUser,
     pagina: PaginaDep,
+    fechas: RangoFechasDep,
     tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO o DIFERENCIAL")] = None,
     estado: Annotated[EstadoFiltro | None, Query(description="EN_PROCESO, COMPLETADO o ERROR")] = None,
-    desde: Annotated[
-        Desde | None,
-        Query(description="fecha_creacion >= desde (AAAA-MM-DD o ISO 8601; sin zona: ZONA_HORARIA)"),
-    ] = None,
-    hasta: Annotated[
-        Hasta | None, Query(description="fecha_creacion <= hasta (AAAA-MM-DD incluye todo ese día)")
-    ] = None,
     incluir_eliminados: Annotated[bool, Query(description="Incluir los eliminados por la retención")] = False,
 ) -> dict[str, Any]:
-    tz = _runtime(request).settings.tz
-    desde = desde.replace(tzinfo=tz) if desde is not None and desde.tzinfo is None else desde
-    hasta = hasta.replace(tzinfo=tz) if hasta is not None and hasta.tzinfo is None else hasta
-    if desde is not None and hasta is not None and desde > hasta:
-        raise Invalido("Datos inválidos: parámetro.desde debe ser anterior o igual a hasta")
-    items, total = queries.listar(
-        session,
-        pagina.offset,
-        pagina.limit,
-        tipo=tipo,
-        estado=estado,
-        desde=desde,
-        hasta=hasta,
-        incluir_eliminados=incluir_eliminados,
-    )
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
-
-
-# ------------------------------------------------------------------ limpiar
+    consulta = queries.listar(tipo=tipo, estado=estado, fechas=fechas, incluir_eliminados=incluir_eliminados)
+    return page(session, consulta, pagina)
 
 
 @router.post(
@@ -474,16 +258,9 @@ def listar(
     summary="Aplicar ahora la retención (BACKUP_RETENTION_DAYS)",
     description="Borra los backups vencidos (nunca el último completo ni uno del que dependa un diferencial) y dice cuáles. Solo ADMIN.",
 )
-def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
+def cleanup(request: Request, _: AdminUser) -> dict[str, Any]:
     servicio = _servicio(request)
-    try:
-        resultado = servicio.cleanup()
-    except DomainError:
-        raise
-    except (SQLAlchemyError, psycopg.OperationalError):
-        raise NoDisponible("Base de datos no disponible; no se pudo aplicar la retención") from None
-    except OSError as exc:
-        raise NoDisponible(f"El directorio de backups no está disponible: {exc.strerror or exc}") from None
+    resultado = servicio.cleanup()
     return {
         "dias_retencion": servicio.settings.BACKUP_RETENTION_DAYS,
         "ids_eliminados": [r.id_backup for r in resultado.eliminados],
@@ -504,9 +281,6 @@ def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------ un backup
-
-
 @router.get(
     "/{id_backup}",
     response_model=BackupDetalle,
@@ -514,74 +288,16 @@ def limpiar(request: Request, _: AdminUser) -> dict[str, Any]:
     summary="Un backup; un diferencial trae su completo base en `base`",
     description="Un backup del catálogo con su completo base y sus diferenciales. Solo ADMIN.",
 )
-def obtener(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
-    servicio = _servicio(request)
-    return _detalle(session, servicio, servicio.get(session, id_backup))
+def get_backup(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> dict[str, Any]:
+    return _detalle(_servicio(request).detail(session, id_backup))
 
 
-def _comprobar_descargable(servicio: BackupService, row: HistorialBackup) -> Path:
-    """El archivo de un backup que se puede entregar; si no, 410 o 409 con el motivo."""
-    ident = f"El backup {row.id_backup} ({row.nombre_archivo})"
-    if row.eliminado:
-        cuando = f" el {row.fecha_eliminacion:%Y-%m-%d %H:%M}" if row.fecha_eliminacion else ""
-        raise Desaparecido(
-            f"{ident} fue eliminado{cuando} por la política de retención: su archivo ya no existe"
-        )
-    if row.estado == "EN_PROCESO":
-        raise Conflicto(
-            f"{ident} aún está en proceso: espere a que termine (consulte GET {PREFIJO}/{row.id_backup})"
-        )
-    if row.estado != "COMPLETADO":
-        raise Conflicto(f"{ident} terminó con error y no tiene archivo: {row.mensaje_error or 'sin detalle'}")
-    if not row.hash_md5:
-        raise Conflicto(f"{ident} no tiene MD5 en el catálogo: no se puede verificar el archivo")
-    return servicio.file_path(row.nombre_archivo)  # nombre validado; la ruta no toca el disco
-
-
-def _abrir(path: Path, row: HistorialBackup) -> IO[bytes]:
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise Desaparecido(
-            f"El archivo {row.nombre_archivo} del backup {row.id_backup} ya no está en el directorio de backups "
-            "(se borró o movió fuera del sistema)"
-        ) from None
-    except OSError as exc:
-        raise NoDisponible(
-            f"No se pudo leer el archivo {row.nombre_archivo}: {exc.strerror or exc}"
-        ) from None
-    try:
-        size = os.fstat(fh.fileno()).st_size
-        if size != row.tamanio_bytes:
-            raise Conflicto(
-                f"El archivo está dañado: mide {size} bytes y el catálogo dice {row.tamanio_bytes} "
-                f"(backup {row.id_backup}, {row.nombre_archivo})"
-            )
-    except BaseException:
-        fh.close()
-        raise
-    return fh
-
-
-def _verificar_md5(md5: str, row: HistorialBackup) -> None:
-    if md5 != row.hash_md5:
-        raise Conflicto(
-            f"El archivo está dañado: MD5 no coincide (catálogo {row.hash_md5}, archivo {md5}; "
-            f"backup {row.id_backup}, {row.nombre_archivo})"
-        )
-
-
-def _enviar_archivo(fh: IO[bytes], size: int) -> Iterator[bytes]:
-    try:
+def _stream(fh: Any, size: int) -> Iterator[bytes]:
+    with fh:
         restante = size
-        while restante > 0:
-            chunk = fh.read(min(CHUNK, restante))
-            if not chunk:
-                break
+        while restante > 0 and (chunk := fh.read(min(CHUNK, restante))):
             restante -= len(chunk)
             yield chunk
-    finally:
-        fh.close()
 
 
 @router.get(
@@ -594,32 +310,20 @@ def _enviar_archivo(fh: IO[bytes], size: int) -> Iterator[bytes]:
     summary="Descargar el archivo del backup (MD5 verificado antes de enviar)",
     description="El .sql.gz en streaming con su MD5 en X-Checksum-MD5. Solo ADMIN.",
 )
-def descargar(id_backup: Id, request: Request, session: SessionDep, _: AdminUser) -> StreamingResponse:
-    servicio = _servicio(request)
-    row = servicio.get(session, id_backup)
-    path = _comprobar_descargable(servicio, row)
-    fh = _abrir(path, row)
-    try:
-        digest = hashlib.md5()
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-        _verificar_md5(digest.hexdigest(), row)
-        fh.seek(0)
-    except BaseException:
-        fh.close()
-        raise
-    size = int(row.tamanio_bytes or 0)
+def download(id_backup: Id, request: Request, _: AdminUser) -> StreamingResponse:
+    descarga = _servicio(request).open_download(id_backup)
+    archivo = descarga.archivo
     headers = {
-        "Content-Disposition": f'attachment; filename="{row.nombre_archivo}"',
-        "Content-Length": str(size),
-        "X-Checksum-MD5": digest.hexdigest(),
-        "Content-MD5": base64.b64encode(digest.digest()).decode("ascii"),
-        "ETag": f'"{digest.hexdigest()}"',
+        "Content-Disposition": f'attachment; filename="{descarga.nombre_archivo}"',
+        "Content-Length": str(archivo.size),
+        "X-Checksum-MD5": archivo.md5_hex,
+        "Content-MD5": base64.b64encode(archivo.md5).decode("ascii"),
+        "ETag": f'"{archivo.md5_hex}"',
         "Cache-Control": "no-store",
     }
-    session.close()  # la descarga puede durar: no retener una conexión
-    log.info("Backup %s descargado (%s)", row.id_backup, row.nombre_archivo)
-    return StreamingResponse(_enviar_archivo(fh, size), media_type="application/gzip", headers=headers)
+    return StreamingResponse(
+        _stream(archivo.fh, archivo.size), media_type="application/gzip", headers=headers
+    )
 
 
 @router.post(
@@ -629,47 +333,9 @@ def descargar(id_backup: Id, request: Request, session: SessionDep, _: AdminUser
     summary="Enviar el backup por email como adjunto (SMTP)",
     description="Envía el archivo por SMTP a email_destino. Solo ADMIN.",
 )
-def enviar_email(
-    id_backup: Id, datos: EnviarEmail, request: Request, session: SessionDep, user: AdminUser
-) -> dict[str, Any]:
+def send_email(id_backup: Id, datos: EnviarEmail, request: Request, user: AdminUser) -> dict[str, Any]:
     if datos.id_backup is not None and datos.id_backup != id_backup:
         raise Invalido(
             f"Datos inválidos: cuerpo.id_backup ({datos.id_backup}) no coincide con el id de la ruta ({id_backup})"
         )
-    servicio = _servicio(request)
-    settings = servicio.settings
-    row = servicio.get(session, id_backup)
-    correo.remitente(settings)  # 503 si no está configurado, antes de leer nada
-    path = _comprobar_descargable(servicio, row)
-    limite = int(settings.EMAIL_ADJUNTO_MAX_MB * 1024 * 1024)
-    if (row.tamanio_bytes or 0) > limite:
-        raise DemasiadoGrande(
-            f"El backup {row.id_backup} pesa {row.tamanio_legible} y el límite para adjuntos es "
-            f"{settings.EMAIL_ADJUNTO_MAX_MB:g} MB (EMAIL_ADJUNTO_MAX_MB): descárguelo con "
-            f"GET {PREFIJO}/{row.id_backup}/descargar"
-        )
-    with _abrir(path, row) as fh:
-        contenido = fh.read(limite + 1)
-    md5 = hashlib.md5(contenido).hexdigest()
-    _verificar_md5(md5, row)
-    base = session.get(HistorialBackup, row.id_backup_base) if row.id_backup_base else None
-    mensaje = correo.construir_mensaje(settings, row, datos.email_destino, contenido, md5, base)
-    session.close()  # el envío puede tardar SMTP_TIMEOUT: no retener una conexión
-    correo.enviar(settings, mensaje, datos.email_destino)
-    log.info(
-        "Backup %s (%s) enviado por email a %s por %s",
-        row.id_backup,
-        row.nombre_archivo,
-        datos.email_destino,
-        user.nombre_usuario,
-    )
-    return {
-        "enviado": True,
-        "id_backup": row.id_backup,
-        "nombre_archivo": row.nombre_archivo,
-        "email_destino": datos.email_destino,
-        "tamanio_bytes": len(contenido),
-        "hash_md5": md5,
-        "servidor_smtp": correo.servidor(settings),
-        "fecha_envio": datetime.now(settings.tz),
-    }
+    return _servicio(request).send_email(id_backup, datos.email_destino, user.nombre_usuario)

@@ -1,74 +1,17 @@
+"""Entradas y salidas de `/api/v1/backup`. El manifiesto de los archivos está en `manifest.py`."""
+
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-TipoBackup = Literal["COMPLETO", "DIFERENCIAL"]
-TipoSolicitado = Literal["COMPLETO", "DIFERENCIAL", "AUTO"]
-FORMATO_MANIFIESTO = 1
+from inventario.modules.backup.model import EstadoBackup, TipoBackup, TipoSolicitado
+from inventario.modules.productos.schemas import Entrada, IdRef
 
-
-class TablaManifiesto(BaseModel):
-    nombre: str
-    filas: int | None = None  # filas de la tabla en el instante del backup
-    filas_escritas: int = 0  # filas incluidas en el archivo
-    claves_eliminadas: int = 0  # solo diferencial: claves borradas o reemplazadas
-    # Solo completo: claves de las filas escritas entre el corte y la instantánea (ventana de
-    # transacciones abiertas). Con ellas el diferencial cuenta sus filas sin recorrer la tabla.
-    claves_recientes: list[dict[str, Any]] | None = None
-
-
-class Manifiesto(BaseModel):
-    """Lo que el directorio de backups sabe de cada archivo, aunque la base ya no exista."""
-
-    formato: int = FORMATO_MANIFIESTO
-    id_backup: int
-    tipo: TipoBackup
-    nombre_archivo: str
-    hash_md5: str
-    tamanio_bytes: int
-    tamanio_sin_comprimir: int
-    fecha_creacion: datetime
-    fecha_instantanea: datetime
-    fecha_corte: datetime
-    duracion_segundos: float
-    ejecutado_por: str | None
-    revision_esquema: str | None
-    huella_esquema: str
-    version_servidor: str
-    id_backup_base: int | None = None
-    nombre_archivo_base: str | None = None
-    hash_md5_base: str | None = None
-    tablas: list[TablaManifiesto] = Field(default_factory=list)
-    # Solo completo: `registro_eliminaciones` visibles en la instantánea con fecha >= corte.
-    eliminaciones_recientes: list[int] = Field(default_factory=list)
-    nota: str | None = None
-
-    def tabla(self, nombre: str) -> TablaManifiesto | None:
-        return next((t for t in self.tablas if t.nombre == nombre), None)
-
-    @property
-    def registros_totales(self) -> int:
-        return sum(t.filas_escritas + t.claves_eliminadas for t in self.tablas)
-
-
-# ==================== API HTTP (router.py) ====================
-# Entradas y salidas de `/api/v1/backup`. Lo de arriba (manifiestos) es del motor.
-
-import re as _re  # noqa: E402
-from typing import Annotated as _Annotated  # noqa: E402
-
-from pydantic import BeforeValidator as _BeforeValidator  # noqa: E402
-from pydantic import ConfigDict as _ConfigDict  # noqa: E402
-from pydantic import WithJsonSchema as _WithJsonSchema  # noqa: E402
-
-from inventario.modules.productos.schemas import Entrada as _Entrada  # noqa: E402
-from inventario.modules.productos.schemas import IdRef as _IdRef  # noqa: E402
-
-EstadoBackup = Literal["EN_PROCESO", "COMPLETADO", "ERROR"]
-_CONTROL = _re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 
 def _mayusculas(value: object) -> object:
@@ -76,9 +19,9 @@ def _mayusculas(value: object) -> object:
     return value.strip().upper() if isinstance(value, str) else value
 
 
-TipoEntrada = _Annotated[TipoSolicitado, _BeforeValidator(_mayusculas)]
-TipoFiltro = _Annotated[TipoBackup, _BeforeValidator(_mayusculas)]
-EstadoFiltro = _Annotated[EstadoBackup, _BeforeValidator(_mayusculas)]
+TipoEntrada = Annotated[TipoSolicitado, BeforeValidator(_mayusculas)]
+TipoFiltro = Annotated[TipoBackup, BeforeValidator(_mayusculas)]
+EstadoFiltro = Annotated[EstadoBackup, BeforeValidator(_mayusculas)]
 
 
 def _email_destino(value: object) -> str:
@@ -102,31 +45,31 @@ def _email_destino(value: object) -> str:
     return info.normalized
 
 
-EmailDestino = _Annotated[
+EmailDestino = Annotated[
     str,
-    _BeforeValidator(_email_destino),
-    _WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
+    BeforeValidator(_email_destino),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
 ]
 
 
-class EjecutarBackup(_Entrada):
+class EjecutarBackup(Entrada):
     """Cuerpo opcional de `POST /ejecutar` (el tipo también puede ir en la query)."""
 
     tipo: TipoEntrada | None = None
 
 
-class EnviarEmail(_Entrada):
+class EnviarEmail(Entrada):
     """Cuerpo de `POST /{id}/enviar-email`, como en el plan: `{"id_backup": 1, "email_destino": ...}`."""
 
     # Opcional: si viene, debe coincidir con el id de la ruta (si no, 422).
-    id_backup: _IdRef | None = None
+    id_backup: IdRef | None = None
     email_destino: EmailDestino
 
 
 class BackupSalida(BaseModel):
     """Una fila de `historial_backup` (las columnas del plan y las que añadió el motor)."""
 
-    model_config = _ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True)
     id_backup: int
     tipo: str
     nombre_archivo: str

@@ -7,36 +7,33 @@ propia, que el servidor libera solo si el proceso muere.
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from inventario.archivos import human_size
+from inventario.archivos import human_size, nearest_existing
 from inventario.auditoria import RESTORE_GUC
-from inventario.errors import Conflicto, DomainError, NoEncontrado
-from inventario.modules.backup import catalog
+from inventario.errors import DemasiadoGrande, DomainError, NoDisponible, NoEncontrado
+from inventario.modules.backup import email as mail
+from inventario.modules.backup import pg_esquema, queries
 from inventario.modules.backup.dump import DumpError, recent_state, write_diff, write_full
-from inventario.modules.backup.files import (
-    MANIFEST_SUFFIX,
-    NAME_RE,
-    TEMP_SUFFIX,
-    AtomicGzipWriter,
-    backup_name,
-    iter_manifests,
-    manifest_path,
-    read_manifest,
-    write_manifest,
-)
-from inventario.modules.backup.model import HistorialBackup
-from inventario.modules.backup.schemas import Manifiesto, TipoSolicitado
-from inventario.modules.jobs.schedule import backup_tipo
+from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, backup_error
+from inventario.modules.backup.manifest import Manifiesto
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup, TipoSolicitado
+from inventario.modules.backup.notifications import Evento
+from inventario.modules.backup.repo import BackupRepo, VerifiedFile, backup_name
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -46,19 +43,13 @@ BACKUP_LOCK_KEY = 7261_0001
 HIDDEN_SESSIONS_MARGIN = timedelta(hours=1)
 
 
-class BackupEnCurso(Conflicto):
-    def __init__(self) -> None:
-        super().__init__(
-            "Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine"
-        )
+def backup_tipo(slot: datetime, full_day: int, tz: tzinfo) -> TipoBackup:
+    """COMPLETO el día `BACKUP_FULL_DAY` (0 = lunes) de la hora programada; DIFERENCIAL los demás.
 
-
-class BackupError(DomainError):
-    status = 503  # el servicio no pudo completar el backup; reintentar puede funcionar
-
-    def __init__(self, mensaje: str, id_backup: int | None = None) -> None:
-        super().__init__(mensaje)
-        self.id_backup = id_backup  # la fila ERROR que lo documenta, si se pudo escribir
+    Cuenta el día de la hora programada, no el de la ejecución: el backup del lunes recuperado
+    tarde sigue siendo COMPLETO, y el del domingo recuperado el lunes sigue siendo DIFERENCIAL.
+    """
+    return TipoBackup.COMPLETO if slot.astimezone(tz).weekday() == full_day else TipoBackup.DIFERENCIAL
 
 
 def _describe(exc: BaseException) -> str:
@@ -67,7 +58,7 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass
 class Decision:
-    tipo: str
+    tipo: TipoBackup
     base: HistorialBackup | None = None
     base_manifest: Manifiesto | None = None
     nota: str | None = None
@@ -81,7 +72,17 @@ class RetentionResult:
     conservados_por_dependencia: list[int] = field(default_factory=list)
 
 
-Notifier = Callable[[Session, str, HistorialBackup, str | None], None]
+# Añade la notificación de un evento a la sesión del servicio; quien la llama confirma.
+Notifier = Callable[[Session, Evento, HistorialBackup, str | None], None]
+
+
+@dataclass
+class Descarga:
+    """Un backup listo para enviarse: el archivo abierto y verificado, y su nombre."""
+
+    archivo: VerifiedFile
+    nombre_archivo: str
+    id_backup: int
 
 
 @dataclass
@@ -120,23 +121,24 @@ class BackupIniciado:
 
 
 class BackupService:
+    """La única puerta a los backups para la API, la consola y los jobs."""
+
     def __init__(self, runtime: Runtime, notifier: Notifier | None = None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.notifier = notifier
+        self._background: set[threading.Thread] = set()
+        self._background_lock = threading.Lock()
 
     # ------------------------------------------------------------------ utilidades
     @property
+    def repo(self) -> BackupRepo:
+        # Se lee BACKUP_PATH cada vez: el servicio vive lo que la aplicación y la configuración manda.
+        return BackupRepo(self.settings.backup_dir)
+
+    @property
     def directory(self) -> Path:
         return self.settings.backup_dir
-
-    def _ensure_directory(self) -> None:
-        # Solo quien escribe lo crea: una consulta o una descarga no deben crear directorios.
-        self.directory.mkdir(parents=True, exist_ok=True)
-
-    def _connect(self) -> psycopg.Connection:
-        conninfo, env = self.runtime.server.libpq()
-        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
 
     @staticmethod
     def _unlock(lock: psycopg.Connection) -> None:
@@ -150,42 +152,42 @@ class BackupService:
             lock.close()
 
     def _lock(self) -> psycopg.Connection:
-        conn = self._connect()
+        conn = self.runtime.server.connect()
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
         if not row or not row[0]:
             conn.close()
             raise BackupEnCurso()
         return conn
 
-    def file_path(self, nombre_archivo: str) -> Path:
-        """Ruta en disco de un backup: siempre BACKUP_PATH + un nombre con el formato del plan."""
-        if not NAME_RE.match(nombre_archivo):
-            raise NoEncontrado(f"Nombre de backup inválido: {nombre_archivo!r}")
-        return self.directory / nombre_archivo
-
-    def _notify(self, session: Session, event: str, row: HistorialBackup, detail: str | None = None) -> None:
+    def _notify(
+        self, session: Session, event: Evento, row: HistorialBackup, detail: str | None = None
+    ) -> None:
+        """Notificación del evento, confirmada en la sesión del servicio (nunca en una ajena)."""
         if self.notifier is not None:
             try:
                 self.notifier(session, event, row, detail)
+                session.commit()
             except Exception:
+                session.rollback()
                 log.exception("No se pudo registrar la notificación del backup %s", row.id_backup)
 
     # ------------------------------------------------------------------ ejecutar
     def decide(
         self,
         session: Session,
-        requested: TipoSolicitado,
+        requested: TipoSolicitado | TipoBackup | str,
         now: datetime | None = None,
         conn: psycopg.Connection | None = None,
     ) -> Decision:
         """COMPLETO o DIFERENCIAL, y sobre qué completo. `conn`: una conexión ya abierta (la del cerrojo)."""
-        if self._nominal_type(requested, now) == "COMPLETO":
-            return Decision("COMPLETO")
+        full = TipoBackup.COMPLETO
+        if self._nominal_type(requested, now) == full:
+            return Decision(full)
         base = session.scalars(
             select(HistorialBackup)
             .where(
-                HistorialBackup.tipo == "COMPLETO",
-                HistorialBackup.estado == "COMPLETADO",
+                HistorialBackup.tipo == full,
+                HistorialBackup.estado == EstadoBackup.COMPLETADO,
                 HistorialBackup.eliminado.is_not(True),
             )
             .order_by(HistorialBackup.id_backup.desc())
@@ -193,23 +195,17 @@ class BackupService:
         ).first()
         if base is None:
             return Decision(
-                "COMPLETO", nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO"
+                full, nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO"
             )
-        path = self.directory / base.nombre_archivo
-        base_manifest = None
-        if path.exists() and path.stat().st_size == base.tamanio_bytes:
-            try:
-                base_manifest = read_manifest(manifest_path(path))
-            except (OSError, ValueError):
-                base_manifest = None
+        base_manifest = self.repo.manifest(base.nombre_archivo) if self.repo.usable(base) else None
         if base_manifest is None or base_manifest.hash_md5 != base.hash_md5:
             return Decision(
-                "COMPLETO",
+                full,
                 nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
             )
-        with nullcontext(conn) if conn is not None else self._connect() as conn:
-            current_fp = catalog.fingerprint(conn)
-            revision = catalog.alembic_revision(conn)
+        with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
+            current_fp = pg_esquema.fingerprint(conn)
+            revision = pg_esquema.alembic_revision(conn)
             truncated = conn.execute(
                 "SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
                 "WHERE clave IS NULL AND fecha_actualizacion >= %s",
@@ -217,15 +213,15 @@ class BackupService:
             ).fetchone()
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
-                "COMPLETO",
+                full,
                 nota=f"El esquema cambió desde el completo {base.id_backup} (migración {base.revision_esquema} → {revision}): el diferencial se hizo COMPLETO",
             )
         if truncated and truncated[0]:
             return Decision(
-                "COMPLETO",
+                full,
                 nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el completo {base.id_backup}: el diferencial se hizo COMPLETO",
             )
-        return Decision("DIFERENCIAL", base=base, base_manifest=base_manifest)
+        return Decision(TipoBackup.DIFERENCIAL, base=base, base_manifest=base_manifest)
 
     def _reserve_name(self, session: Session, tipo: str) -> str:
         """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya."""
@@ -236,15 +232,51 @@ class BackupService:
                 .select_from(HistorialBackup)
                 .where(HistorialBackup.nombre_archivo == name)
             )
-            if not taken and not (self.directory / name).exists():
+            if not taken and not self.repo.exists(name):
                 return name
             time.sleep(0.2)
 
-    def run(self, requested: TipoSolicitado, ejecutado_por: str) -> HistorialBackup:
-        """Backup completo de principio a fin (CLI, job). La API usa `start()` para responder antes."""
+    def run(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> HistorialBackup:
+        """Un backup de principio a fin (CLI, job, API con `esperar`)."""
         return self.start(requested, ejecutado_por).finish()
 
-    def start(self, requested: TipoSolicitado, ejecutado_por: str) -> BackupIniciado:
+    def start_in_background(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> int:
+        """Empieza un backup (errores de inicio, como "en curso", se lanzan aquí) y lo termina en un
+        hilo; devuelve el id del registro EN_PROCESO. `wait_background` espera a esos hilos."""
+        started = self.start(requested, ejecutado_por)
+
+        def work() -> None:
+            try:
+                started.finish()
+            except BackupError:
+                pass  # ya registrado: fila ERROR, notificación y error.log
+            except BaseException:
+                log.exception("El backup %s falló en segundo plano", started.id_backup)
+            finally:
+                with self._background_lock:
+                    self._background.discard(threading.current_thread())
+
+        thread = threading.Thread(target=work, name=f"backup-{started.id_backup}", daemon=True)
+        with self._background_lock:
+            self._background.add(thread)
+        try:
+            thread.start()
+        except BaseException:
+            with self._background_lock:
+                self._background.discard(thread)
+            started.abandon("No se pudo lanzar el backup en segundo plano")
+            raise
+        return started.id_backup
+
+    def wait_background(self, timeout: float | None = None) -> bool:
+        """Para el cierre del servicio: espera a los backups en segundo plano. True si no queda ninguno."""
+        with self._background_lock:
+            threads = list(self._background)
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
+
+    def start(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> BackupIniciado:
         """Toma el cerrojo, decide el tipo y confirma el registro EN_PROCESO; el archivo lo escribe `finish()`.
 
         Un fallo aquí (BACKUP_PATH inutilizable, catálogo ilegible) también queda registrado: fila en
@@ -259,14 +291,14 @@ class BackupService:
             ) from exc
         session = self.runtime.session_factory()
         try:
-            self._ensure_directory()
+            self.repo.ensure()
             decision = self.decide(session, requested, conn=lock)
             name = self._reserve_name(session, decision.tipo)
             row = HistorialBackup(
                 tipo=decision.tipo,
                 nombre_archivo=name,
-                ruta_archivo=str(self.directory / name),
-                estado="EN_PROCESO",
+                ruta_archivo=str(self.repo.path(name)),
+                estado=EstadoBackup.EN_PROCESO,
                 ejecutado_por=ejecutado_por,
                 id_backup_base=decision.base.id_backup if decision.base else None,
                 nota=decision.nota,
@@ -283,21 +315,23 @@ class BackupService:
                 failed = self._record_early_failure(tipo, ejecutado_por, message)
             finally:
                 self._unlock(lock)
-            raise BackupError(f"Error en backup {tipo}: {message}", id_backup=failed) from exc
+            raise backup_error(f"Error en backup {tipo}: {message}", exc, id_backup=failed) from exc
         if decision.nota:
             log.warning("Backup %s: %s", row.id_backup, decision.nota)
-            self._notify(session, "PROMOVIDO", row)
+            self._notify(session, Evento.PROMOVIDO, row)
         return BackupIniciado(self, lock, session, row, decision)
 
-    def _nominal_type(self, requested: TipoSolicitado, now: datetime | None = None) -> str:
+    def _nominal_type(
+        self, requested: TipoSolicitado | TipoBackup | str, now: datetime | None = None
+    ) -> TipoBackup:
         """AUTO → el tipo del día, con la misma regla que el job `backup_diario`."""
-        if requested != "AUTO":
-            return requested
+        if requested != TipoSolicitado.AUTO:
+            return TipoBackup(requested)
         return backup_tipo(
             now or datetime.now(self.settings.tz), self.settings.BACKUP_FULL_DAY, self.settings.tz
         )
 
-    def _record_early_failure(self, tipo: str, ejecutado_por: str, message: str) -> int | None:
+    def _record_early_failure(self, tipo: TipoBackup, ejecutado_por: str, message: str) -> int | None:
         """Fila ERROR (sin archivo) y notificación para un backup que no llegó a empezar."""
         try:
             with self.runtime.session_factory() as session:
@@ -305,14 +339,14 @@ class BackupService:
                 row = HistorialBackup(
                     tipo=tipo,
                     nombre_archivo=name,
-                    ruta_archivo=str(self.directory / name),
-                    estado="ERROR",
+                    ruta_archivo=str(self.repo.path(name)),
+                    estado=EstadoBackup.ERROR,
                     mensaje_error=message[:4000],
                     ejecutado_por=ejecutado_por,
                 )
                 session.add(row)
                 session.commit()
-                self._notify(session, "ERROR", row)
+                self._notify(session, Evento.ERROR, row)
                 return row.id_backup
         except Exception:
             log.exception("No se pudo registrar el fallo del backup %s", tipo)
@@ -327,7 +361,9 @@ class BackupService:
             message = _describe(exc)
             log.error("Backup %s (%s) falló: %s", row.id_backup, row.tipo, message)
             self._mark_error(session, row, message)
-            raise BackupError(f"Error en backup {row.tipo}: {message}", id_backup=row.id_backup) from exc
+            raise backup_error(
+                f"Error en backup {row.tipo}: {message}", exc, id_backup=row.id_backup
+            ) from exc
         log.info(
             "Backup %s %s completado: %s, %s, %.2f s",
             row.id_backup,
@@ -336,7 +372,7 @@ class BackupService:
             row.tamanio_legible,
             row.duracion_segundos or 0,
         )
-        self._notify(session, "COMPLETADO", row)
+        self._notify(session, Evento.COMPLETADO, row)
         return row
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
@@ -344,42 +380,41 @@ class BackupService:
             session.execute(
                 update(HistorialBackup)
                 .where(HistorialBackup.id_backup == row.id_backup)
-                .values(estado="ERROR", mensaje_error=message[:4000])
+                .values(estado=EstadoBackup.ERROR, mensaje_error=message[:4000])
             )
             session.commit()
             session.refresh(row)
-            self._notify(session, "ERROR", row)
+            self._notify(session, Evento.ERROR, row)
         except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
     def _produce(self, session: Session, row: HistorialBackup, decision: Decision) -> None:
         started = time.perf_counter()
-        final = self.directory / row.nombre_archivo
         tools = self.runtime.pg_tools()
         conninfo, env = self.runtime.server.libpq()
-        writer = AtomicGzipWriter(final, self.settings.BACKUP_GZIP_NIVEL)
+        writer = self.repo.writer(row.nombre_archivo, self.settings.BACKUP_GZIP_NIVEL)
         manifest_written: Path | None = None
         try:
-            with self._connect() as snap:
+            with self.runtime.server.connect() as snap:
                 # El corte solo importa al completo: el diferencial usa el de su completo base.
                 cutoff, hidden = (
-                    catalog.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
-                    if decision.tipo == "COMPLETO"
+                    pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                    if decision.tipo == TipoBackup.COMPLETO
                     else (None, False)
                 )
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
                     "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
                 ).fetchone()  # type: ignore[misc]
-                fingerprint = catalog.fingerprint(snap)
-                revision = catalog.alembic_revision(snap)
+                fingerprint = pg_esquema.fingerprint(snap)
+                revision = pg_esquema.alembic_revision(snap)
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
                 recent_deletions: list[int] = []
-                if decision.tipo == "COMPLETO":
-                    names = [t.name for t in catalog.tables(snap)]
+                if decision.tipo == TipoBackup.COMPLETO:
+                    names = [t.name for t in pg_esquema.tables(snap)]
                     result = write_full(
                         writer,
                         pg_dump=tools.path("pg_dump"),
@@ -411,7 +446,7 @@ class BackupService:
                         base=decision.base_manifest,
                         comment=comment,
                         snapshot=snapshot_id,
-                        connect=self._connect,
+                        connect=self.runtime.server.connect,
                     )
                 writer.finish()
                 snap.execute("COMMIT")
@@ -422,7 +457,7 @@ class BackupService:
                 nota = f"{nota}. {extra}" if nota else extra
             manifest = Manifiesto(
                 id_backup=row.id_backup,
-                tipo=row.tipo,  # type: ignore[arg-type]
+                tipo=TipoBackup(row.tipo),
                 nombre_archivo=row.nombre_archivo,
                 hash_md5=writer.md5,
                 tamanio_bytes=writer.size,
@@ -443,12 +478,10 @@ class BackupService:
                 nota=nota,
             )
             # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
-            manifest_written = write_manifest(manifest, final)
+            manifest_written = self.repo.write_manifest(manifest)
             writer.commit()
         except BaseException:
-            writer.abort()
-            if manifest_written is not None and not final.exists():
-                manifest_written.unlink(missing_ok=True)
+            self.repo.discard(writer, manifest_written)
             raise
         apply_manifest(row, manifest)
         session.merge(row)
@@ -463,16 +496,16 @@ class BackupService:
             log.info("Hay un backup en curso en otra instancia; no se recupera nada ahora")
             return {"temporales": 0, "interrumpidos": 0, "sincronizados": 0}
         try:
-            self._ensure_directory()
-            temps = self._remove_temp_files()
+            self.repo.ensure()
+            temps = self.repo.sweep_temporaries()
             with self.runtime.session_factory() as session:
-                synced = self.sync_catalog(session)
+                synced = sync_catalog(session, self.repo)
                 interrupted = (
                     session.execute(
                         update(HistorialBackup)
-                        .where(HistorialBackup.estado == "EN_PROCESO")
+                        .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
                         .values(
-                            estado="ERROR",
+                            estado=EstadoBackup.ERROR,
                             mensaje_error="Interrumpido: el proceso terminó antes de completar el backup",
                         )
                         .returning(HistorialBackup.id_backup)
@@ -487,44 +520,45 @@ class BackupService:
         finally:
             self._unlock(lock)
 
-    def _remove_temp_files(self) -> list[str]:
-        removed = []
-        for path in self.directory.glob(f"backup_*{TEMP_SUFFIX}"):
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-        # Un manifiesto sin su archivo describe algo que no llegó a publicarse (o ya se borró).
-        for path in self.directory.glob(f"backup_*{MANIFEST_SUFFIX}"):
-            data = path.with_name(path.name.removesuffix(MANIFEST_SUFFIX))
-            if not data.exists():
-                path.unlink(missing_ok=True)
-                removed.append(path.name)
-        return removed
-
-    def sync_catalog(self, session: Session) -> int:
-        return sync_catalog(session, self.directory)
-
     # ------------------------------------------------------------------ retención
     def cleanup(self, now: datetime | None = None) -> RetentionResult:
-        """Borra los backups más viejos que BACKUP_RETENTION_DAYS, salvo los que aún hacen falta."""
+        """Borra los backups más viejos que BACKUP_RETENTION_DAYS, salvo los que aún hacen falta.
+        409 si hay un backup en curso; 503 si la base o el directorio no están disponibles."""
+        try:
+            return self._cleanup(now)
+        except DomainError:
+            raise
+        except (SQLAlchemyError, psycopg.OperationalError):
+            raise NoDisponible("Base de datos no disponible; no se pudo aplicar la retención") from None
+        except OSError as exc:
+            raise NoDisponible(
+                f"El directorio de backups no está disponible: {exc.strerror or exc}"
+            ) from None
+
+    def _cleanup(self, now: datetime | None) -> RetentionResult:
         lock = self._lock()
         try:
             # Si BACKUP_PATH no está (p. ej. un disco sin montar), no dar por borrado lo que no se ve.
-            self._ensure_directory()
-            result = RetentionResult(temporales_borrados=self._remove_temp_files())
+            self.repo.ensure()
+            result = RetentionResult(temporales_borrados=self.repo.sweep_temporaries())
             with self.runtime.session_factory() as session:
-                self.sync_catalog(session)
+                sync_catalog(session, self.repo)
                 limit = (now or session.scalar(select(func.now()))) - timedelta(
                     days=self.settings.BACKUP_RETENTION_DAYS
                 )  # type: ignore[operator]
                 alive = HistorialBackup.eliminado.is_not(True)
                 newest_full = (
                     select(func.max(HistorialBackup.id_backup))
-                    .where(HistorialBackup.tipo == "COMPLETO", HistorialBackup.estado == "COMPLETADO", alive)
+                    .where(
+                        HistorialBackup.tipo == TipoBackup.COMPLETO,
+                        HistorialBackup.estado == EstadoBackup.COMPLETADO,
+                        alive,
+                    )
                     .scalar_subquery()
                 )
                 kept_bases = select(HistorialBackup.id_backup_base).where(
-                    HistorialBackup.tipo == "DIFERENCIAL",
-                    HistorialBackup.estado == "COMPLETADO",
+                    HistorialBackup.tipo == TipoBackup.DIFERENCIAL,
+                    HistorialBackup.estado == EstadoBackup.COMPLETADO,
                     alive,
                     HistorialBackup.fecha_creacion >= limit,
                     HistorialBackup.id_backup_base.is_not(None),
@@ -532,7 +566,7 @@ class BackupService:
                 old = (
                     (HistorialBackup.fecha_creacion < limit)
                     & alive
-                    & (HistorialBackup.estado != "EN_PROCESO")
+                    & (HistorialBackup.estado != EstadoBackup.EN_PROCESO)
                 )
                 result.conservados_por_dependencia = list(
                     session.scalars(
@@ -553,12 +587,7 @@ class BackupService:
                     )
                 )
                 for row in doomed:
-                    if NAME_RE.match(row.nombre_archivo):
-                        path = self.directory / row.nombre_archivo
-                        if path.exists():
-                            result.bytes_liberados += path.stat().st_size
-                        path.unlink(missing_ok=True)
-                        manifest_path(path).unlink(missing_ok=True)
+                    result.bytes_liberados += self.repo.remove(row.nombre_archivo)
                 if doomed:
                     session.execute(
                         update(HistorialBackup)
@@ -577,7 +606,7 @@ class BackupService:
                     )
                     self._notify(
                         session,
-                        "LIMPIEZA",
+                        Evento.LIMPIEZA,
                         doomed[-1],
                         f"Se eliminaron {len(doomed)} backups de más de {self.settings.BACKUP_RETENTION_DAYS} días "
                         f"({human_size(result.bytes_liberados)} liberados): "
@@ -594,11 +623,96 @@ class BackupService:
             raise NoEncontrado(f"No existe el backup {id_backup}")
         return row
 
+    def detail(self, session: Session, id_backup: int) -> dict[str, Any]:
+        """Un backup con su completo base, sus diferenciales y si su archivo está en el disco."""
+        row = self.get(session, id_backup)
+        return {
+            "backup": row,
+            "base": session.get(HistorialBackup, row.id_backup_base) if row.id_backup_base else None,
+            "diferenciales": (
+                queries.diferenciales_de(session, row.id_backup) if row.tipo == TipoBackup.COMPLETO else []
+            ),
+            "archivo_disponible": self.repo.usable(row),
+        }
+
+    def detail_now(self, id_backup: int) -> dict[str, Any]:
+        """`detail` en una sesión propia (tras un backup que pudo durar)."""
+        with self.runtime.session_factory() as session:
+            return self.detail(session, id_backup)
+
+    def statistics(self, session: Session, next_run: Callable[[], datetime | None]) -> dict[str, Any]:
+        """El JSON de `/estadisticas`: contadores del catálogo, retención y espacio en disco.
+        `next_run`: la próxima corrida programada (se consulta solo si BACKUP_ENABLED)."""
+        datos = queries.estadisticas(session)
+        try:
+            path = nearest_existing(self.directory)
+            libre = shutil.disk_usage(path).free if path.is_dir() else None
+        except OSError:
+            libre = None
+        datos.update(
+            espacio_usado_legible=human_size(datos["espacio_usado_bytes"]),
+            dias_retencion=self.settings.BACKUP_RETENTION_DAYS,
+            backups_habilitados=self.settings.BACKUP_ENABLED,
+            espacio_libre_bytes=libre,
+            espacio_libre_legible=human_size(libre) if libre is not None else None,
+            proxima_ejecucion=next_run() if self.settings.BACKUP_ENABLED else None,
+        )
+        return datos
+
+    # ------------------------------------------------------------------ entregar
+    def open_download(self, id_backup: int) -> Descarga:
+        """El archivo de un backup, abierto y con el MD5 comprobado (404/409/410/503). Usa una
+        sesión propia y breve: la descarga puede durar y no retiene ninguna conexión."""
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+        archivo = self.repo.open_verified(row)
+        log.info("Backup %s descargado (%s)", row.id_backup, row.nombre_archivo)
+        return Descarga(archivo, row.nombre_archivo, row.id_backup)
+
+    def send_email(self, id_backup: int, destino: str, enviado_por: str) -> dict[str, Any]:
+        """Envía el archivo verificado como adjunto. 503 sin SMTP, 413 si supera
+        EMAIL_ADJUNTO_MAX_MB, 502 si el servidor SMTP falla; los del archivo como `open_download`."""
+        settings = self.settings
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+            mail.sender(settings)  # 503 si no está configurado, antes de leer nada
+            self.repo.deliverable(row)
+            limite = int(settings.EMAIL_ADJUNTO_MAX_MB * 1024 * 1024)
+            if (row.tamanio_bytes or 0) > limite:
+                raise DemasiadoGrande(
+                    f"El backup {row.id_backup} pesa {row.tamanio_legible} y el límite para adjuntos es "
+                    f"{settings.EMAIL_ADJUNTO_MAX_MB:g} MB (EMAIL_ADJUNTO_MAX_MB): descárguelo con "
+                    f"GET /api/v1/backup/{row.id_backup}/descargar"
+                )
+            archivo = self.repo.open_verified(row)
+            with archivo.fh:
+                contenido = archivo.fh.read(limite + 1)
+            base = session.get(HistorialBackup, row.id_backup_base) if row.id_backup_base else None
+        message: EmailMessage = mail.build_message(settings, row, destino, contenido, archivo.md5_hex, base)
+        mail.send(settings, message, destino)  # sin sesión abierta: puede tardar SMTP_TIMEOUT
+        log.info(
+            "Backup %s (%s) enviado por email a %s por %s",
+            row.id_backup,
+            row.nombre_archivo,
+            destino,
+            enviado_por,
+        )
+        return {
+            "enviado": True,
+            "id_backup": row.id_backup,
+            "nombre_archivo": row.nombre_archivo,
+            "email_destino": destino,
+            "tamanio_bytes": len(contenido),
+            "hash_md5": archivo.md5_hex,
+            "servidor_smtp": mail.server_address(settings),
+            "fecha_envio": datetime.now(settings.tz),
+        }
+
 
 def apply_manifest(row: HistorialBackup, manifest: Manifiesto) -> None:
     row.tipo = manifest.tipo
     row.nombre_archivo = manifest.nombre_archivo
-    row.estado = "COMPLETADO"
+    row.estado = EstadoBackup.COMPLETADO
     row.mensaje_error = None
     row.tamanio_bytes = manifest.tamanio_bytes
     row.tamanio_legible = human_size(manifest.tamanio_bytes)
@@ -614,14 +728,12 @@ def apply_manifest(row: HistorialBackup, manifest: Manifiesto) -> None:
     row.nota = manifest.nota
 
 
-def sync_catalog(session: Session, directory: Path) -> int:
+def sync_catalog(session: Session, repo: BackupRepo) -> int:
     """Que `historial_backup` conozca cada archivo del disco (p. ej. tras restaurar una base)."""
     changed = 0
     session.execute(text(f"SET LOCAL {RESTORE_GUC} = 'on'"))  # conservar las fechas originales
-    for _, manifest in iter_manifests(directory):
-        data = directory / manifest.nombre_archivo
-        if not data.exists() or data.stat().st_size != manifest.tamanio_bytes:
-            continue
+    for link in repo.published():
+        manifest = link.manifest
         row = session.get(HistorialBackup, manifest.id_backup)
         if row is not None and row.nombre_archivo != manifest.nombre_archivo:
             log.warning(
@@ -633,7 +745,7 @@ def sync_catalog(session: Session, directory: Path) -> int:
             continue
         if (
             row is not None
-            and row.estado == "COMPLETADO"
+            and row.estado == EstadoBackup.COMPLETADO
             and row.hash_md5 == manifest.hash_md5
             and not row.eliminado
         ):
@@ -642,12 +754,12 @@ def sync_catalog(session: Session, directory: Path) -> int:
             row = HistorialBackup(id_backup=manifest.id_backup)
             session.add(row)
         apply_manifest(row, manifest)
-        row.ruta_archivo = str(data)
+        row.ruta_archivo = str(link.path)
         row.fecha_creacion = manifest.fecha_creacion
         row.ejecutado_por = manifest.ejecutado_por
         row.eliminado = False
         row.fecha_eliminacion = None
-        row.fecha_actualizacion = func.now()  # con el GUC activo el trigger no lo sella
+        row.fecha_actualizacion = func.now()  # type: ignore[assignment]  # SQL: con el GUC activo el trigger no lo sella
         changed += 1
     session.flush()
     session.execute(

@@ -34,7 +34,7 @@ EMAIL, PING = "email", "ping"
 # apprise registra URLs y respuestas de los servicios: a sus propios manejadores (LogCapture),
 # nunca a los archivos de log del servicio.
 logging.getLogger("apprise").propagate = False
-_apprise_lock = threading.Lock()
+_apprise_lock = threading.Lock()  # LogCapture es global al logger: un envío apprise a la vez
 # Esquemas en los que lo que sigue a "://" es de verdad un servidor (se puede mostrar).
 _ESQUEMAS_CON_SERVIDOR = (
     "json",
@@ -47,7 +47,7 @@ _ESQUEMAS_CON_SERVIDOR = (
     "mailtos",
     "ntfy",
     "ntfys",
-)  # LogCapture es global al logger: un envío apprise a la vez
+)
 
 
 class EnvioFallido(Exception):
@@ -127,7 +127,7 @@ def entregar(settings: Settings, canal: Canal, asunto: str, cuerpo: str, semafor
 
 
 def _email(settings: Settings, asunto: str, cuerpo: str) -> None:
-    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, enviar, remitente
+    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, remitente, send
 
     destinos = [d.strip() for d in (settings.NOTIFICACIONES_EMAIL or "").split(",") if d.strip()]
     try:
@@ -145,7 +145,7 @@ def _email(settings: Settings, asunto: str, cuerpo: str) -> None:
     msg["Message-ID"] = make_msgid("aviso", domain=origen.rsplit("@", 1)[-1].strip("> ") or None)
     msg.set_content(cuerpo)
     try:
-        enviar(settings, msg, destinos)
+        send(settings, msg, destinos)
     except SmtpError as exc:
         raise EnvioFallido(exc.mensaje) from None
 
@@ -155,6 +155,10 @@ def _trozos_secretos(url: str) -> list[str]:
     de la consulta y los segmentos largos de la ruta (el token de un webhook suele ir ahí)."""
     parts = urlsplit(url)
     trozos = [url, parts.password or ""]
+    # La ruta entera (urllib3 la escribe en DEBUG) si es larga: en un push de Uptime Kuma el token
+    # es corto ("/api/push/AbC123"). Una ruta corta ("/api") taparía media línea de cualquier log.
+    trozos += [parts.path] if len(parts.path) >= 10 else []
+    trozos += [parts.query] if len(parts.query) >= 8 else []
     trozos += [p for p in parts.path.split("/") if len(p) >= 8]
     trozos += [v for kv in parts.query.split("&") for v in kv.split("=")[1:] if len(v) >= 6]
     if parts.netloc and parts.scheme not in _ESQUEMAS_CON_SERVIDOR:

@@ -14,7 +14,7 @@ def probar() -> None:
     Sale con 0 si todos lo recibieron, 1 si alguno falló y 2 si no hay canales configurados."""
     import getpass
 
-    from inventario.cli import fail, settings_or_exit
+    from inventario.cli_support import fail, settings_or_exit
     from inventario.errors import Conflicto
     from inventario.logging_setup import setup_logging
     from inventario.modules.envios.service import probar as enviar_prueba

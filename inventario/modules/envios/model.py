@@ -38,9 +38,8 @@ class Incidente(Auditado, Base):
 
     clave: Mapped[str] = mapped_column(String(200), primary_key=True)
     abierto: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
-    id_notificacion: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("notificaciones.id_notificacion", ondelete="SET NULL")
-    )
+    # Sin clave foránea: vaciar las notificaciones (TRUNCATE) no depende de los incidentes.
+    id_notificacion: Mapped[int | None] = mapped_column(BigInteger)
     fecha_apertura: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
     fecha_resolucion: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -75,7 +74,7 @@ class Envio(Auditado, Base):
 
     id_envio: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     id_mensaje: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("mensajes_salida.id_mensaje", ondelete="CASCADE")
+        BigInteger, ForeignKey("mensajes_salida.id_mensaje", deferrable=True)
     )
     canal: Mapped[str] = mapped_column(String(100))
     estado: Mapped[str] = mapped_column(String(12), server_default="PENDIENTE")

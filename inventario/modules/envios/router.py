@@ -22,6 +22,8 @@ router = APIRouter(prefix="/api/v1/notificaciones", tags=["notificaciones"], res
     "/probar",
     response_model=PruebaAvisos,
     summary="Enviar un mensaje de prueba a cada canal de avisos",
+    description="Envía un aviso de prueba por email y por cada URL de NOTIFICACIONES_URLS y dice, "
+    "canal por canal, si llegó o por qué no (sin secretos). Requiere ADMIN.",
     responses=errores(403, 409, e409="No hay canales de avisos configurados"),
 )
 def probar(request: Request, user: AdminUser) -> dict[str, Any]:

@@ -18,6 +18,7 @@ NOTIFICACIONES_INTERVALO_SEGUNDOS hace `ciclo()`:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import defaultdict
@@ -43,6 +44,9 @@ ESPERA_BASE = timedelta(seconds=30)
 ESPERA_MAX = timedelta(hours=1)
 MAX_INTENTOS = 72  # con la espera máxima de 1 h, unos tres días de reintentos
 CANAL_CAIDO_TRAS = timedelta(hours=24)
+RESUMEN_LOCK_KEY = 7261015
+VIGILANCIA_LOCK_KEY = 7261016
+PING_VENTANA = timedelta(days=1)  # corridas más viejas no se pingan (p. ej. al configurar el ping)
 
 # Qué hacer, por tipo de notificación: el mensaje dice el problema, esto el siguiente paso.
 QUE_HACER = {
@@ -52,6 +56,8 @@ QUE_HACER = {
     "y haga un backup a mano cuanto antes.",
     "VENCIMIENTO": "Retire el lote de la venta y registre su salida.",
     "STOCK_BAJO": "Haga el pedido al proveedor y registre la entrada cuando llegue.",
+    "DISCO_BACKUPS": "Libere espacio en el disco de BACKUP_PATH o baje BACKUP_RETENTION_DAYS: sin espacio, "
+    "el próximo backup fallará.",
     "MANTENIMIENTO": "Revise la corrida en GET /api/v1/jobs y error.log; el job se puede lanzar a mano.",
 }
 QUE_HACER_OTRO = "Revise las notificaciones en GET /api/v1/notificaciones."
@@ -126,7 +132,7 @@ def resolver_incidentes(session: Session) -> int:
     return total
 
 
-def _abrir_incidente(session: Session, clave: str, id_notificacion: int) -> bool:
+def _abrir_incidente(session: Session, clave: str, id_notificacion: int | None) -> bool:
     """True si esta notificación abre el incidente; False si ya estaba abierto (aunque sea por
     otra instancia en este mismo instante: el ON CONFLICT espera su fila y ve que está abierto)."""
     row = session.execute(
@@ -189,9 +195,12 @@ def planificar(session: Session, settings: Settings) -> dict[str, int]:
         elif n.semaforo != "ROJO":
             n.envio = "RESUMEN"
         else:
-            clave = clave_incidente(session, n)
-            n.clave_incidente = clave
-            if not _abrir_incidente(session, clave, n.id_notificacion):
+            # Con clave ya puesta, quien la creó (la vigilancia) abrió el incidente al crearla.
+            nueva = n.clave_incidente is not None
+            if not nueva:
+                n.clave_incidente = clave_incidente(session, n)
+                nueva = _abrir_incidente(session, n.clave_incidente, n.id_notificacion)
+            if not nueva:
                 n.envio = "DUPLICADA"
             else:
                 mensaje = _crear_mensaje(
@@ -210,13 +219,22 @@ def planificar(session: Session, settings: Settings) -> dict[str, int]:
     return dict(cuenta)
 
 
-def resumen_diario(session: Session, settings: Settings, hoy: date | None = None) -> MensajeSalida | None:
+def resumen_diario(
+    session: Session, settings: Settings, clave: str | None = None, hoy: date | None = None
+) -> MensajeSalida | None:
     """Un solo mensaje con todas las notificaciones en RESUMEN (las AMARILLAS del día, sobre todo).
 
-    Se llama tras `alertas_diarias`. Planifica antes lo pendiente, así entran las alertas recién
-    creadas. Las notificaciones se toman con SKIP LOCKED: dos instancias no las repiten."""
+    `resumen_si_toca` lo llama tras cada `alertas_diarias` (clave RESUMEN:<corrida>). Planifica antes
+    lo pendiente, así entran las alertas recién creadas. Un cerrojo de la base hace que dos
+    instancias se turnen: la segunda ve que la clave ya existe y no hace nada."""
     planificar(session, settings)
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": RESUMEN_LOCK_KEY})
     hoy = hoy or datetime.now(settings.tz).date()
+    if clave is not None and session.scalar(
+        select(MensajeSalida.id_mensaje).where(MensajeSalida.clave == clave)
+    ):
+        session.commit()
+        return None
     incluidas = session.scalars(
         select(Notificacion)
         .where(Notificacion.envio == "RESUMEN")
@@ -224,6 +242,10 @@ def resumen_diario(session: Session, settings: Settings, hoy: date | None = None
         .with_for_update(skip_locked=True)
     ).all()
     if not incluidas:
+        if clave is not None:  # la marca de "resumen hecho" para esta corrida, sin nada que enviar
+            session.add(
+                MensajeSalida(clave=clave, tipo="RESUMEN", semaforo="VERDE", asunto="(sin avisos)", cuerpo="")
+            )
         session.commit()
         return None
     grupos: dict[str, list[Notificacion]] = defaultdict(list)
@@ -242,7 +264,7 @@ def resumen_diario(session: Session, settings: Settings, hoy: date | None = None
     mensaje = _crear_mensaje(
         session,
         settings,
-        clave=f"RESUMEN:{hoy.isoformat()}:{incluidas[0].id_notificacion}",
+        clave=clave or f"RESUMEN:{hoy.isoformat()}:{incluidas[0].id_notificacion}",
         tipo="RESUMEN",
         semaforo=max((n.semaforo for n in incluidas), key=lambda s: RANGO.get(s, 0)),
         asunto=asunto,
@@ -270,6 +292,123 @@ def ping_backup(session: Session, settings: Settings, clave: str, exito: bool) -
     )
     session.commit()
     return mensaje
+
+
+def resumen_si_toca(session: Session, settings: Settings) -> MensajeSalida | None:
+    """El resumen diario sale tras cada corrida OK de `alertas_diarias` (la última del día)."""
+    corrida = session.scalar(
+        text(
+            "SELECT id_ejecucion FROM ejecuciones_job WHERE job_id = 'alertas_diarias' AND estado = 'OK' "
+            "AND fin > now() - make_interval(secs => :ventana) ORDER BY fin DESC LIMIT 1"
+        ),
+        {"ventana": PING_VENTANA.total_seconds()},
+    )
+    if corrida is None:
+        return None
+    clave = f"RESUMEN:{corrida}"
+    if session.scalar(select(MensajeSalida.id_mensaje).where(MensajeSalida.clave == clave)):
+        session.rollback()
+        return None
+    return resumen_diario(session, settings, clave)
+
+
+def pings_pendientes(session: Session, settings: Settings) -> int:
+    """Un ping por corrida programada de `backup_diario` terminada: OK → BACKUP_PING_URL, ERROR → la
+    variante de fallo. La clave PING:<corrida> hace que salga una sola vez entre todas las réplicas."""
+    if settings.BACKUP_PING_URL is None:
+        return 0
+    corridas = session.execute(
+        text(
+            "SELECT e.id_ejecucion, e.estado FROM ejecuciones_job e "
+            "WHERE e.job_id = 'backup_diario' AND NOT e.manual AND e.estado IN ('OK', 'ERROR') "
+            "AND e.fin > now() - make_interval(secs => :ventana) "
+            "AND NOT EXISTS (SELECT 1 FROM mensajes_salida m WHERE m.clave = 'PING:' || e.id_ejecucion) "
+            "ORDER BY e.id_ejecucion"
+        ),
+        {"ventana": PING_VENTANA.total_seconds()},
+    ).all()
+    creados = 0
+    for corrida in corridas:
+        creados += (
+            ping_backup(session, settings, str(corrida.id_ejecucion), corrida.estado == "OK") is not None
+        )
+    session.commit()
+    return creados
+
+
+def _aviso_vigilancia(
+    session: Session, clave: str, tipo: str, titulo: str, mensaje: str
+) -> Notificacion | None:
+    """Abre el incidente y, solo si es nuevo, crea su notificación ROJA (una por incidente)."""
+    if not _abrir_incidente(session, clave, None):
+        return None
+    n = Notificacion(tipo=tipo, titulo=titulo, mensaje=mensaje, semaforo="ROJO", clave_incidente=clave)
+    session.add(n)
+    session.flush()
+    session.execute(
+        text("UPDATE incidentes SET id_notificacion = :id WHERE clave = :clave"),
+        {"id": n.id_notificacion, "clave": clave},
+    )
+    return n
+
+
+def vigilar(session: Session, settings: Settings) -> list[str]:
+    """Los avisos ROJOS que nadie más crea: ningún backup completado en BACKUP_MAX_HORAS_SIN_BACKUP
+    y poco espacio para backups. Devuelve las claves de los incidentes abiertos ahora."""
+    import socket
+
+    from inventario.modules.salud.service import OK, check_disk
+
+    abiertos: list[str] = []
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": VIGILANCIA_LOCK_KEY})
+    if settings.BACKUP_ENABLED:
+        fila = session.execute(
+            text(
+                "SELECT (SELECT max(fecha_actualizacion) FROM historial_backup WHERE estado = 'COMPLETADO') AS ultimo, "
+                "(SELECT min(fecha_creacion) FROM usuarios) AS instalacion, now() AS ahora"
+            )
+        ).one()
+        desde = fila.ultimo or fila.instalacion
+        limite = timedelta(hours=settings.BACKUP_MAX_HORAS_SIN_BACKUP)
+        if desde is not None and fila.ahora - desde > limite:
+            horas = int((fila.ahora - desde).total_seconds() // 3600)
+            detalle = (
+                f"El último backup completado es del {fila.ultimo.astimezone(settings.tz):%d/%m/%Y %H:%M}, "
+                f"hace {horas} horas"
+                if fila.ultimo
+                else f"No se completó ningún backup desde la instalación, hace {horas} horas"
+            )
+            if _aviso_vigilancia(
+                session,
+                "SIN_BACKUP",
+                "SIN_BACKUP",
+                f"❌ Sin backups desde hace {horas} horas",
+                f"{detalle} (máximo: BACKUP_MAX_HORAS_SIN_BACKUP = {settings.BACKUP_MAX_HORAS_SIN_BACKUP} h).",
+            ):
+                abiertos.append("SIN_BACKUP")
+    # El disco es de esta máquina: su propio incidente, que solo esta máquina abre y cierra.
+    ruta = str(settings.backup_dir)
+    clave_disco = f"DISCO_BACKUPS:{socket.gethostname()}:{hashlib.sha256(ruta.encode()).hexdigest()[:10]}"[
+        :200
+    ]
+    disco = check_disk(settings.backup_dir, settings.HEALTH_DISCO_MIN_MB)
+    if disco["estado"] == OK:
+        session.execute(
+            text(
+                "UPDATE incidentes SET abierto = false, fecha_resolucion = now() WHERE clave = :c AND abierto"
+            ),
+            {"c": clave_disco},
+        )
+    elif _aviso_vigilancia(
+        session,
+        clave_disco,
+        "DISCO_BACKUPS",
+        f"❌ Disco de backups en {socket.gethostname()}",
+        f"{disco['mensaje']} ({ruta}).",
+    ):
+        abiertos.append(clave_disco)
+    session.commit()
+    return abiertos
 
 
 # ----------------------------------------------------------------------------------- entrega
@@ -329,17 +468,24 @@ def entregar_pendientes(session: Session, settings: Settings, limite: int = 200)
 @dataclass
 class ResultadoCiclo:
     resueltos: int = 0
+    vigilancia: list[str] = field(default_factory=list)
     planificadas: dict[str, int] = field(default_factory=dict)
+    resumen: bool = False
+    pings: int = 0
     intentos: int = 0
 
 
 def ciclo(runtime: Runtime) -> ResultadoCiclo:
+    settings = runtime.settings
     with runtime.session_factory() as session:
-        return ResultadoCiclo(
-            resolver_incidentes(session),
-            planificar(session, runtime.settings),
-            entregar_pendientes(session, runtime.settings),
-        )
+        r = ResultadoCiclo()
+        r.resueltos = resolver_incidentes(session)
+        r.vigilancia = vigilar(session, settings)
+        r.planificadas = planificar(session, settings)
+        r.resumen = resumen_si_toca(session, settings) is not None
+        r.pings = pings_pendientes(session, settings)
+        r.intentos = entregar_pendientes(session, settings)
+        return r
 
 
 # ----------------------------------------------------------------------------------- prueba
@@ -446,8 +592,11 @@ __all__ = [
     "entregar_uno",
     "espera",
     "ping_backup",
+    "pings_pendientes",
     "planificar",
     "probar",
     "resolver_incidentes",
     "resumen_diario",
+    "resumen_si_toca",
+    "vigilar",
 ]

@@ -151,7 +151,7 @@ def _parse(base: str) -> tuple[str, date | None] | None:
 @contextmanager
 def _exclusive(directory: Path) -> Iterator[None]:
     """Un solo mantenimiento a la vez por carpeta de logs (aunque lo pidan dos procesos)."""
-    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -183,7 +183,9 @@ def _crc_of_gzip(path: Path) -> tuple[int, int]:
 
 def _write_gzip(src: Path, tmp: Path, mtime: float) -> tuple[int, int]:
     crc, size = 0, 0
-    with open(src, "rb") as fin, open(tmp, "wb") as raw:
+    # 0600 como el log que comprime (open() usaría el umask del proceso).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(src, "rb") as fin, os.fdopen(fd, "wb") as raw:
         with gzip.GzipFile(
             filename=src.name, mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=int(mtime)
         ) as gz:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import errors as pg
-from sqlalchemy import DateTime, func, insert, literal, select, text, update
+from sqlalchemy import DateTime, func, insert, literal, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -89,9 +89,14 @@ def _check_rules(data: MovimientoCrear) -> None:
         raise Invalido(f"{quien} requiere id_lote")
 
 
-def _apply_to_lot(session: Session, id_producto: int, id_lote: int, delta: int) -> int:
-    """Suma `delta` al lote si no queda negativo ni desborda; si no, explica por qué."""
+def _apply_to_lot(session: Session, id_producto: int, id_lote: int, delta: int, tipo: str) -> int:
+    """Suma `delta` al lote si no queda negativo ni desborda; si no, explica por qué. Una SALIDA
+    no toma de un lote vencido: eso no se vende, se da de baja con un AJUSTE con motivo."""
     stmt = update(Lote).where(Lote.id_lote == id_lote, Lote.id_producto == id_producto)
+    if tipo == "SALIDA":
+        stmt = stmt.where(
+            or_(Lote.fecha_vencimiento.is_(None), Lote.fecha_vencimiento >= func.current_date())
+        )
     if delta < 0:
         stmt = stmt.where(Lote.cantidad >= -delta)
     else:
@@ -101,12 +106,24 @@ def _apply_to_lot(session: Session, id_producto: int, id_lote: int, delta: int) 
     if remaining is not None:
         return remaining
     lot = session.execute(
-        select(Lote.id_producto, Lote.codigo_lote, Lote.cantidad).where(Lote.id_lote == id_lote)
+        select(
+            Lote.id_producto,
+            Lote.codigo_lote,
+            Lote.cantidad,
+            Lote.fecha_vencimiento,
+            (Lote.fecha_vencimiento < func.current_date()).label("vencido"),
+        ).where(Lote.id_lote == id_lote)
     ).first()
     if lot is None:
         raise NoEncontrado(f"No existe el lote {id_lote}")
     if lot.id_producto != id_producto:
         raise Invalido(f"El lote {id_lote} no pertenece al producto {id_producto}")
+    if tipo == "SALIDA" and lot.vencido:
+        raise Conflicto(
+            f"El lote '{lot.codigo_lote}' venció el {lot.fecha_vencimiento:%d/%m/%Y}: una SALIDA no puede "
+            "tomar stock vencido. Para darlo de baja, registre un AJUSTE con cantidad negativa y un "
+            "motivo (p. ej. 'vencido' o 'merma')."
+        )
     if delta < 0:
         raise Conflicto(
             f"Stock insuficiente: disponible {lot.cantidad}, solicitado {-delta} (lote '{lot.codigo_lote}')"
@@ -119,7 +136,11 @@ def _take_fefo(session: Session, id_producto: int, quantity: int) -> list[tuple[
     rows = session.execute(FEFO_SQL, {"id_producto": id_producto, "cantidad": quantity}).all()
     if rows[0].id_lote is None:
         expired = session.scalar(EXPIRED_STOCK_SQL, {"id_producto": id_producto}) or 0
-        nota = f" ({expired} más en lotes vencidos, que no se toman sin indicar el lote)" if expired else ""
+        nota = (
+            f" ({expired} más en lotes vencidos, que no salen con una SALIDA: se dan de baja con un AJUSTE)"
+            if expired
+            else ""
+        )
         raise Conflicto(f"Stock insuficiente: disponible {rows[0].disponible}, solicitado {quantity}{nota}")
     return [(r.id_lote, r.tomar, r.restante) for r in rows]
 
@@ -142,7 +163,7 @@ def register_movement(session: Session, data: MovimientoCrear, id_usuario: int) 
         require_product(session, data.id_producto, active=data.tipo == "ENTRADA")
         if data.id_lote is not None:
             delta = -data.cantidad if data.tipo == "SALIDA" else data.cantidad
-            remaining = _apply_to_lot(session, data.id_producto, data.id_lote, delta)
+            remaining = _apply_to_lot(session, data.id_producto, data.id_lote, delta, data.tipo)
             taken = [(data.id_lote, delta, remaining)]
         else:
             taken = [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventario.database import Auditado, Base
@@ -39,6 +39,4 @@ class Notificacion(Auditado, Base):
     # (bajo NOTIFICACIONES_SEMAFORO_MINIMO o sin canales).
     envio: Mapped[str] = mapped_column(String(12), server_default="PENDIENTE")
     clave_incidente: Mapped[str | None] = mapped_column(String(200))
-    id_mensaje: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("mensajes_salida.id_mensaje", ondelete="SET NULL")
-    )
+    id_mensaje: Mapped[int | None] = mapped_column(BigInteger)  # mensajes_salida, sin clave foránea

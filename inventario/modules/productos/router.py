@@ -48,7 +48,8 @@ def list_products(
     q: Busqueda = None,
     activo: Annotated[bool | None, Query(description="Solo activos (true) o inactivos (false)")] = None,
     bajo_minimo: Annotated[
-        bool | None, Query(description="true: stock_total < stock_minimo; false: lo contrario")
+        bool | None,
+        Query(description="true: stock_disponible (sin vencidos) < stock_minimo; false: lo contrario"),
     ] = None,
 ) -> dict[str, Any]:
     """Productos paginados con su `stock_total`; busca por código o nombre y filtra bajo mínimo."""

@@ -141,8 +141,10 @@ class ProductoSalida(BaseModel):
     stock_minimo: int
     activo: bool
     stock_total: int
+    # Sin los lotes vencidos (no se pueden vender): es lo que compara `bajo_minimo`.
+    stock_disponible: int
     cantidad_lotes: int
-    bajo_minimo: bool
+    bajo_minimo: bool = Field(description="stock_disponible < stock_minimo (lo vencido no cuenta)")
     fecha_creacion: datetime
     fecha_actualizacion: datetime
 

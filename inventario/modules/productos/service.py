@@ -21,12 +21,16 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+_EXPIRED = and_(Lote.fecha_vencimiento.is_not(None), Lote.fecha_vencimiento < func.current_date())
+
+
 def _stock_of(products: Any) -> Any:
     """Stock de cada producto de `products` (tabla o subconsulta), agregado solo sobre sus lotes
     (LATERAL + índice de lotes.id_producto): una página cuesta lo mismo con 1 000 o 1 000 000 de lotes."""
     return (
         select(
             func.coalesce(func.sum(Lote.cantidad), 0).label("stock_total"),
+            func.coalesce(func.sum(Lote.cantidad).filter(~_EXPIRED), 0).label("stock_disponible"),
             func.count().label("cantidad_lotes"),
         )
         .where(Lote.id_producto == products.c.id_producto)
@@ -41,8 +45,10 @@ def _with_stock(products: Any = None) -> Select[Any]:
     return select(
         *products.c,
         stock.c.stock_total,
+        stock.c.stock_disponible,
         stock.c.cantidad_lotes,
-        (stock.c.stock_total < products.c.stock_minimo).label("bajo_minimo"),
+        # Lo vencido no se puede vender: no cuenta para el mínimo.
+        (stock.c.stock_disponible < products.c.stock_minimo).label("bajo_minimo"),
     ).join(stock, true())
 
 
@@ -143,7 +149,7 @@ def deactivate_product(session: Session, product_id: int) -> dict[str, Any]:
 
 def product_stock(session: Session, product_id: int) -> dict[str, Any]:
     product = get_product(session, product_id)
-    expired = and_(Lote.fecha_vencimiento.is_not(None), Lote.fecha_vencimiento < func.current_date())
+    expired = _EXPIRED
     lots = session.execute(
         select(
             Lote.id_lote,

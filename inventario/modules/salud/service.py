@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from inventario.archivos import nearest_existing
 from inventario.config import Settings
@@ -64,6 +65,29 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
     return info
 
 
+def check_notificaciones(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Canales de avisos: DEGRADADO si alguno lleva más de un día sin poder entregar."""
+    from inventario.modules.envios.canales import canales
+    from inventario.modules.envios.service import canales_caidos
+
+    configurados = canales(settings)
+    info: dict[str, Any] = {"estado": OK, "canales": len(configurados)}
+    if not configurados:
+        return info
+    try:
+        with Session(engine) as session:
+            caidos = canales_caidos(session, settings)
+    except Exception as exc:  # la base caída ya la informa base_datos
+        return {**info, "estado": DEGRADADO, "mensaje": f"No se pudo consultar ({exc.__class__.__name__})"}
+    if caidos:
+        info["estado"] = DEGRADADO
+        info["caidos"] = [{**c, "desde": c["desde"].isoformat()} for c in caidos]
+        info["mensaje"] = "Sin poder entregar avisos desde hace más de un día: " + ", ".join(
+            f"{c['destino']} ({c['sin_entregar']} sin entregar)" for c in caidos
+        )
+    return info
+
+
 def overall(*states: str) -> str:
     if ERROR in states:
         return ERROR
@@ -91,19 +115,28 @@ def check_health(
                 "mensaje": f"No se pudo consultar el planificador ({exc.__class__.__name__})",
                 "jobs": [],
             }
-    # Sin base no hay servicio: ERROR. Disco o planificador con problemas: DEGRADADO.
-    estado = overall(database["estado"], *(DEGRADADO for s in (disk, scheduler) if s["estado"] != OK))
+    notificaciones = check_notificaciones(engine, settings) if database["estado"] == OK else {"estado": OK}
+    # Sin base no hay servicio: ERROR. Disco, planificador o avisos con problemas: DEGRADADO.
+    estado = overall(
+        database["estado"], *(DEGRADADO for s in (disk, scheduler, notificaciones) if s["estado"] != OK)
+    )
     result = {
         "estado": estado,
         "base_datos": database,
         "disco_backups": disk,
         "scheduler": scheduler,
+        "notificaciones": notificaciones,
     }
     # El nivel refleja el estado: en health.log se filtran las caídas con solo buscar ERROR.
     level = {OK: logging.INFO, DEGRADADO: logging.WARNING}.get(estado, logging.ERROR)
     problems = "".join(
         f" {name}={section['mensaje']!r}"
-        for name, section in (("base_datos", database), ("disco", disk), ("scheduler", scheduler))
+        for name, section in (
+            ("base_datos", database),
+            ("disco", disk),
+            ("scheduler", scheduler),
+            ("notificaciones", notificaciones),
+        )
         if section["estado"] != OK and "mensaje" in section
     )
     health_log.log(

@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
 from inventario.pagination import MAX_BIGINT
@@ -24,7 +23,6 @@ _bearer = OAuth2PasswordBearer(
 
 def current_user(
     request: Request,
-    session: SessionDep,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Usuario:
     if not token:
@@ -42,7 +40,10 @@ def user_from_token(session: Session, secret: str, token: str) -> Usuario:
     sub = payload.get("sub")
     if not isinstance(sub, str) or not (sub.isascii() and sub.isdigit()) or not 1 <= int(sub) <= MAX_BIGINT:
         raise NoAutorizado("Token inválido o vencido")
-    user = session.get(Usuario, int(sub))
+    # Sesión propia y breve: la del endpoint (si la pide) es suya, y un endpoint largo (un backup,
+    # una descarga) no retiene una conexión ni una transacción abierta por haber autenticado.
+    with request.app.state.session_factory() as session:
+        user = session.get(Usuario, int(sub))
     if user is None or not user.activo:
         raise NoAutorizado("El usuario del token ya no está activo")
     return user

@@ -52,7 +52,7 @@ async def login_entrada(request: Request) -> LoginEntrada:
     else:
         try:
             datos = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON anidado a miles de niveles
             raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": ""}]) from None
     try:
         return LoginEntrada.model_validate(datos)

@@ -44,6 +44,13 @@ def get_user(session: Session, user_id: int) -> Usuario:
     return user
 
 
+def get_user_by_name(session: Session, nombre_usuario: str) -> Usuario:
+    user = session.scalar(select(Usuario).where(Usuario.nombre_usuario == nombre_usuario))
+    if user is None:
+        raise NoEncontrado(f"No existe el usuario '{nombre_usuario}'")
+    return user
+
+
 def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario], int]:
     total = session.scalar(select(func.count()).select_from(Usuario)) or 0
     rows = session.scalars(select(Usuario).order_by(Usuario.id_usuario).offset(offset).limit(limit))

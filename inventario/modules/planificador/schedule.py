@@ -51,15 +51,6 @@ def due_slot(now: datetime, hour: int, minute: int, tz: tzinfo, grace: timedelta
     return slot if now - slot <= grace else None
 
 
-def backup_tipo(slot: datetime, full_day: int, tz: tzinfo) -> str:
-    """COMPLETO el día `BACKUP_FULL_DAY` (0 = lunes) de la hora programada; DIFERENCIAL los demás.
-
-    Cuenta el día de la hora programada, no el de la ejecución: el backup del lunes recuperado
-    tarde sigue siendo COMPLETO, y el del domingo recuperado el lunes sigue siendo DIFERENCIAL.
-    """
-    return "COMPLETO" if slot.astimezone(tz).weekday() == full_day else "DIFERENCIAL"
-
-
 def describe(hour: int, minute: int, zone: str) -> str:
     """La programación en palabras: `todos los días 03:00 America/Mexico_City`."""
     return f"todos los días {hour:02d}:{minute:02d} {zone}"
@@ -69,4 +60,4 @@ def cron(hour: int, minute: int) -> str:
     return f"{minute} {hour} * * *"
 
 
-__all__ = ["DIAS", "backup_tipo", "cron", "describe", "due_slot", "latest_slot", "next_slot", "slot_on"]
+__all__ = ["DIAS", "cron", "describe", "due_slot", "latest_slot", "next_slot", "slot_on"]

@@ -16,8 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from inventario.modules.jobs.schemas import EjecucionSalida, JobSalida
-from inventario.modules.jobs.service import JobsService
+from inventario.modules.planificador.schemas import EjecucionSalida, JobSalida
+from inventario.modules.planificador.service import JobsService
 from inventario.modules.usuarios.dependencies import AdminUser
 from inventario.openapi import CON_TOKEN, errores
 from inventario.pagination import Listado, PaginaDep

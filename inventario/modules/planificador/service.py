@@ -26,18 +26,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import Any
 
-import psycopg
 from sqlalchemy import and_, func, or_, select, text
 
 from inventario.config import Settings
 from inventario.errors import Conflicto, DomainError, NoEncontrado
+from inventario.jobs import alertas_job, backup_job, logs_maintenance_job
 from inventario.logging_setup import redact
-from inventario.modules.jobs import schedule
-from inventario.modules.jobs.model import EjecucionJob
-from inventario.modules.jobs.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.modules.notificaciones.service import create_notification
+from inventario.modules.planificador import schedule
+from inventario.modules.planificador.model import EjecucionJob
+from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,14 @@ class JobDef:
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
     semaforo_fallo: str = "AMARILLO"
-
-
-def _lazy(module: str) -> Callable[[ContextoJob], ResultadoJob]:
-    def run(ctx: ContextoJob) -> ResultadoJob:
-        return import_module(module).run(ctx)  # type: ignore[no-any-return]
-
-    return run
+    titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
 
 
 JOBS: tuple[JobDef, ...] = (
     JobDef(
-        job_id="backup_diario",
+        job_id=backup_job.JOB_ID,
         nombre="Backup BD",
-        funcion=_lazy("inventario.jobs.backup_job"),
+        funcion=backup_job.run,
         hora_de=lambda s: (s.BACKUP_HOUR, s.BACKUP_MINUTE),
         descripcion_de=lambda s: (
             f"Backup COMPLETO los {schedule.DIAS[s.BACKUP_FULL_DAY]} (BACKUP_FULL_DAY), DIFERENCIAL los "
@@ -80,11 +74,12 @@ JOBS: tuple[JobDef, ...] = (
         ),
         tipo_notificacion="BACKUP",
         semaforo_fallo="ROJO",
+        titulo_fallo=f"❌ Error en el backup diario ({backup_job.JOB_ID})",
     ),
     JobDef(
-        job_id="logs_maintenance",
+        job_id=logs_maintenance_job.JOB_ID,
         nombre="Mantenimiento logs",
-        funcion=_lazy("inventario.jobs.logs_maintenance_job"),
+        funcion=logs_maintenance_job.run,
         hora_de=lambda s: (s.LOGS_HOUR, s.LOGS_MINUTE),
         descripcion_de=lambda s: (
             f"Comprime los logs rotados de más de {s.LOGS_COMPRESSION_DAYS} días (error 10, health 14, "
@@ -98,9 +93,9 @@ JOBS: tuple[JobDef, ...] = (
         por_maquina=True,
     ),
     JobDef(
-        job_id="alertas_diarias",
+        job_id=alertas_job.JOB_ID,
         nombre="Alertas diarias",
-        funcion=_lazy("inventario.jobs.alertas_job"),
+        funcion=alertas_job.run,
         hora_de=lambda s: (s.ALERTAS_HOUR, s.ALERTAS_MINUTE),
         descripcion_de=lambda s: (
             f"Genera alertas de lotes vencidos o que vencen en {s.ALERTAS_DIAS_VENCIMIENTO} días y de "
@@ -195,15 +190,11 @@ class JobsService:
         return schedule.describe(hour, minute, self.settings.ZONA_HORARIA)
 
     # ------------------------------------------------------------------ cerrojo
-    def _connect(self) -> psycopg.Connection:
-        conninfo, env = self.runtime.server.libpq()
-        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True, connect_timeout=10)
-
     @contextmanager
     def _lock(self, job: JobDef) -> Iterator[bool]:
         """True si esta instancia tiene el cerrojo del job; el servidor lo suelta solo si el
         proceso muere (la conexión se cierra)."""
-        conn = self._connect()
+        conn = self.runtime.server.connect(connect_timeout=10)
         try:
             row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", self.lock_key(job)).fetchone()
             yield bool(row and row[0])
@@ -285,13 +276,7 @@ class JobsService:
             log.exception("No se pudo registrar el final de la corrida %s", id_ejecucion)
 
     def _notify_failure(self, job: JobDef, id_ejecucion: int, mensaje: str) -> None:
-        from inventario.modules.notificaciones.service import create_notification
-
-        titulo = (
-            "❌ Error en el backup diario (backup_diario)"
-            if job.job_id == "backup_diario"
-            else f"❌ Error en el job {job.job_id} ({job.nombre})"
-        )
+        titulo = job.titulo_fallo or f"❌ Error en el job {job.job_id} ({job.nombre})"
         try:
             with self.runtime.session_factory() as session:
                 create_notification(

@@ -18,7 +18,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from inventario.modules.jobs.service import Corrida, JobDef, JobsService
+from inventario.modules.planificador.service import Corrida, JobDef, JobsService
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)

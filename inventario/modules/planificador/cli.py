@@ -7,44 +7,42 @@ Las corridas a mano pasan por el mismo registro y cerrojo que las programadas: q
 
 from __future__ import annotations
 
+import signal
+import threading
+from datetime import datetime
+
 import typer
 
+from inventario.cli_support import fail, runtime_context
 from inventario.errors import DomainError
+from inventario.jobs import alertas_job, logs_maintenance_job
+from inventario.modules.backup.notifications import notify
+from inventario.modules.backup.service import BackupService
+from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.service import JobsService
 
 jobs_app = typer.Typer(help="Jobs programados: listar, ejecutar y ver el historial.", no_args_is_help=True)
 logs_app = typer.Typer(help="Archivos de log.", no_args_is_help=True)
 alertas_app = typer.Typer(help="Alertas de vencimiento y stock.", no_args_is_help=True)
 
 
-def _cli():  # importación tardía: evita el ciclo con inventario.cli
-    from inventario import cli
-
-    return cli
-
-
 def _run(job_id: str, usuario: str) -> None:
-    from inventario.modules.jobs.service import JobsService
-
-    with _cli().runtime_context() as runtime:
+    with runtime_context() as runtime:
         try:
             row = JobsService(runtime).run_now(job_id, ejecutado_por=usuario)
         except DomainError as exc:
-            raise _cli().fail(exc.mensaje) from None
+            raise fail(exc.mensaje) from None
     duracion = (row.fin - row.inicio).total_seconds() if row.fin else 0.0
     text = f"Job {row.job_id} (corrida {row.id_ejecucion}): {row.estado} en {duracion:.2f} s\n{row.mensaje or ''}"
     if row.estado == "ERROR":
-        raise _cli().fail(text)
+        raise fail(text)
     typer.echo(text)
 
 
 @jobs_app.command("listar")
 def listar() -> None:
     """Cada job con su programación, próxima ejecución y última corrida."""
-    from datetime import datetime
-
-    from inventario.modules.jobs.service import JobsService
-
-    with _cli().runtime_context() as runtime:
+    with runtime_context() as runtime:
         service = JobsService(runtime)
         tz = runtime.settings.tz
         items = service.status(datetime.now(tz))
@@ -79,13 +77,11 @@ def historial(
     limite: int = typer.Option(20, "--limite", min=1, max=500, help="Cuántas corridas mostrar"),
 ) -> None:
     """Las últimas corridas de un job, la más reciente primero."""
-    from inventario.modules.jobs.service import JobsService
-
-    with _cli().runtime_context() as runtime:
+    with runtime_context() as runtime:
         try:
             rows, total = JobsService(runtime).history(job_id, 0, limite)
         except DomainError as exc:
-            raise _cli().fail(exc.mensaje) from None
+            raise fail(exc.mensaje) from None
         tz = runtime.settings.tz
     typer.echo(f"{total} corridas de {job_id}.")
     for r in rows:
@@ -101,7 +97,7 @@ def logs_mantenimiento(
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
 ) -> None:
     """Comprime los logs rotados y borra los comprimidos viejos ahora (job logs_maintenance)."""
-    _run("logs_maintenance", usuario)
+    _run(logs_maintenance_job.JOB_ID, usuario)
 
 
 @alertas_app.command("generar")
@@ -109,20 +105,13 @@ def alertas_generar(
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
 ) -> None:
     """Genera ahora las alertas de vencimiento y stock (job alertas_diarias)."""
-    _run("alertas_diarias", usuario)
+    _run(alertas_job.JOB_ID, usuario)
 
 
 def scheduler() -> None:
     """Arranca solo el planificador (sin HTTP), para despliegues que lo separan del servicio."""
-    import signal
-    import threading
-
-    from inventario.modules.backup.notifications import notify
-    from inventario.modules.backup.service import BackupService
-    from inventario.modules.jobs.scheduler import Planificador
-
     stop = threading.Event()
-    with _cli().runtime_context() as runtime:
+    with runtime_context() as runtime:
         BackupService(runtime, notifier=notify).recover()
         planificador = Planificador(runtime)
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,54 @@
+"""Errores de dominio de los backups. Sin HTTP: cada uno lleva su código y la capa de errores
+(`inventario/errors.py`) lo traduce a `{"detalle": ...}`."""
+
+from __future__ import annotations
+
+import errno
+
+from inventario.errors import Conflicto, DomainError
+
+
+class BackupEnCurso(Conflicto):
+    def __init__(self) -> None:
+        super().__init__(
+            "Backup en curso: ya hay otro backup o limpieza ejecutándose; reintente cuando termine"
+        )
+
+
+class BackupError(DomainError):
+    """El servicio no pudo completar el backup; reintentar puede funcionar."""
+
+    status = 503
+
+    def __init__(self, mensaje: str, id_backup: int | None = None) -> None:
+        super().__init__(mensaje)
+        self.id_backup = id_backup  # la fila ERROR que lo documenta, si se pudo escribir
+
+
+class DiscoLleno(BackupError):
+    """El backup falló por falta de espacio (507 Insufficient Storage)."""
+
+    status = 507
+
+
+class RestoreError(DomainError):
+    """Algo impide verificar o restaurar un archivo; el mensaje dice qué y cómo seguir."""
+
+    status = 409
+
+
+def backup_error(mensaje: str, cause: BaseException, id_backup: int | None = None) -> BackupError:
+    """`DiscoLleno` si el fallo fue por falta de espacio (en la cadena de causas o en el mensaje de
+    una herramienta externa, p. ej. pg_dump), si no `BackupError`."""
+    cls = DiscoLleno if _disk_full(cause, mensaje) else BackupError
+    return cls(mensaje, id_backup=id_backup)
+
+
+def _disk_full(exc: BaseException | None, mensaje: str) -> bool:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return "No space left" in mensaje or "Disk quota" in mensaje

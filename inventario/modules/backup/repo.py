@@ -1,0 +1,312 @@
+"""BackupRepo: el dueño del directorio de backups (`BACKUP_PATH`).
+
+Todo lo que toca ese directorio pasa por aquí: nombres del plan, rutas (nunca del cliente),
+manifiestos, encontrar un backup y su cadena, la verificación de MD5/gzip, "¿se puede usar?",
+borrar y barrer temporales. Funciona sin base de datos: el directorio se describe solo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from inventario.archivos import fsync_dir
+from inventario.errors import Conflicto, Desaparecido, NoDisponible, NoEncontrado
+from inventario.modules.backup.exceptions import RestoreError
+from inventario.modules.backup.files import TEMP_SUFFIX, AtomicGzipWriter, scan
+from inventario.modules.backup.manifest import Manifiesto
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".manifest.json"
+# El sufijo de cada tipo en el nombre del archivo (`backup_AAAAMMDD_HHMMSS_FULL.sql.gz`).
+SUFFIX = {TipoBackup.COMPLETO: "FULL", TipoBackup.DIFERENCIAL: "DIFF"}
+NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(" + "|".join(SUFFIX.values()) + r")\.sql\.gz$")
+# Una cadena más larga que esto es un ciclo entre manifiestos (o un directorio manipulado).
+MAX_CHAIN = 10_000
+
+
+def backup_name(moment: datetime, tipo: str) -> str:
+    return f"backup_{moment:%Y%m%d_%H%M%S}_{SUFFIX[TipoBackup(tipo)]}.sql.gz"
+
+
+def manifest_path(data_file: Path) -> Path:
+    return data_file.with_name(data_file.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(path: Path) -> Manifiesto:
+    return Manifiesto.model_validate_json(path.read_bytes())
+
+
+@dataclass(frozen=True)
+class Link:
+    """Un archivo de backup con su manifiesto: un eslabón de una cadena de restauración."""
+
+    path: Path
+    manifest: Manifiesto
+
+
+@dataclass
+class VerifiedFile:
+    """Un archivo de backup abierto cuyo MD5 coincide con el del catálogo; se lee desde el principio."""
+
+    fh: BinaryIO
+    size: int
+    md5: bytes
+
+    @property
+    def md5_hex(self) -> str:
+        return self.md5.hex()
+
+
+class BackupRepo:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    # ------------------------------------------------------------------ nombres y rutas
+    def ensure(self) -> None:
+        # Solo quien escribe lo crea: una consulta o una descarga no deben crear directorios.
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, nombre_archivo: str) -> Path:
+        """Ruta en disco de un backup: siempre BACKUP_PATH + un nombre con el formato del plan."""
+        if not NAME_RE.match(nombre_archivo):
+            raise NoEncontrado(f"Nombre de backup inválido: {nombre_archivo!r}")
+        return self.directory / nombre_archivo
+
+    def exists(self, nombre_archivo: str) -> bool:
+        return (self.directory / nombre_archivo).exists()
+
+    def present(self, nombre_archivo: str, size: int | None) -> bool:
+        """El archivo está en el directorio con el tamaño esperado (sin leerlo)."""
+        try:
+            path = self.path(nombre_archivo)
+            return path.is_file() and path.stat().st_size == size
+        except (OSError, NoEncontrado):
+            return False
+
+    def usable(self, row: HistorialBackup) -> bool:
+        """Un backup del catálogo cuyo archivo se puede entregar o usar como base (no recalcula el MD5)."""
+        return (
+            row.estado == EstadoBackup.COMPLETADO
+            and not row.eliminado
+            and self.present(row.nombre_archivo, row.tamanio_bytes)
+        )
+
+    # ------------------------------------------------------------------ escribir
+    def writer(self, nombre_archivo: str, level: int) -> AtomicGzipWriter:
+        return AtomicGzipWriter(self.path(nombre_archivo), level)
+
+    def write_manifest(self, manifest: Manifiesto) -> Path:
+        final = manifest_path(self.path(manifest.nombre_archivo))
+        temp = final.with_name(final.name + TEMP_SUFFIX)
+        with open(temp, "w", encoding="utf-8") as fh:
+            fh.write(manifest.model_dump_json(indent=2))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, final)
+        fsync_dir(final.parent)
+        return final
+
+    # ------------------------------------------------------------------ manifiestos
+    def manifest(self, nombre_archivo: str) -> Manifiesto | None:
+        """El manifiesto de un archivo, o None si falta o no se puede leer."""
+        try:
+            return read_manifest(manifest_path(self.path(nombre_archivo)))
+        except (OSError, ValueError, NoEncontrado):
+            return None
+
+    def manifests(self) -> Iterator[tuple[Path, Manifiesto]]:
+        """Los manifiestos legibles del directorio (los dañados se ignoran: no describen nada)."""
+        if not self.directory.exists():
+            return
+        for path in sorted(self.directory.glob(f"backup_*{MANIFEST_SUFFIX}")):
+            try:
+                yield path, read_manifest(path)
+            except (ValueError, OSError):
+                continue
+
+    def published(self) -> Iterator[Link]:
+        """Cada archivo con su manifiesto y el tamaño que este dice (lo que el catálogo debe conocer)."""
+        for _, manifest in self.manifests():
+            if self.present(manifest.nombre_archivo, manifest.tamanio_bytes):
+                yield Link(self.directory / manifest.nombre_archivo, manifest)
+
+    # ------------------------------------------------------------------ encontrar
+    def find(self, key: str) -> Link:
+        """Un backup por id (`7`) o por archivo (nombre o ruta)."""
+        if key.isdigit():
+            for candidate in sorted(self.directory.glob("backup_*.sql.gz")):
+                mpath = manifest_path(candidate)
+                if mpath.exists():
+                    try:
+                        manifest = read_manifest(mpath)
+                    except (ValueError, OSError):
+                        continue
+                    if manifest.id_backup == int(key):
+                        return Link(candidate, manifest)
+            raise RestoreError(f"No hay en {self.directory} ningún backup con id {key} (ni su manifiesto).")
+        path = Path(key)
+        if not path.is_absolute() and not path.exists():
+            path = self.directory / key
+        if not path.exists():
+            raise RestoreError(f"No existe el archivo {path}.")
+        mpath = manifest_path(path)
+        if not mpath.exists():
+            raise RestoreError(
+                f"Falta el manifiesto {mpath.name} junto a {path.name}: sin él no se puede saber qué contiene. "
+                "Para restaurar a mano: gunzip -c ARCHIVO | psql -d BASE"
+            )
+        try:
+            return Link(path, read_manifest(mpath))
+        except (ValueError, OSError) as exc:
+            raise RestoreError(f"El manifiesto {mpath.name} está dañado: {exc}") from None
+
+    def chain(self, key: str) -> list[Link]:
+        """Lo que hay que aplicar, en orden, para restaurar `key`: desde su COMPLETO hasta él.
+
+        Cada eslabón que no es un completo nombra su base en el manifiesto (`nombre_archivo_base`,
+        `id_backup_base`, `hash_md5_base`); se sigue hacia atrás hasta llegar a un completo. Hoy:
+        [completo] o [completo, diferencial].
+        """
+        links = [self.find(key)]
+        while links[0].manifest.tipo != TipoBackup.COMPLETO:
+            if len(links) > MAX_CHAIN:
+                raise RestoreError(f"La cadena de {links[-1].path.name} no termina en un completo.")
+            links.insert(0, self._base_of(links[0]))
+        return links
+
+    def _base_of(self, link: Link) -> Link:
+        base_name = link.manifest.nombre_archivo_base
+        if not base_name or not NAME_RE.match(base_name):
+            raise RestoreError(f"El manifiesto de {link.path.name} no nombra su completo base.")
+        for folder in dict.fromkeys((link.path.parent, self.directory)):
+            candidate = folder / base_name
+            if candidate.exists() and manifest_path(candidate).exists():
+                base = Link(candidate, read_manifest(manifest_path(candidate)))
+                if (
+                    base.manifest.id_backup != link.manifest.id_backup_base
+                    or base.manifest.hash_md5 != link.manifest.hash_md5_base
+                ):
+                    raise RestoreError(
+                        f"El completo {base_name} no es el que usó {link.path.name} (id o MD5 distintos)."
+                    )
+                return base
+        raise RestoreError(
+            f"Falta el backup completo base {base_name} de {link.path.name}: un diferencial solo se "
+            "aplica sobre su completo."
+        )
+
+    # ------------------------------------------------------------------ verificar
+    def verify(self, link: Link) -> None:
+        """MD5 y gzip íntegros, leyendo el archivo entero. Lanza RestoreError si algo no cuadra."""
+        if not link.path.exists():
+            raise RestoreError(f"Falta el archivo {link.path}.")
+        try:
+            with open(link.path, "rb") as fh:
+                digest, size = scan(fh, inflate=True)
+        except (zlib.error, OSError, EOFError) as exc:
+            raise RestoreError(f"{link.path.name}: el gzip está dañado ({exc}).") from None
+        md5 = digest.hex()
+        if md5 != link.manifest.hash_md5:
+            raise RestoreError(
+                f"{link.path.name}: el MD5 no coincide (esperado {link.manifest.hash_md5}, calculado {md5}). "
+                "El archivo está dañado o fue modificado; no se usará."
+            )
+        if size != link.manifest.tamanio_sin_comprimir:
+            raise RestoreError(f"{link.path.name}: el tamaño descomprimido no coincide con el manifiesto.")
+
+    def deliverable(self, row: HistorialBackup) -> Path:
+        """La ruta de un backup del catálogo que se puede entregar (sin tocar el disco); si no,
+        410 (eliminado por la retención) o 409 (en proceso, con error, sin MD5)."""
+        ident = f"El backup {row.id_backup} ({row.nombre_archivo})"
+        if row.eliminado:
+            cuando = f" el {row.fecha_eliminacion:%Y-%m-%d %H:%M}" if row.fecha_eliminacion else ""
+            raise Desaparecido(
+                f"{ident} fue eliminado{cuando} por la política de retención: su archivo ya no existe"
+            )
+        if row.estado == EstadoBackup.EN_PROCESO:
+            raise Conflicto(
+                f"{ident} aún está en proceso: espere a que termine "
+                f"(consulte GET /api/v1/backup/{row.id_backup})"
+            )
+        if row.estado != EstadoBackup.COMPLETADO:
+            raise Conflicto(
+                f"{ident} terminó con error y no tiene archivo: {row.mensaje_error or 'sin detalle'}"
+            )
+        if not row.hash_md5:
+            raise Conflicto(f"{ident} no tiene MD5 en el catálogo: no se puede verificar el archivo")
+        return self.path(row.nombre_archivo)
+
+    def open_verified(self, row: HistorialBackup) -> VerifiedFile:
+        """El archivo de `deliverable`, abierto y con su tamaño y MD5 comprobados contra el catálogo
+        (409 si no coinciden, 410 si ya no está)."""
+        path = self.deliverable(row)
+        try:
+            fh = open(path, "rb")
+        except FileNotFoundError:
+            raise Desaparecido(
+                f"El archivo {row.nombre_archivo} del backup {row.id_backup} ya no está en el directorio "
+                "de backups (se borró o movió fuera del sistema)"
+            ) from None
+        except OSError as exc:
+            raise NoDisponible(
+                f"No se pudo leer el archivo {row.nombre_archivo}: {exc.strerror or exc}"
+            ) from None
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size != row.tamanio_bytes:
+                raise Conflicto(
+                    f"El archivo está dañado: mide {size} bytes y el catálogo dice {row.tamanio_bytes} "
+                    f"(backup {row.id_backup}, {row.nombre_archivo})"
+                )
+            digest, _ = scan(fh, inflate=False)
+            if digest.hex() != row.hash_md5:
+                raise Conflicto(
+                    f"El archivo está dañado: MD5 no coincide (catálogo {row.hash_md5}, archivo "
+                    f"{digest.hex()}; backup {row.id_backup}, {row.nombre_archivo})"
+                )
+            fh.seek(0)
+        except BaseException:
+            fh.close()
+            raise
+        return VerifiedFile(fh, size, digest)
+
+    # ------------------------------------------------------------------ borrar
+    def remove(self, nombre_archivo: str) -> int:
+        """Borra el archivo y su manifiesto; devuelve los bytes liberados. Un nombre ajeno al plan no se toca."""
+        if not NAME_RE.match(nombre_archivo):
+            return 0
+        path = self.directory / nombre_archivo
+        freed = path.stat().st_size if path.exists() else 0
+        path.unlink(missing_ok=True)
+        manifest_path(path).unlink(missing_ok=True)
+        return freed
+
+    def discard(self, writer: AtomicGzipWriter, manifest_written: Path | None) -> None:
+        """Deshace un backup a medio escribir: sin temporal, y sin manifiesto si el archivo no llegó."""
+        writer.abort()
+        if manifest_written is not None and not writer.final.exists():
+            manifest_written.unlink(missing_ok=True)
+
+    def sweep_temporaries(self) -> list[str]:
+        """Restos de backups interrumpidos: `.parcial` y manifiestos sin su archivo."""
+        removed = []
+        for path in self.directory.glob(f"backup_*{TEMP_SUFFIX}"):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+        # Un manifiesto sin su archivo describe algo que no llegó a publicarse (o ya se borró).
+        for path in self.directory.glob(f"backup_*{MANIFEST_SUFFIX}"):
+            data = path.with_name(path.name.removesuffix(MANIFEST_SUFFIX))
+            if not data.exists():
+                path.unlink(missing_ok=True)
+                removed.append(path.name)
+        return removed
