@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from inventario.config import Settings
 from inventario.modules.backup.model import HistorialBackup
-from inventario.modules.jobs.model import EjecucionJob
+from inventario.modules.planificador.model import EjecucionJob
 from inventario.postgres import DatabaseServer
 from tests.conftest import ADMIN_PASSWORD, login
 

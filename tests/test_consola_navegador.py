@@ -39,9 +39,12 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -177,11 +180,20 @@ def entrar(nav: WebDriver, servidor: Servidor, usuario: str, password: str) -> N
     nav.find_element(By.ID, "nombre_usuario").clear()
     nav.find_element(By.ID, "nombre_usuario").send_keys(usuario)
     nav.find_element(By.ID, "password").send_keys(password)
-    nav.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    pulsar(nav, nav.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
+
+
+def pulsar(nav: WebDriver, elemento: WebElement) -> None:
+    """Pulsa un enlace o botón que carga otra página y espera a que esa página haya llegado."""
+    anterior = nav.find_element(By.TAG_NAME, "html")
+    elemento.click()
+    WebDriverWait(nav, 120).until(expected_conditions.staleness_of(anterior))
 
 
 def esperar(nav: WebDriver, condicion: Callable[[WebDriver], Any], segundos: float = 60) -> Any:
-    return WebDriverWait(nav, segundos, poll_frequency=0.25).until(condicion)
+    # La página del backup se recarga sola: un elemento leído justo antes de la recarga caduca.
+    ignorar = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(nav, segundos, poll_frequency=0.25, ignored_exceptions=ignorar).until(condicion)
 
 
 def capturar(nav: WebDriver, nombre: str, desplazar: bool = True) -> None:
@@ -209,8 +221,8 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     cookie = nav.get_cookie("consola_sesion")
     assert cookie is not None and cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
 
-    nav.find_element(By.LINK_TEXT, "Backups").click()
-    nav.find_element(By.ID, "ejecutar-completo").click()
+    pulsar(nav, nav.find_element(By.LINK_TEXT, "Backups"))
+    pulsar(nav, nav.find_element(By.ID, "ejecutar-completo"))
     esperar(nav, lambda d: "/consola/backups/" in d.current_url)
     # La página se recarga sola (meta refresh) hasta que el backup termina.
     esperar(nav, lambda d: d.find_element(By.ID, "estado").text in ("COMPLETADO", "ERROR"), 180)
@@ -226,7 +238,7 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     esperar(nav, lambda d: archivo.exists() and not list(descargas.glob("*.crdownload")), 60)
     assert hashlib.md5(archivo.read_bytes()).hexdigest() == catalogo["hash_md5"]
 
-    nav.find_element(By.ID, "verificar").click()
+    pulsar(nav, nav.find_element(By.ID, "verificar"))
     assert aviso(nav).startswith("Verificado:")
 
     nav.get(servidor.url + "/consola/backups")
@@ -239,7 +251,7 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     capturar(nav, "panel_grafico", desplazar=False)
     nav.get(servidor.url + "/consola/tareas")
     assert len(nav.find_elements(By.CSS_SELECTOR, "tr[id^=tarea-]")) == 3
-    nav.find_element(By.CSS_SELECTOR, "#tarea-alertas_diarias button").click()
+    pulsar(nav, nav.find_element(By.CSS_SELECTOR, "#tarea-alertas_diarias button"))
     assert aviso(nav).startswith("alertas_diarias: OK")
     assert "manual, admin" in nav.find_element(By.ID, "tarea-alertas_diarias").text
     capturar(nav, "tareas")
@@ -271,7 +283,7 @@ def test_marcar_notificacion_leida(servidor: Servidor, navegador: WebDriver) -> 
     nav.get(servidor.url + "/consola/notificaciones?leida=no")
     capturar(nav, "notificaciones")
     fila = nav.find_element(By.ID, f"notificacion-{creada['id_notificacion']}")
-    fila.find_element(By.TAG_NAME, "button").click()
+    pulsar(nav, fila.find_element(By.TAG_NAME, "button"))
     assert "«Revisar la balanza» leída" in aviso(nav)
     assert not nav.find_elements(By.ID, f"notificacion-{creada['id_notificacion']}")  # filtro: sin leer
     estado = servidor.api("GET", f"/api/v1/notificaciones/{creada['id_notificacion']}")
@@ -304,7 +316,7 @@ def test_formulario_sin_token_csrf_rechazado(servidor: Servidor, navegador: WebD
     # Quitar el token del formulario, como lo enviaría una página de otro sitio.
     nav.execute_script("document.querySelector('#leer-todas').form.querySelector('[name=csrf]').remove()")
     nav.execute_script("document.querySelector('#leer-todas').disabled = false")
-    nav.find_element(By.ID, "leer-todas").click()
+    pulsar(nav, nav.find_element(By.ID, "leer-todas"))
     assert "CSRF" in aviso(nav)
     assert nav.find_element(By.TAG_NAME, "h1").text == "Sin permiso"
     assert servidor.api("GET", "/api/v1/notificaciones?leida=false")["total"] == antes

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -116,8 +116,8 @@ NumPagina = Annotated[int, Query(ge=1, le=100000)]
 
 
 @router.get("")
-def inicio(request: Request, session: SessionDep) -> Response:
-    user = sesion.usuario_consola(request, session)
+def inicio(request: Request) -> Response:
+    user = sesion.usuario_consola(request)
     return RedirectResponse(f"{RAIZ}/{'panel' if user.rol == 'ADMIN' else 'inventario'}", status_code=303)
 
 
@@ -176,14 +176,18 @@ def panel(request: Request, session: SessionDep, _: AdminConsola) -> HTMLRespons
 # ------------------------------------------------------------------ backups
 
 
-def _fecha_filtro(valor: str, fin_del_dia: bool, request: Request) -> datetime | None:
+def _fecha_filtro(valor: str, dia_siguiente: bool, request: Request) -> datetime | None:
+    """`AAAA-MM-DD` del formulario (vacío: sin límite). El final del rango es el comienzo del día
+    siguiente, como en la API: `hasta` incluye todo ese día."""
     if not valor:
         return None
     try:
         dia = date.fromisoformat(valor)
-    except ValueError:
+        if dia_siguiente:
+            dia += timedelta(days=1)
+    except (ValueError, OverflowError):
         raise Invalido(f"La fecha {valor!r} no es válida: use AAAA-MM-DD") from None
-    return datetime.combine(dia, time.max if fin_del_dia else time.min, request.app.state.settings.tz)
+    return datetime.combine(dia, time.min, request.app.state.settings.tz)
 
 
 @router.get("/backups")
@@ -262,21 +266,20 @@ def backup(id_backup: int, request: Request, session: SessionDep, _: AdminConsol
 
 
 @router.get("/backups/{id_backup}/descargar")
-def descargar(id_backup: int, request: Request, session: SessionDep, user: AdminConsola) -> Response:
-    return puertos.descargar(request, session, id_backup, user)
+def descargar(id_backup: int, request: Request, user: AdminConsola) -> Response:
+    return puertos.descargar(request, id_backup, user)
 
 
 @router.post("/backups/{id_backup}/email", dependencies=[CsrfDep])
 def enviar_email(
     id_backup: int,
     request: Request,
-    session: SessionDep,
     user: AdminConsola,
     email_destino: Annotated[str, Form(max_length=320)] = "",
 ) -> Response:
     destino = f"{RAIZ}/backups/{id_backup}"
     try:
-        envio = puertos.enviar_email(request, session, id_backup, email_destino.strip(), user)
+        envio = puertos.enviar_email(request, id_backup, email_destino.strip(), user)
     except DomainError as exc:
         return redirigir(request, destino, exc.mensaje, "error")
     return redirigir(request, destino, f"Backup enviado a {envio['email_destino']} (MD5 {envio['hash_md5']})")

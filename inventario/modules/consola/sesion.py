@@ -21,7 +21,6 @@ import jwt
 from fastapi import Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from inventario.database import SessionDep
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.dependencies import user_from_token
 from inventario.modules.usuarios.model import Usuario
@@ -121,12 +120,12 @@ def cerrar_sesion(request: Request, response: Response) -> None:
     borrar_cookie(request, response, COOKIE_SESION)
 
 
-def usuario_consola(request: Request, session: SessionDep) -> Usuario:
+def usuario_consola(request: Request) -> Usuario:
     token = request.cookies.get(COOKIE_SESION)
     if not token:
         raise SinSesion()
     try:
-        user = user_from_token(session, _secret(request), token)
+        user = user_from_token(request, token)
     except NoAutorizado:
         raise SinSesion("Su sesión venció o ya no es válida: entre de nuevo") from None
     request.state.usuario = user

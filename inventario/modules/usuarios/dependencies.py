@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy.orm import Session
 
 from inventario.errors import NoAutorizado, Prohibido
 from inventario.modules.usuarios.model import Usuario
@@ -27,12 +26,12 @@ def current_user(
 ) -> Usuario:
     if not token:
         raise NoAutorizado("Falta el token de acceso (cabecera Authorization: Bearer ...)")
-    return user_from_token(session, request.app.state.secret_key, token)
+    return user_from_token(request, token)
 
 
-def user_from_token(session: Session, secret: str, token: str) -> Usuario:
+def user_from_token(request: Request, token: str) -> Usuario:
     """El usuario activo de un token (API: cabecera Bearer; consola: cookie de sesión)."""
-    payload = decode_token(secret, token)
+    payload = decode_token(request.app.state.secret_key, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")
     # Un `sub` que no es un id posible (texto, negativo, más allá de bigint) es un token inválido,
