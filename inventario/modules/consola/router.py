@@ -236,11 +236,10 @@ def backups(
 
 @router.post("/backups/ejecutar", dependencies=[CsrfDep])
 def ejecutar_backup(
-    request: Request, session: SessionDep, user: AdminConsola, tipo: Annotated[str, Form(max_length=20)] = ""
+    request: Request, user: AdminConsola, tipo: Annotated[str, Form(max_length=20)] = ""
 ) -> Response:
     if tipo not in vistas.TIPOS_MANUALES:
         raise Invalido(f"Tipo de backup no permitido: {tipo or '(vacío)'}")
-    session.close()  # sin transacción abierta mientras empieza el backup
     try:
         id_backup = puertos.iniciar_backup(request, tipo, user)
     except DomainError as exc:
@@ -306,8 +305,7 @@ def tareas(request: Request, _: AdminConsola) -> HTMLResponse:
 
 
 @router.post("/tareas/{job_id}/ejecutar", dependencies=[CsrfDep])
-def ejecutar_tarea(job_id: str, request: Request, session: SessionDep, user: AdminConsola) -> Response:
-    session.close()
+def ejecutar_tarea(job_id: str, request: Request, user: AdminConsola) -> Response:
     try:
         corrida = puertos.ejecutar_job(request, job_id[:50], user)
     except DomainError as exc:
