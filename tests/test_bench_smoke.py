@@ -51,7 +51,7 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     maintenance = next(r for r in data["resultados"] if r["numero"] == 6)
     assert maintenance["datos"]["logs"]["comprimidos"] > 0 and maintenance["datos"]["alertas"]["alertas"] > 0
     consola = next(r for r in data["resultados"] if r["numero"] == 7)
-    assert set(consola["datos"]["ms"]) == {
+    assert set(consola["datos"]["servidor_ms"]) == {
         "panel",
         "backups",
         "tareas",

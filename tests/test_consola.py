@@ -421,3 +421,10 @@ def test_formularios_con_cualquier_texto_nunca_500(client: TestClient, texto: st
             r = client.get("/consola/backups", params={"desde": texto[:10], "estado": texto[:5]})
     assert r.status_code in (200, 401, 403, 404, 409, 413, 414, 422), (ruta, texto, r.status_code)
     assert r.status_code < 500 and "Traceback" not in r.text
+
+
+def test_server_timing_solo_en_la_consola(client: TestClient) -> None:
+    entrar(client)
+    r = client.get("/consola/panel")
+    assert re.fullmatch(r"app;dur=\d+\.\d", r.headers["server-timing"])
+    assert "server-timing" not in client.get("/health").headers

@@ -13,6 +13,7 @@ import math
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import time_ns
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -23,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventario.database import SessionDep
 from inventario.errors import DomainError, Invalido, traducir
@@ -490,9 +492,35 @@ def _error_de_base(exc: DBAPIError) -> tuple[int, str]:
     return 500, "Error interno de base de datos; quedó registrado en error.log"
 
 
+class TiempoServidor:
+    """`Server-Timing: app;dur=MS` en cada respuesta de la consola: el tiempo que la página pasó
+    en el servidor (lo que mide bench/, sin la red ni el cliente)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(RAIZ):
+            await self.app(scope, receive, send)
+            return
+        inicio = time_ns()
+
+        async def enviar(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time_ns() - inicio) / 1e6
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={ms:.1f}".encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, enviar)
+
+
 def instalar(app: FastAPI) -> None:
     """Monta la consola: rutas, estáticos y errores como páginas HTML (solo bajo /consola; la
     API sigue respondiendo JSON con los manejadores de `errors.install_handlers`)."""
+    app.add_middleware(TiempoServidor)
     app.include_router(router)
     app.mount(f"{RAIZ}/estaticos", StaticFiles(directory=str(_AQUI / "estaticos")), name="consola_estaticos")
 
