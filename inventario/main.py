@@ -19,6 +19,7 @@ from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
+from inventario.modules.consola import router as consola
 from inventario.modules.envios import router as envios
 from inventario.modules.envios.service import Despachador
 from inventario.modules.lotes import router as lotes
@@ -161,6 +162,7 @@ def create_app(
     app.add_middleware(RequestLimits)
     install_handlers(app)
     include_routers(app)
+    consola.instalar(app)
     completar(app)
 
     @app.get("/", include_in_schema=False)

@@ -51,12 +51,14 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
         "total_bytes": usage.total,
         "libre_porcentaje": round(usage.free * 100 / usage.total, 2) if usage.total else 0.0,
         "minimo_mb": min_free_mb,
+        "utilizable": True,
     }
     if info["estado"] != OK:
         info["mensaje"] = f"Quedan {free_mb:.0f} MB libres para backups (mínimo {min_free_mb} MB)"
     # El directorio (o el primer ancestro existente, donde se creará) debe poder recibir archivos.
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         info["estado"] = DEGRADADO
+        info["utilizable"] = False
         info["mensaje"] = (
             f"El directorio de backups no es utilizable: {probe} no es un directorio con permiso de escritura"
         )
