@@ -24,7 +24,7 @@ ESCALAS = {
 }
 # Medida 6: lotes para alertas_diarias y archivos para logs_maintenance (el objetivo: 100 000 y 10 000).
 MANTENIMIENTO = {"normal": (100_000, 10_000), "rapida": (100_000, 10_000), "minima": (2_000, 400)}
-# Medidas 7-9: incrementales de un día y los de la cadena que se restaura.
+# Medidas 9-11: incrementales de un día y los de la cadena que se restaura.
 INCREMENTALES = {"normal": (96, 24), "rapida": (96, 24), "minima": (4, 3)}
 
 
@@ -41,16 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6,7",
-        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 7 = 7, 8 y 9)",
+        default="1,2,3,4,5,6,7,8,9",
+        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9 = 9, 10 y 11)",
     )
     args = parser.parse_args(argv)
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
-        parser.error("--medidas: números del 1 al 7 separados por comas")
-    if not wanted or not wanted <= set(range(1, 8)):
-        parser.error("--medidas: números del 1 al 7 separados por comas")
+        parser.error("--medidas: números del 1 al 9 separados por comas")
+    if not wanted or not wanted <= set(range(1, 10)):
+        parser.error("--medidas: números del 1 al 9 separados por comas")
     if 3 in wanted:
         wanted.add(2)
     if 2 in wanted:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if 3 in wanted:
             results.append(medidas.m3_restauracion(ent, args.repeticiones, base, diff, fresh))
             print(f"3 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        if wanted & {4, 5}:
+        if wanted & {4, 5, 8}:
             servicio = Servicio(ent)
             try:
                 if 4 in wanted:
@@ -94,14 +94,22 @@ def main(argv: list[str] | None = None) -> int:
                 if 5 in wanted:
                     results.append(medidas.m5_memoria(servicio))
                     print(f"5 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+                if 8 in wanted:
+                    results.append(medidas.m8_consola(servicio))
+                    print(f"8 listo ({time.perf_counter() - started:.0f} s)", flush=True)
             finally:
                 servicio.stop()
         if 6 in wanted:
             results.append(medidas.m6_mantenimiento(ent, *MANTENIMIENTO[args.escala]))
             print(f"6 listo ({time.perf_counter() - started:.0f} s)", flush=True)
         if 7 in wanted:
-            results.extend(medidas.m7_incrementales(ent, *INCREMENTALES[args.escala]))
-            print(f"7-9 listos ({time.perf_counter() - started:.0f} s)", flush=True)
+            from bench.remoto import m7_fuera_del_sitio
+
+            results.append(m7_fuera_del_sitio(ent, args.repeticiones))
+            print(f"7 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 9 in wanted:
+            results.extend(medidas.m9_incrementales(ent, *INCREMENTALES[args.escala]))
+            print(f"9-11 listos ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started

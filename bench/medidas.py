@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench.entorno import Entorno, Servicio
+from bench.carga import percentile
+from bench.entorno import ADMIN_PASSWORD, Entorno, Servicio
 from bench.memoria import Muestreo
 from inventario import migrations
 from inventario.database import make_engine
@@ -480,6 +481,67 @@ def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> 
     )
 
 
+CONSOLA_PAGINAS = ("panel", "backups", "tareas", "notificaciones", "inventario", "usuarios")
+
+
+def _entrar_consola(client: httpx.Client) -> None:
+    """Inicia sesión en la consola como un navegador: token CSRF del formulario y cookie."""
+    import re
+
+    page = client.get("/consola/entrar")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None, "el formulario de entrada no trae token CSRF"
+    response = client.post(
+        "/consola/entrar",
+        data={"csrf": match.group(1), "nombre_usuario": "admin", "password": ADMIN_PASSWORD},
+    )
+    response.raise_for_status()
+    assert "consola_sesion" in client.cookies, "la consola no abrió la sesión"
+
+
+def m8_consola(servicio: Servicio, veces: int = 20) -> Resultado:
+    """Tiempo de cada página de la consola: en el servidor (cabecera `Server-Timing`, lo que fija el
+    objetivo) y de reloj en el cliente, mediana y p95 de `veces` peticiones seguidas en loopback;
+    al lado, `GET /health` (lo mínimo que cuesta una petición que consulta la base)."""
+
+    def p95(values: list[float]) -> float:
+        return percentile(values, 0.95) or 0.0
+
+    reloj: dict[str, list[float]] = {}
+    servidor: dict[str, list[float]] = {}
+    with httpx.Client(base_url=servicio.url, timeout=30, follow_redirects=True) as client:
+        _entrar_consola(client)
+        for ruta in ("/health", *(f"/consola/{p}" for p in CONSOLA_PAGINAS)):
+            client.get(ruta).raise_for_status()  # calentar (plantillas, planes de consulta)
+            for _ in range(veces):
+                started = time.perf_counter()
+                response = client.get(ruta)
+                reloj.setdefault(ruta, []).append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, f"{ruta}: {response.status_code}"
+                timing = response.headers.get("server-timing", "")
+                if timing.startswith("app;dur="):
+                    servidor.setdefault(ruta, []).append(float(timing.split("=", 1)[1]))
+
+    paginas = {p: servidor[f"/consola/{p}"] for p in CONSOLA_PAGINAS}
+    peor = max(paginas, key=lambda p: median(paginas[p]))
+    peor_ms = median(paginas[peor])
+    return Resultado(
+        8,
+        "Páginas de la consola web, tiempo en el servidor (mediana / p95, ms)",
+        ", ".join(f"{p} {median(v):.0f} / {p95(v):.0f}" for p, v in paginas.items()),
+        f"GET /health (reloj del cliente) {median(reloj['/health']):.0f} / {p95(reloj['/health']):.0f} ms",
+        peor_ms / 100.0,
+        "mediana ≤ 100 ms por página",
+        peor_ms <= 100.0,
+        {
+            "servidor_ms": {p: {"mediana": median(v), "p95": p95(v)} for p, v in paginas.items()},
+            "reloj_ms": {r: {"mediana": median(v), "p95": p95(v)} for r, v in reloj.items()},
+            "peor": peor,
+            "veces": veces,
+        },
+    )
+
+
 # ------------------------------------------------------------------ incrementales (issue 13)
 
 
@@ -504,14 +566,14 @@ def _ventas(ent: Entorno, n: int) -> None:
         )
 
 
-def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
-    """7: un incremental tras cambiar el 0,1 % contra un completo; 8: un día de `dia` incrementales
-    contra un diferencial de los mismos cambios; 9: restaurar completo + diferencial + `cadena`
+def m9_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
+    """9: un incremental tras cambiar el 0,1 % contra un completo; 10: un día de `dia` incrementales
+    contra un diferencial de los mismos cambios; 11: restaurar completo + diferencial + `cadena`
     incrementales contra un completo fresco del mismo estado."""
     service = BackupService(ent.runtime)
     directory = ent.settings.backup_dir
     results = []
-    # 7. Un completo nuevo (base del día), el 0,1 % y el incremental.
+    # 9. Un completo nuevo (base del día), el 0,1 % y el incremental.
     next_second()
     full_seconds, full = timed(lambda: service.run("COMPLETO", "BENCH"))
     changes = change_one_percent(ent, 0.001)
@@ -522,7 +584,7 @@ def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
     size_ratio = incr.tamanio_bytes / full.tamanio_bytes
     results.append(
         Resultado(
-            7,
+            9,
             f"INCREMENTAL tras cambiar el 0,1% ({changes['altas']} altas, {changes['modificaciones']} modif., {changes['bajas']} bajas)",
             f"{incr_seconds:.3f} s, {incr.tamanio_legible}",
             f"COMPLETO de la misma base: {full_seconds:.2f} s, {full.tamanio_legible}",
@@ -537,7 +599,7 @@ def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
             },
         )
     )
-    # 8. Un día: `dia` incrementales con ventas entre ellos, y un diferencial de todo el día.
+    # 10. Un día: `dia` incrementales con ventas entre ellos, y un diferencial de todo el día.
     per_slot = max(1, changes["filas_totales"] // 20_000)  # ~50 ventas por cuarto de hora a escala normal
     incr_bytes, incr_cpu, incr_wall = 0, 0.0, 0.0
     for _ in range(dia):
@@ -555,7 +617,7 @@ def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
     ratio = incr_bytes / (diff.tamanio_bytes or 1)
     results.append(
         Resultado(
-            8,
+            10,
             f"Un día: {dia} INCREMENTALES ({per_slot} ventas cada uno) contra un DIFERENCIAL",
             f"{incr_bytes / 1048576:.2f} MB, {incr_wall:.1f} s, CPU del proceso {incr_cpu:.1f} s",
             f"DIFERENCIAL: {(diff.tamanio_bytes or 0) / 1048576:.2f} MB, {diff_seconds:.2f} s, CPU {diff_cpu:.2f} s",
@@ -573,7 +635,7 @@ def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
             },
         )
     )
-    # 9. `cadena` incrementales más tras el diferencial; restaurar la cadena contra un completo fresco.
+    # 11. `cadena` incrementales más tras el diferencial; restaurar la cadena contra un completo fresco.
     links = [full, diff]
     for _ in range(cadena):
         _ventas(ent, per_slot)
@@ -602,7 +664,7 @@ def m7_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
     ratio = median(ours) / median(ref)
     results.append(
         Resultado(
-            9,
+            11,
             f"Restaurar COMPLETO + DIFERENCIAL + {cadena} INCREMENTALES con psql",
             f"{median(ours):.2f} s ({len(files)} archivos)",
             f"completo fresco del mismo estado: {median(ref):.2f} s",

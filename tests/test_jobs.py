@@ -18,7 +18,7 @@ from sqlalchemy import text
 from inventario.config import Settings
 from inventario.modules.backup.service import BACKUP_LOCK_KEY
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
-from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.scheduler import Scheduler
 from inventario.modules.planificador.service import JOBS, JobDef, JobEnCurso, JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
@@ -140,8 +140,8 @@ def test_dos_planificadores_a_la_vez_una_sola_corrida(runtime: Runtime, second_r
     """Dos instancias (motores y conexiones distintos) disparan la misma hora a la vez."""
     fn = Contador(pausa=0.3)
     job = [with_fn("alertas_diarias", fn)]
-    a = Planificador(runtime, jobs=job, instancia="host-a:1")
-    b = Planificador(second_runtime, jobs=job, instancia="host-b:2")
+    a = Scheduler(runtime, jobs=job, instancia="host-a:1")
+    b = Scheduler(second_runtime, jobs=job, instancia="host-b:2")
     for day in range(4):
         moment = at(MIERCOLES + timedelta(days=day), 6, 0, 1)
         a.clock = b.clock = lambda moment=moment: moment
@@ -149,7 +149,7 @@ def test_dos_planificadores_a_la_vez_una_sola_corrida(runtime: Runtime, second_r
         results: dict[str, object] = {}
 
         def fire(
-            p: Planificador, barrier: threading.Barrier = barrier, results: dict[str, object] = results
+            p: Scheduler, barrier: threading.Barrier = barrier, results: dict[str, object] = results
         ) -> None:
             barrier.wait()
             results[p.service.instancia] = p.service.run_due("alertas_diarias", p.clock())
@@ -226,7 +226,7 @@ def test_fallos_quedan_registrados_y_notificados(runtime: Runtime) -> None:
         rows["backup_diario"].id_ejecucion,
     )
     other = next(n for n in notes if n.tipo == "MANTENIMIENTO")
-    assert other.semaforo == "AMARILLO" and "alertas_diarias" in other.titulo
+    assert other.semaforo == "ROJO" and "alertas_diarias" in other.titulo
     # Un fallo no se reintenta solo en la misma hora programada; la próxima sí corre.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 7)).resultado == "YA_EJECUTADA"
     # Los secretos de un mensaje de error no llegan al registro.
@@ -385,7 +385,7 @@ def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(
     """Una corrida manual que empezó justo antes de la hora no se come la corrida programada."""
     fn = Contador()
     clock_now = at(MIERCOLES, 6, 0, 1)
-    p = Planificador(runtime, jobs=[with_fn("alertas_diarias", fn)], clock=lambda: clock_now)
+    p = Scheduler(runtime, jobs=[with_fn("alertas_diarias", fn)], clock=lambda: clock_now)
     p.start(catch_up=False)
     try:
         holder = hold_lock(fresh_db, p.service.lock_key(p.service.job("alertas_diarias")))
@@ -405,7 +405,7 @@ def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(
 def test_planificador_apscheduler_arranca_recupera_y_se_detiene(runtime: Runtime, tmp_path: Path) -> None:
     fns = {j: Contador() for j in JOB}
     clock_now = at(MIERCOLES, 4, 30)
-    p = Planificador(runtime, jobs=[with_fn(j, f) for j, f in fns.items()], clock=lambda: clock_now)
+    p = Scheduler(runtime, jobs=[with_fn(j, f) for j, f in fns.items()], clock=lambda: clock_now)
     p.start()
     try:
         assert p.wait_startup(30)

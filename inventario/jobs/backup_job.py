@@ -9,6 +9,7 @@ from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
 from inventario.modules.backup.model import HistorialBackup, TipoBackup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService, backup_tipo
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "backup_diario"
@@ -21,7 +22,9 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     settings = ctx.runtime.settings
     # BACKUP_ENABLED apaga los backups programados; pedir el job a mano es una orden explícita.
     if not settings.BACKUP_ENABLED and not ctx.manual:
-        return ResultadoJob("OMITIDO", "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup")
+        return ResultadoJob(
+            EstadoEjecucion.OMITIDO, "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup"
+        )
     tipo = backup_tipo(ctx.programada_para, settings.BACKUP_FULL_DAY, settings.tz)
     service = BackupService(ctx.runtime, notifier=notify)
     # `ejecutado_por` del plan: SCHEDULER (también la recuperación al arrancar), MANUAL o el usuario.
@@ -48,7 +51,9 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
         f"{human_size(limpieza.bytes_liberados)} liberados"
     )
-    return ResultadoJob("OK", mensaje)
+    if settings.BACKUP_REMOTO:
+        mensaje += ". " + _fuera_del_sitio(ctx)
+    return ResultadoJob(EstadoEjecucion.OK, mensaje)
 
 
 def _run_after_incremental(service: BackupService, tipo: TipoBackup, ejecutado_por: str) -> HistorialBackup:
@@ -61,3 +66,27 @@ def _run_after_incremental(service: BackupService, tipo: TipoBackup, ejecutado_p
             if service.running_type() != TipoBackup.INCREMENTAL or time.monotonic() > deadline:
                 raise
             time.sleep(INCREMENTAL_POLL_S)
+
+
+def _fuera_del_sitio(ctx: ContextoJob) -> str:
+    """La copia del backup recién hecho (ya en marcha), lo que quedó pendiente de corridas anteriores
+    y la retención remota. Un fallo aquí no hace fallar el job: el backup local está bien, y cada
+    copia fallida ya quedó en ERROR con su aviso ROJO."""
+    from inventario.modules.remoto.service import RemotoService, wait_background
+
+    remoto = RemotoService(ctx.runtime)
+    wait_background()  # la copia en segundo plano del backup recién hecho
+    try:
+        copiados, fallidos = remoto.copy_pending()
+        partes = [f"Fuera del sitio: {len(copiados)} pendientes copiados"]
+        if fallidos:
+            partes.append(f"{len(fallidos)} con error ({', '.join(map(str, fallidos))})")
+        retencion = remoto.cleanup()
+        partes.append(
+            f"retención remota ({ctx.runtime.settings.remoto_retention_days} días): "
+            f"{len(retencion.eliminados)} copias eliminadas"
+        )
+        return ", ".join(partes)
+    except Exception as exc:
+        detalle = getattr(exc, "mensaje", None) or f"{exc.__class__.__name__}: {exc}"
+        return f"Fuera del sitio: {detalle}"

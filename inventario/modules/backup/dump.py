@@ -47,6 +47,9 @@ from inventario.modules.backup.pg_esquema import (
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.
 PROLOGUE = b"\\set ON_ERROR_STOP on\nBEGIN;\n"
+# Antes del prólogo: `psql < archivo` en silencio (sin etiquetas de órdenes ni resultados de
+# setval); los errores siguen saliendo por stderr. Los archivos anteriores no lo traen.
+QUIET = b"\\set QUIET on\n\\o /dev/null\n"
 EPILOGUE = b"COMMIT;\n"
 
 
@@ -109,13 +112,11 @@ def pump(source: BinaryIO, writer: AtomicGzipWriter, niceness: int = 0) -> None:
 
 
 def _count_rows(
-    conninfo: str, password: str | None, snapshot: str, names: list[str], out: dict, niceness: int
+    connect: Callable[..., psycopg.Connection], snapshot: str, names: list[str], out: dict, niceness: int
 ) -> None:
     """Filas por tabla en la misma instantánea que pg_dump, en paralelo a él."""
     try:
-        with psycopg.connect(
-            conninfo, password=password, autocommit=True, application_name=prioridad.APP_NAME
-        ) as conn:
+        with connect(application_name=prioridad.APP_NAME) as conn:
             prioridad.lower_backends(conn, niceness)  # el suyo y el de pg_dump
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
@@ -137,6 +138,7 @@ def write_full(
     pg_dump: str,
     conninfo: str,
     env: dict[str, str],
+    connect: Callable[..., psycopg.Connection],
     snapshot: str,
     table_names: list[str],
     comment: str,
@@ -147,11 +149,11 @@ def write_full(
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
-        args=(conninfo, env.get("PGPASSWORD"), snapshot, table_names, counts, niceness),
+        args=(connect, snapshot, table_names, counts, niceness),
         daemon=True,
     )
     counter.start()
-    writer.write(PROLOGUE)
+    writer.write(QUIET + PROLOGUE)
     writer.write(comment.encode() + b"\n")
     command = [
         pg_dump,
@@ -445,7 +447,7 @@ def _write_changes_body(
     marker: bytes,
 ) -> DumpResult:
     w = writer.write
-    w(PROLOGUE)
+    w(QUIET + PROLOGUE)
     w(comment.encode() + b"\n")
     w(f"SET LOCAL {RESTORE_GUC} = 'on';\nSET CONSTRAINTS ALL DEFERRED;\n".encode())
     w(check)

@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from inventario.modules.planificador.service import Corrida, JobDef, JobsService
+from inventario.modules.planificador.service import JobDef, JobRun, JobsService
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class _SlotTrigger(BaseTrigger):
         return self.service.next_slot(self.job, max(reference, now - timedelta(microseconds=1)))
 
 
-class Planificador:
+class Scheduler:
     def __init__(
         self,
         runtime: Runtime,
@@ -126,7 +126,7 @@ class Planificador:
             return
         self._retry_if_busy(corrida)
 
-    def _retry_if_busy(self, corrida: Corrida) -> None:
+    def _retry_if_busy(self, corrida: JobRun) -> None:
         """Cerrojo ocupado (otra instancia ejecuta esta misma hora, o alguien lo pidió a mano justo
         antes): se vuelve a mirar en un rato. Si era la misma hora, el reintento la encuentra hecha;
         si no, la ejecuta, mientras siga dentro de la gracia."""
@@ -169,4 +169,4 @@ def health_without_scheduler(runtime: Runtime) -> Callable[[], dict[str, Any]]:
     return info
 
 
-__all__ = ["Planificador", "health_without_scheduler"]
+__all__ = ["Scheduler", "health_without_scheduler"]

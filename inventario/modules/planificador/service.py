@@ -36,8 +36,9 @@ from inventario.jobs import alertas_job, backup_incremental_job, backup_job, log
 from inventario.logging_setup import redact
 from inventario.modules.notificaciones.service import create_notification
 from inventario.modules.planificador import schedule
-from inventario.modules.planificador.model import EjecucionJob
+from inventario.modules.planificador.model import EjecucionJob, EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.pagination import Pagina, page
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class JobDef:
     # Jobs que cuidan algo de cada máquina (sus logs): una corrida por máquina y carpeta.
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
-    semaforo_fallo: str = "AMARILLO"
+    semaforo_fallo: str = "ROJO"  # un job que falla sale por los canales de avisos al momento
     titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
     # Jobs cada N minutos (`backup_incremental`) en vez de una vez al día; 0 = apagado (el job no
     # se registra). Sus horas programadas salen de `schedule.interval_*`; `hora_de` no se usa.
@@ -136,7 +137,7 @@ class JobEnCurso(Conflicto):
 
 
 @dataclass(frozen=True)
-class Corrida:
+class JobRun:
     """Lo que hizo `run_due`/`run_now` con una hora programada."""
 
     job_id: str
@@ -333,11 +334,11 @@ class JobsService:
         except Exception:
             log.exception("No se pudo notificar el fallo de la corrida %s", id_ejecucion)
 
-    def _execute(self, job: JobDef, slot: datetime, *, manual: bool, ejecutado_por: str) -> Corrida:
+    def _execute(self, job: JobDef, slot: datetime, *, manual: bool, ejecutado_por: str) -> JobRun:
         """Con el cerrojo tomado: reclama la corrida y, si es suya, la ejecuta y registra."""
         id_ejecucion = self._claim(job, slot, manual, ejecutado_por)
         if id_ejecucion is None:
-            return Corrida(job.job_id, slot, "YA_EJECUTADA")
+            return JobRun(job.job_id, slot, "YA_EJECUTADA")
         log.info(
             "Job %s: corrida %s iniciada (programada para %s, %s, instancia %s)",
             job.job_id,
@@ -351,17 +352,17 @@ class JobsService:
             result = job.funcion(ContextoJob(self.runtime, slot, manual, ejecutado_por))
             estado, mensaje = result.estado, result.mensaje
         except JobFallido as exc:
-            estado, mensaje, notify = "ERROR", exc.mensaje, not exc.notificado
+            estado, mensaje, notify = EstadoEjecucion.ERROR, exc.mensaje, not exc.notificado
         except Exception as exc:
             log.exception("Job %s: corrida %s falló", job.job_id, id_ejecucion)
-            estado, mensaje, notify = "ERROR", _texto(exc), True
+            estado, mensaje, notify = EstadoEjecucion.ERROR, _texto(exc), True
         mensaje = _limpio(mensaje)
         self._finish(id_ejecucion, estado, mensaje)
-        level = logging.ERROR if estado == "ERROR" else logging.INFO
+        level = logging.ERROR if estado == EstadoEjecucion.ERROR else logging.INFO
         log.log(level, "Job %s: corrida %s terminó %s: %s", job.job_id, id_ejecucion, estado, mensaje)
         if notify:
             self._notify_failure(job, id_ejecucion, mensaje)
-        return Corrida(job.job_id, slot, "EJECUTADA", id_ejecucion, estado, mensaje)
+        return JobRun(job.job_id, slot, "EJECUTADA", id_ejecucion, estado, mensaje)
 
     def _already_claimed(self, job: JobDef, slot: datetime) -> bool:
         with self.runtime.engine.connect() as conn:
@@ -375,23 +376,23 @@ class JobsService:
                 ).scalar()
             )
 
-    def run_due(self, job_id: str, now: datetime, *, origen: str = "SCHEDULER") -> Corrida:
+    def run_due(self, job_id: str, now: datetime, *, origen: str = "SCHEDULER") -> JobRun:
         """Ejecuta la hora programada que corresponde a `now`, si nadie lo hizo ya. Lo llama
         APScheduler a la hora (y `catch_up` al arrancar); llamarlo de más no hace daño."""
         job = self.job(job_id)
         slot = self.due_slot(job, now)
         if slot is None:
-            return Corrida(job_id, self.latest_slot(job, now), "FUERA_DE_GRACIA")
+            return JobRun(job_id, self.latest_slot(job, now), "FUERA_DE_GRACIA")
         if self._already_claimed(job, slot):  # lo habitual en la segunda instancia: ni pide el cerrojo
-            return Corrida(job_id, slot, "YA_EJECUTADA")
+            return JobRun(job_id, slot, "YA_EJECUTADA")
         with self._lock(job) as acquired:
             if not acquired:
                 log.info("Job %s: otra instancia lo está ejecutando; esta no hace nada", job_id)
-                return Corrida(job_id, slot, "EN_OTRA_INSTANCIA")
+                return JobRun(job_id, slot, "EN_OTRA_INSTANCIA")
             self._recover_locked(job)
             return self._execute(job, slot, manual=False, ejecutado_por=origen)
 
-    def catch_up(self, now: datetime) -> list[Corrida]:
+    def catch_up(self, now: datetime) -> list[JobRun]:
         """Al arrancar: la última corrida de cada job que no se hizo, si está dentro de la gracia."""
         corridas = []
         for job in self.jobs:
@@ -431,21 +432,16 @@ class JobsService:
             raise NoEncontrado(f"No existe la ejecución {id_ejecucion}")
         return row
 
-    def history(self, job_id: str, offset: int, limit: int) -> tuple[list[EjecucionJob], int]:
+    def history(self, job_id: str, pagina: Pagina) -> dict[str, Any]:
+        """Las corridas de un job, la más reciente primero (el cuerpo de `Listado`)."""
         job = self.job(job_id)
-        where = (EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+        stmt = (
+            select(EjecucionJob)
+            .where(EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+            .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
+        )
         with self.runtime.session_factory() as session:
-            total = session.scalar(select(func.count()).select_from(EjecucionJob).where(*where)) or 0
-            rows = list(
-                session.scalars(
-                    select(EjecucionJob)
-                    .where(*where)
-                    .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-        return rows, total
+            return page(session, stmt, pagina)
 
     def _last_and_coverage(
         self, job: JobDef, slot: datetime
@@ -484,18 +480,18 @@ class JobsService:
             last, covered, first = self._last_and_coverage(job, slot)
             running = False
             interrupted = False
-            if last is not None and last.estado == "EN_CURSO":
+            if last is not None and last.estado == EstadoEjecucion.EN_CURSO:
                 if self.lock_held(job):
                     running = True
                 else:
                     # Sin cerrojo: o terminó recién (releer) o el proceso murió.
                     with self.runtime.session_factory() as session:
                         last = session.get(EjecucionJob, last.id_ejecucion) or last
-                    interrupted = last.estado == "EN_CURSO"
+                    interrupted = last.estado == EstadoEjecucion.EN_CURSO
             problema = None
             if interrupted:
                 problema = f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]
-            elif last is not None and last.estado == "ERROR":
+            elif last is not None and last.estado == EstadoEjecucion.ERROR:
                 problema = f"la última corrida falló: {last.mensaje}"
             else:
                 baselines = [b for b in (desde, first) if b is not None]
@@ -581,4 +577,4 @@ def _last_summary(row: EjecucionJob | None, interrupted: bool) -> dict[str, Any]
     }
 
 
-__all__ = ["JOBS", "Corrida", "JobDef", "JobEnCurso", "JobsService", "instancia_actual"]
+__all__ = ["JOBS", "JobDef", "JobEnCurso", "JobRun", "JobsService", "instancia_actual"]
