@@ -321,3 +321,28 @@ def test_copia_automatica_tras_cada_backup_y_reintento_en_el_job(
         }
     assert set(states.values()) == {"COPIADO"} and len(states) == 3
     assert len(transfer.descriptors(RemotoService(rt).rclone())[0]) == 3
+
+
+@pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
+def test_cada_incremental_del_job_tambien_se_copia_fuera_del_sitio(
+    remote_runtime: tuple[Runtime, Destino], fresh_db: DatabaseServer
+) -> None:
+    """El RPO fuera del sitio es el mismo: el incremental sube como los demás backups."""
+    from inventario.modules.planificador.service import JobsService
+    from inventario.modules.remoto.service import wait_background
+    from tests.test_backup_incremental import MIERCOLES, _touch
+    from tests.test_backup_motor import fill
+
+    rt, _ = remote_runtime
+    fill(fresh_db)
+    jobs = JobsService(rt)
+    first = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=0, second=1))
+    assert first.estado == "OK", first.mensaje  # sin completo: se hizo COMPLETO
+    _touch(fresh_db, "venta")
+    second = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=15, second=1))
+    assert second.estado == "OK" and second.mensaje.startswith("Backup INCREMENTAL "), second.mensaje
+    wait_background()
+    with rt.session_factory() as session:
+        rows = {r.tipo: r.id_backup for r in session.scalars(select(HistorialBackup))}
+        copies = {c.id_backup: c.estado for c in session.scalars(select(CopiaRemota))}
+    assert copies.get(rows["INCREMENTAL"]) == "COPIADO" and copies.get(rows["COMPLETO"]) == "COPIADO", copies
