@@ -20,10 +20,20 @@ depends_on = None
 TSTZ = sa.DateTime(timezone=True)
 
 
+def _drop_tipo_check() -> None:
+    # La convención de nombres duplica el prefijo del CHECK de la migración inicial
+    # (ck_historial_backup_ck_historial_backup_tipo); una versión anterior de esta migración lo
+    # recreó con el nombre literal. Se quita el que haya.
+    op.execute(
+        "ALTER TABLE historial_backup DROP CONSTRAINT IF EXISTS ck_historial_backup_tipo, "
+        "DROP CONSTRAINT IF EXISTS ck_historial_backup_ck_historial_backup_tipo"
+    )
+
+
 def upgrade() -> None:
-    op.drop_constraint("ck_historial_backup_tipo", "historial_backup", type_="check")
+    _drop_tipo_check()
     op.create_check_constraint(
-        op.f("ck_historial_backup_tipo"),
+        "ck_historial_backup_tipo",
         "historial_backup",
         "tipo IN ('COMPLETO', 'DIFERENCIAL', 'INCREMENTAL')",
     )
@@ -41,7 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("punto_restauracion")
     op.execute("DELETE FROM historial_backup WHERE tipo = 'INCREMENTAL'")
-    op.drop_constraint("ck_historial_backup_tipo", "historial_backup", type_="check")
+    _drop_tipo_check()
     op.create_check_constraint(
-        op.f("ck_historial_backup_tipo"), "historial_backup", "tipo IN ('COMPLETO', 'DIFERENCIAL')"
+        "ck_historial_backup_tipo", "historial_backup", "tipo IN ('COMPLETO', 'DIFERENCIAL')"
     )
