@@ -343,8 +343,8 @@ class RemotoService:
     # ------------------------------------------------------------------ retención remota
     def cleanup(self, now: datetime | None = None) -> RemoteRetention:
         """Borra del remoto las copias más viejas que BACKUP_REMOTO_RETENTION_DAYS, con la misma regla
-        de cadenas que la local: nunca el completo más reciente copiado, nunca la base de un diferencial
-        que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
+        de cadenas que la local: nunca el completo más reciente copiado, nunca un eslabón de la cadena
+        de algo que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
         result = RemoteRetention()
         if not self.configured:
             return result
@@ -363,15 +363,22 @@ class RemotoService:
             )
             fulls = [h.id_backup for h, _ in copies if h.tipo == "COMPLETO"]
             newest_full = max(fulls) if fulls else None
-            kept_bases = {
-                h.id_backup_base
-                for h, _ in copies
-                if h.tipo != "COMPLETO" and h.fecha_creacion is not None and h.fecha_creacion >= limit
+            # Se conserva lo reciente y el completo más nuevo, y con cada uno TODA su cadena hasta su
+            # completo (un incremental necesita cada eslabón anterior, no solo su base directa).
+            base_of = {h.id_backup: h.id_backup_base for h, _ in copies}
+            recent = {
+                h.id_backup for h, _ in copies if h.fecha_creacion is not None and h.fecha_creacion >= limit
             }
+            needed = set(recent)
+            for start in recent:
+                link = base_of.get(start)
+                while link is not None and link not in needed:
+                    needed.add(link)
+                    link = base_of.get(link)
             for row, state in copies:
                 if row.fecha_creacion is None or row.fecha_creacion >= limit:
                     continue
-                if row.id_backup in kept_bases:
+                if row.id_backup in needed:
                     result.conservados_por_dependencia.append(row.id_backup)
                     continue
                 if row.id_backup == newest_full:
