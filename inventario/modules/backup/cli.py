@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 import typer
 from sqlalchemy import select
 
@@ -172,7 +174,9 @@ def restaurar(
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:
             with typer.progressbar(length=total, label="Restaurando") as bar:
-                done = restore.restore(runtime, chain, target, progress=bar.update)
+                done = restore.restore(
+                    runtime, chain, target, progress=bar.update, ejecutado_por=f"consola:{getpass.getuser()}"
+                )
         except restore.RestoreError as exc:
             raise fail(str(exc)) from None
     if done.problems:
