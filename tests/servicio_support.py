@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-LINEAS_AVISO = 8  # "Inventario en marcha" y siete renglones
+LINEAS_AVISO = 9  # "Inventario en marcha" y ocho renglones
 
 
 def puerto_libre() -> int:

@@ -35,7 +35,7 @@ def test_ejecutar_listar_y_limpiar_por_consola(cli_env: dict[str, str], fresh_db
         "COMPLETADO",
     ]
     out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "SEMANAL")
-    assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL o AUTO" in out.stderr
+    assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO" in out.stderr
     out = run_cli(cli_env, "backup", "limpiar")
     assert out.returncode == 0 and "Eliminados 0 backups" in out.stdout
 
@@ -147,7 +147,7 @@ def test_verificar_todos_con_restauracion_de_prueba(
     # Sin su completo, un diferencial no vale.
     (runtime.settings.backup_dir / full.nombre_archivo).unlink()
     out = run_cli(cli_env, "backup", "verificar", str(diff.id_backup))
-    assert out.returncode == 1 and "Falta el backup completo base" in out.stdout
+    assert out.returncode == 1 and "Falta el backup base" in out.stdout
 
 
 def test_arranque_recupera_y_sincroniza_catalogo(runtime: Runtime, fresh_db: DatabaseServer) -> None:

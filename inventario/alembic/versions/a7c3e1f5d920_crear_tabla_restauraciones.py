@@ -3,7 +3,7 @@ resultado y cuánto tardó). La escribe `modules/backup/restore.py` en la base r
 que vuelve, conservando las filas que la base tenía antes (el backup no las trae).
 
 Revision ID: a7c3e1f5d920
-Revises: b7e2d4f6a915
+Revises: b7e2d4f6a913
 """
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from alembic import op
 from inventario.auditoria import install_sql
 
 revision = "a7c3e1f5d920"
-down_revision = "b7e2d4f6a915"
+down_revision = "b7e2d4f6a913"
 branch_labels = None
 depends_on = None
 

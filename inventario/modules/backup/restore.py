@@ -179,9 +179,19 @@ def compare_counts(manifest: Manifiesto, actual: dict[str, int]) -> list[str]:
 # ---------------------------------------------------------------------------- orquestación
 
 
-def verified_chain(repo: BackupRepo, key: str) -> list[Link]:
-    """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no)."""
-    chain = repo.chain(key)
+def verified_chain(
+    repo: BackupRepo, key: str, before_verify: Callable[[list[Link]], None] | None = None
+) -> list[Link]:
+    """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no).
+    `before_verify` recibe la cadena antes de leerla entera (la consola dice qué verifica)."""
+    return verify_chain(repo, repo.chain(key), before_verify)
+
+
+def verify_chain(
+    repo: BackupRepo, chain: list[Link], before_verify: Callable[[list[Link]], None] | None = None
+) -> list[Link]:
+    if before_verify is not None:
+        before_verify(chain)
     for link in chain:
         repo.verify(link)
     return chain
