@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime, tzinfo
 
 import typer
@@ -245,7 +246,9 @@ def restaurar(
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:
             with typer.progressbar(length=total, label="Restaurando") as bar:
-                done = restore.restore(runtime, chain, target, progress=bar.update)
+                done = restore.restore(
+                    runtime, chain, target, progress=bar.update, ejecutado_por=f"consola:{getpass.getuser()}"
+                )
         except restore.RestoreError as exc:
             raise fail(str(exc)) from None
         if remote_found:
