@@ -23,6 +23,7 @@ from inventario.modules.backup.exceptions import RestoreError
 from inventario.modules.backup.files import TEMP_SUFFIX, AtomicGzipWriter, scan
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
+from inventario.permisos import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ class BackupRepo:
     # ------------------------------------------------------------------ nombres y rutas
     def ensure(self) -> None:
         # Solo quien escribe lo crea: una consulta o una descarga no deben crear directorios.
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # 0700: los backups llevan los hashes de las contraseñas (ver inventario/permisos.py).
+        private_dir(self.directory)
 
     def path(self, nombre_archivo: str) -> Path:
         """Ruta en disco de un backup: siempre BACKUP_PATH + un nombre con el formato del plan."""
@@ -108,10 +110,14 @@ class BackupRepo:
     def write_manifest(self, manifest: Manifiesto) -> Path:
         final = manifest_path(self.path(manifest.nombre_archivo))
         temp = final.with_name(final.name + TEMP_SUFFIX)
-        with open(temp, "w", encoding="utf-8") as fh:
-            fh.write(manifest.model_dump_json(indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
+        temp.unlink(missing_ok=True)
+        try:
+            write_private(temp, manifest.model_dump_json(indent=2).encode())
+        except BaseException:
+            # Disco lleno a mitad: ningún `.manifest.json.parcial` de 0 bytes queda hasta el próximo
+            # arranque o `limpiar`.
+            temp.unlink(missing_ok=True)
+            raise
         os.replace(temp, final)
         fsync_dir(final.parent)
         return final

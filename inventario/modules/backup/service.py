@@ -292,6 +292,9 @@ class BackupService:
         session = self.runtime.session_factory()
         try:
             self.repo.ensure()
+            # Con el cerrojo en la mano, un EN_PROCESO es de alguien que murió (p. ej. una CLI con
+            # kill -9): se cierra antes de empezar, con su aviso ROJO.
+            self._close_interrupted(session)
             decision = self.decide(session, requested, conn=lock)
             name = self._reserve_name(session, decision.tipo)
             row = HistorialBackup(
@@ -488,6 +491,51 @@ class BackupService:
         session.commit()
 
     # ------------------------------------------------------------------ catálogo y recuperación
+    def _close_interrupted(self, session: Session) -> list[int]:
+        """Pasa a ERROR, con su notificación ROJA, cada backup EN_PROCESO. Solo con el cerrojo
+        tomado: entonces nadie está haciendo un backup y cada EN_PROCESO es de un proceso que murió
+        (el servidor suelta el cerrojo consultivo de una conexión caída)."""
+        rows = list(
+            session.scalars(
+                select(HistorialBackup)
+                .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
+                .order_by(HistorialBackup.id_backup)
+                .with_for_update()
+            )
+        )
+        for row in rows:
+            row.estado = EstadoBackup.ERROR
+            row.mensaje_error = (
+                "Interrumpido: el proceso que lo hacía terminó antes de completarlo "
+                "(p. ej. un kill -9, un corte de luz o un reinicio)"
+            )
+        session.commit()
+        if rows:
+            self.repo.sweep_temporaries()
+            log.warning("Backups interrumpidos marcados como ERROR: %s", [r.id_backup for r in rows])
+        for row in rows:
+            self._notify(session, Evento.ERROR, row)
+        return [r.id_backup for r in rows]
+
+    def close_stale(self) -> list[int]:
+        """Los EN_PROCESO cuyo cerrojo nadie tiene (para /health y quien consulte sin hacer un
+        backup). Solo intenta el cerrojo si hay alguno: casi siempre es una consulta y nada más."""
+        with self.runtime.session_factory() as session:
+            pending = session.scalar(
+                select(func.count()).where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
+            )
+        if not pending:
+            return []
+        try:
+            lock = self._lock()
+        except BackupEnCurso:
+            return []  # hay un backup de verdad en marcha
+        try:
+            with self.runtime.session_factory() as session:
+                return self._close_interrupted(session)
+        finally:
+            self._unlock(lock)
+
     def recover(self) -> dict[str, int]:
         """Al arrancar: cierra lo que un proceso muerto dejó a medias y sincroniza con el disco."""
         try:
@@ -500,22 +548,7 @@ class BackupService:
             temps = self.repo.sweep_temporaries()
             with self.runtime.session_factory() as session:
                 synced = sync_catalog(session, self.repo)
-                interrupted = (
-                    session.execute(
-                        update(HistorialBackup)
-                        .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
-                        .values(
-                            estado=EstadoBackup.ERROR,
-                            mensaje_error="Interrumpido: el proceso terminó antes de completar el backup",
-                        )
-                        .returning(HistorialBackup.id_backup)
-                    )
-                    .scalars()
-                    .all()
-                )
-                session.commit()
-            if interrupted:
-                log.warning("Backups interrumpidos marcados como ERROR: %s", interrupted)
+                interrupted = self._close_interrupted(session)
             return {"temporales": len(temps), "interrumpidos": len(interrupted), "sincronizados": synced}
         finally:
             self._unlock(lock)
@@ -542,6 +575,7 @@ class BackupService:
             self.repo.ensure()
             result = RetentionResult(temporales_borrados=self.repo.sweep_temporaries())
             with self.runtime.session_factory() as session:
+                self._close_interrupted(session)
                 sync_catalog(session, self.repo)
                 limit = (now or session.scalar(select(func.now()))) - timedelta(
                     days=self.settings.BACKUP_RETENTION_DAYS
