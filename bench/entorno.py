@@ -35,8 +35,7 @@ class Entorno:
         return self.runtime.settings
 
     def connect(self, database: str | None = None) -> psycopg.Connection:
-        conninfo, env = self.server.libpq(database)
-        return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
+        return (self.server.with_database(database) if database else self.server).connect()
 
     def new_database(self, name: str) -> DatabaseServer:
         with self.connect() as conn:
@@ -93,8 +92,7 @@ def crear(productos: int, lotes: int, movimientos: int, log=print) -> Entorno:  
     log(f"datos: {counts} en {time.perf_counter() - started:.1f} s")
     with runtime.engine.begin() as conn:
         conn.exec_driver_sql("CHECKPOINT")
-    conninfo, env = server.libpq()
-    with psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True) as conn:
+    with server.connect() as conn:
         conn.execute("VACUUM ANALYZE")
     return Entorno(home, server, runtime)
 

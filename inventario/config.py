@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # `nice` de pg_dump, de la compresión y (servidor en esta máquina) del proceso de PostgreSQL que
     # sirve a pg_dump: con la CPU ocupada, la tienda va primero. 0 = misma prioridad que el servicio.
     BACKUP_PRIORIDAD: int = Field(19, ge=0, le=19)
+    # Job `backup_incremental`: cada cuántos minutos (0 = apagado), entre los backups diarios; y
+    # cuántos días se guardan los incrementales que ya solo sirven para restaurar a un momento dado.
+    BACKUP_INCREMENTAL_MINUTOS: int = Field(15, ge=0, le=1440)
+    BACKUP_INCREMENTAL_RETENTION_DAYS: int = Field(7, ge=1)
 
     # ==================== LOGS MAINTENANCE ====================
     LOGS_COMPRESSION_ENABLED: bool = True

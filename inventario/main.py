@@ -27,7 +27,7 @@ from inventario.modules.metricas.service import ColectorBase, MetricasHTTP
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.planificador import router as jobs
-from inventario.modules.planificador.scheduler import Planificador, health_without_scheduler
+from inventario.modules.planificador.scheduler import Scheduler, health_without_scheduler
 from inventario.modules.productos import router as productos
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
@@ -105,7 +105,7 @@ def create_app(
         _recover_backups(backups)
         scheduler = None
         if with_scheduler:
-            scheduler = Planificador(runtime)
+            scheduler = Scheduler(runtime)
             scheduler.start()
             app.state.scheduler_info = scheduler.info
         else:

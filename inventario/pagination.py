@@ -34,11 +34,26 @@ class Listado(BaseModel, Generic[T]):
     items: list[T]
 
 
-def page(session: Session, stmt: Select[Any], pagina: Pagina) -> dict[str, Any]:
-    """Una página de `stmt` (ya filtrada y ordenada) con el total de filas: el cuerpo de `Listado`."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    items = session.scalars(stmt.offset(pagina.offset).limit(pagina.limit)).all()
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": list(items)}
+def count(session: Session, stmt: Select[Any]) -> int:
+    """Cuántas filas daría `stmt` sin paginar."""
+    return session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
+def listado(items: list[Any], total: int, pagina: Pagina) -> dict[str, Any]:
+    """El cuerpo de `Listado`."""
+    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
+
+
+def page(session: Session, stmt: Select[Any], pagina: Pagina, *, mappings: bool = False) -> dict[str, Any]:
+    """Una página de `stmt` (ya filtrada y ordenada) con el total de filas: el cuerpo de `Listado`.
+    `mappings`: cada fila como dict de sus columnas (consultas con columnas calculadas); si no, la
+    entidad de la primera columna."""
+    limited = stmt.offset(pagina.offset).limit(pagina.limit)
+    if mappings:
+        items: list[Any] = [dict(r._mapping) for r in session.execute(limited)]
+    else:
+        items = list(session.scalars(limited))
+    return listado(items, count(session, stmt), pagina)
 
 
 MAX_BIGINT = 2**63 - 1

@@ -56,12 +56,23 @@ class DatabaseServer:
         """(conninfo sin contraseña, entorno con PGPASSWORD) para los clientes de PostgreSQL."""
         return libpq_params(self.url.set(database=database) if database else self.url)
 
-    def connect(self, *, autocommit: bool = True, connect_timeout: int | None = None) -> psycopg.Connection:
+    def connect(
+        self,
+        *,
+        autocommit: bool = True,
+        connect_timeout: int | None = None,
+        application_name: str | None = None,
+    ) -> psycopg.Connection:
         """La conexión psycopg directa (cerrojos, pg_catalog, restauración, pruebas): la única forma
         de abrirla; la contraseña va como parámetro, nunca en el conninfo."""
         conninfo, env = self.libpq()
+        extra = {"application_name": application_name} if application_name else {}
         return psycopg.connect(
-            conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit, connect_timeout=connect_timeout
+            conninfo,
+            password=env.get("PGPASSWORD"),
+            autocommit=autocommit,
+            connect_timeout=connect_timeout,
+            **extra,
         )
 
     def stop(self) -> None:

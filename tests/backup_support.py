@@ -13,13 +13,13 @@ from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.conftest import admin_conn
 
-# Tablas que el catálogo reconstruye desde los manifiestos tras restaurar (no se comparan fila a fila).
-CATALOG_TABLES = {"historial_backup"}
+# Tablas que no son datos respaldados: el catálogo, que se reconstruye desde los manifiestos tras
+# restaurar, y `punto_restauracion`, que cada archivo escribe al aplicarse (no se comparan).
+CATALOG_TABLES = {"historial_backup", "punto_restauracion"}
 
 
 def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:
-    conninfo, env = server.libpq()
-    return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=autocommit)
+    return server.connect(autocommit=autocommit)
 
 
 def snapshot(server: DatabaseServer) -> dict[str, list[tuple]]:

@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from inventario import migrations
 from inventario.config import Settings
 from inventario.database import make_engine
-from inventario.postgres import DatabaseServer, libpq_params, sqlalchemy_url, start_embedded
+from inventario.postgres import DatabaseServer, sqlalchemy_url, start_embedded
 
 if TYPE_CHECKING:
     import subprocess
@@ -74,8 +74,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def admin_conn(server: DatabaseServer) -> psycopg.Connection:
-    conninfo, env = libpq_params(server.with_database("postgres").url)
-    return psycopg.connect(conninfo, password=env.get("PGPASSWORD"), autocommit=True)
+    return server.with_database("postgres").connect()
 
 
 def create_database(server: DatabaseServer, name: str, template: str | None = None) -> None:

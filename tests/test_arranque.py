@@ -35,6 +35,7 @@ def test_aviso_de_inicio_y_segunda_instancia_en_el_mismo_puerto(
         assert str(settings.backup_dir) in aviso and str(settings.logs_dir) in aviso
         assert "Planificador:  activo (America/Mexico_City): backup_diario 03:00" in aviso
         assert "backups programados apagados (BACKUP_ENABLED)" in aviso
+        assert "Avisos:        sin canales (NOTIFICACIONES_EMAIL / NOTIFICACIONES_URLS)" in aviso
         assert "Ctrl+C" in aviso
         password = fresh_password(cli_env)
         if password:

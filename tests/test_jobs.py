@@ -18,7 +18,7 @@ from sqlalchemy import text
 from inventario.config import Settings
 from inventario.modules.backup.service import BACKUP_LOCK_KEY
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
-from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.scheduler import Scheduler
 from inventario.modules.planificador.service import JOBS, JobDef, JobEnCurso, JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
@@ -118,7 +118,9 @@ def test_recuperacion_al_arrancar_dentro_de_la_gracia_una_sola_vez(runtime: Runt
     assert corridas["backup_diario"].programada_para == at(MIERCOLES, 3)
     assert corridas["logs_maintenance"].resultado == "EJECUTADA"
     assert corridas["alertas_diarias"].resultado == "FUERA_DE_GRACIA"
-    assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]
+    # El incremental (cada 15 min) recupera solo su última hora: 05:30.
+    assert corridas["backup_incremental"].programada_para == at(MIERCOLES, 5, 30)
+    assert [len(f.llamadas) for f in fns.values()] == [1, 1, 1, 0]
     assert {r.ejecutado_por for r in ledger(runtime)} == {"RECUPERACION"}
     # Reiniciar otra vez no repite nada.
     assert {c.resultado for c in service.catch_up(now + timedelta(minutes=5))} == {
@@ -138,8 +140,8 @@ def test_dos_planificadores_a_la_vez_una_sola_corrida(runtime: Runtime, second_r
     """Dos instancias (motores y conexiones distintos) disparan la misma hora a la vez."""
     fn = Contador(pausa=0.3)
     job = [with_fn("alertas_diarias", fn)]
-    a = Planificador(runtime, jobs=job, instancia="host-a:1")
-    b = Planificador(second_runtime, jobs=job, instancia="host-b:2")
+    a = Scheduler(runtime, jobs=job, instancia="host-a:1")
+    b = Scheduler(second_runtime, jobs=job, instancia="host-b:2")
     for day in range(4):
         moment = at(MIERCOLES + timedelta(days=day), 6, 0, 1)
         a.clock = b.clock = lambda moment=moment: moment
@@ -147,7 +149,7 @@ def test_dos_planificadores_a_la_vez_una_sola_corrida(runtime: Runtime, second_r
         results: dict[str, object] = {}
 
         def fire(
-            p: Planificador, barrier: threading.Barrier = barrier, results: dict[str, object] = results
+            p: Scheduler, barrier: threading.Barrier = barrier, results: dict[str, object] = results
         ) -> None:
             barrier.wait()
             results[p.service.instancia] = p.service.run_due("alertas_diarias", p.clock())
@@ -224,7 +226,7 @@ def test_fallos_quedan_registrados_y_notificados(runtime: Runtime) -> None:
         rows["backup_diario"].id_ejecucion,
     )
     other = next(n for n in notes if n.tipo == "MANTENIMIENTO")
-    assert other.semaforo == "AMARILLO" and "alertas_diarias" in other.titulo
+    assert other.semaforo == "ROJO" and "alertas_diarias" in other.titulo
     # Un fallo no se reintenta solo en la misma hora programada; la próxima sí corre.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 7)).resultado == "YA_EJECUTADA"
     # Los secretos de un mensaje de error no llegan al registro.
@@ -383,7 +385,7 @@ def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(
     """Una corrida manual que empezó justo antes de la hora no se come la corrida programada."""
     fn = Contador()
     clock_now = at(MIERCOLES, 6, 0, 1)
-    p = Planificador(runtime, jobs=[with_fn("alertas_diarias", fn)], clock=lambda: clock_now)
+    p = Scheduler(runtime, jobs=[with_fn("alertas_diarias", fn)], clock=lambda: clock_now)
     p.start(catch_up=False)
     try:
         holder = hold_lock(fresh_db, p.service.lock_key(p.service.job("alertas_diarias")))
@@ -403,7 +405,7 @@ def test_cerrojo_ocupado_se_reintenta_y_no_se_pierde_la_hora(
 def test_planificador_apscheduler_arranca_recupera_y_se_detiene(runtime: Runtime, tmp_path: Path) -> None:
     fns = {j: Contador() for j in JOB}
     clock_now = at(MIERCOLES, 4, 30)
-    p = Planificador(runtime, jobs=[with_fn(j, f) for j, f in fns.items()], clock=lambda: clock_now)
+    p = Scheduler(runtime, jobs=[with_fn(j, f) for j, f in fns.items()], clock=lambda: clock_now)
     p.start()
     try:
         assert p.wait_startup(30)
@@ -417,12 +419,19 @@ def test_planificador_apscheduler_arranca_recupera_y_se_detiene(runtime: Runtime
                 and str(trigger.timezone) == "America/Mexico_City"
             )
             assert aps[job_id].coalesce is True and aps[job_id].misfire_grace_time == 720 * 60
-        # Recuperó backup (03:00) y logs (04:00) de "hoy"; alertas no tocaba.
-        assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]
+        # Recuperó backup (03:00), el incremental (04:30) y logs (04:00) de "hoy"; alertas no tocaba.
+        assert [len(f.llamadas) for f in fns.values()] == [1, 1, 1, 0]
+        trigger = aps["backup_incremental"].trigger
+        assert trigger.get_next_fire_time(clock_now, clock_now) == at(MIERCOLES, 4, 45)
         info = p.info()
         assert info["activo"] is True and info["estado"] == "OK"
-        assert [j["job_id"] for j in info["jobs"]] == ["backup_diario", "logs_maintenance", "alertas_diarias"]
-        assert info["jobs"][2]["proxima_ejecucion"] == at(MIERCOLES, 6).isoformat()
+        assert [j["job_id"] for j in info["jobs"]] == [
+            "backup_diario",
+            "backup_incremental",
+            "logs_maintenance",
+            "alertas_diarias",
+        ]
+        assert info["jobs"][3]["proxima_ejecucion"] == at(MIERCOLES, 6).isoformat()
         assert info["jobs"][0]["ultima_ejecucion"]["estado"] == "OK"
     finally:
         p.shutdown()

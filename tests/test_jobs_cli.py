@@ -86,11 +86,12 @@ def test_scheduler_solo_recupera_y_se_detiene_limpio(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = ledger(engine)
-            if len(rows) == 3 and all(r.estado != "EN_CURSO" for r in rows):
+            if len(rows) == 4 and all(r.estado != "EN_CURSO" for r in rows):
                 break
             time.sleep(0.2)
         assert {(r.job_id, r.estado, r.ejecutado_por) for r in rows} == {
             ("backup_diario", "OMITIDO", "RECUPERACION"),
+            ("backup_incremental", "OMITIDO", "RECUPERACION"),  # también apagado por BACKUP_ENABLED
             ("logs_maintenance", "OK", "RECUPERACION"),
             ("alertas_diarias", "OK", "RECUPERACION"),
         }

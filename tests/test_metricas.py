@@ -79,7 +79,7 @@ def test_cifras_de_backups_como_el_catalogo_e_iguales_en_dos_replicas(
         fill(fresh_db)
         completo = backup(a, headers)
         diferencial = backup(a, headers, "/ejecutar-diferencial")
-        with a.app.state.engine.begin() as conn:  # un backup fallido en el catálogo
+        with a.app.state.engine.begin() as conn:  # type: ignore[attr-defined]  # un backup fallido
             conn.execute(
                 text(
                     "INSERT INTO historial_backup (tipo, nombre_archivo, ruta_archivo, estado, mensaje_error) "

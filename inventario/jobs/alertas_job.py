@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inventario.modules.alertas.service import generate_alerts
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, ResultadoJob
 
 JOB_ID = "alertas_diarias"
@@ -10,4 +11,4 @@ JOB_ID = "alertas_diarias"
 
 def run(ctx: ContextoJob) -> ResultadoJob:
     result = generate_alerts(ctx.runtime.engine, ctx.runtime.settings.ALERTAS_DIAS_VENCIMIENTO)
-    return ResultadoJob("OK", result.resumen())
+    return ResultadoJob(EstadoEjecucion.OK, result.resumen())

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import time
+
 from inventario.archivos import human_size
 from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
+from inventario.modules.backup.model import HistorialBackup, TipoBackup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService, backup_tipo
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "backup_diario"
+# Un incremental en curso a la hora del diario termina en segundos: se le espera hasta esto.
+INCREMENTAL_WAIT_S = 600.0
+INCREMENTAL_POLL_S = 2.0
 
 
 def run(ctx: ContextoJob) -> ResultadoJob:
     settings = ctx.runtime.settings
     # BACKUP_ENABLED apaga los backups programados; pedir el job a mano es una orden explícita.
     if not settings.BACKUP_ENABLED and not ctx.manual:
-        return ResultadoJob("OMITIDO", "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup")
+        return ResultadoJob(
+            EstadoEjecucion.OMITIDO, "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el backup"
+        )
     tipo = backup_tipo(ctx.programada_para, settings.BACKUP_FULL_DAY, settings.tz)
     service = BackupService(ctx.runtime, notifier=notify)
     # `ejecutado_por` del plan: SCHEDULER (también la recuperación al arrancar), MANUAL o el usuario.
     ejecutado_por = ctx.ejecutado_por if ctx.manual else "SCHEDULER"
     try:
-        row = service.run(tipo, ejecutado_por)
+        row = _run_after_incremental(service, tipo, ejecutado_por)
     except BackupEnCurso as exc:
         raise JobFallido(f"No se hizo el backup {tipo}: {exc.mensaje}") from exc
     except BackupError as exc:
@@ -42,4 +51,16 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
         f"{human_size(limpieza.bytes_liberados)} liberados"
     )
-    return ResultadoJob("OK", mensaje)
+    return ResultadoJob(EstadoEjecucion.OK, mensaje)
+
+
+def _run_after_incremental(service: BackupService, tipo: TipoBackup, ejecutado_por: str) -> HistorialBackup:
+    """El backup del día; si lo ocupa un incremental (el job `backup_incremental`), lo espera."""
+    deadline = time.monotonic() + INCREMENTAL_WAIT_S
+    while True:
+        try:
+            return service.run(tipo, ejecutado_por)
+        except BackupEnCurso:
+            if service.running_type() != TipoBackup.INCREMENTAL or time.monotonic() > deadline:
+                raise
+            time.sleep(INCREMENTAL_POLL_S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from inventario.modules.logs.service import maintain
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "logs_maintenance"
@@ -15,4 +16,4 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     result = maintain(settings, now=datetime.now(settings.tz))
     if result.errores:
         raise JobFallido(result.resumen())
-    return ResultadoJob("OK", result.resumen())
+    return ResultadoJob(EstadoEjecucion.OK, result.resumen())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 import typer
 from sqlalchemy import select
 
@@ -11,7 +13,7 @@ from inventario.errors import DomainError
 from inventario.modules.backup import restore
 from inventario.modules.backup.model import HistorialBackup, TipoSolicitado
 from inventario.modules.backup.notifications import notify
-from inventario.modules.backup.repo import BackupRepo
+from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer, sqlalchemy_url
 
@@ -21,13 +23,13 @@ app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaura
 @app.command("ejecutar")
 def ejecutar(
     tipo: str = typer.Option(
-        "AUTO", "--tipo", help="COMPLETO, DIFERENCIAL o AUTO (completo el día BACKUP_FULL_DAY)"
+        "AUTO", "--tipo", help="COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO (completo el día BACKUP_FULL_DAY)"
     ),
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (columna ejecutado_por)"),
 ) -> None:
     """Ejecuta un backup ahora."""
     if tipo.upper() not in TipoSolicitado.__members__:
-        raise fail("--tipo debe ser COMPLETO, DIFERENCIAL o AUTO", 2)
+        raise fail("--tipo debe ser COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO", 2)
     with runtime_context() as runtime:
         service = BackupService(runtime, notifier=notify)
         service.recover()
@@ -72,7 +74,7 @@ def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los elimin
 
 @app.command("limpiar")
 def limpiar() -> None:
-    """Aplica la retención (BACKUP_RETENTION_DAYS) ahora."""
+    """Aplica la retención (BACKUP_RETENTION_DAYS; incrementales ya cubiertos: BACKUP_INCREMENTAL_RETENTION_DAYS) ahora."""
     with runtime_context() as runtime:
         try:
             result = BackupService(runtime, notifier=notify).cleanup()
@@ -86,7 +88,7 @@ def limpiar() -> None:
         typer.echo(f"  - {row.id_backup} {row.nombre_archivo}")
     if result.conservados_por_dependencia:
         typer.echo(
-            "Conservados aunque son viejos, porque un diferencial vigente depende de ellos: "
+            "Conservados aunque son viejos, porque un backup que se conserva depende de ellos: "
             + ", ".join(str(i) for i in result.conservados_por_dependencia)
         )
 
@@ -128,21 +130,53 @@ def verificar(
         raise typer.Exit(1)
 
 
+def _moment(text: str, tz: tzinfo) -> datetime:
+    """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA."""
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    raise fail(f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA), no {text!r}', 2)
+
+
 @app.command("restaurar")
 def restaurar(
-    id_o_archivo: str = typer.Argument(..., help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
+    id_o_archivo: str = typer.Argument(None, help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
+    hasta: str = typer.Option(
+        None,
+        "--hasta",
+        help='"AAAA-MM-DD HH:MM" en ZONA_HORARIA: el punto más reciente con el estado de ese momento o anterior',
+    ),
     destino: str = typer.Option(
         None, "--destino", help="URL de la base destino (por defecto la del servicio)"
     ),
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
 ) -> None:
-    """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
-    repo = BackupRepo(settings_or_exit().backup_dir)
+    """Restaura un backup con toda su cadena (completo, diferencial, incrementales) en una sola transacción."""
+    if bool(id_o_archivo) == bool(hasta):
+        raise fail('Indique un id o archivo, o bien --hasta "AAAA-MM-DD HH:MM"', 2)
+    settings = settings_or_exit()
+    repo = BackupRepo(settings.backup_dir)
     try:
-        chain = repo.chain(id_o_archivo)
-        typer.echo("Verificando " + ", ".join(link.path.name for link in chain) + " ...")
-        for link in chain:
-            repo.verify(link)
+
+        def anunciar(chain: list[Link]) -> None:
+            typer.echo(
+                f"Verificando {len(chain)} archivos: " + ", ".join(link.path.name for link in chain) + " ..."
+            )
+
+        # Todos los MD5 antes de tocar nada: un archivo dañado en medio de la cadena no deja nada a medias.
+        if hasta:
+            moment = _moment(hasta, settings.tz)
+            point = repo.point_at(moment)
+            typer.echo(
+                f"Punto más reciente hasta {moment:%Y-%m-%d %H:%M} ({settings.ZONA_HORARIA}): backup "
+                f"{point.link.manifest.id_backup} {point.link.manifest.tipo}, estado de la base al "
+                f"{point.momento.astimezone(settings.tz):%Y-%m-%d %H:%M:%S}"
+            )
+            chain = restore.verify_chain(repo, point.chain, anunciar)
+        else:
+            chain = restore.verified_chain(repo, id_o_archivo, anunciar)
     except restore.RestoreError as exc:
         raise fail(f"No se restauró nada: {exc}") from None
     with runtime_context(migrate=False) as runtime:
@@ -164,9 +198,10 @@ def restaurar(
                 fg=typer.colors.YELLOW,
             )
         if not state.empty and not si:
-            typer.confirm(
-                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?",
-                abort=True,
+            from inventario.consola import confirmar
+
+            confirmar(
+                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?"
             )
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:

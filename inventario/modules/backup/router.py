@@ -1,35 +1,13 @@
-"""Backups (`/api/v1/backup`): los nueve endpoints del plan de mantenimiento. Solo ADMIN
-(401 sin token, 403 con otro rol). Ningún error de estos endpoints es un 500.
+"""Backups (`/api/v1/backup`): los nueve endpoints del plan, solo ADMIN (401 sin token, 403 con
+otro rol), ninguno responde 500. Este módulo solo traduce HTTP; el resto es de `BackupService`.
 
-| Método | Ruta | Respuestas |
-|---|---|---|
-| GET  | `/estadisticas` | 200 |
-| GET  | `/listar` | 200 (paginado; 422 filtros inválidos) |
-| POST | `/ejecutar` (`tipo` COMPLETO/DIFERENCIAL/AUTO en el cuerpo o la query) | 202, 201, 409, 503, 507 |
-| POST | `/ejecutar-completo`, `/ejecutar-diferencial` | 202, 201, 409, 503, 507 |
-| POST | `/limpiar` | 200, 409 |
-| GET  | `/{id}` | 200, 404 |
-| GET  | `/{id}/descargar` | 200 (el `.sql.gz`), 404, 409, 410 |
-| POST | `/{id}/enviar-email` | 200, 404, 409, 410, 413, 422, 502, 503 |
-
-Ejecutar:
-- `ejecutado_por` es siempre el `nombre_usuario` del token. El `?usuario=admin` del plan se
-  acepta y se ignora (no se puede firmar un backup a nombre de otro).
-- Por defecto responde **202** con el registro `EN_PROCESO` (cabecera `Location`) en cuanto el
-  backup empezó, y el backup sigue en segundo plano (`BackupService.start_in_background`); el
-  cliente consulta `GET /{id}` hasta que `estado` sea COMPLETADO o ERROR. Con `esperar=true`
-  responde al terminar: **201** con el registro COMPLETADO.
-- Otro backup (o una limpieza) en curso: **409** "Backup en curso", también en el camino del 202
-  (se detecta antes de responder).
-- Un backup que falla con `esperar=true` responde con el registro en ERROR y `detalle`:
-  **507** (Insufficient Storage) si fue por disco lleno, **503** en cualquier otro caso (el
-  servicio de backup no pudo completar; reintentar puede funcionar). Nunca 500.
-
-Descargar y enviar por email verifican antes el MD5 del archivo contra el catálogo (409 si no
-coincide). Un backup eliminado por la retención o cuyo archivo ya no está: 410. EN_PROCESO o
-ERROR: 409. La ruta del archivo sale siempre del catálogo (`BackupRepo.path`), nunca del cliente.
-
-Este módulo solo traduce HTTP: todo lo demás es de `BackupService`.
+- Ejecutar responde **202** con el registro `EN_PROCESO` (cabecera `Location`) en cuanto el backup
+  empezó y lo termina en segundo plano; con `esperar=true`, **201** al terminar. Otro backup o una
+  limpieza en curso: **409**, también antes del 202. Un fallo deja el registro en ERROR y responde
+  **507** si fue por disco lleno, **503** si no. `ejecutado_por` es siempre el usuario del token
+  (el `?usuario=` del plan se acepta y se ignora).
+- Descargar y enviar por email verifican antes el MD5 contra el catálogo (409 si no coincide);
+  eliminado o sin archivo: 410; EN_PROCESO o ERROR: 409. La ruta sale del catálogo, nunca del cliente.
 """
 
 from __future__ import annotations
@@ -62,6 +40,7 @@ from inventario.modules.backup.schemas import (
     EstadisticasBackup,
     EstadoFiltro,
     LimpiezaBackups,
+    PuntoRestauracionSalida,
     TipoEntrada,
     TipoFiltro,
 )
@@ -93,19 +72,10 @@ def _errores(*codigos: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": ErrorSalida, "description": textos[c]} for c in sorted({401, 403, 503, *codigos})}
 
 
-UsuarioIgnorado = Annotated[
-    str | None,
-    Query(
-        description="Aceptado por compatibilidad con el plan (`?usuario=admin`) e ignorado: "
-        "`ejecutado_por` es siempre el usuario del token",
-    ),
-]
-Esperar = Annotated[
-    bool,
-    Query(
-        description="false (por defecto): 202 al empezar, consulte GET /{id}. true: responde al terminar (201)"
-    ),
-]
+_IGNORADO = "Aceptado por compatibilidad con el plan (`?usuario=admin`) e ignorado: `ejecutado_por` es el usuario del token"
+_ESPERAR = "false (por defecto): 202 al empezar, consulte GET /{id}. true: responde al terminar (201)"
+UsuarioIgnorado = Annotated[str | None, Query(description=_IGNORADO)]
+Esperar = Annotated[bool, Query(description=_ESPERAR)]
 
 
 def _servicio(request: Request) -> BackupService:
@@ -113,22 +83,21 @@ def _servicio(request: Request) -> BackupService:
 
 
 def _detalle(detalle: dict[str, Any]) -> dict[str, Any]:
-    datos = BackupSalida.model_validate(detalle["backup"]).model_dump()
     base = detalle["base"]
-    datos["base"] = BackupSalida.model_validate(base).model_dump() if base is not None else None
-    datos["diferenciales"] = detalle["diferenciales"]
-    datos["archivo_disponible"] = detalle["archivo_disponible"]
-    return datos
+    return {
+        **BackupSalida.model_validate(detalle["backup"]).model_dump(),
+        "base": BackupSalida.model_validate(base).model_dump() if base is not None else None,
+        "diferenciales": detalle["diferenciales"],
+        "archivo_disponible": detalle["archivo_disponible"],
+    }
 
 
 def _respuesta_backup(
     servicio: BackupService, id_backup: int, status: int, detalle: str | None = None
 ) -> JSONResponse:
-    datos = _detalle(servicio.detail_now(id_backup))
-    if detalle is None:
-        cuerpo = BackupDetalle.model_validate(datos).model_dump(mode="json")
-    else:
-        cuerpo = BackupFallido.model_validate({**datos, "detalle": detalle}).model_dump(mode="json")
+    modelo = BackupDetalle if detalle is None else BackupFallido
+    datos = {**_detalle(servicio.detail_now(id_backup)), "detalle": detalle}
+    cuerpo = modelo.model_validate(datos).model_dump(mode="json")
     return JSONResponse(cuerpo, status_code=status, headers={"Location": f"{PREFIJO}/{id_backup}"})
 
 
@@ -145,20 +114,22 @@ def _ejecutar(request: Request, usuario: str, tipo: TipoSolicitado, esperar: boo
     return _respuesta_backup(servicio, row.id_backup, 201)
 
 
-_RESPUESTAS_EJECUTAR: dict[int | str, dict[str, Any]] = {
-    201: {"model": BackupDetalle, "description": "Con esperar=true: el backup terminó (COMPLETADO)"},
-    **_errores(409, 422),
-    503: {"model": BackupFallido, "description": "El backup falló (registro en ERROR) o no pudo empezar"},
-    507: {"model": BackupFallido, "description": "El backup falló por disco lleno (registro en ERROR)"},
+_EJECUTAR: dict[str, Any] = {
+    "response_model": BackupDetalle,
+    "status_code": 202,
+    "responses": {
+        201: {"model": BackupDetalle, "description": "Con esperar=true: el backup terminó (COMPLETADO)"},
+        **_errores(409, 422),
+        503: {"model": BackupFallido, "description": "El backup falló (registro en ERROR) o no pudo empezar"},
+        507: {"model": BackupFallido, "description": "El backup falló por disco lleno (registro en ERROR)"},
+    },
 }
 
 
 @router.post(
     "/ejecutar",
-    response_model=BackupDetalle,
-    status_code=202,
-    responses=_RESPUESTAS_EJECUTAR,
-    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL o AUTO)",
+    **_EJECUTAR,
+    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO)",
     description="202 al empezar (consulte GET /{id}); con esperar=true, 201 al terminar. Solo ADMIN.",
 )
 def run_backup(
@@ -167,7 +138,9 @@ def run_backup(
     datos: Annotated[EjecutarBackup | None, Body()] = None,
     tipo: Annotated[
         TipoEntrada | None,
-        Query(description="COMPLETO, DIFERENCIAL o AUTO (el del día, como el job). También en el cuerpo"),
+        Query(
+            description="COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO (el del día, como el job). También en el cuerpo"
+        ),
     ] = None,
     esperar: Esperar = False,
     usuario: UsuarioIgnorado = None,
@@ -182,9 +155,7 @@ def run_backup(
 
 @router.post(
     "/ejecutar-completo",
-    response_model=BackupDetalle,
-    status_code=202,
-    responses=_RESPUESTAS_EJECUTAR,
+    **_EJECUTAR,
     summary="Atajo: backup COMPLETO",
     description="Lo mismo que /ejecutar con tipo COMPLETO. Solo ADMIN.",
 )
@@ -196,9 +167,7 @@ def run_full(
 
 @router.post(
     "/ejecutar-diferencial",
-    response_model=BackupDetalle,
-    status_code=202,
-    responses=_RESPUESTAS_EJECUTAR,
+    **_EJECUTAR,
     summary="Atajo: backup DIFERENCIAL (se hace COMPLETO si no hay un completo utilizable)",
     description="Lo mismo que /ejecutar con tipo DIFERENCIAL. Solo ADMIN.",
 )
@@ -243,7 +212,7 @@ def list_backups(
     _: AdminUser,
     pagina: PaginaDep,
     fechas: RangoFechasDep,
-    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO o DIFERENCIAL")] = None,
+    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO, DIFERENCIAL o INCREMENTAL")] = None,
     estado: Annotated[EstadoFiltro | None, Query(description="EN_PROCESO, COMPLETADO o ERROR")] = None,
     incluir_eliminados: Annotated[bool, Query(description="Incluir los eliminados por la retención")] = False,
 ) -> dict[str, Any]:
@@ -264,21 +233,54 @@ def cleanup(request: Request, _: AdminUser) -> dict[str, Any]:
     return {
         "dias_retencion": servicio.settings.BACKUP_RETENTION_DAYS,
         "ids_eliminados": [r.id_backup for r in resultado.eliminados],
-        "eliminados": [
-            {
-                "id_backup": r.id_backup,
-                "tipo": r.tipo,
-                "nombre_archivo": r.nombre_archivo,
-                "tamanio_bytes": r.tamanio_bytes,
-                "fecha_creacion": r.fecha_creacion,
-            }
-            for r in resultado.eliminados
-        ],
+        "eliminados": resultado.eliminados,
         "bytes_liberados": resultado.bytes_liberados,
         "bytes_liberados_legible": human_size(resultado.bytes_liberados),
         "conservados_por_dependencia": resultado.conservados_por_dependencia,
         "temporales_borrados": resultado.temporales_borrados,
     }
+
+
+@router.get(
+    "/puntos-restauracion",
+    response_model=Listado[PuntoRestauracionSalida],
+    responses=_errores(422),
+    summary="Puntos de restauración, del más nuevo al más viejo, con los archivos que necesita cada uno",
+    description=(
+        "Cada backup cuya cadena entera (completo, diferencial, incrementales) está en el directorio de "
+        "backups, con su `fecha_instantanea` (el estado de la base que se recupera) y los archivos en el "
+        "orden en que se aplican. Restaurar: `inventario backup restaurar ID` o "
+        '`--hasta "AAAA-MM-DD HH:MM"`. Solo ADMIN.'
+    ),
+)
+def restore_points(request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
+    puntos = _servicio(request).restore_points()
+    items = []
+    for punto in puntos[pagina.offset : pagina.offset + pagina.limit]:
+        manifest = punto.link.manifest
+        total = sum(link.manifest.tamanio_bytes for link in punto.chain)
+        items.append(
+            {
+                "id_backup": manifest.id_backup,
+                "tipo": manifest.tipo,
+                "nombre_archivo": manifest.nombre_archivo,
+                "fecha_instantanea": manifest.fecha_instantanea,
+                "fecha_creacion": manifest.fecha_creacion,
+                "archivos": [
+                    {
+                        "id_backup": link.manifest.id_backup,
+                        "tipo": link.manifest.tipo,
+                        "nombre_archivo": link.manifest.nombre_archivo,
+                        "hash_md5": link.manifest.hash_md5,
+                        "tamanio_bytes": link.manifest.tamanio_bytes,
+                    }
+                    for link in punto.chain
+                ],
+                "tamanio_total_bytes": total,
+                "tamanio_total_legible": human_size(total),
+            }
+        )
+    return {"total": len(puntos), "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
 @router.get(

@@ -134,6 +134,8 @@ class EstadisticasBackup(BaseModel):
     ultimo_backup_diferencial: datetime | None
     dias_retencion: int
     # ---- añadidos ----
+    backups_incrementales: int
+    ultimo_backup_incremental: datetime | None
     backups_habilitados: bool  # BACKUP_ENABLED: el job programado hace backups
     ultimo_backup: ResumenBackup | None  # el más reciente, en cualquier estado
     ultimo_backup_estado: str | None
@@ -147,6 +149,7 @@ class EstadisticasBackup(BaseModel):
 
 
 class BackupEliminado(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
     id_backup: int
     tipo: str
     nombre_archivo: str
@@ -175,3 +178,26 @@ class EnvioEmail(BaseModel):
     hash_md5: str
     servidor_smtp: str
     fecha_envio: datetime
+
+
+class ArchivoPunto(BaseModel):
+    """Un archivo de la cadena de un punto de restauración, en el orden en que se aplica."""
+
+    id_backup: int
+    tipo: TipoBackup
+    nombre_archivo: str
+    hash_md5: str
+    tamanio_bytes: int
+
+
+class PuntoRestauracionSalida(BaseModel):
+    """Un momento al que se puede volver: el estado de la base en la instantánea de un backup."""
+
+    id_backup: int
+    tipo: TipoBackup
+    nombre_archivo: str
+    fecha_instantanea: datetime  # el estado de la base que se recupera
+    fecha_creacion: datetime
+    archivos: list[ArchivoPunto]  # completo, diferencial (si hay) e incrementales, en orden
+    tamanio_total_bytes: int
+    tamanio_total_legible: str

@@ -127,11 +127,11 @@ def entregar(settings: Settings, canal: Canal, asunto: str, cuerpo: str, semafor
 
 
 def _email(settings: Settings, asunto: str, cuerpo: str) -> None:
-    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, remitente, send
+    from inventario.modules.backup.email import EmailNoConfigurado, SmtpError, send, sender
 
     destinos = [d.strip() for d in (settings.NOTIFICACIONES_EMAIL or "").split(",") if d.strip()]
     try:
-        origen = remitente(settings)
+        origen = sender(settings)
     except EmailNoConfigurado:
         raise EnvioFallido(
             "Falta configurar el servidor de correo: defina SMTP_HOST y SMTP_REMITENTE (o un SMTP_USUARIO "

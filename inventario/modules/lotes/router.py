@@ -42,15 +42,9 @@ def list_lots(
     con_stock: Annotated[bool | None, Query(description="true: cantidad > 0; false: cantidad = 0")] = None,
 ) -> dict[str, Any]:
     """Lotes paginados por vencimiento; filtra por producto, vencimiento y stock."""
-    items, total = service.list_lots(
-        session,
-        pagina.offset,
-        pagina.limit,
-        id_producto=id_producto,
-        vence_antes=vence_antes,
-        con_stock=con_stock,
+    return service.list_lots(
+        session, pagina, id_producto=id_producto, vence_antes=vence_antes, con_stock=con_stock
     )
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
 @router.post(

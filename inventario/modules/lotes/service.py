@@ -17,6 +17,7 @@ from inventario.modules.lotes.model import Lote
 from inventario.modules.lotes.schemas import LoteActualizar, LoteCrear
 from inventario.modules.movimientos.service import insert_movements
 from inventario.modules.productos.service import require_product
+from inventario.pagination import Pagina, page
 
 MOTIVO_INICIAL = "Cantidad inicial del lote"
 
@@ -32,13 +33,12 @@ def _select_lots() -> Select[Any]:
 
 def list_lots(
     session: Session,
-    offset: int,
-    limit: int,
+    pagina: Pagina,
     *,
     id_producto: int | None = None,
     vence_antes: date | None = None,
     con_stock: bool | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> dict[str, Any]:
     stmt = _select_lots()
     if id_producto is not None:
         stmt = stmt.where(Lote.id_producto == id_producto)
@@ -46,11 +46,8 @@ def list_lots(
         stmt = stmt.where(Lote.fecha_vencimiento < vence_antes)
     if con_stock is not None:
         stmt = stmt.where(Lote.cantidad > 0 if con_stock else Lote.cantidad == 0)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.execute(
-        stmt.order_by(Lote.fecha_vencimiento.asc().nulls_last(), Lote.id_lote).offset(offset).limit(limit)
-    )
-    return [dict(r._mapping) for r in rows], total
+    order = (Lote.fecha_vencimiento.asc().nulls_last(), Lote.id_lote)
+    return page(session, stmt.order_by(*order), pagina, mappings=True)
 
 
 def get_lot(session: Session, lot_id: int) -> dict[str, Any]:

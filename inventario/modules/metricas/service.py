@@ -19,13 +19,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
 from inventario.config import Settings
+from inventario.modules.backup.model import EstadoBackup, TipoBackup
+from inventario.modules.planificador.model import EstadoEjecucion
 
 log = logging.getLogger(__name__)
 
 PREFIJO = "inventario"
-TIPOS_BACKUP = ("COMPLETO", "DIFERENCIAL")
-ESTADOS_BACKUP = ("EN_PROCESO", "COMPLETADO", "ERROR")
-ESTADOS_JOB = ("EN_CURSO", "OK", "ERROR", "OMITIDO")
+TIPOS_BACKUP = tuple(TipoBackup)
+ESTADOS_BACKUP = tuple(EstadoBackup)
+ESTADOS_JOB = tuple(EstadoEjecucion)
 SEMAFOROS = ("VERDE", "AMARILLO", "ROJO")
 SIN_RUTA = "sin_ruta"
 METODOS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

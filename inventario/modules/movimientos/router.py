@@ -9,19 +9,19 @@
     Responde 201 con los movimientos creados, la cantidad final de los lotes tocados y el stock
     total del producto.
 - `GET  /movimientos`       listado paginado, del más nuevo al más viejo; filtros `id_producto`,
-                            `id_lote`, `tipo`, `desde` (incluida) y `hasta` (excluida) sobre
-                            `fecha_creacion`.
+                            `id_lote`, `tipo`, `desde` y `hasta` sobre `fecha_creacion`
+                            (`inventario/fechas.py`: `hasta=AAAA-MM-DD` incluye todo ese día).
 - `GET  /movimientos/{id}`  detalle.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from inventario.database import SessionDep
+from inventario.fechas import RangoFechasDep
 from inventario.modules.movimientos import service
 from inventario.modules.movimientos.model import Movimiento
 from inventario.modules.movimientos.schemas import (
@@ -64,24 +64,16 @@ def list_movements(
     session: SessionDep,
     _: CurrentUser,
     pagina: PaginaDep,
+    fechas: RangoFechasDep,
     id_producto: IdFiltro = None,
     id_lote: IdFiltro = None,
     tipo: Annotated[TipoMovimiento | None, Query()] = None,
-    desde: Annotated[datetime | None, Query(description="fecha_creacion >= desde (ISO 8601)")] = None,
-    hasta: Annotated[datetime | None, Query(description="fecha_creacion < hasta (ISO 8601)")] = None,
 ) -> dict[str, Any]:
-    """Movimientos del más nuevo al más viejo; filtra por producto, lote, tipo y fechas."""
-    items, total = service.list_movements(
-        session,
-        pagina.offset,
-        pagina.limit,
-        id_producto=id_producto,
-        id_lote=id_lote,
-        tipo=tipo,
-        desde=desde,
-        hasta=hasta,
+    """Movimientos del más nuevo al más viejo; filtra por producto, lote, tipo y fechas
+    (`hasta=AAAA-MM-DD` incluye todo ese día)."""
+    return service.list_movements(
+        session, pagina, id_producto=id_producto, id_lote=id_lote, tipo=tipo, fechas=fechas
     )
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
 @router.get(

@@ -8,20 +8,21 @@ simultáneas nunca dejan un lote en negativo; el CHECK `cantidad >= 0` es la úl
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from psycopg import errors as pg
-from sqlalchemy import DateTime, func, insert, literal, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from inventario.errors import Conflicto, DomainError, Invalido, NoEncontrado
+from inventario.fechas import RangoFechas
 from inventario.modules.lotes.model import Lote
 from inventario.modules.movimientos.model import Movimiento
 from inventario.modules.movimientos.schemas import MovimientoCrear
 from inventario.modules.productos.schemas import MAX_INT
 from inventario.modules.productos.service import require_product
+from inventario.pagination import Pagina, page
 
 # Reparto FEFO en una sola sentencia: bloquea los lotes candidatos (en orden de id, para que dos
 # salidas concurrentes no se bloqueen en cruz), acumula por vencimiento con una ventana, descuenta
@@ -205,38 +206,23 @@ def register_movement(session: Session, data: MovimientoCrear, id_usuario: int) 
 
 def list_movements(
     session: Session,
-    offset: int,
-    limit: int,
+    pagina: Pagina,
     *,
     id_producto: int | None = None,
     id_lote: int | None = None,
     tipo: str | None = None,
-    desde: datetime | None = None,
-    hasta: datetime | None = None,
-) -> tuple[list[Movimiento], int]:
-    if desde is not None and hasta is not None:
-        # En SQL: una fecha sin zona se interpreta en la zona de la sesión, igual que en el filtro.
-        tz = DateTime(timezone=True)
-        if session.scalar(select(literal(desde, tz) > literal(hasta, tz))):
-            raise Invalido("'desde' debe ser anterior o igual a 'hasta'")
-    stmt = select(Movimiento)
+    fechas: RangoFechas | None = None,
+) -> dict[str, Any]:
+    """Movimientos del más nuevo al más viejo; `fechas` sobre `fecha_creacion`."""
+    stmt = select(Movimiento).where(*(fechas.where(Movimiento.fecha_creacion) if fechas else []))
     if id_producto is not None:
         stmt = stmt.where(Movimiento.id_producto == id_producto)
     if id_lote is not None:
         stmt = stmt.where(Movimiento.id_lote == id_lote)
     if tipo is not None:
         stmt = stmt.where(Movimiento.tipo == tipo)
-    if desde is not None:
-        stmt = stmt.where(Movimiento.fecha_creacion >= desde)
-    if hasta is not None:
-        stmt = stmt.where(Movimiento.fecha_creacion < hasta)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(
-        stmt.order_by(Movimiento.fecha_creacion.desc(), Movimiento.id_movimiento.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(rows), total
+    order = (Movimiento.fecha_creacion.desc(), Movimiento.id_movimiento.desc())
+    return page(session, stmt.order_by(*order), pagina)
 
 
 def get_movement(session: Session, movement_id: int) -> Movimiento:

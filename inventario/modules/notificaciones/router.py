@@ -48,9 +48,7 @@ def list_notifications(
     semaforo: Annotated[Semaforo | None, Query()] = None,
 ) -> dict[str, Any]:
     """De la más nueva a la más vieja, con el total de no leídas; filtra por leída, tipo y semáforo."""
-    return service.list_notifications(
-        session, pagina.offset, pagina.limit, leida=leida, tipo=tipo, semaforo=semaforo
-    )
+    return service.list_notifications(session, pagina, leida=leida, tipo=tipo, semaforo=semaforo)
 
 
 @router.post(

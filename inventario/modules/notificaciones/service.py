@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from inventario.errors import Invalido, NoEncontrado
 from inventario.modules.notificaciones.model import SEMAFOROS, Notificacion
+from inventario.pagination import Pagina, page
 
 _TITULO_MAX = 200
 _ETIQUETA_MAX = 30
@@ -55,8 +56,7 @@ def create_notification(
 
 def list_notifications(
     session: Session,
-    offset: int,
-    limit: int,
+    pagina: Pagina,
     *,
     leida: bool | None = None,
     tipo: str | None = None,
@@ -69,22 +69,11 @@ def list_notifications(
         stmt = stmt.where(Notificacion.tipo == tipo)
     if semaforo is not None:
         stmt = stmt.where(Notificacion.semaforo == semaforo)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     unread = session.scalar(
         select(func.count()).select_from(Notificacion).where(Notificacion.leida.is_(False))
     )
-    items = session.scalars(
-        stmt.order_by(Notificacion.fecha_creacion.desc(), Notificacion.id_notificacion.desc())
-        .offset(offset)
-        .limit(limit)
-    )
-    return {
-        "total": total,
-        "offset": offset,
-        "limit": limit,
-        "items": list(items),
-        "no_leidas": unread,
-    }
+    order = (Notificacion.fecha_creacion.desc(), Notificacion.id_notificacion.desc())
+    return {**page(session, stmt.order_by(*order), pagina), "no_leidas": unread}
 
 
 def get_notification(session: Session, notification_id: int) -> Notificacion:

@@ -18,8 +18,10 @@ from inventario.errors import DomainError
 from inventario.jobs import alertas_job, logs_maintenance_job
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
-from inventario.modules.planificador.scheduler import Planificador
+from inventario.modules.planificador.model import EstadoEjecucion
+from inventario.modules.planificador.scheduler import Scheduler
 from inventario.modules.planificador.service import JobsService
+from inventario.pagination import Pagina
 
 jobs_app = typer.Typer(help="Jobs programados: listar, ejecutar y ver el historial.", no_args_is_help=True)
 logs_app = typer.Typer(help="Archivos de log.", no_args_is_help=True)
@@ -34,7 +36,7 @@ def _run(job_id: str, usuario: str) -> None:
             raise fail(exc.mensaje) from None
     duracion = (row.fin - row.inicio).total_seconds() if row.fin else 0.0
     text = f"Job {row.job_id} (corrida {row.id_ejecucion}): {row.estado} en {duracion:.2f} s\n{row.mensaje or ''}"
-    if row.estado == "ERROR":
+    if row.estado == EstadoEjecucion.ERROR:
         raise fail(text)
     typer.echo(text)
 
@@ -79,12 +81,12 @@ def historial(
     """Las últimas corridas de un job, la más reciente primero."""
     with runtime_context() as runtime:
         try:
-            rows, total = JobsService(runtime).history(job_id, 0, limite)
+            datos = JobsService(runtime).history(job_id, Pagina(offset=0, limit=limite))
         except DomainError as exc:
             raise fail(exc.mensaje) from None
         tz = runtime.settings.tz
-    typer.echo(f"{total} corridas de {job_id}.")
-    for r in rows:
+    typer.echo(f"{datos['total']} corridas de {job_id}.")
+    for r in datos["items"]:
         typer.echo(
             f"{r.id_ejecucion:>6}  {r.programada_para.astimezone(tz):%Y-%m-%d %H:%M}  "
             f"{r.inicio.astimezone(tz):%Y-%m-%d %H:%M:%S}  {r.estado:<9} "
@@ -113,7 +115,7 @@ def scheduler() -> None:
     stop = threading.Event()
     with runtime_context() as runtime:
         BackupService(runtime, notifier=notify).recover()
-        planificador = Planificador(runtime)
+        planificador = Scheduler(runtime)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         planificador.start()

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventario.database import Auditado, Base
 
-ESTADOS = ("EN_CURSO", "OK", "ERROR", "OMITIDO")
+
+class EstadoEjecucion(StrEnum):
+    """Columna `estado` de `ejecuciones_job` (la restricción `estado` de la tabla lista los mismos)."""
+
+    EN_CURSO = "EN_CURSO"
+    OK = "OK"
+    ERROR = "ERROR"
+    OMITIDO = "OMITIDO"
 
 
 class EjecucionJob(Auditado, Base):

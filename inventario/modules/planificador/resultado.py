@@ -20,7 +20,7 @@ class ContextoJob:
 
 @dataclass(frozen=True)
 class ResultadoJob:
-    estado: str  # OK u OMITIDO (un fallo se señala con una excepción)
+    estado: str  # EstadoEjecucion.OK u OMITIDO (un fallo se señala con una excepción)
     mensaje: str
 
 

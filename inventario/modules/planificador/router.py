@@ -72,13 +72,8 @@ def get_job(job_id: JobId, request: Request, _: AdminUser) -> JobSalida:
 )
 def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
     """Corridas de un job, la más reciente primero. Solo ADMIN."""
-    rows, total = _service(request).history(job_id, pagina.offset, pagina.limit)
-    return {
-        "total": total,
-        "offset": pagina.offset,
-        "limit": pagina.limit,
-        "items": [EjecucionSalida.desde(r) for r in rows],
-    }
+    datos = _service(request).history(job_id, pagina)
+    return {**datos, "items": [EjecucionSalida.desde(r) for r in datos["items"]]}
 
 
 @router.post(

@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
-from inventario.modules.planificador.service import Corrida, JobDef, JobsService
+from inventario.modules.planificador.service import JobDef, JobRun, JobsService
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,19 @@ RETRY = timedelta(seconds=60)
 RETRY_SUFFIX = ":reintento"
 
 
-class Planificador:
+class _SlotTrigger(BaseTrigger):
+    """Dispara en las horas programadas de `JobsService.next_slot` (jobs cada N minutos)."""
+
+    def __init__(self, service: JobsService, job: JobDef) -> None:
+        self.service = service
+        self.job = job
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        reference = previous_fire_time if previous_fire_time is not None else now - timedelta(microseconds=1)
+        return self.service.next_slot(self.job, max(reference, now - timedelta(microseconds=1)))
+
+
+class Scheduler:
     def __init__(
         self,
         runtime: Runtime,
@@ -61,9 +74,14 @@ class Planificador:
         )
         for job in self.service.jobs:
             hour, minute = job.hora_de(self.settings)
+            trigger = (
+                _SlotTrigger(self.service, job)
+                if job.minutos(self.settings)
+                else CronTrigger(hour=hour, minute=minute, timezone=tz)
+            )
             scheduler.add_job(
                 self._fire,
-                CronTrigger(hour=hour, minute=minute, timezone=tz),
+                trigger,
                 id=job.job_id,
                 name=job.nombre,
                 args=[job.job_id],
@@ -108,7 +126,7 @@ class Planificador:
             return
         self._retry_if_busy(corrida)
 
-    def _retry_if_busy(self, corrida: Corrida) -> None:
+    def _retry_if_busy(self, corrida: JobRun) -> None:
         """Cerrojo ocupado (otra instancia ejecuta esta misma hora, o alguien lo pidió a mano justo
         antes): se vuelve a mirar en un rato. Si era la misma hora, el reintento la encuentra hecha;
         si no, la ejecuta, mientras siga dentro de la gracia."""
@@ -151,4 +169,4 @@ def health_without_scheduler(runtime: Runtime) -> Callable[[], dict[str, Any]]:
     return info
 
 
-__all__ = ["Planificador", "health_without_scheduler"]
+__all__ = ["Scheduler", "health_without_scheduler"]

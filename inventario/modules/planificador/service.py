@@ -32,12 +32,13 @@ from sqlalchemy import and_, func, or_, select, text
 
 from inventario.config import Settings
 from inventario.errors import Conflicto, DomainError, NoEncontrado
-from inventario.jobs import alertas_job, backup_job, logs_maintenance_job
+from inventario.jobs import alertas_job, backup_incremental_job, backup_job, logs_maintenance_job
 from inventario.logging_setup import redact
 from inventario.modules.notificaciones.service import create_notification
 from inventario.modules.planificador import schedule
-from inventario.modules.planificador.model import EjecucionJob
+from inventario.modules.planificador.model import EjecucionJob, EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
+from inventario.pagination import Pagina, page
 from inventario.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,17 @@ class JobDef:
     # Jobs que cuidan algo de cada máquina (sus logs): una corrida por máquina y carpeta.
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
-    semaforo_fallo: str = "AMARILLO"
+    semaforo_fallo: str = "ROJO"  # un job que falla sale por los canales de avisos al momento
     titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
+    # Jobs cada N minutos (`backup_incremental`) en vez de una vez al día; 0 = apagado (el job no
+    # se registra). Sus horas programadas salen de `schedule.interval_*`; `hora_de` no se usa.
+    cada_minutos: Callable[[Settings], int] | None = None
+
+    def minutos(self, settings: Settings) -> int | None:
+        return self.cada_minutos(settings) if self.cada_minutos is not None else None
+
+    def activo(self, settings: Settings) -> bool:
+        return self.minutos(settings) != 0
 
 
 JOBS: tuple[JobDef, ...] = (
@@ -75,6 +85,22 @@ JOBS: tuple[JobDef, ...] = (
         tipo_notificacion="BACKUP",
         semaforo_fallo="ROJO",
         titulo_fallo=f"❌ Error en el backup diario ({backup_job.JOB_ID})",
+    ),
+    JobDef(
+        job_id=backup_incremental_job.JOB_ID,
+        nombre="Backup incremental",
+        funcion=backup_incremental_job.run,
+        hora_de=lambda s: (0, 0),
+        cada_minutos=lambda s: s.BACKUP_INCREMENTAL_MINUTOS,
+        descripcion_de=lambda s: (
+            f"Backup INCREMENTAL cada {s.BACKUP_INCREMENTAL_MINUTOS} minutos (BACKUP_INCREMENTAL_MINUTOS): "
+            "los cambios desde el backup anterior de la cadena; sin archivo si nada cambió; se omite si "
+            "otro backup está en curso"
+            + ("" if s.BACKUP_ENABLED else ". Deshabilitado (BACKUP_ENABLED=false)")
+        ),
+        tipo_notificacion="BACKUP",
+        semaforo_fallo="ROJO",
+        titulo_fallo=f"❌ Error en el backup incremental ({backup_incremental_job.JOB_ID})",
     ),
     JobDef(
         job_id=logs_maintenance_job.JOB_ID,
@@ -111,7 +137,7 @@ class JobEnCurso(Conflicto):
 
 
 @dataclass(frozen=True)
-class Corrida:
+class JobRun:
     """Lo que hizo `run_due`/`run_now` con una hora programada."""
 
     job_id: str
@@ -149,7 +175,8 @@ class JobsService:
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.jobs = tuple(jobs if jobs is not None else JOBS)
+        # Un job cada 0 minutos está apagado: ni se programa ni se lista.
+        self.jobs = tuple(j for j in (jobs if jobs is not None else JOBS) if j.activo(self.settings))
         self.instancia = instancia or instancia_actual()
 
     # ------------------------------------------------------------------ definiciones
@@ -174,20 +201,36 @@ class JobsService:
         return LOCK_CLASS, zlib.crc32(f"{job.job_id}|{self.ambito(job)}".encode()) & 0x7FFFFFFF
 
     def latest_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.latest_slot(now, hour, minute, self.settings.tz)
 
     def next_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_next_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.next_slot(now, hour, minute, self.settings.tz)
 
     def due_slot(self, job: JobDef, now: datetime) -> datetime | None:
+        if minutes := job.minutos(self.settings):
+            # Solo la última cuenta y nunca está fuera de gracia: la siguiente la reemplaza.
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.due_slot(now, hour, minute, self.settings.tz, self.grace)
 
     def programacion(self, job: JobDef) -> str:
+        if minutes := job.minutos(self.settings):
+            return schedule.describe_interval(minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.describe(hour, minute, self.settings.ZONA_HORARIA)
+
+    def cron(self, job: JobDef) -> tuple[str, str]:
+        """(cron, hora) para mostrar: `0 3 * * *` y `03:00`, o `*/15 * * * *` y `cada 15 min`."""
+        if minutes := job.minutos(self.settings):
+            return schedule.cron_interval(minutes), f"cada {minutes} min"
+        hour, minute = job.hora_de(self.settings)
+        return schedule.cron(hour, minute), f"{hour:02d}:{minute:02d}"
 
     # ------------------------------------------------------------------ cerrojo
     @contextmanager
@@ -291,11 +334,11 @@ class JobsService:
         except Exception:
             log.exception("No se pudo notificar el fallo de la corrida %s", id_ejecucion)
 
-    def _execute(self, job: JobDef, slot: datetime, *, manual: bool, ejecutado_por: str) -> Corrida:
+    def _execute(self, job: JobDef, slot: datetime, *, manual: bool, ejecutado_por: str) -> JobRun:
         """Con el cerrojo tomado: reclama la corrida y, si es suya, la ejecuta y registra."""
         id_ejecucion = self._claim(job, slot, manual, ejecutado_por)
         if id_ejecucion is None:
-            return Corrida(job.job_id, slot, "YA_EJECUTADA")
+            return JobRun(job.job_id, slot, "YA_EJECUTADA")
         log.info(
             "Job %s: corrida %s iniciada (programada para %s, %s, instancia %s)",
             job.job_id,
@@ -309,17 +352,17 @@ class JobsService:
             result = job.funcion(ContextoJob(self.runtime, slot, manual, ejecutado_por))
             estado, mensaje = result.estado, result.mensaje
         except JobFallido as exc:
-            estado, mensaje, notify = "ERROR", exc.mensaje, not exc.notificado
+            estado, mensaje, notify = EstadoEjecucion.ERROR, exc.mensaje, not exc.notificado
         except Exception as exc:
             log.exception("Job %s: corrida %s falló", job.job_id, id_ejecucion)
-            estado, mensaje, notify = "ERROR", _texto(exc), True
+            estado, mensaje, notify = EstadoEjecucion.ERROR, _texto(exc), True
         mensaje = _limpio(mensaje)
         self._finish(id_ejecucion, estado, mensaje)
-        level = logging.ERROR if estado == "ERROR" else logging.INFO
+        level = logging.ERROR if estado == EstadoEjecucion.ERROR else logging.INFO
         log.log(level, "Job %s: corrida %s terminó %s: %s", job.job_id, id_ejecucion, estado, mensaje)
         if notify:
             self._notify_failure(job, id_ejecucion, mensaje)
-        return Corrida(job.job_id, slot, "EJECUTADA", id_ejecucion, estado, mensaje)
+        return JobRun(job.job_id, slot, "EJECUTADA", id_ejecucion, estado, mensaje)
 
     def _already_claimed(self, job: JobDef, slot: datetime) -> bool:
         with self.runtime.engine.connect() as conn:
@@ -333,23 +376,23 @@ class JobsService:
                 ).scalar()
             )
 
-    def run_due(self, job_id: str, now: datetime, *, origen: str = "SCHEDULER") -> Corrida:
+    def run_due(self, job_id: str, now: datetime, *, origen: str = "SCHEDULER") -> JobRun:
         """Ejecuta la hora programada que corresponde a `now`, si nadie lo hizo ya. Lo llama
         APScheduler a la hora (y `catch_up` al arrancar); llamarlo de más no hace daño."""
         job = self.job(job_id)
         slot = self.due_slot(job, now)
         if slot is None:
-            return Corrida(job_id, self.latest_slot(job, now), "FUERA_DE_GRACIA")
+            return JobRun(job_id, self.latest_slot(job, now), "FUERA_DE_GRACIA")
         if self._already_claimed(job, slot):  # lo habitual en la segunda instancia: ni pide el cerrojo
-            return Corrida(job_id, slot, "YA_EJECUTADA")
+            return JobRun(job_id, slot, "YA_EJECUTADA")
         with self._lock(job) as acquired:
             if not acquired:
                 log.info("Job %s: otra instancia lo está ejecutando; esta no hace nada", job_id)
-                return Corrida(job_id, slot, "EN_OTRA_INSTANCIA")
+                return JobRun(job_id, slot, "EN_OTRA_INSTANCIA")
             self._recover_locked(job)
             return self._execute(job, slot, manual=False, ejecutado_por=origen)
 
-    def catch_up(self, now: datetime) -> list[Corrida]:
+    def catch_up(self, now: datetime) -> list[JobRun]:
         """Al arrancar: la última corrida de cada job que no se hizo, si está dentro de la gracia."""
         corridas = []
         for job in self.jobs:
@@ -389,21 +432,16 @@ class JobsService:
             raise NoEncontrado(f"No existe la ejecución {id_ejecucion}")
         return row
 
-    def history(self, job_id: str, offset: int, limit: int) -> tuple[list[EjecucionJob], int]:
+    def history(self, job_id: str, pagina: Pagina) -> dict[str, Any]:
+        """Las corridas de un job, la más reciente primero (el cuerpo de `Listado`)."""
         job = self.job(job_id)
-        where = (EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+        stmt = (
+            select(EjecucionJob)
+            .where(EjecucionJob.job_id == job.job_id, EjecucionJob.ambito == self.ambito(job))
+            .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
+        )
         with self.runtime.session_factory() as session:
-            total = session.scalar(select(func.count()).select_from(EjecucionJob).where(*where)) or 0
-            rows = list(
-                session.scalars(
-                    select(EjecucionJob)
-                    .where(*where)
-                    .order_by(EjecucionJob.inicio.desc(), EjecucionJob.id_ejecucion.desc())
-                    .offset(offset)
-                    .limit(limit)
-                )
-            )
-        return rows, total
+            return page(session, stmt, pagina)
 
     def _last_and_coverage(
         self, job: JobDef, slot: datetime
@@ -442,18 +480,18 @@ class JobsService:
             last, covered, first = self._last_and_coverage(job, slot)
             running = False
             interrupted = False
-            if last is not None and last.estado == "EN_CURSO":
+            if last is not None and last.estado == EstadoEjecucion.EN_CURSO:
                 if self.lock_held(job):
                     running = True
                 else:
                     # Sin cerrojo: o terminó recién (releer) o el proceso murió.
                     with self.runtime.session_factory() as session:
                         last = session.get(EjecucionJob, last.id_ejecucion) or last
-                    interrupted = last.estado == "EN_CURSO"
+                    interrupted = last.estado == EstadoEjecucion.EN_CURSO
             problema = None
             if interrupted:
                 problema = f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]
-            elif last is not None and last.estado == "ERROR":
+            elif last is not None and last.estado == EstadoEjecucion.ERROR:
                 problema = f"la última corrida falló: {last.mensaje}"
             else:
                 baselines = [b for b in (desde, first) if b is not None]
@@ -464,7 +502,7 @@ class JobsService:
                         f"no se ejecutó a las {hora} y ya pasó el período de gracia "
                         f"({self.settings.SCHEDULER_GRACIA_MIN} min)"
                     )
-            hour, minute = job.hora_de(self.settings)
+            cron, hora = self.cron(job)
             items.append(
                 {
                     "job": job,
@@ -472,8 +510,8 @@ class JobsService:
                     "nombre": job.nombre,
                     "descripcion": job.descripcion_de(self.settings),
                     "programacion": self.programacion(job),
-                    "cron": schedule.cron(hour, minute),
-                    "hora": f"{hour:02d}:{minute:02d}",
+                    "cron": cron,
+                    "hora": hora,
                     "zona_horaria": self.settings.ZONA_HORARIA,
                     "ambito": self.ambito(job),
                     "proxima_ejecucion": self.next_slot(job, now),
@@ -539,4 +577,4 @@ def _last_summary(row: EjecucionJob | None, interrupted: bool) -> dict[str, Any]
     }
 
 
-__all__ = ["JOBS", "Corrida", "JobDef", "JobEnCurso", "JobsService", "instancia_actual"]
+__all__ = ["JOBS", "JobDef", "JobEnCurso", "JobRun", "JobsService", "instancia_actual"]

@@ -53,10 +53,7 @@ def list_products(
     ] = None,
 ) -> dict[str, Any]:
     """Productos paginados con su `stock_total`; busca por código o nombre y filtra bajo mínimo."""
-    items, total = service.list_products(
-        session, pagina.offset, pagina.limit, q=q, activo=activo, bajo_minimo=bajo_minimo
-    )
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
+    return service.list_products(session, pagina, q=q, activo=activo, bajo_minimo=bajo_minimo)
 
 
 @router.post(

@@ -13,6 +13,7 @@ from inventario.errors import Conflicto, Invalido, NoEncontrado
 from inventario.modules.lotes.model import Lote
 from inventario.modules.productos.model import Producto
 from inventario.modules.productos.schemas import ProductoActualizar, ProductoCrear
+from inventario.pagination import Pagina, count, listado, page
 
 
 def like_pattern(text: str) -> str:
@@ -54,13 +55,12 @@ def _with_stock(products: Any = None) -> Select[Any]:
 
 def list_products(
     session: Session,
-    offset: int,
-    limit: int,
+    pagina: Pagina,
     *,
     q: str | None = None,
     activo: bool | None = None,
     bajo_minimo: bool | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> dict[str, Any]:
     conditions = []
     if q:
         pattern = like_pattern(q)
@@ -72,16 +72,14 @@ def list_products(
     order = (Producto.nombre, Producto.id_producto)
     if bajo_minimo is None:
         # Paginar productos primero y agregar el stock solo de la página.
-        total = session.scalar(select(func.count()).select_from(Producto).where(*conditions)) or 0
-        page = select(Producto).where(*conditions).order_by(*order).offset(offset).limit(limit).subquery("p")
-        stmt = _with_stock(page).order_by(page.c.nombre, page.c.id_producto)
-    else:
-        filtered = _with_stock().where(*conditions)
-        below = filtered.selected_columns.bajo_minimo
-        filtered = filtered.where(below if bajo_minimo else ~below)
-        total = session.scalar(select(func.count()).select_from(filtered.subquery())) or 0
-        stmt = filtered.order_by(*order).offset(offset).limit(limit)
-    return [dict(r._mapping) for r in session.execute(stmt)], total
+        products = select(Producto).where(*conditions).order_by(*order)
+        current = products.offset(pagina.offset).limit(pagina.limit).subquery("p")
+        stmt = _with_stock(current).order_by(current.c.nombre, current.c.id_producto)
+        return listado([dict(r._mapping) for r in session.execute(stmt)], count(session, products), pagina)
+    filtered = _with_stock().where(*conditions)
+    below = filtered.selected_columns.bajo_minimo
+    filtered = filtered.where(below if bajo_minimo else ~below)
+    return page(session, filtered.order_by(*order), pagina, mappings=True)
 
 
 def get_product(session: Session, product_id: int) -> dict[str, Any]:

@@ -117,8 +117,7 @@ def me(user: CurrentUser) -> object:
 @router.get("", response_model=Listado[UsuarioSalida], summary="Listar usuarios", responses=errores(422))
 def list_users(session: SessionDep, _: AdminUser, pagina: PaginaDep) -> dict:
     """Usuarios paginados, con rol, estado y bloqueo. Solo ADMIN."""
-    items, total = service.list_users(session, pagina.offset, pagina.limit)
-    return {"total": total, "offset": pagina.offset, "limit": pagina.limit, "items": items}
+    return service.list_users(session, pagina)
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from inventario.errors import Conflicto, NoAutorizado, NoEncontrado
 from inventario.modules.usuarios.model import Usuario
 from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
 from inventario.modules.usuarios.throttle import LoginThrottle
+from inventario.pagination import Pagina, page
 from inventario.security import hash_password, verify_password
 
 sesiones_log = logging.getLogger("inventario.sesiones")
@@ -51,10 +53,8 @@ def get_user_by_name(session: Session, nombre_usuario: str) -> Usuario:
     return user
 
 
-def list_users(session: Session, offset: int, limit: int) -> tuple[list[Usuario], int]:
-    total = session.scalar(select(func.count()).select_from(Usuario)) or 0
-    rows = session.scalars(select(Usuario).order_by(Usuario.id_usuario).offset(offset).limit(limit))
-    return list(rows), total
+def list_users(session: Session, pagina: Pagina) -> dict[str, Any]:
+    return page(session, select(Usuario).order_by(Usuario.id_usuario), pagina)
 
 
 def _ensure_not_last_admin(session: Session, user: Usuario, changes: dict[str, object]) -> None:
