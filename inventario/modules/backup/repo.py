@@ -164,16 +164,18 @@ class BackupRepo:
     def find(self, key: str) -> Link:
         """Un backup por id (`7`) o por archivo (nombre o ruta)."""
         if key.isdigit():
-            for candidate in sorted(self.directory.glob("backup_*.sql.gz")):
-                mpath = manifest_path(candidate)
-                if mpath.exists():
-                    try:
-                        manifest = read_manifest(mpath)
-                    except (ValueError, OSError):
-                        continue
-                    if manifest.id_backup == int(key):
-                        return Link(candidate, manifest)
-            raise RestoreError(f"No hay en {self.directory} ningún backup con id {key} (ni su manifiesto).")
+            for mpath, manifest in self.manifests():
+                if manifest.id_backup == int(key):
+                    data = mpath.with_name(mpath.name.removesuffix(MANIFEST_SUFFIX))
+                    if not data.exists():
+                        raise RestoreError(
+                            f"Falta el archivo {data.name} del backup {key}: su manifiesto está, el "
+                            "archivo no (se borró o se movió)."
+                        )
+                    return Link(data, manifest)
+            raise RestoreError(
+                f"No hay en {self.directory} ningún backup con id {key} (ni su archivo ni su manifiesto)."
+            )
         path = Path(key)
         if not path.is_absolute() and not path.exists():
             path = self.directory / key
