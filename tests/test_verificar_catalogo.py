@@ -76,3 +76,18 @@ def test_verificar_todos_informa_cada_completado_sin_archivo(
     assert error.startswith("ERROR") and "su manifiesto está, el archivo no" in error
     assert "ni su manifiesto" not in error
     assert lines[str(sano.id_backup)].startswith("OK")
+
+
+def test_detalle_no_da_por_disponible_un_archivo_danado_del_mismo_tamano(
+    runtime: Runtime, fresh_db: DatabaseServer, client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    url = f"/api/v1/backup/{row.id_backup}"
+    assert client.get(url, headers=admin_headers).json()["archivo_disponible"] is True
+    path = runtime.settings.backup_dir / row.nombre_archivo
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # mismo tamaño, un byte cambiado
+    path.write_bytes(bytes(data))
+    assert client.get(url, headers=admin_headers).json()["archivo_disponible"] is False
+    assert client.get(url + "/descargar", headers=admin_headers).status_code == 409

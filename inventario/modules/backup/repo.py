@@ -31,6 +31,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 # El sufijo de cada tipo en el nombre del archivo (`backup_AAAAMMDD_HHMMSS_FULL.sql.gz`).
 SUFFIX = {TipoBackup.COMPLETO: "FULL", TipoBackup.DIFERENCIAL: "DIFF", TipoBackup.INCREMENTAL: "INCR"}
 NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(" + "|".join(SUFFIX.values()) + r")\.sql\.gz$")
+# MD5 ya comprobados por `BackupRepo.intact`, por versión del archivo.
+_INTACT: dict[tuple[str, int, int, int, str | None], bool] = {}
 # Una cadena más larga que esto es un ciclo entre manifiestos (o un directorio manipulado).
 MAX_CHAIN = 10_000
 
@@ -116,6 +118,26 @@ class BackupRepo:
             and not row.eliminado
             and self.present(row.nombre_archivo, row.tamanio_bytes)
         )
+
+    def intact(self, row: HistorialBackup) -> bool:
+        """`usable` y además con el MD5 del catálogo: un archivo dañado con el mismo tamaño (un byte
+        cambiado) no está disponible. El MD5 se calcula una vez por versión del archivo (inodo,
+        tamaño y ctime, que nadie puede volver atrás) y se recuerda."""
+        if not self.usable(row):
+            return False
+        path = self.directory / row.nombre_archivo
+        try:
+            st = path.stat()
+            key = (str(path), st.st_ino, st.st_size, st.st_ctime_ns, row.hash_md5)
+            if key not in _INTACT:
+                with open(path, "rb") as fh:
+                    digest, _ = scan(fh, inflate=False)
+                if len(_INTACT) >= 1000:
+                    _INTACT.clear()
+                _INTACT[key] = digest.hex() == row.hash_md5
+        except OSError:
+            return False
+        return _INTACT[key]
 
     # ------------------------------------------------------------------ escribir
     def writer(self, nombre_archivo: str, level: int) -> AtomicGzipWriter:

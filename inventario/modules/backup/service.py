@@ -323,6 +323,9 @@ class BackupService:
         """Empieza un backup (errores de inicio, como "en curso", se lanzan aquí) y lo termina en un
         hilo; devuelve el id del registro EN_PROCESO. `wait_background` espera a esos hilos."""
         started = self.start(requested, ejecutado_por)
+        # Leído antes de lanzar el hilo: si el backup falla enseguida, su rollback expira la fila y
+        # leer `started.id_backup` después usaría la sesión a la vez que el hilo.
+        id_backup = started.id_backup
 
         def work() -> None:
             try:
@@ -330,12 +333,12 @@ class BackupService:
             except BackupError:
                 pass  # ya registrado: fila ERROR, notificación y error.log
             except BaseException:
-                log.exception("El backup %s falló en segundo plano", started.id_backup)
+                log.exception("El backup %s falló en segundo plano", id_backup)
             finally:
                 with self._background_lock:
                     self._background.discard(threading.current_thread())
 
-        thread = threading.Thread(target=work, name=f"backup-{started.id_backup}", daemon=True)
+        thread = threading.Thread(target=work, name=f"backup-{id_backup}", daemon=True)
         with self._background_lock:
             self._background.add(thread)
         try:
@@ -345,7 +348,7 @@ class BackupService:
                 self._background.discard(thread)
             started.abandon("No se pudo lanzar el backup en segundo plano")
             raise
-        return started.id_backup
+        return id_backup
 
     def wait_background(self, timeout: float | None = None) -> bool:
         """Para el cierre del servicio: espera a los backups en segundo plano. True si no queda ninguno."""
@@ -798,7 +801,7 @@ class BackupService:
             "diferenciales": (
                 queries.diferenciales_de(session, row.id_backup) if row.tipo == TipoBackup.COMPLETO else []
             ),
-            "archivo_disponible": self.repo.usable(row),
+            "archivo_disponible": self.repo.intact(row),
         }
 
     def detail_now(self, id_backup: int) -> dict[str, Any]:
