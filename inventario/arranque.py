@@ -90,6 +90,7 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         "Inventario en marcha",
         f"  Dirección:     {base}  (escucha en {host}:{port})",
         f"  Documentación: {base}/docs",
+        f"  Consola web:   {base}/consola",
         f"  Base de datos: {describir_base(runtime)}",
         f"  Backups:       {s.backup_dir}",
         f"  Logs:          {s.logs_dir}  (app.log, error.log, acceso.log...)",

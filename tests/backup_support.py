@@ -13,9 +13,10 @@ from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.conftest import admin_conn
 
-# Tablas que no son datos respaldados: el catálogo, que se reconstruye desde los manifiestos tras
-# restaurar, y `punto_restauracion`, que cada archivo escribe al aplicarse (no se comparan).
-CATALOG_TABLES = {"historial_backup", "punto_restauracion"}
+# Tablas que no son datos respaldados: el catálogo (backups y su estado fuera del sitio), que se
+# reconstruye desde los manifiestos y el remoto tras restaurar, y `punto_restauracion`, que cada
+# archivo escribe al aplicarse (no se comparan fila a fila).
+CATALOG_TABLES = {"historial_backup", "copia_remota", "punto_restauracion"}
 
 
 def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:

@@ -159,6 +159,9 @@ def test_openapi_tiene_las_nueve_rutas_del_plan(client: TestClient) -> None:
         ("post", "/{id_backup}/enviar-email"),
         ("post", "/limpiar"),
         ("get", "/puntos-restauracion"),  # añadida (issue 13)
+        # Añadidas (issue 12): copias fuera del sitio.
+        ("post", "/{id_backup}/copiar-remoto"),
+        ("get", "/{id_backup}/manifiesto"),
     }
     presentes = {(m, p.removeprefix(API)) for p, ops in paths.items() if p.startswith(API) for m in ops}
     assert presentes == esperadas
@@ -615,6 +618,18 @@ def test_estadisticas_tras_una_historia_realista(
         "espacio_libre_bytes": None,
         "espacio_libre_legible": None,
         "proxima_ejecucion": None,
+        # Añadida por las copias fuera del sitio (issue 12); sin BACKUP_REMOTO, solo "no configurado".
+        "fuera_del_sitio": {
+            "configurado": False,
+            "destino": None,
+            "cifrado": None,
+            "dias_retencion": None,
+            "ultima_copia": None,
+            "id_ultima_copia": None,
+            "copiados": None,
+            "pendientes": None,
+            "errores": None,
+        },
     }
     fill(fresh_db, 30)
     # Dos semanas: completo, diferenciales, un fallo, otro completo, más diferenciales.

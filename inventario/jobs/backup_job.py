@@ -51,6 +51,8 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
         f"{human_size(limpieza.bytes_liberados)} liberados"
     )
+    if settings.BACKUP_REMOTO:
+        mensaje += ". " + _fuera_del_sitio(ctx)
     return ResultadoJob(EstadoEjecucion.OK, mensaje)
 
 
@@ -64,3 +66,27 @@ def _run_after_incremental(service: BackupService, tipo: TipoBackup, ejecutado_p
             if service.running_type() != TipoBackup.INCREMENTAL or time.monotonic() > deadline:
                 raise
             time.sleep(INCREMENTAL_POLL_S)
+
+
+def _fuera_del_sitio(ctx: ContextoJob) -> str:
+    """La copia del backup recién hecho (ya en marcha), lo que quedó pendiente de corridas anteriores
+    y la retención remota. Un fallo aquí no hace fallar el job: el backup local está bien, y cada
+    copia fallida ya quedó en ERROR con su aviso ROJO."""
+    from inventario.modules.remoto.service import RemotoService, wait_background
+
+    remoto = RemotoService(ctx.runtime)
+    wait_background()  # la copia en segundo plano del backup recién hecho
+    try:
+        copiados, fallidos = remoto.copy_pending()
+        partes = [f"Fuera del sitio: {len(copiados)} pendientes copiados"]
+        if fallidos:
+            partes.append(f"{len(fallidos)} con error ({', '.join(map(str, fallidos))})")
+        retencion = remoto.cleanup()
+        partes.append(
+            f"retención remota ({ctx.runtime.settings.remoto_retention_days} días): "
+            f"{len(retencion.eliminados)} copias eliminadas"
+        )
+        return ", ".join(partes)
+    except Exception as exc:
+        detalle = getattr(exc, "mensaje", None) or f"{exc.__class__.__name__}: {exc}"
+        return f"Fuera del sitio: {detalle}"

@@ -16,7 +16,9 @@ from inventario.modules.backup.model import HistorialBackup, TipoSolicitado
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import BackupService
+from inventario.modules.remoto.transfer import Descriptor
 from inventario.postgres import DatabaseServer, sqlalchemy_url
+from inventario.runtime import Runtime
 
 app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaurar.", no_args_is_help=True)
 
@@ -38,12 +40,33 @@ def ejecutar(
             row = service.run(TipoSolicitado(tipo.upper()), usuario)
         except DomainError as exc:
             raise fail(exc.mensaje) from None
+        offsite = _wait_offsite(runtime, row.id_backup)
     typer.echo(
         f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
         f"({row.tamanio_legible}, {row.registros_totales} registros, {row.duracion_segundos:.2f} s, MD5 {row.hash_md5})"
     )
     if row.nota:
         typer.secho(f"Nota: {row.nota}", fg=typer.colors.YELLOW)
+    if offsite:
+        typer.secho(offsite[0], fg=typer.colors.GREEN if offsite[1] else typer.colors.RED)
+
+
+def _wait_offsite(runtime: Runtime, id_backup: int) -> tuple[str, bool] | None:
+    """La consola termina al acabar: espera a la copia fuera del sitio que el backup dejó en marcha
+    (un intento; si falla, queda en ERROR para la siguiente corrida)."""
+    from inventario.modules.remoto.model import CopiaRemota
+    from inventario.modules.remoto.service import wait_background
+
+    if not runtime.settings.BACKUP_REMOTO:
+        return None
+    typer.echo(f"Copiando el backup {id_backup} fuera del sitio ...")
+    wait_background()
+    with runtime.session_factory() as session:
+        state = session.get(CopiaRemota, id_backup)
+    if state is not None and state.estado == "COPIADO":
+        return f"Copiado fuera del sitio y verificado: {state.objeto} (MD5 {state.hash_remoto})", True
+    error = state.mensaje_error if state is not None else "sin registro"
+    return f"No se pudo copiar fuera del sitio (el backup local está bien; se reintentará): {error}", False
 
 
 @app.command("listar")
@@ -163,7 +186,10 @@ def _moment(text: str, tz: tzinfo) -> datetime:
 
 @app.command("restaurar")
 def restaurar(
-    id_o_archivo: str = typer.Argument(None, help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
+    id_o_archivo: str = typer.Argument(
+        None,
+        help="Id del backup o nombre/ruta del archivo (.sql.gz); con --desde-remoto, por defecto el más reciente",
+    ),
     hasta: str = typer.Option(
         None,
         "--hasta",
@@ -173,10 +199,23 @@ def restaurar(
         None, "--destino", help="URL de la base destino (por defecto la del servicio)"
     ),
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
+    desde_remoto: bool = typer.Option(
+        False, "--desde-remoto", help="Bajar la cadena de BACKUP_REMOTO (recuperación desde cero)"
+    ),
+    identidad: str = typer.Option(
+        None, "--identidad", help="Con --desde-remoto: la clave privada age (clave.txt)"
+    ),
 ) -> None:
     """Restaura un backup con toda su cadena (completo, diferencial, incrementales) en una sola transacción."""
-    if bool(id_o_archivo) == bool(hasta):
-        raise fail('Indique un id o archivo, o bien --hasta "AAAA-MM-DD HH:MM"', 2)
+    remote_found: list[Descriptor] = []
+    if desde_remoto:
+        if hasta:
+            raise fail("--hasta no se combina con --desde-remoto: indique el id del punto a recuperar", 2)
+        from inventario.modules.remoto.cli import fetch_for_restore
+
+        id_o_archivo, remote_found = fetch_for_restore(id_o_archivo, identidad)
+    elif bool(id_o_archivo) == bool(hasta):
+        raise fail('Indique un id o archivo, o bien --hasta "AAAA-MM-DD HH:MM" (o --desde-remoto)', 2)
     settings = settings_or_exit()
     repo = BackupRepo(settings.backup_dir)
     try:
@@ -230,6 +269,8 @@ def restaurar(
                 done = restore.restore(runtime, chain, target, progress=bar.update)
         except restore.RestoreError as exc:
             raise fail(str(exc)) from None
+        if remote_found:
+            _record_remote_copies(target, remote_found, settings.BACKUP_REMOTO)
     if done.problems:
         raise fail("Restaurado, pero las filas no coinciden con el manifiesto: " + "; ".join(done.problems))
     last = done.manifest
@@ -239,3 +280,27 @@ def restaurar(
         f"Catálogo sincronizado con {repo.directory} ({done.synced} registros actualizados).",
         fg=typer.colors.GREEN,
     )
+
+
+def _record_remote_copies(target: DatabaseServer, found: list[Descriptor], destino: str | None) -> None:
+    """Tras restaurar desde el remoto, el catálogo de la base restaurada sabe qué está ya copiado."""
+    from inventario.database import make_engine, make_session_factory
+    from inventario.modules.remoto.service import record_remote_copies
+
+    engine = make_engine(target.url)
+    try:
+        with make_session_factory(engine)() as session:
+            record_remote_copies(session, found, destino)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _register_remote() -> None:
+    from inventario.modules.remoto.cli import clave_app, remoto_app
+
+    app.add_typer(clave_app, name="clave")
+    app.add_typer(remoto_app, name="remoto")
+
+
+_register_remote()

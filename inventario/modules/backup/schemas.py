@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from inventario.modules.backup.model import EstadoBackup, TipoBackup, TipoSolicitado
 from inventario.modules.productos.schemas import Entrada, IdRef
@@ -66,6 +66,12 @@ class EnviarEmail(Entrada):
     email_destino: EmailDestino
 
 
+def _remoto(campo: str, columna: str) -> AliasChoices:
+    # Desde la fila ORM: `copia_remota.<columna>` (relación definida en modules/remoto/model.py);
+    # desde un dict ya volcado: el nombre del campo.
+    return AliasChoices(campo, AliasPath("copia_remota", columna))
+
+
 class BackupSalida(BaseModel):
     """Una fila de `historial_backup` (las columnas del plan y las que añadió el motor)."""
 
@@ -92,6 +98,27 @@ class BackupSalida(BaseModel):
     fecha_corte: datetime | None
     revision_esquema: str | None
     nota: str | None
+    # ---- copia fuera del sitio (tabla copia_remota); null: nunca se intentó o BACKUP_REMOTO vacío ----
+    remoto_estado: str | None = Field(
+        None, validation_alias=_remoto("remoto_estado", "estado")
+    )  # PENDIENTE/COPIADO/ERROR
+    remoto_fecha: datetime | None = Field(
+        None, validation_alias=_remoto("remoto_fecha", "fecha_estado")
+    )  # de ese estado
+    remoto_fecha_copia: datetime | None = Field(
+        None, validation_alias=_remoto("remoto_fecha_copia", "fecha_copia")
+    )
+    remoto_objeto: str | None = Field(
+        None, validation_alias=_remoto("remoto_objeto", "objeto")
+    )  # nombre en el remoto
+    remoto_hash: str | None = Field(
+        None, validation_alias=_remoto("remoto_hash", "hash_remoto")
+    )  # MD5 de lo subido
+    remoto_error: str | None = Field(None, validation_alias=_remoto("remoto_error", "mensaje_error"))
+    remoto_intentos: int | None = Field(None, validation_alias=_remoto("remoto_intentos", "intentos"))
+    remoto_eliminado: bool | None = Field(
+        None, validation_alias=_remoto("remoto_eliminado", "eliminado_remoto")
+    )
 
 
 class BackupDetalle(BackupSalida):
@@ -124,6 +151,20 @@ class UltimoError(BaseModel):
     mensaje: str | None
 
 
+class FueraDelSitio(BaseModel):
+    """Las copias fuera del sitio: destino sin credenciales (nombre de remoto y ruta)."""
+
+    configurado: bool
+    destino: str | None = None
+    cifrado: bool | None = None
+    dias_retencion: int | None = None
+    ultima_copia: datetime | None = None
+    id_ultima_copia: int | None = None
+    copiados: int | None = None
+    pendientes: int | None = None
+    errores: int | None = None
+
+
 class EstadisticasBackup(BaseModel):
     # ---- los campos del plan (solo backups COMPLETADO y no eliminados) ----
     total_backups: int
@@ -147,6 +188,7 @@ class EstadisticasBackup(BaseModel):
     espacio_libre_bytes: int | None  # en el disco de BACKUP_PATH
     espacio_libre_legible: str | None
     proxima_ejecucion: datetime | None  # del job `backup_diario`, si el planificador corre
+    fuera_del_sitio: FueraDelSitio = Field(default_factory=lambda: FueraDelSitio(configurado=False))
 
 
 class BackupEliminado(BaseModel):

@@ -6,6 +6,7 @@ propia, que el servidor libera solo si el proceso muere.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -26,7 +27,14 @@ from sqlalchemy.orm import Session
 
 from inventario.archivos import human_size, nearest_existing
 from inventario.auditoria import RESTORE_GUC
-from inventario.errors import DemasiadoGrande, DomainError, NoDisponible, NoEncontrado
+from inventario.errors import (
+    Conflicto,
+    DemasiadoGrande,
+    Desaparecido,
+    DomainError,
+    NoDisponible,
+    NoEncontrado,
+)
 from inventario.modules.backup import email as mail
 from inventario.modules.backup import pg_esquema, queries
 from inventario.modules.backup.dump import (
@@ -44,8 +52,12 @@ from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, Sin
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup, TipoSolicitado
 from inventario.modules.backup.notifications import Evento
-from inventario.modules.backup.repo import BackupRepo, Punto, VerifiedFile, backup_name
+from inventario.modules.backup.repo import BackupRepo, Punto, VerifiedFile, backup_name, manifest_path
 from inventario.runtime import Runtime
+
+if TYPE_CHECKING:
+    from inventario.modules.remoto.model import CopiaRemota
+    from inventario.modules.remoto.service import RemotoService
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +486,12 @@ class BackupService:
             row.duracion_segundos or 0,
         )
         self._notify(session, Evento.COMPLETADO, row)
+        self._copy_offsite(row.id_backup)
         return row
+
+    def _copy_offsite(self, id_backup: int) -> None:
+        """Con BACKUP_REMOTO: copia fuera del sitio en segundo plano. Nunca afecta al backup local."""
+        self.offsite.after_backup(id_backup)
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
         try:
@@ -825,8 +842,49 @@ class BackupService:
             espacio_libre_bytes=libre,
             espacio_libre_legible=human_size(libre) if libre is not None else None,
             proxima_ejecucion=next_run() if self.settings.BACKUP_ENABLED else None,
+            fuera_del_sitio=self.offsite.summary(session),
         )
         return datos
+
+    # ------------------------------------------------------------------ fuera del sitio
+    @property
+    def offsite(self) -> RemotoService:
+        from inventario.modules.remoto.service import RemotoService
+
+        return RemotoService(self.runtime)
+
+    def copy_offsite(self, id_backup: int, wait: bool = True) -> CopiaRemota | None:
+        """Copia (o reintenta) un backup fuera del sitio. 409 sin BACKUP_REMOTO, 404, 409 si no está
+        COMPLETADO, 502 si el remoto falla (queda en ERROR con aviso ROJO). Sin `wait`: en segundo
+        plano, devuelve el estado actual."""
+        remoto = self.offsite
+        remoto.rclone()  # 409 si no está configurado, antes de mirar nada
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+            if row.estado != EstadoBackup.COMPLETADO or row.eliminado:
+                motivo = "fue eliminado por la retención" if row.eliminado else f"su estado es {row.estado}"
+                raise Conflicto(f"El backup {id_backup} no se puede copiar fuera del sitio: {motivo}")
+        if wait:
+            return remoto.copy(id_backup)
+        remoto.after_backup(id_backup)
+        from inventario.modules.remoto.model import CopiaRemota
+
+        with self.runtime.session_factory() as session:
+            return session.get(CopiaRemota, id_backup)
+
+    def manifest_file(self, id_backup: int) -> tuple[str, bytes]:
+        """(nombre, contenido) del manifiesto de un backup entregable (404/409/410, como la descarga)."""
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+        path = manifest_path(self.repo.deliverable(row))
+        try:
+            content = path.read_bytes()
+            json.loads(content)
+        except FileNotFoundError:
+            raise Desaparecido(f"El manifiesto {path.name} ya no está en el directorio de backups") from None
+        except (OSError, ValueError) as exc:
+            raise Conflicto(f"No se pudo leer el manifiesto {path.name}: {exc}") from None
+        return path.name, content
 
     # ------------------------------------------------------------------ entregar
     def open_download(self, id_backup: int) -> Descarga:

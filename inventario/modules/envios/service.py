@@ -87,6 +87,8 @@ def clave_incidente(session: Session, n: Notificacion) -> str:
         return "BACKUP"  # el motor y el job avisan del mismo backup fallido: un solo incidente
     if n.tipo == "SIN_BACKUP":
         return "SIN_BACKUP"
+    if n.tipo == "BACKUP_REMOTO":
+        return "BACKUP_REMOTO"  # copias fuera del sitio fallando: un incidente hasta que se pongan al día
     if n.referencia_tipo == "EJECUCION_JOB" and n.referencia_id is not None:
         job_id = session.scalar(
             text("SELECT job_id FROM ejecuciones_job WHERE id_ejecucion = :id"), {"id": n.referencia_id}
@@ -100,6 +102,10 @@ def clave_incidente(session: Session, n: Notificacion) -> str:
 
 # Cada regla cierra los incidentes de una clase cuando su problema ya no está.
 _RESOLVER_SQL = [
+    # Copias fuera del sitio: se resuelve cuando ninguna queda en ERROR.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave = 'BACKUP_REMOTO' AND NOT EXISTS (
+           SELECT 1 FROM copia_remota c WHERE c.estado = 'ERROR' AND NOT c.eliminado_remoto)""",
     # Backup que falló o que falta: se resuelve con un backup completado después.
     """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
        WHERE i.abierto AND i.clave IN ('BACKUP', 'SIN_BACKUP') AND EXISTS (
