@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg import sql
+from sqlalchemy import select
 
 from inventario.arranque import url_sin_clave
 from inventario.database import make_engine, make_session_factory
@@ -28,6 +29,7 @@ from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
 from inventario.modules.backup.exceptions import RestoreError
 from inventario.modules.backup.files import iter_gzip
 from inventario.modules.backup.manifest import Manifiesto
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import sync_catalog
 from inventario.postgres import DatabaseServer
@@ -185,6 +187,58 @@ def verified_chain(
     """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no).
     `before_verify` recibe la cadena antes de leerla entera (la consola dice qué verifica)."""
     return verify_chain(repo, repo.chain(key), before_verify)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """Lo que el catálogo (`historial_backup`) dice de un backup, para cotejarlo con el disco."""
+
+    id_backup: int
+    nombre_archivo: str
+    estado: str | None
+    eliminado: bool
+    hash_md5: str | None
+    tamanio_bytes: int | None
+
+    @property
+    def expected_on_disk(self) -> bool:
+        return self.estado == EstadoBackup.COMPLETADO and not self.eliminado
+
+
+def load_catalog(runtime: Runtime) -> dict[int, CatalogEntry]:
+    with runtime.session_factory() as session:
+        return {
+            r.id_backup: CatalogEntry(
+                r.id_backup, r.nombre_archivo, r.estado, bool(r.eliminado), r.hash_md5, r.tamanio_bytes
+            )
+            for r in session.scalars(select(HistorialBackup))
+        }
+
+
+def check_against_catalog(chain: list[Link], catalog: dict[int, CatalogEntry]) -> None:
+    """Archivo y manifiesto ya coinciden entre sí (`verify`); aquí, con el catálogo. Quien reemplace
+    un archivo y edite su manifiesto para que cuadre no engaña al catálogo, que es lo que mira la
+    descarga (409)."""
+    for link in chain:
+        entry = catalog.get(link.manifest.id_backup)
+        if entry is None:
+            continue  # un backup de otra base (p. ej. traído de otra máquina): solo archivo y manifiesto
+        if not entry.expected_on_disk:
+            raise RestoreError(
+                f"{link.path.name}: el catálogo dice que el backup {entry.id_backup} está "
+                f"{'eliminado' if entry.eliminado else entry.estado}, no COMPLETADO."
+            )
+        if (entry.nombre_archivo, entry.hash_md5, entry.tamanio_bytes) != (
+            link.path.name,
+            link.manifest.hash_md5,
+            link.manifest.tamanio_bytes,
+        ):
+            raise RestoreError(
+                f"{link.path.name}: no es el archivo que registró el catálogo (catálogo: "
+                f"{entry.nombre_archivo}, MD5 {entry.hash_md5}, {entry.tamanio_bytes} bytes; archivo y "
+                f"manifiesto: MD5 {link.manifest.hash_md5}, {link.manifest.tamanio_bytes} bytes). "
+                "Fue reemplazado o editado: no se usará."
+            )
 
 
 def verify_chain(
