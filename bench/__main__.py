@@ -24,6 +24,8 @@ ESCALAS = {
 }
 # Medida 6: lotes para alertas_diarias y archivos para logs_maintenance (el objetivo: 100 000 y 10 000).
 MANTENIMIENTO = {"normal": (100_000, 10_000), "rapida": (100_000, 10_000), "minima": (2_000, 400)}
+# Medidas 9-11: incrementales de un día y los de la cadena que se restaura.
+INCREMENTALES = {"normal": (96, 24), "rapida": (96, 24), "minima": (4, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,16 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6,7,8",
-        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas)",
+        default="1,2,3,4,5,6,7,8,9",
+        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9 = 9, 10 y 11)",
     )
     args = parser.parse_args(argv)
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
-        parser.error("--medidas: números del 1 al 8 separados por comas")
-    if not wanted or not wanted <= set(range(1, 9)):
-        parser.error("--medidas: números del 1 al 8 separados por comas")
+        parser.error("--medidas: números del 1 al 9 separados por comas")
+    if not wanted or not wanted <= set(range(1, 10)):
+        parser.error("--medidas: números del 1 al 9 separados por comas")
     if 3 in wanted:
         wanted.add(2)
     if 2 in wanted:
@@ -105,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
             results.append(m7_fuera_del_sitio(ent, args.repeticiones))
             print(f"7 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 9 in wanted:
+            results.extend(medidas.m9_incrementales(ent, *INCREMENTALES[args.escala]))
+            print(f"9-11 listos ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started

@@ -128,15 +128,15 @@ def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
     )
 
 
-def change_one_percent(ent: Entorno) -> dict[str, int]:
-    """1% de las filas: altas, modificaciones y bajas, repartidas como en una tienda real."""
+def change_one_percent(ent: Entorno, fraction: float = 0.01) -> dict[str, int]:
+    """1% (o `fraction`) de las filas: altas, modificaciones y bajas, repartidas como en una tienda real."""
     with ent.runtime.engine.begin() as conn:
         total = conn.execute(
             text(
                 "SELECT (SELECT count(*) FROM productos) + (SELECT count(*) FROM lotes) + (SELECT count(*) FROM movimientos)"
             )
         ).scalar_one()
-        n = max(3, total // 100)
+        n = max(3, int(total * fraction))
         third = n // 3
         user = conn.execute(text("SELECT min(id_usuario) FROM usuarios")).scalar_one()
         inserted = conn.execute(
@@ -540,3 +540,138 @@ def m8_consola(servicio: Servicio, veces: int = 20) -> Resultado:
             "veces": veces,
         },
     )
+
+
+# ------------------------------------------------------------------ incrementales (issue 13)
+
+
+def _cpu() -> float:
+    """CPU de este proceso (compresión y escritura; la del servidor PostgreSQL no entra)."""
+    usage = os.times()
+    return usage.user + usage.system
+
+
+def _ventas(ent: Entorno, n: int) -> None:
+    """`n` ventas: un movimiento y el stock de su lote, como en el mostrador."""
+    with ent.runtime.engine.begin() as conn:
+        user = conn.execute(text("SELECT min(id_usuario) FROM usuarios")).scalar_one()
+        conn.execute(
+            text(
+                "WITH l AS (SELECT id_producto, id_lote FROM lotes ORDER BY random() LIMIT :n), "
+                "m AS (INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, motivo, id_usuario) "
+                "SELECT 'ENTRADA', id_producto, id_lote, 1, 'venta', :u FROM l RETURNING id_lote) "
+                "UPDATE lotes SET cantidad = cantidad + 1 WHERE id_lote IN (SELECT id_lote FROM m)"
+            ),
+            {"n": n, "u": user},
+        )
+
+
+def m9_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
+    """9: un incremental tras cambiar el 0,1 % contra un completo; 10: un día de `dia` incrementales
+    contra un diferencial de los mismos cambios; 11: restaurar completo + diferencial + `cadena`
+    incrementales contra un completo fresco del mismo estado."""
+    service = BackupService(ent.runtime)
+    directory = ent.settings.backup_dir
+    results = []
+    # 9. Un completo nuevo (base del día), el 0,1 % y el incremental.
+    next_second()
+    full_seconds, full = timed(lambda: service.run("COMPLETO", "BENCH"))
+    changes = change_one_percent(ent, 0.001)
+    next_second()
+    incr_seconds, incr = timed(lambda: service.run("INCREMENTAL", "BENCH"))
+    assert incr.tipo == "INCREMENTAL", incr.nota
+    time_ratio = incr_seconds / full_seconds
+    size_ratio = incr.tamanio_bytes / full.tamanio_bytes
+    results.append(
+        Resultado(
+            9,
+            f"INCREMENTAL tras cambiar el 0,1% ({changes['altas']} altas, {changes['modificaciones']} modif., {changes['bajas']} bajas)",
+            f"{incr_seconds:.3f} s, {incr.tamanio_legible}",
+            f"COMPLETO de la misma base: {full_seconds:.2f} s, {full.tamanio_legible}",
+            time_ratio,
+            "tiempo ≤ 0.01 y tamaño ≤ 0.01",
+            time_ratio <= 0.01 and size_ratio <= 0.01,
+            {
+                "incremental_s": incr_seconds,
+                "completo_s": full_seconds,
+                "ratio_tamanio": size_ratio,
+                "cambios": changes,
+            },
+        )
+    )
+    # 10. Un día: `dia` incrementales con ventas entre ellos, y un diferencial de todo el día.
+    per_slot = max(1, changes["filas_totales"] // 20_000)  # ~50 ventas por cuarto de hora a escala normal
+    incr_bytes, incr_cpu, incr_wall = 0, 0.0, 0.0
+    for _ in range(dia):
+        _ventas(ent, per_slot)
+        next_second()
+        cpu = _cpu()
+        seconds, row = timed(lambda: service.run("INCREMENTAL", "BENCH"))
+        incr_cpu += _cpu() - cpu
+        incr_wall += seconds
+        incr_bytes += row.tamanio_bytes or 0
+    next_second()
+    cpu = _cpu()
+    diff_seconds, diff = timed(lambda: service.run("DIFERENCIAL", "BENCH"))
+    diff_cpu = _cpu() - cpu
+    ratio = incr_bytes / (diff.tamanio_bytes or 1)
+    results.append(
+        Resultado(
+            10,
+            f"Un día: {dia} INCREMENTALES ({per_slot} ventas cada uno) contra un DIFERENCIAL",
+            f"{incr_bytes / 1048576:.2f} MB, {incr_wall:.1f} s, CPU del proceso {incr_cpu:.1f} s",
+            f"DIFERENCIAL: {(diff.tamanio_bytes or 0) / 1048576:.2f} MB, {diff_seconds:.2f} s, CPU {diff_cpu:.2f} s",
+            ratio,
+            "(se informa: bytes ratio)",
+            None,
+            {
+                "incrementales_bytes": incr_bytes,
+                "incrementales_s": incr_wall,
+                "incrementales_cpu_s": incr_cpu,
+                "diferencial_bytes": diff.tamanio_bytes,
+                "diferencial_s": diff_seconds,
+                "diferencial_cpu_s": diff_cpu,
+                "ventas_por_incremental": per_slot,
+            },
+        )
+    )
+    # 11. `cadena` incrementales más tras el diferencial; restaurar la cadena contra un completo fresco.
+    links = [full, diff]
+    for _ in range(cadena):
+        _ventas(ent, per_slot)
+        next_second()
+        links.append(service.run("INCREMENTAL", "BENCH"))
+    fresh = ent.home / "completo_fresco_cadena.sql.gz"
+    pg_dump_gzip(ent, fresh, ent.settings.BACKUP_GZIP_NIVEL)
+    ours: list[float] = []
+    ref: list[float] = []
+    counts: dict[str, list[Any]] = {}
+    files = [directory / r.nombre_archivo for r in links]
+    for i in range(2):
+        for side, paths, bucket in (("cadena", files, ours), ("fresco", [fresh], ref)):
+            name = f"bench_incr_{side}_{i}"
+            ent.new_database(name)
+            seconds, _ = timed(lambda name=name, paths=paths: psql_restore(ent, name, paths))
+            bucket.append(seconds)
+            with ent.connect(name) as conn:
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes), "
+                    "(SELECT last_value FROM movimientos_id_movimiento_seq)"
+                ).fetchone()
+            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]
+            ent.drop_database(name)
+    same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
+    ratio = median(ours) / median(ref)
+    results.append(
+        Resultado(
+            11,
+            f"Restaurar COMPLETO + DIFERENCIAL + {cadena} INCREMENTALES con psql",
+            f"{median(ours):.2f} s ({len(files)} archivos)",
+            f"completo fresco del mismo estado: {median(ref):.2f} s",
+            ratio,
+            "≤ 1.3 (y mismos datos)",
+            ratio <= 1.3 and same,
+            {"cadena_s": ours, "fresco_s": ref, "mismos_datos": same, "archivos": len(files)},
+        )
+    )
+    return results

@@ -38,7 +38,7 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     numbers = [r["numero"] for r in data["resultados"]]
-    assert numbers == [1, 2, 3, 4, 5, 8, 6, 7]
+    assert numbers == [1, 2, 3, 4, 5, 8, 6, 7, 9, 10, 11]
     for r in data["resultados"]:
         assert r["ratio"] is None or r["ratio"] > 0
     restore = next(r for r in data["resultados"] if r["numero"] == 3)
@@ -59,6 +59,8 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
         "inventario",
         "usuarios",
     }
+    chain = next(r for r in data["resultados"] if r["numero"] == 11)
+    assert chain["datos"]["mismos_datos"] is True
     assert "Duración total" in result.stdout
     offsite = next(r for r in data["resultados"] if r["numero"] == 7)
     assert offsite["datos"]["bytes_en_remoto"] > offsite["datos"]["bytes_archivo"] > 0

@@ -349,3 +349,28 @@ def test_retencion_remota_no_rompe_una_cadena_de_incrementales(
     assert result.eliminados == [] and sorted(result.conservados_por_dependencia) == ids[:3]
     found, _ = transfer.descriptors(service.rclone())
     assert [d.id_backup for d in found] == ids
+
+
+@pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
+def test_cada_incremental_del_job_tambien_se_copia_fuera_del_sitio(
+    remote_runtime: tuple[Runtime, Destino], fresh_db: DatabaseServer
+) -> None:
+    """El RPO fuera del sitio es el mismo: el incremental sube como los demás backups."""
+    from inventario.modules.planificador.service import JobsService
+    from inventario.modules.remoto.service import wait_background
+    from tests.test_backup_incremental import MIERCOLES, _touch
+    from tests.test_backup_motor import fill
+
+    rt, _ = remote_runtime
+    fill(fresh_db)
+    jobs = JobsService(rt)
+    first = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=0, second=1))
+    assert first.estado == "OK", first.mensaje  # sin completo: se hizo COMPLETO
+    _touch(fresh_db, "venta")
+    second = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=15, second=1))
+    assert second.estado == "OK" and second.mensaje.startswith("Backup INCREMENTAL "), second.mensaje
+    wait_background()
+    with rt.session_factory() as session:
+        rows = {r.tipo: r.id_backup for r in session.scalars(select(HistorialBackup))}
+        copies = {c.id_backup: c.estado for c in session.scalars(select(CopiaRemota))}
+    assert copies.get(rows["INCREMENTAL"]) == "COPIADO" and copies.get(rows["COMPLETO"]) == "COPIADO", copies

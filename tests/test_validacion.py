@@ -25,7 +25,7 @@ INGLES = re.compile(
             "post",
             "/api/v1/backup/ejecutar?tipo=SEMANAL",
             None,
-            "debe ser uno de: 'COMPLETO', 'DIFERENCIAL' o 'AUTO'",
+            "debe ser uno de: 'COMPLETO', 'DIFERENCIAL', 'INCREMENTAL' o 'AUTO'",
         ),
         (
             "post",

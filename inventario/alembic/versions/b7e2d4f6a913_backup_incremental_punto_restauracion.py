@@ -41,7 +41,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("punto_restauracion")
     op.execute("DELETE FROM historial_backup WHERE tipo = 'INCREMENTAL'")
-    op.drop_constraint("ck_historial_backup_tipo", "historial_backup", type_="check")
+    # upgrade la creó con op.f (el nombre tal cual); la original (f837844d0006) pasó por la convención de
+    # nombres, que antepone "ck_historial_backup_": se vuelve a crear igual que la original.
+    op.drop_constraint(op.f("ck_historial_backup_tipo"), "historial_backup", type_="check")
     op.create_check_constraint(
-        op.f("ck_historial_backup_tipo"), "historial_backup", "tipo IN ('COMPLETO', 'DIFERENCIAL')"
+        "ck_historial_backup_tipo", "historial_backup", "tipo IN ('COMPLETO', 'DIFERENCIAL')"
     )

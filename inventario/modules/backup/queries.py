@@ -13,7 +13,7 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.orm import Session
 
 from inventario.fechas import RangoFechas
-from inventario.modules.backup.model import EstadoBackup, HistorialBackup
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 
 _ESTADISTICAS = text(
     """
@@ -86,6 +86,7 @@ def diferenciales_de(session: Session, id_backup: int) -> list[int]:
             select(HistorialBackup.id_backup)
             .where(
                 HistorialBackup.id_backup_base == id_backup,
+                HistorialBackup.tipo == TipoBackup.DIFERENCIAL,  # no los incrementales que lo siguen
                 HistorialBackup.eliminado.is_not(True),
                 HistorialBackup.estado != EstadoBackup.ERROR,
             )

@@ -128,7 +128,7 @@ def scheduler() -> None:
             for job in planificador.service.jobs:
                 typer.echo(
                     f"  {job.job_id:<17} {planificador.service.programacion(job)}; próxima "
-                    f"{planificador.service.next_slot(job, now):%Y-%m-%d %H:%M}"
+                    f"{planificador.service.next_slot(job, now).astimezone(runtime.settings.tz):%Y-%m-%d %H:%M}"
                 )
             while not stop.wait(1.0):
                 pass

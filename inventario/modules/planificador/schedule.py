@@ -54,11 +54,13 @@ def due_slot(now: datetime, hour: int, minute: int, tz: tzinfo, grace: timedelta
 def interval_latest_slot(now: datetime, minutes: int) -> datetime:
     """Jobs cada `minutes` minutos: horas programadas en múltiplos de `minutes` contados desde
     1970-01-01 UTC (con 15: :00, :15, :30 y :45), iguales en todas las instancias y sin saltos ni
-    repeticiones en los cambios de hora. La más reciente que no es posterior a `now`."""
+    repeticiones en los cambios de hora. La más reciente que no es posterior a `now`, en UTC: en la
+    hora repetida del fin del verano, dos horas locales iguales con distinto `fold` se comparan mal
+    dentro de la misma zona."""
     _require_aware(now)
     step = minutes * 60
     epoch = int(now.timestamp()) // step * step
-    return datetime.fromtimestamp(epoch, UTC).astimezone(now.tzinfo)
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def interval_next_slot(now: datetime, minutes: int) -> datetime:
