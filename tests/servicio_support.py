@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-LINEAS_AVISO = 9  # "Inventario en marcha" y ocho renglones
+LINEAS_AVISO = 10  # "Inventario en marcha" y nueve renglones
 
 
 def puerto_libre() -> int:
