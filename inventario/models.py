@@ -2,7 +2,7 @@
 
 from inventario.auditoria import RegistroEliminacion
 from inventario.database import Base
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import HistorialBackup, Restauracion
 from inventario.modules.envios.model import Envio, Incidente, MensajeSalida
 from inventario.modules.lotes.model import Lote
 from inventario.modules.movimientos.model import Movimiento
@@ -25,5 +25,6 @@ __all__ = [
     "Notificacion",
     "Producto",
     "RegistroEliminacion",
+    "Restauracion",
     "Usuario",
 ]

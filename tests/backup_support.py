@@ -212,3 +212,17 @@ def bloquear_pg_dump(server: DatabaseServer) -> psycopg.Connection:
     conn = connect(server, autocommit=False)
     conn.execute("LOCK TABLE zz_bloqueo IN ACCESS EXCLUSIVE MODE")
     return conn
+
+
+def sin_rastro_de_restauraciones(snap: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    """`snap` sin lo que una restauración deja a propósito en la base restaurada (su fila en
+    `restauraciones`, su aviso RESTAURACION y las secuencias de ambos): el resto debe ser idéntico."""
+    snap = dict(snap)
+    snap.pop("restauraciones", None)
+    snap["notificaciones"] = [n for n in snap.get("notificaciones", []) if ",RESTAURACION," not in str(n)]
+    snap["__secuencias__"] = [
+        s
+        for s in snap["__secuencias__"]
+        if s[0] not in ("notificaciones_id_notificacion_seq", "restauraciones_id_restauracion_seq")
+    ]
+    return snap

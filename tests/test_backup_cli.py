@@ -8,12 +8,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from inventario.arranque import url_sin_clave
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.repo import MANIFEST_SUFFIX
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
-from tests.backup_support import connect, drop_database, new_database, snapshot
+from tests.backup_support import connect, drop_database, new_database, sin_rastro_de_restauraciones, snapshot
 from tests.conftest import run_cli
 from tests.test_backup_motor import fill
 
@@ -59,7 +60,22 @@ def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
         out = run_cli(cli_env, "backup", "restaurar", str(diff.id_backup), "--destino", url)
         assert out.returncode == 0, out.stderr
         assert f"Restaurado DIFERENCIAL {diff.id_backup}" in out.stdout
-        assert snapshot(target) == expected
+        assert sin_rastro_de_restauraciones(snapshot(target)) == sin_rastro_de_restauraciones(expected)
+        # La restauración queda registrada en la base restaurada: fila, aviso y app.log.
+        with connect(target) as conn:
+            (fila,) = conn.execute(
+                "SELECT resultado, id_backup, archivos, destino, ejecutado_por, duracion_segundos, filas "
+                "FROM restauraciones"
+            ).fetchall()
+            aviso = conn.execute(
+                "SELECT titulo, semaforo FROM notificaciones WHERE tipo = 'RESTAURACION'"
+            ).fetchall()
+        assert fila[:3] == ("OK", diff.id_backup, f"{full.nombre_archivo}, {diff.nombre_archivo}")
+        assert fila[3] == url_sin_clave(target.url) and target.database in fila[3]  # sin contraseña
+        assert fila[4].startswith("consola:") and fila[5] >= 0 and fila[6] > 0
+        assert aviso == [(f"♻️ Restaurado el backup DIFERENCIAL {diff.id_backup}", "VERDE")]
+        app_log = (runtime.settings.logs_dir / "app.log").read_text()
+        assert f"Restauración OK: backup DIFERENCIAL {diff.id_backup}" in app_log
         # El catálogo restaurado conoce todos los archivos del disco, también el posterior.
         with connect(target) as conn:
             rows = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
@@ -78,6 +94,10 @@ def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
         out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, input="sí\n")
         assert out.returncode == 0, out.stderr
         assert snapshot(target) != before
+        # El backup no trae el registro de la restauración anterior: se conserva igual.
+        with connect(target) as conn:
+            filas = conn.execute("SELECT resultado, id_backup FROM restauraciones ORDER BY 1, 2").fetchall()
+        assert sorted(filas) == sorted([("OK", diff.id_backup), ("OK", full.id_backup)])
     finally:
         drop_database(pg_server, target.database)
 

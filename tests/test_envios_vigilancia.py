@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from inventario.config import Settings
 from inventario.modules.envios import service
-from inventario.modules.planificador.service import JobsService
+from inventario.modules.planificador.service import JOBS, JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import connect
@@ -228,10 +228,18 @@ def test_un_job_que_no_corrio_a_su_hora_es_un_aviso_rojo_hasta_que_vuelve_a_corr
         conn.execute(
             text(
                 "INSERT INTO ejecuciones_job (job_id, programada_para, fin, estado, instancia) VALUES "
-                "('alertas_diarias', now() - interval '3 day', now() - interval '3 day', 'OK', 'h'), "
-                "('backup_diario', now(), now(), 'OK', 'h')"
+                "('alertas_diarias', now() - interval '3 day', now() - interval '3 day', 'OK', 'h')"
             )
         )
+        for job in JOBS:  # los demás jobs de todo el despliegue, al día
+            if job.job_id != "alertas_diarias" and not job.por_maquina:
+                conn.execute(
+                    text(
+                        "INSERT INTO ejecuciones_job (job_id, programada_para, fin, estado, instancia) "
+                        "VALUES (:j, now(), now(), 'OK', 'h')"
+                    ),
+                    {"j": job.job_id},
+                )
     assert service.vigilar_jobs(runtime) == ["JOB_NO_CORRIO:alertas_diarias"]
     service.ciclo(runtime)
     service.ciclo(runtime)

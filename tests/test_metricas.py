@@ -177,3 +177,51 @@ def test_sin_base_la_lectura_responde_y_lo_dice(settings: Settings) -> None:
     registro.register(ColectorBase(roto, settings))
     (familia,) = text_string_to_metric_families(generate_latest(registro).decode())
     assert familia.name == "inventario_base_datos_disponible" and familia.samples[0].value == 0
+
+
+def test_copia_fuera_del_sitio_estado_ultima_copia_y_atraso(
+    settings: Settings, fresh_db: DatabaseServer
+) -> None:
+    remoto = settings.model_copy(update={"BACKUP_REMOTO": "nube:inventario"})
+    with app_client(remoto, fresh_db) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL inventario.restaurando = 'on'"))  # los triggers respetan las fechas
+            ids = (
+                conn.execute(
+                    text(
+                        "INSERT INTO historial_backup (tipo, nombre_archivo, ruta_archivo, estado, fecha_creacion) VALUES "
+                        "('COMPLETO', 'a', 'a', 'COMPLETADO', now() - interval '50 hours'), "
+                        "('COMPLETO', 'b', 'b', 'COMPLETADO', now() - interval '30 hours') RETURNING id_backup"
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO copia_remota (id_backup, estado, fecha_copia) VALUES "
+                    "(:a, 'COPIADO', now() - interval '49 hours'), (:b, 'ERROR', NULL)"
+                ),
+                {"a": ids[0], "b": ids[1]},
+            )
+        m = leer(client)
+        assert m[("inventario_offsite_configurado", ())] == 1
+        assert m[("inventario_offsite_copias", (("estado", "COPIADO"),))] == 1
+        assert m[("inventario_offsite_copias", (("estado", "ERROR"),))] == 1
+        assert m[("inventario_offsite_copias", (("estado", "PENDIENTE"),))] == 0
+        assert 30 * 3600 <= m[("inventario_offsite_atraso_segundos", ())] < 31 * 3600
+        with engine.connect() as conn:
+            hace_49 = conn.execute(
+                text("SELECT extract(epoch FROM max(fecha_copia)) FROM copia_remota")
+            ).scalar_one()
+        assert m[("inventario_offsite_ultima_copia_timestamp_seconds", ())] == pytest.approx(float(hace_49))
+        with engine.begin() as conn:  # se pone al día
+            conn.execute(text("UPDATE copia_remota SET estado = 'COPIADO', fecha_copia = now()"))
+        assert leer(client)[("inventario_offsite_atraso_segundos", ())] == 0
+
+
+def test_sin_copia_fuera_del_sitio_solo_lo_dice(client: TestClient) -> None:
+    m = leer(client)
+    assert m[("inventario_offsite_configurado", ())] == 0
+    assert not any(k[0].startswith("inventario_offsite_copias") for k in m)

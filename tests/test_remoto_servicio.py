@@ -324,6 +324,34 @@ def test_copia_automatica_tras_cada_backup_y_reintento_en_el_job(
 
 
 @pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
+def test_retencion_remota_no_rompe_una_cadena_de_incrementales(
+    remote_runtime: tuple[Runtime, Destino],
+) -> None:
+    """Un incremental reciente necesita TODOS los eslabones anteriores, no solo su base directa."""
+    rt, _ = remote_runtime
+    backups = plain(rt)
+    with connect(rt.server) as conn:
+        seed_user(conn)
+    ids = [backups.run("COMPLETO", "MANUAL").id_backup]
+    for n in range(3):
+        with connect(rt.server) as conn:
+            conn.execute("INSERT INTO productos (codigo, nombre) VALUES (%s, 'p')", (f"INC-{n}",))
+        row = backups.run("INCREMENTAL", "MANUAL")
+        assert row.tipo == "INCREMENTAL" and row.id_backup_base == ids[-1]
+        ids.append(row.id_backup)
+    service = RemotoService(rt)
+    assert service.copy_pending()[1] == {}
+    with rt.session_factory() as session:
+        last = session.get(HistorialBackup, ids[-1])
+        assert last is not None and last.fecha_creacion is not None
+        now = last.fecha_creacion + timedelta(days=rt.settings.remoto_retention_days, microseconds=-1)
+    result = service.cleanup(now)
+    assert result.eliminados == [] and sorted(result.conservados_por_dependencia) == ids[:3]
+    found, _ = transfer.descriptors(service.rclone())
+    assert [d.id_backup for d in found] == ids
+
+
+@pytest.mark.parametrize("remote_runtime", ["dir"], indirect=True)
 def test_cada_incremental_del_job_tambien_se_copia_fuera_del_sitio(
     remote_runtime: tuple[Runtime, Destino], fresh_db: DatabaseServer
 ) -> None:

@@ -20,20 +20,10 @@ depends_on = None
 TSTZ = sa.DateTime(timezone=True)
 
 
-def _drop_tipo_check() -> None:
-    # La convención de nombres duplica el prefijo del CHECK de la migración inicial
-    # (ck_historial_backup_ck_historial_backup_tipo); una versión anterior de esta migración lo
-    # recreó con el nombre literal. Se quita el que haya.
-    op.execute(
-        "ALTER TABLE historial_backup DROP CONSTRAINT IF EXISTS ck_historial_backup_tipo, "
-        "DROP CONSTRAINT IF EXISTS ck_historial_backup_ck_historial_backup_tipo"
-    )
-
-
 def upgrade() -> None:
-    _drop_tipo_check()
+    op.drop_constraint("ck_historial_backup_tipo", "historial_backup", type_="check")
     op.create_check_constraint(
-        "ck_historial_backup_tipo",
+        op.f("ck_historial_backup_tipo"),
         "historial_backup",
         "tipo IN ('COMPLETO', 'DIFERENCIAL', 'INCREMENTAL')",
     )
@@ -51,7 +41,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("punto_restauracion")
     op.execute("DELETE FROM historial_backup WHERE tipo = 'INCREMENTAL'")
-    _drop_tipo_check()
+    # upgrade la creó con op.f (el nombre tal cual); la original (f837844d0006) pasó por la convención de
+    # nombres, que antepone "ck_historial_backup_": se vuelve a crear igual que la original.
+    op.drop_constraint(op.f("ck_historial_backup_tipo"), "historial_backup", type_="check")
     op.create_check_constraint(
         "ck_historial_backup_tipo", "historial_backup", "tipo IN ('COMPLETO', 'DIFERENCIAL')"
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime, tzinfo
 
 import typer
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from inventario.archivos import human_size
 from inventario.cli_support import fail, runtime_context, settings_or_exit
@@ -124,31 +126,51 @@ def verificar(
         False, "--restaurar-prueba", help="Además restaurar en una base temporal y comparar filas por tabla"
     ),
 ) -> None:
-    """Comprueba MD5, gzip y que la cadena de cada backup (completo, diferencial, incrementales) esté entera."""
+    """Comprueba MD5, gzip, que la cadena de cada backup (completo, diferencial, incrementales) esté
+    entera y que archivo, manifiesto y catálogo digan lo mismo; con --todos, también cada backup
+    COMPLETADO del catálogo cuyo archivo ya no está."""
     if bool(id_o_archivo) == todos:
         raise fail("Indique un id o archivo, o bien --todos", 2)
     repo = BackupRepo(settings_or_exit().backup_dir)
-    keys = [str(m.id_backup) for _, m in repo.manifests()] if todos else [id_o_archivo]
-    if not keys:
-        raise fail(f"No hay backups en {repo.directory}")
     failures = 0
-    runtime_cm = runtime_context(migrate=False) if restaurar_prueba else None
-    runtime = runtime_cm.__enter__() if runtime_cm else None
-    try:
+    with runtime_context(migrate=False) as runtime:
+        try:
+            catalog = restore.load_catalog(runtime)
+        except SQLAlchemyError as exc:
+            if restaurar_prueba:
+                raise fail(f"Base de datos no disponible: {exc.__class__.__name__}") from None
+            catalog = None
+            typer.secho(
+                "AVISO  sin catálogo (base de datos no disponible): solo se cotejan archivo y manifiesto",
+                fg=typer.colors.YELLOW,
+            )
+        if todos:
+            ids = {m.id_backup for _, m in repo.manifests()}
+            ids |= {e.id_backup for e in (catalog or {}).values() if e.expected_on_disk}
+            keys = [str(i) for i in sorted(ids)]
+        else:
+            keys = [id_o_archivo]
+        if not keys:
+            raise fail(f"No hay backups en {repo.directory}")
         for key in keys:
             try:
                 chain = restore.verified_chain(repo, key)
-                detail = " — " + restore.restore_test(runtime, chain) if runtime is not None else ""
+                if catalog is not None:
+                    restore.check_against_catalog(chain, catalog)
+                detail = " — " + restore.restore_test(runtime, chain) if restaurar_prueba else ""
                 last = chain[-1]
                 typer.secho(
                     f"OK     {last.manifest.id_backup:>5} {last.path.name}{detail}", fg=typer.colors.GREEN
                 )
             except restore.RestoreError as exc:
                 failures += 1
-                typer.secho(f"ERROR  {key}: {exc}", fg=typer.colors.RED)
-    finally:
-        if runtime_cm:
-            runtime_cm.__exit__(None, None, None)
+                entry = (catalog or {}).get(int(key)) if key.isdigit() else None
+                nota = (
+                    " (el catálogo lo tiene como COMPLETADO: el archivo se perdió)"
+                    if entry is not None and entry.expected_on_disk and not repo.exists(entry.nombre_archivo)
+                    else ""
+                )
+                typer.secho(f"ERROR  {key}: {exc}{nota}", fg=typer.colors.RED)
     if failures:
         raise typer.Exit(1)
 
@@ -245,7 +267,9 @@ def restaurar(
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:
             with typer.progressbar(length=total, label="Restaurando") as bar:
-                done = restore.restore(runtime, chain, target, progress=bar.update)
+                done = restore.restore(
+                    runtime, chain, target, progress=bar.update, ejecutado_por=f"consola:{getpass.getuser()}"
+                )
         except restore.RestoreError as exc:
             raise fail(str(exc)) from None
         if remote_found:

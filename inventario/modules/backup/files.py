@@ -44,7 +44,8 @@ class AtomicGzipWriter:
     def __init__(self, final: Path, level: int) -> None:
         self.final = final
         self.temp = final.with_name(final.name + TEMP_SUFFIX)
-        self._raw = open(self.temp, "xb")
+        # 0600 desde su creación, con cualquier umask: el backup lleva toda la base.
+        self._raw = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self._hashing = _HashingFile(self._raw)
         self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
         self.uncompressed = 0

@@ -3,10 +3,21 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from inventario.database import Base
+from inventario.database import Auditado, Base
 
 
 class TipoBackup(StrEnum):
@@ -89,3 +100,22 @@ class PuntoRestauracion(Base):
     id_backup_completo: Mapped[int] = mapped_column(BigInteger)
     fecha_instantanea: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     fecha_restauracion: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Restauracion(Auditado, Base):
+    """Cada restauración de un backup: qué, de qué archivos, quién, resultado y duración."""
+
+    __tablename__ = "restauraciones"
+    __table_args__ = (CheckConstraint("resultado IN ('OK', 'DIFERENCIAS', 'ERROR')", name="resultado"),)
+
+    id_restauracion: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    fecha_inicio: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    duracion_segundos: Mapped[float | None] = mapped_column(Float)
+    resultado: Mapped[str] = mapped_column(String(12))  # OK, DIFERENCIAS (filas) o ERROR
+    id_backup: Mapped[int | None] = mapped_column(BigInteger)
+    tipo: Mapped[str | None] = mapped_column(String(20))
+    archivos: Mapped[str] = mapped_column(Text)  # la cadena, completo primero, separada por comas
+    destino: Mapped[str] = mapped_column(String(300))  # URL sin contraseña
+    ejecutado_por: Mapped[str] = mapped_column(String(100))
+    filas: Mapped[int | None] = mapped_column(BigInteger)
+    mensaje: Mapped[str | None] = mapped_column(Text)

@@ -23,6 +23,7 @@ from inventario.modules.backup.exceptions import RestoreError
 from inventario.modules.backup.files import TEMP_SUFFIX, AtomicGzipWriter, scan
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
+from inventario.permisos import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ MANIFEST_SUFFIX = ".manifest.json"
 # El sufijo de cada tipo en el nombre del archivo (`backup_AAAAMMDD_HHMMSS_FULL.sql.gz`).
 SUFFIX = {TipoBackup.COMPLETO: "FULL", TipoBackup.DIFERENCIAL: "DIFF", TipoBackup.INCREMENTAL: "INCR"}
 NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(" + "|".join(SUFFIX.values()) + r")\.sql\.gz$")
+# MD5 ya comprobados por `BackupRepo.intact`, por versión del archivo.
+_INTACT: dict[tuple[str, int, int, int, str | None], bool] = {}
 # Una cadena más larga que esto es un ciclo entre manifiestos (o un directorio manipulado).
 MAX_CHAIN = 10_000
 
@@ -88,7 +91,8 @@ class BackupRepo:
     # ------------------------------------------------------------------ nombres y rutas
     def ensure(self) -> None:
         # Solo quien escribe lo crea: una consulta o una descarga no deben crear directorios.
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # 0700: los backups llevan los hashes de las contraseñas (ver inventario/permisos.py).
+        private_dir(self.directory)
 
     def path(self, nombre_archivo: str) -> Path:
         """Ruta en disco de un backup: siempre BACKUP_PATH + un nombre con el formato del plan."""
@@ -115,6 +119,26 @@ class BackupRepo:
             and self.present(row.nombre_archivo, row.tamanio_bytes)
         )
 
+    def intact(self, row: HistorialBackup) -> bool:
+        """`usable` y además con el MD5 del catálogo: un archivo dañado con el mismo tamaño (un byte
+        cambiado) no está disponible. El MD5 se calcula una vez por versión del archivo (inodo,
+        tamaño y ctime, que nadie puede volver atrás) y se recuerda."""
+        if not self.usable(row):
+            return False
+        path = self.directory / row.nombre_archivo
+        try:
+            st = path.stat()
+            key = (str(path), st.st_ino, st.st_size, st.st_ctime_ns, row.hash_md5)
+            if key not in _INTACT:
+                with open(path, "rb") as fh:
+                    digest, _ = scan(fh, inflate=False)
+                if len(_INTACT) >= 1000:
+                    _INTACT.clear()
+                _INTACT[key] = digest.hex() == row.hash_md5
+        except OSError:
+            return False
+        return _INTACT[key]
+
     # ------------------------------------------------------------------ escribir
     def writer(self, nombre_archivo: str, level: int) -> AtomicGzipWriter:
         return AtomicGzipWriter(self.path(nombre_archivo), level)
@@ -122,10 +146,14 @@ class BackupRepo:
     def write_manifest(self, manifest: Manifiesto) -> Path:
         final = manifest_path(self.path(manifest.nombre_archivo))
         temp = final.with_name(final.name + TEMP_SUFFIX)
-        with open(temp, "w", encoding="utf-8") as fh:
-            fh.write(manifest.model_dump_json(indent=2))
-            fh.flush()
-            os.fsync(fh.fileno())
+        temp.unlink(missing_ok=True)
+        try:
+            write_private(temp, manifest.model_dump_json(indent=2).encode())
+        except BaseException:
+            # Disco lleno a mitad: ningún `.manifest.json.parcial` de 0 bytes queda hasta el próximo
+            # arranque o `limpiar`.
+            temp.unlink(missing_ok=True)
+            raise
         os.replace(temp, final)
         fsync_dir(final.parent)
         return final
@@ -158,16 +186,18 @@ class BackupRepo:
     def find(self, key: str) -> Link:
         """Un backup por id (`7`) o por archivo (nombre o ruta)."""
         if key.isdigit():
-            for candidate in sorted(self.directory.glob("backup_*.sql.gz")):
-                mpath = manifest_path(candidate)
-                if mpath.exists():
-                    try:
-                        manifest = read_manifest(mpath)
-                    except (ValueError, OSError):
-                        continue
-                    if manifest.id_backup == int(key):
-                        return Link(candidate, manifest)
-            raise RestoreError(f"No hay en {self.directory} ningún backup con id {key} (ni su manifiesto).")
+            for mpath, manifest in self.manifests():
+                if manifest.id_backup == int(key):
+                    data = mpath.with_name(mpath.name.removesuffix(MANIFEST_SUFFIX))
+                    if not data.exists():
+                        raise RestoreError(
+                            f"Falta el archivo {data.name} del backup {key}: su manifiesto está, el "
+                            "archivo no (se borró o se movió)."
+                        )
+                    return Link(data, manifest)
+            raise RestoreError(
+                f"No hay en {self.directory} ningún backup con id {key} (ni su archivo ni su manifiesto)."
+            )
         path = Path(key)
         if not path.is_absolute() and not path.exists():
             path = self.directory / key

@@ -9,27 +9,34 @@ pregunta y muestra.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from psycopg import sql
+from sqlalchemy import select
 
+from inventario.arranque import url_sin_clave
 from inventario.database import make_engine, make_session_factory
 from inventario.logging_setup import redact
 from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
 from inventario.modules.backup.exceptions import RestoreError
 from inventario.modules.backup.files import iter_gzip
 from inventario.modules.backup.manifest import Manifiesto
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import sync_catalog
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 
 Progress = Callable[[int], None]
+log = logging.getLogger(__name__)
 
 # Deja `public` vacío (tablas, vistas, secuencias, funciones), conservando el esquema y sus permisos,
 # para que restaurar sobre una base con otra versión del esquema no deje restos.
@@ -182,6 +189,58 @@ def verified_chain(
     return verify_chain(repo, repo.chain(key), before_verify)
 
 
+@dataclass(frozen=True)
+class CatalogEntry:
+    """Lo que el catálogo (`historial_backup`) dice de un backup, para cotejarlo con el disco."""
+
+    id_backup: int
+    nombre_archivo: str
+    estado: str | None
+    eliminado: bool
+    hash_md5: str | None
+    tamanio_bytes: int | None
+
+    @property
+    def expected_on_disk(self) -> bool:
+        return self.estado == EstadoBackup.COMPLETADO and not self.eliminado
+
+
+def load_catalog(runtime: Runtime) -> dict[int, CatalogEntry]:
+    with runtime.session_factory() as session:
+        return {
+            r.id_backup: CatalogEntry(
+                r.id_backup, r.nombre_archivo, r.estado, bool(r.eliminado), r.hash_md5, r.tamanio_bytes
+            )
+            for r in session.scalars(select(HistorialBackup))
+        }
+
+
+def check_against_catalog(chain: list[Link], catalog: dict[int, CatalogEntry]) -> None:
+    """Archivo y manifiesto ya coinciden entre sí (`verify`); aquí, con el catálogo. Quien reemplace
+    un archivo y edite su manifiesto para que cuadre no engaña al catálogo, que es lo que mira la
+    descarga (409)."""
+    for link in chain:
+        entry = catalog.get(link.manifest.id_backup)
+        if entry is None:
+            continue  # un backup de otra base (p. ej. traído de otra máquina): solo archivo y manifiesto
+        if not entry.expected_on_disk:
+            raise RestoreError(
+                f"{link.path.name}: el catálogo dice que el backup {entry.id_backup} está "
+                f"{'eliminado' if entry.eliminado else entry.estado}, no COMPLETADO."
+            )
+        if (entry.nombre_archivo, entry.hash_md5, entry.tamanio_bytes) != (
+            link.path.name,
+            link.manifest.hash_md5,
+            link.manifest.tamanio_bytes,
+        ):
+            raise RestoreError(
+                f"{link.path.name}: no es el archivo que registró el catálogo (catálogo: "
+                f"{entry.nombre_archivo}, MD5 {entry.hash_md5}, {entry.tamanio_bytes} bytes; archivo y "
+                f"manifiesto: MD5 {link.manifest.hash_md5}, {link.manifest.tamanio_bytes} bytes). "
+                "Fue reemplazado o editado: no se usará."
+            )
+
+
 def verify_chain(
     repo: BackupRepo, chain: list[Link], before_verify: Callable[[list[Link]], None] | None = None
 ) -> list[Link]:
@@ -211,11 +270,23 @@ class Restored:
 
 
 def restore(
-    runtime: Runtime, chain: list[Link], target: DatabaseServer, progress: Progress | None = None
+    runtime: Runtime,
+    chain: list[Link],
+    target: DatabaseServer,
+    progress: Progress | None = None,
+    *,
+    ejecutado_por: str = "consola",
 ) -> Restored:
     """Aplica la cadena en `target` (una transacción), compara filas con el manifiesto y deja el
-    catálogo `historial_backup` de `target` al día con el directorio de backups."""
-    apply_chain(chain, target, runtime.pg_tools().path("psql"), progress=progress)
+    catálogo `historial_backup` de `target` al día con el directorio de backups. Cada intento
+    queda en app.log, en `restauraciones` y en un aviso de `target` (ver `registrar`)."""
+    inicio, t0 = datetime.now(UTC), time.monotonic()
+    anteriores = _restauraciones(target)  # el backup no las trae: se vuelven a poner
+    try:
+        apply_chain(chain, target, runtime.pg_tools().path("psql"), progress=progress)
+    except RestoreError as exc:
+        registrar(target, chain, inicio, time.monotonic() - t0, ejecutado_por, "ERROR", str(exc), None, [])
+        raise
     last = chain[-1].manifest
     counts = table_counts(target, [t.nombre for t in last.tablas])
     problems = compare_counts(last, counts)
@@ -225,7 +296,93 @@ def restore(
             synced = sync_catalog(session, BackupRepo(runtime.settings.backup_dir))
     finally:
         engine.dispose()
+    resultado = "DIFERENCIAS" if problems else "OK"
+    mensaje = (
+        "; ".join(problems) if problems else f"estado de la base al {last.fecha_instantanea.isoformat()}"
+    )
+    registrar(
+        target, chain, inicio, time.monotonic() - t0, ejecutado_por, resultado, mensaje,
+        sum(counts.values()), anteriores,
+    )  # fmt: skip
     return Restored(last, counts, problems, synced)
+
+
+_COLUMNAS_RESTAURACION = (
+    "id_restauracion, fecha_inicio, duracion_segundos, resultado, id_backup, tipo, archivos, destino, "
+    "ejecutado_por, filas, mensaje"
+)
+
+
+def _restauraciones(target: DatabaseServer) -> list[tuple[object, ...]]:
+    """Las filas de `restauraciones` de `target` antes de restaurar (ninguna si no existe)."""
+    try:
+        with target.connect() as conn:
+            if conn.execute("SELECT to_regclass('public.restauraciones')").fetchone() == (None,):
+                return []
+            return list(conn.execute(f"SELECT {_COLUMNAS_RESTAURACION} FROM public.restauraciones"))
+    except Exception:
+        log.warning("No se pudieron leer las restauraciones anteriores de %s", target.database, exc_info=True)
+        return []
+
+
+def registrar(
+    target: DatabaseServer,
+    chain: list[Link],
+    inicio: datetime,
+    segundos: float,
+    ejecutado_por: str,
+    resultado: str,
+    mensaje: str,
+    filas: int | None,
+    anteriores: list[tuple[object, ...]],
+) -> None:
+    """Deja constancia de una restauración: app.log (error.log si falló), una fila en
+    `restauraciones` y un aviso en `notificaciones` de la base restaurada, ya de vuelta. Que esto
+    falle no cambia el resultado de la restauración: solo se registra en el log."""
+    last = chain[-1].manifest
+    archivos = ", ".join(link.path.name for link in chain)
+    destino = url_sin_clave(target.url)
+    texto = (
+        f"Restauración {resultado}: backup {last.tipo} {last.id_backup} ({archivos}) en {destino} "
+        f"por {ejecutado_por}, {segundos:.1f} s: {mensaje}"
+    )
+    (log.error if resultado == "ERROR" else log.info)("%s", texto)
+    semaforo = {"OK": "VERDE", "DIFERENCIAS": "AMARILLO", "ERROR": "ROJO"}[resultado]
+    titulo = {
+        "OK": f"♻️ Restaurado el backup {last.tipo} {last.id_backup}",
+        "DIFERENCIAS": f"⚠️ Restaurado el backup {last.id_backup} con filas distintas del manifiesto",
+        "ERROR": f"❌ Falló la restauración del backup {last.id_backup}",
+    }[resultado]
+    try:
+        with target.connect() as conn, conn.transaction():
+            if conn.execute("SELECT to_regclass('public.restauraciones')").fetchone() == (None,):
+                log.warning("La base %s no tiene la tabla restauraciones (backup anterior a ella)", destino)
+            else:
+                if anteriores:
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            f"INSERT INTO public.restauraciones ({_COLUMNAS_RESTAURACION}) VALUES "
+                            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                            anteriores,
+                        )
+                    conn.execute(
+                        "SELECT setval(pg_get_serial_sequence('public.restauraciones', 'id_restauracion'), "
+                        "(SELECT max(id_restauracion) FROM public.restauraciones))"
+                    )
+                conn.execute(
+                    "INSERT INTO public.restauraciones (fecha_inicio, duracion_segundos, resultado, id_backup, "
+                    "tipo, archivos, destino, ejecutado_por, filas, mensaje) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (inicio, round(segundos, 3), resultado, last.id_backup, last.tipo, archivos, destino,
+                     ejecutado_por[:100], filas, mensaje),
+                )  # fmt: skip
+            conn.execute(
+                "INSERT INTO public.notificaciones (tipo, titulo, mensaje, semaforo, referencia_tipo, "
+                "referencia_id) VALUES ('RESTAURACION', %s, %s, %s, 'BACKUP', %s)",
+                (titulo[:200], texto, semaforo, last.id_backup),
+            )
+    except Exception:
+        log.exception("No se pudo registrar la restauración en %s", destino)
 
 
 def restore_test(runtime: Runtime, chain: list[Link]) -> str:

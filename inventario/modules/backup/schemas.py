@@ -126,7 +126,8 @@ class BackupDetalle(BackupSalida):
     base: BackupSalida | None = None
     # Completo: los diferenciales vigentes (no eliminados) que dependen de él.
     diferenciales: list[int] = Field(default_factory=list)
-    # El archivo está en BACKUP_PATH con el tamaño del catálogo (no recalcula el MD5).
+    # El archivo está en BACKUP_PATH con el tamaño y el MD5 del catálogo (el MD5 se calcula una vez
+    # por versión del archivo).
     archivo_disponible: bool = False
 
 

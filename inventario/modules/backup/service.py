@@ -335,6 +335,9 @@ class BackupService:
         """Empieza un backup (errores de inicio, como "en curso", se lanzan aquí) y lo termina en un
         hilo; devuelve el id del registro EN_PROCESO. `wait_background` espera a esos hilos."""
         started = self.start(requested, ejecutado_por)
+        # Leído antes de lanzar el hilo: si el backup falla enseguida, su rollback expira la fila y
+        # leer `started.id_backup` después usaría la sesión a la vez que el hilo.
+        id_backup = started.id_backup
 
         def work() -> None:
             try:
@@ -342,12 +345,12 @@ class BackupService:
             except BackupError:
                 pass  # ya registrado: fila ERROR, notificación y error.log
             except BaseException:
-                log.exception("El backup %s falló en segundo plano", started.id_backup)
+                log.exception("El backup %s falló en segundo plano", id_backup)
             finally:
                 with self._background_lock:
                     self._background.discard(threading.current_thread())
 
-        thread = threading.Thread(target=work, name=f"backup-{started.id_backup}", daemon=True)
+        thread = threading.Thread(target=work, name=f"backup-{id_backup}", daemon=True)
         with self._background_lock:
             self._background.add(thread)
         try:
@@ -357,7 +360,7 @@ class BackupService:
                 self._background.discard(thread)
             started.abandon("No se pudo lanzar el backup en segundo plano")
             raise
-        return started.id_backup
+        return id_backup
 
     def wait_background(self, timeout: float | None = None) -> bool:
         """Para el cierre del servicio: espera a los backups en segundo plano. True si no queda ninguno."""
@@ -391,6 +394,9 @@ class BackupService:
         session = self.runtime.session_factory()
         try:
             self.repo.ensure()
+            # Con el cerrojo en la mano, un EN_PROCESO es de alguien que murió (p. ej. una CLI con
+            # kill -9): se cierra antes de empezar, con su aviso ROJO.
+            self._close_interrupted(session)
             decision = self.decide(session, requested, conn=lock)
             if skip_unchanged and decision.tipo == TipoBackup.INCREMENTAL:
                 assert decision.base is not None and decision.base_manifest is not None
@@ -627,6 +633,51 @@ class BackupService:
         session.commit()
 
     # ------------------------------------------------------------------ catálogo y recuperación
+    def _close_interrupted(self, session: Session) -> list[int]:
+        """Pasa a ERROR, con su notificación ROJA, cada backup EN_PROCESO. Solo con el cerrojo
+        tomado: entonces nadie está haciendo un backup y cada EN_PROCESO es de un proceso que murió
+        (el servidor suelta el cerrojo consultivo de una conexión caída)."""
+        rows = list(
+            session.scalars(
+                select(HistorialBackup)
+                .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
+                .order_by(HistorialBackup.id_backup)
+                .with_for_update()
+            )
+        )
+        for row in rows:
+            row.estado = EstadoBackup.ERROR
+            row.mensaje_error = (
+                "Interrumpido: el proceso que lo hacía terminó antes de completarlo "
+                "(p. ej. un kill -9, un corte de luz o un reinicio)"
+            )
+        session.commit()
+        if rows:
+            self.repo.sweep_temporaries()
+            log.warning("Backups interrumpidos marcados como ERROR: %s", [r.id_backup for r in rows])
+        for row in rows:
+            self._notify(session, Evento.ERROR, row)
+        return [r.id_backup for r in rows]
+
+    def close_stale(self) -> list[int]:
+        """Los EN_PROCESO cuyo cerrojo nadie tiene (para /health y quien consulte sin hacer un
+        backup). Solo intenta el cerrojo si hay alguno: casi siempre es una consulta y nada más."""
+        with self.runtime.session_factory() as session:
+            pending = session.scalar(
+                select(func.count()).where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
+            )
+        if not pending:
+            return []
+        try:
+            lock = self._lock()
+        except BackupEnCurso:
+            return []  # hay un backup de verdad en marcha
+        try:
+            with self.runtime.session_factory() as session:
+                return self._close_interrupted(session)
+        finally:
+            self._unlock(lock)
+
     def recover(self) -> dict[str, int]:
         """Al arrancar: cierra lo que un proceso muerto dejó a medias y sincroniza con el disco."""
         try:
@@ -639,22 +690,7 @@ class BackupService:
             temps = self.repo.sweep_temporaries()
             with self.runtime.session_factory() as session:
                 synced = sync_catalog(session, self.repo)
-                interrupted = (
-                    session.execute(
-                        update(HistorialBackup)
-                        .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
-                        .values(
-                            estado=EstadoBackup.ERROR,
-                            mensaje_error="Interrumpido: el proceso terminó antes de completar el backup",
-                        )
-                        .returning(HistorialBackup.id_backup)
-                    )
-                    .scalars()
-                    .all()
-                )
-                session.commit()
-            if interrupted:
-                log.warning("Backups interrumpidos marcados como ERROR: %s", interrupted)
+                interrupted = self._close_interrupted(session)
             return {"temporales": len(temps), "interrumpidos": len(interrupted), "sincronizados": synced}
         finally:
             self._unlock(lock)
@@ -681,6 +717,7 @@ class BackupService:
             self.repo.ensure()
             result = RetentionResult(temporales_borrados=self.repo.sweep_temporaries())
             with self.runtime.session_factory() as session:
+                self._close_interrupted(session)
                 sync_catalog(session, self.repo)
                 current = now or session.scalar(select(func.now()))
                 assert current is not None
@@ -781,7 +818,7 @@ class BackupService:
             "diferenciales": (
                 queries.diferenciales_de(session, row.id_backup) if row.tipo == TipoBackup.COMPLETO else []
             ),
-            "archivo_disponible": self.repo.usable(row),
+            "archivo_disponible": self.repo.intact(row),
         }
 
     def detail_now(self, id_backup: int) -> dict[str, Any]:

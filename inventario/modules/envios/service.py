@@ -55,6 +55,8 @@ PING_VENTANA = timedelta(days=1)  # corridas más viejas no se pingan (p. ej. al
 QUE_HACER = {
     "BACKUP": "Revise el error en GET /api/v1/backup y en error.log; cuando esté resuelto, haga un backup "
     "a mano (POST /api/v1/backup/completo o `inventario backup crear`).",
+    "BACKUP_REMOTO": "El backup local sigue valiendo. Revise BACKUP_REMOTO y la conexión (GET "
+    "/api/v1/backup/estadisticas, error.log); la copia se reintenta sola.",
     "SIN_BACKUP": "Compruebe que el servicio y su planificador estén en marcha (GET /health, GET /api/v1/jobs) "
     "y haga un backup a mano cuanto antes.",
     "VENCIMIENTO": "Retire el lote de la venta y registre su salida.",

@@ -29,6 +29,7 @@ TIPOS_BACKUP = tuple(TipoBackup)
 ESTADOS_BACKUP = tuple(EstadoBackup)
 ESTADOS_JOB = tuple(EstadoEjecucion)
 SEMAFOROS = ("VERDE", "AMARILLO", "ROJO")
+ESTADOS_OFFSITE = ("PENDIENTE", "COPIADO", "ERROR")
 SIN_RUTA = "sin_ruta"
 METODOS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -58,6 +59,21 @@ SELECT count(*) FILTER (WHERE l.fecha_vencimiento >= CURRENT_DATE) AS por_vencer
        count(*) FILTER (WHERE l.fecha_vencimiento < CURRENT_DATE) AS vencidos
 FROM lotes l JOIN productos p ON p.id_producto = l.id_producto
 WHERE p.activo AND l.cantidad > 0 AND l.fecha_vencimiento <= CURRENT_DATE + CAST(:dias AS integer)
+"""
+_OFFSITE_SQL = """
+SELECT c.estado, count(*) AS total FROM copia_remota c
+JOIN historial_backup h ON h.id_backup = c.id_backup
+WHERE h.eliminado IS NOT TRUE AND NOT c.eliminado_remoto GROUP BY c.estado
+"""
+_OFFSITE_ULTIMA_SQL = (
+    "SELECT extract(epoch FROM max(fecha_copia)) FROM copia_remota WHERE fecha_copia IS NOT NULL"
+)
+# Lo que /health llama "atrasada": el backup completado más nuevo aún no está fuera del sitio.
+_OFFSITE_ATRASO_SQL = """
+SELECT CASE WHEN c.estado = 'COPIADO' THEN 0 ELSE extract(epoch FROM now() - h.fecha_creacion) END
+FROM historial_backup h LEFT JOIN copia_remota c ON c.id_backup = h.id_backup
+WHERE h.estado = 'COMPLETADO' AND h.eliminado IS NOT TRUE
+ORDER BY h.id_backup DESC LIMIT 1
 """
 _ENVIOS_SQL = """
 SELECT canal, estado, count(*) AS total,
@@ -91,6 +107,9 @@ class ColectorBase(Collector):
                 notificaciones = {r.semaforo: r for r in conn.execute(text(_NOTIFICACIONES_SQL)).all()}
                 lotes = conn.execute(text(_LOTES_SQL), {"dias": self.settings.ALERTAS_DIAS_VENCIMIENTO}).one()
                 envios = conn.execute(text(_ENVIOS_SQL)).all()
+                offsite = {r.estado: r.total for r in conn.execute(text(_OFFSITE_SQL))}
+                ultima_copia = conn.execute(text(_OFFSITE_ULTIMA_SQL)).scalar()
+                atraso = conn.execute(text(_OFFSITE_ATRASO_SQL)).scalar()
         except Exception as exc:
             # Sin base, /metrics sigue respondiendo (las HTTP) y lo dice: así se puede alertar.
             log.warning("Métricas: no se pudo leer la base (%s)", exc.__class__.__name__)
@@ -184,6 +203,33 @@ class ColectorBase(Collector):
         for canal, n in sorted(fallidos.items()):
             fallos.add_metric([canal], n)
         yield from (por_canal, fallos)
+
+        configurado = bool(self.settings.BACKUP_REMOTO)
+        yield GaugeMetricFamily(
+            f"{p}_offsite_configurado",
+            "1 si hay copia fuera del sitio (BACKUP_REMOTO)",
+            value=float(configurado),
+        )
+        if configurado:
+            copias = GaugeMetricFamily(
+                f"{p}_offsite_copias",
+                "Copias fuera del sitio de los backups del catálogo, por estado",
+                labels=["estado"],
+            )
+            for estado in sorted({*ESTADOS_OFFSITE, *offsite}):
+                copias.add_metric([estado], float(offsite.get(estado, 0)))
+            yield copias
+            if ultima_copia is not None:
+                yield GaugeMetricFamily(
+                    f"{p}_offsite_ultima_copia_timestamp_seconds",
+                    "Cuándo terminó la última copia fuera del sitio (segundos Unix)",
+                    value=float(ultima_copia),
+                )
+            yield GaugeMetricFamily(
+                f"{p}_offsite_atraso_segundos",
+                "Edad del backup completado más nuevo que aún no está fuera del sitio (0: al día)",
+                value=float(atraso or 0),
+            )
 
 
 class MetricasHTTP:

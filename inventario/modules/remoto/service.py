@@ -151,30 +151,40 @@ class RemotoService:
         thread.start()
         return thread
 
-    def copy(self, id_backup: int, *, _depth: int = 0) -> CopiaRemota:
-        """Copia (o vuelve a copiar) un backup y lo verifica; su completo base va primero.
+    def copy(self, id_backup: int) -> CopiaRemota:
+        """Copia (o vuelve a copiar) un backup y lo verifica; antes, los eslabones de su cadena que aún
+        no están en el remoto (un diferencial o incremental sin su base allí no sirve para restaurar).
 
         Lanza el error (RemotoError, CifradoError, Conflicto...) tras dejarlo en el catálogo y avisar."""
         rclone = self.rclone()
+        missing: list[int] = []  # la cadena que falta, del pedido hacia su completo
         with self.runtime.session_factory() as session:
-            row = session.get(HistorialBackup, id_backup)
-            if row is None:
-                raise NoEncontrado(f"No existe el backup {id_backup}")
-            if row.estado != "COMPLETADO" or row.eliminado:
-                raise Conflicto(
-                    f"El backup {id_backup} no se puede copiar fuera del sitio: "
-                    + ("fue eliminado por la retención" if row.eliminado else f"su estado es {row.estado}")
-                )
-            base_id = row.id_backup_base
-        if base_id is not None and _depth < 10:
-            with self.runtime.session_factory() as session:
-                base_state = session.get(CopiaRemota, base_id)
-                base_done = base_state is not None and base_state.estado == EstadoRemoto.COPIADO
-            if not base_done:
-                # Un diferencial sin su completo en el remoto no sirve para restaurar: el completo primero.
-                self.copy(base_id, _depth=_depth + 1)
-        with _UPLOAD_LOCK:
-            return self._copy_one(rclone, id_backup)
+            current: int | None = id_backup
+            while current is not None and current not in missing:
+                row = session.get(HistorialBackup, current)
+                if row is None:
+                    raise NoEncontrado(f"No existe el backup {current}")
+                if row.estado != "COMPLETADO" or row.eliminado:
+                    raise Conflicto(
+                        f"El backup {current} no se puede copiar fuera del sitio: "
+                        + (
+                            "fue eliminado por la retención"
+                            if row.eliminado
+                            else f"su estado es {row.estado}"
+                        )
+                    )
+                missing.append(current)
+                current = row.id_backup_base
+                if current is not None:
+                    base_state = session.get(CopiaRemota, current)
+                    if base_state is not None and base_state.estado == EstadoRemoto.COPIADO:
+                        break  # de ahí hacia atrás ya está en el remoto
+        state: CopiaRemota | None = None
+        for link in reversed(missing):  # el completo (o el primer eslabón que falta) primero
+            with _UPLOAD_LOCK:
+                state = self._copy_one(rclone, link)
+        assert state is not None
+        return state
 
     def _copy_one(self, rclone: Rclone, id_backup: int) -> CopiaRemota:
         with self.runtime.session_factory() as session:
@@ -343,8 +353,8 @@ class RemotoService:
     # ------------------------------------------------------------------ retención remota
     def cleanup(self, now: datetime | None = None) -> RemoteRetention:
         """Borra del remoto las copias más viejas que BACKUP_REMOTO_RETENTION_DAYS, con la misma regla
-        de cadenas que la local: nunca el completo más reciente copiado, nunca la base de un diferencial
-        que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
+        de cadenas que la local: nunca el completo más reciente copiado, nunca un eslabón de la cadena
+        de algo que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
         result = RemoteRetention()
         if not self.configured:
             return result
@@ -363,15 +373,22 @@ class RemotoService:
             )
             fulls = [h.id_backup for h, _ in copies if h.tipo == "COMPLETO"]
             newest_full = max(fulls) if fulls else None
-            kept_bases = {
-                h.id_backup_base
-                for h, _ in copies
-                if h.tipo != "COMPLETO" and h.fecha_creacion is not None and h.fecha_creacion >= limit
+            # Se conserva lo reciente y el completo más nuevo, y con cada uno TODA su cadena hasta su
+            # completo (un incremental necesita cada eslabón anterior, no solo su base directa).
+            base_of = {h.id_backup: h.id_backup_base for h, _ in copies}
+            recent = {
+                h.id_backup for h, _ in copies if h.fecha_creacion is not None and h.fecha_creacion >= limit
             }
+            needed = set(recent)
+            for start in recent:
+                link = base_of.get(start)
+                while link is not None and link not in needed:
+                    needed.add(link)
+                    link = base_of.get(link)
             for row, state in copies:
                 if row.fecha_creacion is None or row.fecha_creacion >= limit:
                     continue
-                if row.id_backup in kept_bases:
+                if row.id_backup in needed:
                     result.conservados_por_dependencia.append(row.id_backup)
                     continue
                 if row.id_backup == newest_full:
