@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-LINEAS_AVISO = 10  # "Inventario en marcha" y nueve renglones
+ULTIMA_LINEA = "  Detener:"  # el aviso va de "Inventario en marcha" a esta línea
 
 
 def puerto_libre() -> int:
@@ -56,13 +56,13 @@ def servicio(
         assert proc.stdout is not None
         aviso: list[str] = []
         limite = time.monotonic() + espera
-        while len(aviso) < LINEAS_AVISO and time.monotonic() < limite:
+        while not (aviso and aviso[-1].startswith(ULTIMA_LINEA)) and time.monotonic() < limite:
             line = proc.stdout.readline()
             if not line:
                 break
             if aviso or line.startswith("Inventario en marcha"):
                 aviso.append(line.rstrip("\n"))
-        if len(aviso) < LINEAS_AVISO:
+        if not (aviso and aviso[-1].startswith(ULTIMA_LINEA)):
             proc.kill()
             _, err = proc.communicate(timeout=30)
             raise AssertionError(f"El servicio no mostró el aviso de inicio: {aviso} {err}")

@@ -343,7 +343,7 @@ def test_panel_rojo_con_directorio_inutilizable(
         assert "El directorio de backups no es utilizable" in html
 
 
-@pytest.mark.parametrize("tipo", ["", "INCREMENTAL", "AUTO"])
+@pytest.mark.parametrize("tipo", ["", "OTRO", "AUTO"])
 def test_ejecutar_backup_tipo_no_permitido(client: TestClient, tipo: str) -> None:
     entrar(client)
     r = client.post(

@@ -54,3 +54,37 @@ def test_orden_y_titulos() -> None:
     assert g.barras[1].alto * 2 - g.barras[0].alto < 0.2
     assert g.barras[0].titulo.startswith("2026-11-29 12:00 COMPLETO")
     assert len(g.etiquetas_x) == 5 and g.etiquetas_x[-1][1] == "01/12"
+
+
+def test_luz_de_la_copia_fuera_del_equipo() -> None:
+    from types import SimpleNamespace
+
+    from inventario.modules.consola.service import (
+        AMARILLO,
+        GRIS,
+        VERDE,
+        Componente,
+        _copia_externa,
+        semaforo_general,
+    )
+
+    def luz(info: dict[str, object]) -> Componente:
+        return _copia_externa(SimpleNamespace(fuera_del_sitio=info))  # type: ignore[arg-type]
+
+    apagada = luz({"estado": "OK", "configurado": False})
+    assert apagada.semaforo == GRIS and "BACKUP_REMOTO" in apagada.motivo
+    al_dia = luz({"estado": "OK", "configurado": True, "destino": "nube:tienda", "max_horas": 26})
+    assert al_dia.semaforo == VERDE and "nube:tienda" in al_dia.motivo
+    atrasada = luz(
+        {
+            "estado": "DEGRADADO",
+            "configurado": True,
+            "destino": "nube:tienda",
+            "max_horas": 26,
+            "mensaje": "El backup 7 no llegó",
+        }
+    )
+    assert atrasada.semaforo == AMARILLO and atrasada.motivo == "El backup 7 no llegó"
+    # El gris no cuenta para el total; lo peor sí.
+    assert semaforo_general([apagada, al_dia]) == VERDE
+    assert semaforo_general([apagada, al_dia, atrasada]) == AMARILLO

@@ -5,7 +5,7 @@ quedó en el remoto con su tamaño y sumas, el último error y cuándo se reinte
 credenciales: `destino` es el BACKUP_REMOTO de entonces (nombre de remoto y ruta).
 
 Revision ID: 9a4c1e7d3b58
-Revises: a7c3e1f5d920
+Revises: b7e2d4f6a913
 """
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from alembic import op
 from inventario.auditoria import install_sql
 
 revision = "9a4c1e7d3b58"
-down_revision = "a7c3e1f5d920"
+down_revision = "b7e2d4f6a913"
 branch_labels = None
 depends_on = None
 

@@ -3,7 +3,7 @@ resultado y cuánto tardó). La escribe `modules/backup/restore.py` en la base r
 que vuelve, conservando las filas que la base tenía antes (el backup no las trae).
 
 Revision ID: a7c3e1f5d920
-Revises: b7e2d4f6a913
+Revises: 9a4c1e7d3b58
 """
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from alembic import op
 from inventario.auditoria import install_sql
 
 revision = "a7c3e1f5d920"
-down_revision = "b7e2d4f6a913"
+down_revision = "9a4c1e7d3b58"
 branch_labels = None
 depends_on = None
 

@@ -36,6 +36,7 @@ from inventario.modules.usuarios import service as usuarios
 from inventario.modules.usuarios.model import Usuario
 from inventario.modules.usuarios.router import login_throttle
 from inventario.modules.usuarios.schemas import LoginEntrada, UsuarioActualizar, UsuarioCrear
+from inventario.pagination import Pagina
 from inventario.security import create_token
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,11 @@ def _paginas(total: int, pagina_actual: int) -> dict[str, int]:
 
 
 NumPagina = Annotated[int, Query(ge=1, le=100000)]
+
+
+def _de_la_pagina(p: int) -> Pagina:
+    """Las filas de la página `p` (desde 1) de un listado de la consola."""
+    return Pagina(offset=(p - 1) * FILAS, limit=FILAS)
 
 
 # ------------------------------------------------------------------ entrar / salir
@@ -335,8 +341,7 @@ def notificaciones_pagina(
         raise Invalido("leída debe ser 'si' o 'no'")
     datos = notificaciones.list_notifications(
         session,
-        (p - 1) * FILAS,
-        FILAS,
+        _de_la_pagina(p),
         leida={"si": True, "no": False}.get(leida),
         tipo=tipo.strip().upper() or None,
         semaforo=semaforo or None,
@@ -390,7 +395,8 @@ def inventario(request: Request, session: SessionDep, _: UsuarioConsola) -> HTML
 
 @router.get("/usuarios")
 def usuarios_pagina(request: Request, session: SessionDep, _: AdminConsola, p: NumPagina = 1) -> HTMLResponse:
-    filas, total = usuarios.list_users(session, (p - 1) * FILAS, FILAS)
+    datos = usuarios.list_users(session, _de_la_pagina(p))
+    filas, total = datos["items"], datos["total"]
     return pagina(
         request,
         "usuarios.html",

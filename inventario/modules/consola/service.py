@@ -26,7 +26,8 @@ from inventario.modules.consola.grafico import Grafico, PuntoBackup, grafico_bac
 from inventario.modules.lotes import service as lotes
 from inventario.modules.notificaciones import service as notificaciones
 from inventario.modules.productos import service as productos
-from inventario.modules.salud.service import ERROR, OK, check_database, check_disk
+from inventario.modules.salud.service import ERROR, OK, check_database, check_disk, check_offsite
+from inventario.pagination import Pagina
 from inventario.runtime import Runtime
 
 VERDE, AMARILLO, ROJO, GRIS = "VERDE", "AMARILLO", "ROJO", "GRIS"
@@ -60,6 +61,7 @@ class ContextoPanel:
     planificador: dict[str, Any]
     base_datos: dict[str, Any] = field(default_factory=dict)
     disco: dict[str, Any] = field(default_factory=dict)
+    fuera_del_sitio: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -101,7 +103,7 @@ def _disco(ctx: ContextoPanel) -> Componente:
 def _ultimo_backup(ctx: ContextoPanel) -> Componente:
     est = ctx.estadisticas
     nombre = "Último backup"
-    fechas = [f for f in (est["ultimo_backup_completo"], est["ultimo_backup_diferencial"]) if f]
+    fechas = [f for t in TIPOS_BACKUP if (f := est.get(f"ultimo_backup_{t.lower()}"))]
     ultimo = est.get("ultimo_backup") or {}
     if ultimo.get("estado") == "ERROR":
         error = est.get("ultimo_error") or {}
@@ -126,8 +128,18 @@ def _ultimo_backup(ctx: ContextoPanel) -> Componente:
 
 
 def _copia_externa(ctx: ContextoPanel) -> Componente:
-    # Las copias fuera del equipo aún no existen: la luz queda en gris (no cuenta para el total).
-    return Componente("Copia fuera del equipo", GRIS, "Sin copia fuera del equipo configurada")
+    nombre = "Copia fuera del equipo"
+    info = ctx.fuera_del_sitio
+    if not info.get("configurado"):
+        # Sin BACKUP_REMOTO la luz queda en gris: no cuenta para el total.
+        return Componente(nombre, GRIS, "Sin copia fuera del equipo configurada (BACKUP_REMOTO)")
+    if info["estado"] != OK:
+        return Componente(nombre, AMARILLO, info.get("mensaje") or "Copias fuera del equipo atrasadas")
+    return Componente(
+        nombre,
+        VERDE,
+        f"Al día en {info['destino']} (el último backup llegó en menos de {info['max_horas']:g} h)",
+    )
 
 
 COMPONENTES: list[Callable[[ContextoPanel], Componente]] = [
@@ -160,6 +172,7 @@ def panel(
         planificador=planificador,
         base_datos=check_database(runtime.engine),
         disco=check_disk(settings.backup_dir, settings.HEALTH_DISCO_MIN_MB),
+        fuera_del_sitio=check_offsite(runtime.engine, settings),
     )
     componentes = [c(ctx) for c in COMPONENTES]
     ultimos, _ = puertos.listar_backups(session, 0, RESUMEN_FILAS)
@@ -196,7 +209,9 @@ def alertas_sin_leer(session: Session) -> dict[str, Any]:
     """Las ROJO y AMARILLO sin leer más recientes, con sus totales."""
     out: dict[str, Any] = {"items": []}
     for semaforo in (ROJO, AMARILLO):
-        datos = notificaciones.list_notifications(session, 0, RESUMEN_FILAS, leida=False, semaforo=semaforo)
+        datos = notificaciones.list_notifications(
+            session, Pagina(offset=0, limit=RESUMEN_FILAS), leida=False, semaforo=semaforo
+        )
         out[semaforo] = datos["total"]
         out["items"].extend(datos["items"])
     out["items"].sort(key=lambda n: (n.fecha_creacion, n.id_notificacion), reverse=True)
@@ -220,12 +235,11 @@ def grafico_retencion(session: Session, settings: Settings, ahora: datetime) -> 
 def inventario(session: Session, hoy: date, dias_vencimiento: int) -> dict[str, Any]:
     """Lotes vencidos o por vencer con stock, y productos activos bajo su mínimo (solo lectura)."""
     limite = hoy + timedelta(days=dias_vencimiento + 1)  # vence_antes es estricto: incluye el día N
-    lotes_items, lotes_total = lotes.list_lots(
-        session, 0, INVENTARIO_FILAS, vence_antes=limite, con_stock=True
-    )
-    productos_items, productos_total = productos.list_products(
-        session, 0, INVENTARIO_FILAS, activo=True, bajo_minimo=True
-    )
+    primeras = Pagina(offset=0, limit=INVENTARIO_FILAS)
+    lotes_pagina = lotes.list_lots(session, primeras, vence_antes=limite, con_stock=True)
+    productos_pagina = productos.list_products(session, primeras, activo=True, bajo_minimo=True)
+    lotes_items, lotes_total = lotes_pagina["items"], lotes_pagina["total"]
+    productos_items, productos_total = productos_pagina["items"], productos_pagina["total"]
     nombres = productos.names(session, {lote["id_producto"] for lote in lotes_items})
     for lote in lotes_items:
         lote["dias"] = (lote["fecha_vencimiento"] - hoy).days
@@ -281,8 +295,8 @@ COLUMNAS_BACKUP: list[Columna] = [
     Columna("Por", lambda r, s: r.ejecutado_por or "—"),
 ]
 
-TIPOS_MANUALES: list[str] = ["COMPLETO", "DIFERENCIAL"]
-TIPOS_BACKUP: list[str] = ["COMPLETO", "DIFERENCIAL"]
+TIPOS_MANUALES: list[str] = ["COMPLETO", "DIFERENCIAL", "INCREMENTAL"]
+TIPOS_BACKUP: list[str] = ["COMPLETO", "DIFERENCIAL", "INCREMENTAL"]
 ESTADOS_BACKUP: list[str] = ["EN_PROCESO", "COMPLETADO", "ERROR"]
 SEMAFOROS: list[str] = [ROJO, AMARILLO, VERDE]
 listar_backups = puertos.listar_backups
