@@ -120,7 +120,7 @@ def test_simulacro_de_perdida_total(
     out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"Restaurado DIFERENCIAL {ids[1]}" in out.stdout
-    # Cada tabla igual a la de origen (salvo el registro de la propia restauración, que se suma).
+    # Cada tabla igual a la de origen (salvo la fila y el aviso que la restauración deja a propósito).
     assert sin_rastro_de_restauraciones(snapshot(fresh_db)) == sin_rastro_de_restauraciones(expected)
     with connect(fresh_db) as conn:
         catalog = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
