@@ -214,7 +214,13 @@ def test_un_job_que_no_corrio_a_su_hora_es_un_aviso_rojo_hasta_que_vuelve_a_corr
     ahora = datetime.now(runtime.settings.tz)
     hace_10 = ahora - timedelta(minutes=10)
     runtime.settings = runtime.settings.model_copy(
-        update={"ALERTAS_HOUR": hace_10.hour, "ALERTAS_MINUTE": hace_10.minute, "SCHEDULER_GRACIA_MIN": 1}
+        update={
+            "ALERTAS_HOUR": hace_10.hour,
+            "ALERTAS_MINUTE": hace_10.minute,
+            "SCHEDULER_GRACIA_MIN": 1,
+            # Solo alertas_diarias no corrió: el incremental (que tampoco tiene corridas) apagado.
+            "BACKUP_INCREMENTAL_MINUTOS": 0,
+        }
     )
     with runtime.engine.begin() as conn:
         # Ya había planificador (corridas anteriores); el backup está al día; la de hoy de
