@@ -26,9 +26,7 @@ from tests.backup_support import (
 )
 from tests.conftest import TEMPLATE, create_database
 
-texto = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
-)
+texto = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
 k = st.integers(min_value=0, max_value=1000)
 operacion = st.one_of(
     st.tuples(st.just("ins_producto"), texto, st.none() | texto, st.integers(0, 50)),

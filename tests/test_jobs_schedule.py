@@ -15,7 +15,7 @@ GRACIA = timedelta(hours=12)
 
 
 def mx(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MX)  # type: ignore[misc]
+    return datetime(*args).replace(tzinfo=MX)  # type: ignore[arg-type]  # (año, mes, día, ...) enteros
 
 
 def test_ultima_y_proxima_hora_programada() -> None:

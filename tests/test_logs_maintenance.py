@@ -18,6 +18,7 @@ import pytest
 
 from inventario.config import Settings
 from inventario.modules.logs.service import LOCK_NAME, MantenimientoEnCurso, _exclusive, maintain
+from inventario.runtime import Runtime
 
 MX = ZoneInfo("America/Mexico_City")
 NOW = datetime(2025, 12, 3, 4, 0, tzinfo=MX)
@@ -316,7 +317,7 @@ def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
     assert (len(again.comprimidos), len(again.eliminados)) == (0, 0)
 
 
-def test_el_job_registra_el_resultado_por_maquina(runtime, settings: Settings, logs: Path) -> None:  # type: ignore[no-untyped-def]
+def test_el_job_registra_el_resultado_por_maquina(runtime: Runtime, settings: Settings, logs: Path) -> None:
     from inventario.modules.planificador.service import JobsService
 
     real_today = datetime.now(settings.tz).date()

@@ -46,12 +46,12 @@ class AtomicGzipWriter:
         self.temp = final.with_name(final.name + TEMP_SUFFIX)
         self._raw = open(self.temp, "xb")
         self._hashing = _HashingFile(self._raw)
-        self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
+        self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)
         self.uncompressed = 0
         self.md5 = ""
         self.size = 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._gz.write(data)
         self.uncompressed += len(data)
 

@@ -127,7 +127,7 @@ _RESOLVER_SQL = [
 def resolver_incidentes(session: Session) -> int:
     total = 0
     for sql in _RESOLVER_SQL:
-        total += session.execute(text(sql)).rowcount  # type: ignore[attr-defined]
+        total += session.execute(text(sql)).rowcount  # type: ignore[attr-defined]  # un UPDATE devuelve un CursorResult
     session.commit()
     return total
 
