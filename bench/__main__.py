@@ -39,16 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6",
+        default="1,2,3,4,5,6,7,8",
         help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas)",
     )
     args = parser.parse_args(argv)
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
-        parser.error("--medidas: números del 1 al 6 separados por comas")
-    if not wanted or not wanted <= set(range(1, 7)):
-        parser.error("--medidas: números del 1 al 6 separados por comas")
+        parser.error("--medidas: números del 1 al 8 separados por comas")
+    if not wanted or not wanted <= set(range(1, 9)):
+        parser.error("--medidas: números del 1 al 8 separados por comas")
     if 3 in wanted:
         wanted.add(2)
     if 2 in wanted:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if 3 in wanted:
             results.append(medidas.m3_restauracion(ent, args.repeticiones, base, diff, fresh))
             print(f"3 listo ({time.perf_counter() - started:.0f} s)", flush=True)
-        if wanted & {4, 5}:
+        if wanted & {4, 5, 8}:
             servicio = Servicio(ent)
             try:
                 if 4 in wanted:
@@ -92,11 +92,19 @@ def main(argv: list[str] | None = None) -> int:
                 if 5 in wanted:
                     results.append(medidas.m5_memoria(servicio))
                     print(f"5 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+                if 8 in wanted:
+                    results.append(medidas.m8_consola(servicio))
+                    print(f"8 listo ({time.perf_counter() - started:.0f} s)", flush=True)
             finally:
                 servicio.stop()
         if 6 in wanted:
             results.append(medidas.m6_mantenimiento(ent, *MANTENIMIENTO[args.escala]))
             print(f"6 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 7 in wanted:
+            from bench.remoto import m7_fuera_del_sitio
+
+            results.append(m7_fuera_del_sitio(ent, args.repeticiones))
+            print(f"7 listo ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from bench.entorno import Entorno, Servicio
+from bench.carga import percentile
+from bench.entorno import ADMIN_PASSWORD, Entorno, Servicio
 from bench.memoria import Muestreo
 from inventario import migrations
 from inventario.database import make_engine
@@ -477,5 +478,66 @@ def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> 
             "logs_cuarto_s": logs_quarter,
             "logs": logs_counts,
             "crecimiento_logs": logs_growth,
+        },
+    )
+
+
+CONSOLA_PAGINAS = ("panel", "backups", "tareas", "notificaciones", "inventario", "usuarios")
+
+
+def _entrar_consola(client: httpx.Client) -> None:
+    """Inicia sesión en la consola como un navegador: token CSRF del formulario y cookie."""
+    import re
+
+    page = client.get("/consola/entrar")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None, "el formulario de entrada no trae token CSRF"
+    response = client.post(
+        "/consola/entrar",
+        data={"csrf": match.group(1), "nombre_usuario": "admin", "password": ADMIN_PASSWORD},
+    )
+    response.raise_for_status()
+    assert "consola_sesion" in client.cookies, "la consola no abrió la sesión"
+
+
+def m8_consola(servicio: Servicio, veces: int = 20) -> Resultado:
+    """Tiempo de cada página de la consola: en el servidor (cabecera `Server-Timing`, lo que fija el
+    objetivo) y de reloj en el cliente, mediana y p95 de `veces` peticiones seguidas en loopback;
+    al lado, `GET /health` (lo mínimo que cuesta una petición que consulta la base)."""
+
+    def p95(values: list[float]) -> float:
+        return percentile(values, 0.95) or 0.0
+
+    reloj: dict[str, list[float]] = {}
+    servidor: dict[str, list[float]] = {}
+    with httpx.Client(base_url=servicio.url, timeout=30, follow_redirects=True) as client:
+        _entrar_consola(client)
+        for ruta in ("/health", *(f"/consola/{p}" for p in CONSOLA_PAGINAS)):
+            client.get(ruta).raise_for_status()  # calentar (plantillas, planes de consulta)
+            for _ in range(veces):
+                started = time.perf_counter()
+                response = client.get(ruta)
+                reloj.setdefault(ruta, []).append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, f"{ruta}: {response.status_code}"
+                timing = response.headers.get("server-timing", "")
+                if timing.startswith("app;dur="):
+                    servidor.setdefault(ruta, []).append(float(timing.split("=", 1)[1]))
+
+    paginas = {p: servidor[f"/consola/{p}"] for p in CONSOLA_PAGINAS}
+    peor = max(paginas, key=lambda p: median(paginas[p]))
+    peor_ms = median(paginas[peor])
+    return Resultado(
+        8,
+        "Páginas de la consola web, tiempo en el servidor (mediana / p95, ms)",
+        ", ".join(f"{p} {median(v):.0f} / {p95(v):.0f}" for p, v in paginas.items()),
+        f"GET /health (reloj del cliente) {median(reloj['/health']):.0f} / {p95(reloj['/health']):.0f} ms",
+        peor_ms / 100.0,
+        "mediana ≤ 100 ms por página",
+        peor_ms <= 100.0,
+        {
+            "servidor_ms": {p: {"mediana": median(v), "p95": p95(v)} for p, v in paginas.items()},
+            "reloj_ms": {r: {"mediana": median(v), "p95": p95(v)} for r, v in reloj.items()},
+            "peor": peor,
+            "veces": veces,
         },
     )

@@ -76,7 +76,12 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         backups = "" if s.BACKUP_ENABLED else ", backups programados apagados (BACKUP_ENABLED)"
         planificador = (
             f"activo ({s.ZONA_HORARIA}): backup_diario {s.BACKUP_HOUR:02d}:{s.BACKUP_MINUTE:02d}, "
-            f"logs_maintenance {s.LOGS_HOUR:02d}:{s.LOGS_MINUTE:02d}, "
+            + (
+                f"backup_incremental cada {s.BACKUP_INCREMENTAL_MINUTOS} min, "
+                if s.BACKUP_INCREMENTAL_MINUTOS
+                else ""
+            )
+            + f"logs_maintenance {s.LOGS_HOUR:02d}:{s.LOGS_MINUTE:02d}, "
             f"alertas_diarias {s.ALERTAS_HOUR:02d}:{s.ALERTAS_MINUTE:02d}{backups}"
         )
     else:
@@ -85,13 +90,28 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         "Inventario en marcha",
         f"  Dirección:     {base}  (escucha en {host}:{port})",
         f"  Documentación: {base}/docs",
+        f"  Consola web:   {base}/consola",
         f"  Base de datos: {describir_base(runtime)}",
         f"  Backups:       {s.backup_dir}",
         f"  Logs:          {s.logs_dir}  (app.log, error.log, acceso.log...)",
         f"  Planificador:  {planificador}",
+        f"  Avisos:        {describir_avisos(s)}",
         "  Detener:       Ctrl+C (espera a que termine un backup en curso)",
     ]
     return "\n".join(lines)
+
+
+def describir_avisos(s: Settings) -> str:
+    """Canales de avisos, ping y métricas, sin secretos (las URLs se muestran tapadas)."""
+    from inventario.modules.envios.canales import canales
+
+    destinos = [c.destino for c in canales(s)]
+    partes = [", ".join(destinos) if destinos else "sin canales (NOTIFICACIONES_EMAIL / NOTIFICACIONES_URLS)"]
+    if s.BACKUP_PING_URL is not None:
+        partes.append("ping de backups configurado")
+    if s.METRICAS_HABILITADAS:
+        partes.append("métricas en /metrics" + (" con token" if s.METRICAS_TOKEN else " SIN token"))
+    return "; ".join(partes)
 
 
 def _primera_linea(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,24 @@ class Settings(BaseSettings):
     # `nice` de pg_dump, de la compresión y (servidor en esta máquina) del proceso de PostgreSQL que
     # sirve a pg_dump: con la CPU ocupada, la tienda va primero. 0 = misma prioridad que el servicio.
     BACKUP_PRIORIDAD: int = Field(19, ge=0, le=19)
+    # Job `backup_incremental`: cada cuántos minutos (0 = apagado), entre los backups diarios; y
+    # cuántos días se guardan los incrementales que ya solo sirven para restaurar a un momento dado.
+    BACKUP_INCREMENTAL_MINUTOS: int = Field(15, ge=0, le=1440)
+    BACKUP_INCREMENTAL_RETENTION_DAYS: int = Field(7, ge=1)
+
+    # ==================== BACKUP FUERA DEL SITIO ====================
+    # Destino de las copias como ruta de rclone (`s3:cubeta/inventario`, `nas:/backups`, o una ruta
+    # local como un disco USB montado). Sin valor: no se copian fuera del sitio.
+    BACKUP_REMOTO: str | None = None
+    # `rclone.conf` con las credenciales (permisos 0600). Sin valor: la configuración por defecto de
+    # rclone o sus variables RCLONE_CONFIG_*. Las credenciales nunca pasan por aquí ni por argv.
+    BACKUP_REMOTO_CONFIG: str | None = None
+    # Claves públicas age (`age1...`, separadas por comas o espacios): con ellas todo lo que sale de
+    # la máquina va cifrado. Sin valor: las copias viajan sin cifrar.
+    BACKUP_CIFRADO_DESTINATARIOS: str | None = None
+    BACKUP_REMOTO_RETENTION_DAYS: int | None = Field(None, ge=1)  # sin valor: BACKUP_RETENTION_DAYS
+    # /health avisa si el último backup COMPLETADO no llegó al remoto en estas horas.
+    BACKUP_REMOTO_MAX_HORAS: float = Field(26, gt=0)
 
     # ==================== LOGS MAINTENANCE ====================
     LOGS_COMPRESSION_ENABLED: bool = True
@@ -113,6 +131,29 @@ class Settings(BaseSettings):
         if any(ord(c) < 32 or ord(c) == 127 for c in value):
             raise ValueError("no puede contener saltos de línea ni caracteres de control")
         return value.strip()
+
+    @field_validator("BACKUP_REMOTO", "BACKUP_REMOTO_CONFIG")
+    @classmethod
+    def _remoto_valido(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("no puede contener saltos de línea ni caracteres de control")
+        if info.field_name == "BACKUP_REMOTO":
+            from inventario.modules.remoto.rclone import check_remote_spec
+
+            check_remote_spec(value)
+        return value
+
+    @field_validator("BACKUP_CIFRADO_DESTINATARIOS")
+    @classmethod
+    def _destinatarios_validos(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        from inventario.modules.remoto.cifrado import parse_recipients
+
+        return " ".join(str(r) for r in parse_recipients(value))
 
     @field_validator("NOTIFICACIONES_EMAIL")
     @classmethod
@@ -185,6 +226,10 @@ class Settings(BaseSettings):
     @property
     def backup_dir(self) -> Path:
         return Path(self.BACKUP_PATH).resolve()
+
+    @property
+    def remoto_retention_days(self) -> int:
+        return self.BACKUP_REMOTO_RETENTION_DAYS or self.BACKUP_RETENTION_DAYS
 
     @property
     def logs_dir(self) -> Path:

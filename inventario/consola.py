@@ -21,12 +21,10 @@ def confirmar(pregunta: str, *, abortar: bool = True) -> bool:
     Con `abortar`, un "no" termina la orden con código 1 y un aviso."""
     while True:
         try:
-            respuesta = click.prompt(
-                f"{pregunta} [s/N]", default="", show_default=False, prompt_suffix=" ", err=True
-            )
+            respuesta = click.prompt(f"{pregunta} [s/N]", default="", show_default=False, prompt_suffix=" ")
         except click.Abort:
             respuesta = ""
-            click.echo("", err=True)
+            click.echo("")
         respuesta = respuesta.strip().lower()
         if respuesta in SI:
             return True

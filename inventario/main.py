@@ -19,6 +19,7 @@ from inventario.logging_setup import setup_logging
 from inventario.modules.backup import router as backup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
+from inventario.modules.consola import router as consola
 from inventario.modules.envios import router as envios
 from inventario.modules.envios.service import Despachador
 from inventario.modules.lotes import router as lotes
@@ -29,6 +30,7 @@ from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.planificador import router as jobs
 from inventario.modules.planificador.scheduler import Scheduler, health_without_scheduler
 from inventario.modules.productos import router as productos
+from inventario.modules.remoto import router as remoto
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
 from inventario.openapi import completar
@@ -51,6 +53,7 @@ def include_routers(app: FastAPI) -> None:
         envios.router,  # antes que notificaciones: /probar no es un {id_notificacion}
         notificaciones.router,
         backup.router,
+        remoto.router,  # /api/v1/backup/{id}/copiar-remoto y /{id}/manifiesto
         jobs.router,
         metricas.router,
     ):
@@ -69,6 +72,16 @@ def _recover_backups(service: BackupService) -> None:
         log.exception(
             "No se pudo revisar el directorio de backups al arrancar; el servicio sigue sin backups"
         )
+
+
+def _wait_offsite_copies() -> None:
+    """Una copia fuera del sitio a medio subir termina su intento; lo que no llegó queda PENDIENTE o
+    ERROR y lo copia la siguiente corrida programada."""
+    from inventario.modules.remoto.service import wait_background
+
+    if not wait_background(timeout=0, give_up_retries=False):
+        log.warning("Esperando a que termine la copia fuera del sitio en curso antes de cerrar")
+        wait_background(timeout=600)
 
 
 def create_app(
@@ -129,6 +142,7 @@ def create_app(
             if not backups.wait_background(timeout=0):
                 log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
                 backups.wait_background()
+            _wait_offsite_copies()
             runtime.close()
 
     # Swagger UI y ReDoc desde el paquete instalado, no desde un CDN: /docs funciona sin internet.
@@ -148,6 +162,7 @@ def create_app(
     app.add_middleware(RequestLimits)
     install_handlers(app)
     include_routers(app)
+    consola.instalar(app)
     completar(app)
 
     @app.get("/", include_in_schema=False)

@@ -9,10 +9,12 @@ from inventario.modules.movimientos.model import Movimiento
 from inventario.modules.notificaciones.model import Notificacion
 from inventario.modules.planificador.model import EjecucionJob
 from inventario.modules.productos.model import Producto
+from inventario.modules.remoto.model import CopiaRemota
 from inventario.modules.usuarios.model import Usuario
 
 __all__ = [
     "Base",
+    "CopiaRemota",
     "EjecucionJob",
     "Envio",
     "HistorialBackup",

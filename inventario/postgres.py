@@ -77,7 +77,7 @@ class DatabaseServer:
 
     def stop(self) -> None:
         if self._handle is not None:
-            self._handle.cleanup()  # type: ignore[attr-defined]
+            self._handle.cleanup()  # type: ignore[attr-defined]  # pgserver no publica tipos
             self._handle = None
 
 

@@ -20,8 +20,10 @@ from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.conftest import admin_conn
 
-# Tablas que el catálogo reconstruye desde los manifiestos tras restaurar (no se comparan fila a fila).
-CATALOG_TABLES = {"historial_backup"}
+# Tablas que no son datos respaldados: el catálogo (backups y su estado fuera del sitio), que se
+# reconstruye desde los manifiestos y el remoto tras restaurar, y `punto_restauracion`, que cada
+# archivo escribe al aplicarse (no se comparan fila a fila).
+CATALOG_TABLES = {"historial_backup", "copia_remota", "punto_restauracion"}
 
 
 def connect(server: DatabaseServer, autocommit: bool = True) -> psycopg.Connection:
@@ -292,7 +294,7 @@ def fallo_sembrado(settings: Settings, segundos: int = 40) -> Iterator[None]:
     plantados = []
     try:
         for s in range(-1, segundos):
-            for tipo in ("COMPLETO", "DIFERENCIAL"):
+            for tipo in ("COMPLETO", "DIFERENCIAL", "INCREMENTAL"):
                 p = directorio / (backup_name(ahora + timedelta(seconds=s), tipo) + ".parcial")
                 p.write_bytes(b"ocupado")
                 plantados.append(p)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-LINEAS_AVISO = 8  # "Inventario en marcha" y siete renglones
+LINEAS_AVISO = 11  # "Inventario en marcha" y diez renglones (hasta "Detener:")
 
 
 def puerto_libre() -> int:
@@ -36,7 +36,9 @@ def inventario_exe() -> str:
 
 
 @contextmanager
-def servicio(env: dict[str, str], *args: str, espera: float = 120, umask: int = -1) -> Iterator[Servicio]:
+def servicio(
+    env: dict[str, str], *args: str, espera: float = 120, umask: int = -1, cwd: Path | None = None
+) -> Iterator[Servicio]:
     """Arranca `inventario serve` y devuelve cuando el aviso de inicio salió completo; al final lo
     detiene con SIGTERM (como systemd) y exige que salga limpio. `umask`: el del proceso hijo."""
     port = puerto_libre()
@@ -47,6 +49,7 @@ def servicio(env: dict[str, str], *args: str, espera: float = 120, umask: int = 
         stderr=subprocess.PIPE,
         text=True,
         umask=umask,
+        cwd=cwd,
     )
     srv: Servicio | None = None
     try:

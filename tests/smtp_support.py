@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import email
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from typing import Any
+from typing import Any, cast
 
+import pytest
+from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from inventario.config import Settings
+from tests.servicio_support import puerto_libre
 
 USUARIO, CLAVE = "backups@empresa.com", "clave-smtp-secreta-123"
 
@@ -36,3 +42,33 @@ def autenticador(
         and auth_data.password == CLAVE.encode()
     )
     return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Buzon, int]]:
+    buzon = Buzon()
+    port = puerto_libre()
+    controller = Controller(buzon, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        yield buzon, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, smtp: tuple[Buzon, int]) -> Settings:
+    return settings.model_copy(
+        update={
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": smtp[1],
+            "SMTP_TLS": "none",
+            "SMTP_REMITENTE": "Inventario <inventario@empresa.com>",
+            "SMTP_TIMEOUT": 10,
+        }
+    )
+
+
+def adjunto(msg: EmailMessage) -> tuple[str | None, str, bytes]:
+    (parte,) = list(msg.iter_attachments())
+    return parte.get_filename(), parte.get_content_type(), cast(bytes, parte.get_payload(decode=True))

@@ -46,6 +46,7 @@ ENDPOINTS = [
     ("GET", "/1/descargar"),
     ("POST", "/1/enviar-email"),
     ("POST", "/limpiar"),
+    ("GET", "/puntos-restauracion"),
 ]
 
 
@@ -79,6 +80,10 @@ def test_openapi_tiene_las_nueve_rutas_del_plan(client: TestClient) -> None:
         ("get", "/{id_backup}/descargar"),
         ("post", "/{id_backup}/enviar-email"),
         ("post", "/limpiar"),
+        ("get", "/puntos-restauracion"),  # añadida (issue 13)
+        # Añadidas (issue 12): copias fuera del sitio.
+        ("post", "/{id_backup}/copiar-remoto"),
+        ("get", "/{id_backup}/manifiesto"),
     }
     presentes = {(m, p.removeprefix(API)) for p, ops in paths.items() if p.startswith(API) for m in ops}
     assert presentes == esperadas
@@ -523,6 +528,8 @@ def test_estadisticas_tras_una_historia_realista(
         "ultimo_backup_completo": None,
         "ultimo_backup_diferencial": None,
         "dias_retencion": 90,
+        "backups_incrementales": 0,
+        "ultimo_backup_incremental": None,
         "backups_habilitados": True,
         "ultimo_backup": None,
         "ultimo_backup_estado": None,
@@ -533,6 +540,18 @@ def test_estadisticas_tras_una_historia_realista(
         "espacio_libre_bytes": None,
         "espacio_libre_legible": None,
         "proxima_ejecucion": None,
+        # Añadida por las copias fuera del sitio (issue 12); sin BACKUP_REMOTO, solo "no configurado".
+        "fuera_del_sitio": {
+            "configurado": False,
+            "destino": None,
+            "cifrado": None,
+            "dias_retencion": None,
+            "ultima_copia": None,
+            "id_ultima_copia": None,
+            "copiados": None,
+            "pendientes": None,
+            "errores": None,
+        },
     }
     fill(fresh_db, 30)
     # Dos semanas: completo, diferenciales, un fallo, otro completo, más diferenciales.
@@ -558,6 +577,9 @@ def test_estadisticas_tras_una_historia_realista(
     limpieza = client.post(f"{API}/limpiar", headers=admin_headers).json()
     assert limpieza["ids_eliminados"] == [f1["id_backup"], d1["id_backup"], d2["id_backup"], err["id_backup"]]
     d4 = backup(client, admin_headers, "/ejecutar-diferencial")
+    cambiar(fresh_db)
+    i1 = backup(client, admin_headers, "/ejecutar", tipo="INCREMENTAL")
+    assert i1["tipo"] == "INCREMENTAL" and i1["id_backup_base"] == d4["id_backup"]
 
     # El planificador (cuando corre) informa la próxima ejecución del job backup_diario.
     proxima = datetime(2030, 1, 7, 3, 0, tzinfo=settings.tz)
@@ -575,14 +597,16 @@ def test_estadisticas_tras_una_historia_realista(
     r = client.get(f"{API}/estadisticas", headers=admin_headers)
     assert r.status_code == 200, r.text
     est = r.json()
-    vivos = [f2, d3, d4]
-    assert (est["total_backups"], est["backups_completos"], est["backups_diferenciales"]) == (3, 1, 2)
+    vivos = [f2, d3, d4, i1]
+    assert (est["total_backups"], est["backups_completos"], est["backups_diferenciales"]) == (4, 1, 2)
+    assert est["backups_incrementales"] == 1
     tamanios = [(settings.backup_dir / b["nombre_archivo"]).stat().st_size for b in vivos]
     assert est["espacio_usado_bytes"] == sum(tamanios) == sum(b["tamanio_bytes"] for b in vivos)
     assert est["espacio_usado_legible"] == human_size(sum(tamanios))
     fecha = lambda b: client.get(f"{API}/{b['id_backup']}", headers=admin_headers).json()["fecha_creacion"]  # noqa: E731  # una consulta corta, legible en una línea
     assert datetime.fromisoformat(est["ultimo_backup_completo"]) == datetime.fromisoformat(fecha(f2))
     assert datetime.fromisoformat(est["ultimo_backup_diferencial"]) == datetime.fromisoformat(fecha(d4))
+    assert datetime.fromisoformat(est["ultimo_backup_incremental"]) == datetime.fromisoformat(fecha(i1))
     assert est["dias_retencion"] == 90 and est["backups_habilitados"] is True
     assert est["backups_con_error"] == 1 and est["backups_eliminados"] == 4
     assert (
@@ -595,7 +619,7 @@ def test_estadisticas_tras_una_historia_realista(
     ]
     assert "Ejecutado por admin" in rojas[0]["mensaje"]
     assert (
-        est["ultimo_backup"]["id_backup"] == d4["id_backup"] and est["ultimo_backup_estado"] == "COMPLETADO"
+        est["ultimo_backup"]["id_backup"] == i1["id_backup"] and est["ultimo_backup_estado"] == "COMPLETADO"
     )
     assert est["backup_en_curso"] is None
     assert est["espacio_libre_bytes"] > 0 and est["espacio_libre_legible"].split()[1] in (

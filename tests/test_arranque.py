@@ -30,11 +30,13 @@ def test_aviso_de_inicio_y_segunda_instancia_en_el_mismo_puerto(
         port = srv.url.rsplit(":", 1)[1]
         assert f"Dirección:     http://localhost:{port}  (escucha en 127.0.0.1:{port})" in aviso
         assert f"Documentación: http://localhost:{port}/docs" in aviso
+        assert f"Consola web:   http://localhost:{port}/consola" in aviso
         # Base externa (la de la prueba): la URL sin clave; backups y logs con su carpeta.
         assert "Base de datos: PostgreSQL externo postgresql://" in aviso
         assert str(settings.backup_dir) in aviso and str(settings.logs_dir) in aviso
         assert "Planificador:  activo (America/Mexico_City): backup_diario 03:00" in aviso
         assert "backups programados apagados (BACKUP_ENABLED)" in aviso
+        assert "Avisos:        sin canales (NOTIFICACIONES_EMAIL / NOTIFICACIONES_URLS)" in aviso
         assert "Ctrl+C" in aviso
         password = fresh_password(cli_env)
         if password:

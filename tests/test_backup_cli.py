@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -32,7 +34,7 @@ def test_ejecutar_listar_y_limpiar_por_consola(cli_env: dict[str, str], fresh_db
         "COMPLETADO",
     ]
     out = run_cli(cli_env, "backup", "ejecutar", "--tipo", "SEMANAL")
-    assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL o AUTO" in out.stderr
+    assert out.returncode == 2 and "--tipo debe ser COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO" in out.stderr
     out = run_cli(cli_env, "backup", "limpiar")
     assert out.returncode == 0 and "Eliminados 0 backups" in out.stdout
 
@@ -69,9 +71,11 @@ def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
         # Sobre una base con datos pide confirmación; sin confirmar no toca nada.
         before = snapshot(target)
         out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, input="n\n")
-        assert out.returncode != 0 and "será REEMPLAZADA" in out.stdout
+        assert out.returncode == 1 and "será REEMPLAZADA" in out.stdout and "[s/N]" in out.stdout
+        assert out.stderr.strip().endswith("Cancelado: no se cambió nada.")
         assert snapshot(target) == before
-        out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, "--si")
+        # "sí" (o "s") confirma, como "--si".
+        out = run_cli(cli_env, "backup", "restaurar", full.nombre_archivo, "--destino", url, input="sí\n")
         assert out.returncode == 0, out.stderr
         assert snapshot(target) != before
     finally:
@@ -123,7 +127,7 @@ def test_verificar_todos_con_restauracion_de_prueba(
     # Sin su completo, un diferencial no vale.
     (runtime.settings.backup_dir / full.nombre_archivo).unlink()
     out = run_cli(cli_env, "backup", "verificar", str(diff.id_backup))
-    assert out.returncode == 1 and "Falta el backup completo base" in out.stdout
+    assert out.returncode == 1 and "Falta el backup base" in out.stdout
 
 
 def test_arranque_recupera_y_sincroniza_catalogo(runtime: Runtime, fresh_db: DatabaseServer) -> None:
@@ -140,3 +144,35 @@ def test_arranque_recupera_y_sincroniza_catalogo(runtime: Runtime, fresh_db: Dat
     assert row.fecha_creacion == full.fecha_creacion
     # El siguiente backup no reutiliza su id.
     assert service.run("COMPLETO", "MANUAL").id_backup == full.id_backup + 1
+
+
+def test_la_barra_de_restauracion_llega_al_100(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    from inventario.modules.backup import restore
+    from inventario.modules.backup.repo import BackupRepo
+
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "MANUAL")
+    diff = service.run("DIFERENCIAL", "MANUAL")
+    chain = BackupRepo(runtime.settings.backup_dir).chain(str(diff.id_backup))
+    assert len(chain) == 2
+    total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
+    avance: list[int] = []
+    target = new_database(pg_server, fresh_db.database + "_p")
+    try:
+        restore.apply_chain(chain, target, runtime.pg_tools().path("psql"), progress=avance.append)
+    finally:
+        drop_database(pg_server, target.database)
+    assert sum(avance) == total and all(n >= 0 for n in avance)
+
+
+def test_archivos_anteriores_sin_modo_silencioso_se_siguen_leyendo(tmp_path: Path) -> None:
+    from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
+    from inventario.modules.backup.restore import _body
+
+    for prefijo in (b"", QUIET):
+        path = tmp_path / "b.sql.gz"
+        path.write_bytes(gzip.compress(prefijo + PROLOGUE + b"SELECT 1;\n" + EPILOGUE))
+        assert b"".join(_body(path)) == b"SELECT 1;\n"

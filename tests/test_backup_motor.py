@@ -51,10 +51,11 @@ def test_completo_crea_archivo_manifiesto_y_registro(runtime: Runtime, fresh_db:
     assert counts["productos"] == 20 and counts["lotes"] == 20 and counts["movimientos"] == 20
     assert row.registros_totales == sum(counts.values()) and row.tablas_respaldadas == len(counts)
     assert row.duracion_segundos is not None and row.duracion_segundos >= 0
-    # El archivo es SQL plano en gzip, con la transacción que psql aplica entera.
+    # El archivo es SQL plano en gzip, con la transacción que psql aplica entera, en silencio.
     with gzip.open(path, "rt") as fh:
         content = fh.read()
-    assert content.startswith("\\set ON_ERROR_STOP on\nBEGIN;\n") and content.endswith("COMMIT;\n")
+    assert content.startswith("\\set QUIET on\n\\o /dev/null\n\\set ON_ERROR_STOP on\nBEGIN;\n")
+    assert content.endswith("COMMIT;\n")
     assert "CREATE TABLE public.productos" in content
     assert files_in(runtime.settings.backup_dir) == sorted(
         [row.nombre_archivo, row.nombre_archivo + MANIFEST_SUFFIX]

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.lento
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,7 +42,7 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     numbers = [r["numero"] for r in data["resultados"]]
-    assert numbers == [1, 2, 3, 4, 5, 6]
+    assert numbers == [1, 2, 3, 4, 5, 8, 6, 7]
     for r in data["resultados"]:
         assert r["ratio"] is None or r["ratio"] > 0
     restore = next(r for r in data["resultados"] if r["numero"] == 3)
@@ -50,4 +54,15 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert memory["datos"]["backup_pico_bytes"] >= memory["datos"]["backup_pico_solo_servicio_bytes"] > 0
     maintenance = next(r for r in data["resultados"] if r["numero"] == 6)
     assert maintenance["datos"]["logs"]["comprimidos"] > 0 and maintenance["datos"]["alertas"]["alertas"] > 0
+    consola = next(r for r in data["resultados"] if r["numero"] == 8)
+    assert set(consola["datos"]["servidor_ms"]) == {
+        "panel",
+        "backups",
+        "tareas",
+        "notificaciones",
+        "inventario",
+        "usuarios",
+    }
     assert "Duración total" in result.stdout
+    offsite = next(r for r in data["resultados"] if r["numero"] == 7)
+    assert offsite["datos"]["bytes_en_remoto"] > offsite["datos"]["bytes_archivo"] > 0

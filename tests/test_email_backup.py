@@ -31,34 +31,17 @@ from tests.backup_support import (
     fill,
 )
 from tests.servicio_support import puerto_libre
-from tests.smtp_support import CLAVE, USUARIO, Buzon, autenticador
+from tests.smtp_support import (  # fixtures de pytest
+    CLAVE,
+    USUARIO,
+    Buzon,
+    adjunto,
+    autenticador,
+    settings,
+    smtp,
+)
 
 H = dict[str, str]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Buzon, int]]:
-    buzon = Buzon()
-    port = puerto_libre()
-    controller = Controller(buzon, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
-    controller.start()
-    try:
-        yield buzon, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, smtp: tuple[Buzon, int]) -> Settings:
-    return settings.model_copy(
-        update={
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": smtp[1],
-            "SMTP_TLS": "none",
-            "SMTP_REMITENTE": "Inventario <inventario@empresa.com>",
-            "SMTP_TIMEOUT": 10,
-        }
-    )
 
 
 def enviar(
@@ -69,11 +52,6 @@ def enviar(
         json={"id_backup": id_backup, "email_destino": destino, **extra},
         headers=headers,
     )
-
-
-def adjunto(msg: EmailMessage) -> tuple[str | None, str, bytes]:
-    (parte,) = list(msg.iter_attachments())
-    return parte.get_filename(), parte.get_content_type(), cast(bytes, parte.get_payload(decode=True))
 
 
 # ------------------------------------------------------------------ envío

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -23,7 +24,7 @@ from inventario.modules.envios import service
 from inventario.modules.notificaciones.service import create_notification
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
-from tests.conftest import run_cli
+from tests.conftest import aplicacion, run_cli
 from tests.crud_support import lot, product, today
 from tests.envios_support import (  # fixtures de pytest
     CLAVE_URL,
@@ -455,3 +456,97 @@ def test_migracion_ida_y_vuelta_y_lo_anterior_no_se_envia(runtime: Runtime) -> N
         assert conn.execute(text("SELECT envio FROM notificaciones")).scalars().all() == ["OMITIDA"]
     rojo_backup(runtime)  # lo nuevo nace PENDIENTE y sale
     assert ciclo(runtime).planificadas == {"ENVIO": 1}
+
+
+def test_enviar_por_consola_sin_servicio(
+    cli_env: dict[str, str], runtime: Runtime, smtp: tuple[Buzon, int, Controller], webhook: Receptor
+) -> None:
+    env = {
+        **cli_env,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp[1]),
+        "SMTP_TLS": "none",
+        "SMTP_REMITENTE": "inventario@empresa.com",
+        "NOTIFICACIONES_EMAIL": "duenia@farmacia.com",
+        "NOTIFICACIONES_URLS": url_webhook(webhook),
+    }
+    rojo_backup(runtime)
+    webhook.status = 503
+    r = run_cli(env, "notificaciones", "enviar")
+    assert r.returncode == 1, r.stderr
+    assert "1 ENVIO" in r.stdout and "en ERROR: 1" in r.stdout
+    assert len(smtp[0].mensajes()) == 1 and SECRETO not in r.stdout + r.stderr
+    webhook.status = 200
+    vencer_reintentos(runtime)
+    r = run_cli(env, "notificaciones", "enviar")
+    assert r.returncode == 0 and "en ERROR: 0" in r.stdout
+    assert len(webhook.recibidas("POST")) == 1 and len(smtp[0].mensajes()) == 1
+
+
+def test_un_resumen_con_muchos_avisos_se_acorta_por_grupo(
+    runtime: Runtime, smtp: tuple[Buzon, int, Controller]
+) -> None:
+    with runtime.session_factory() as session:
+        for i in range(service.LINEAS_POR_GRUPO + 12):
+            create_notification(
+                session,
+                tipo="STOCK_BAJO",
+                titulo="t",
+                mensaje=f"Quedan 2 de producto {i:03d}",
+                semaforo="AMARILLO",
+            )
+        assert service.resumen_diario(session, runtime.settings) is not None
+    ciclo(runtime)
+    (correo,) = smtp[0].mensajes()
+    cuerpo = correo.get_content()
+    assert f"Productos bajo el stock mínimo ({service.LINEAS_POR_GRUPO + 12}):" in cuerpo
+    assert "producto 000" in cuerpo and f"producto {service.LINEAS_POR_GRUPO:03d}" not in cuerpo
+    assert "… y 12 más (GET /api/v1/notificaciones?tipo=STOCK_BAJO)" in cuerpo
+
+
+def test_el_estado_del_envio_de_una_notificacion_por_la_api(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    operador_headers: dict[str, str],
+    smtp: tuple[Buzon, int, Controller],
+    webhook: Receptor,
+) -> None:
+    runtime: Runtime = aplicacion(client).state.runtime
+    webhook.status = 503
+    id_n = rojo_backup(runtime)
+    r = client.get(f"{NOTIF}/{id_n}/envios", headers=operador_headers)
+    assert r.status_code == 200 and r.json()["envio"] == "PENDIENTE" and r.json()["canales"] == []
+    ciclo(runtime)
+    r = client.get(f"{NOTIF}/{id_n}/envios", headers=operador_headers)
+    cuerpo = r.json()
+    assert cuerpo["envio"] == "ENVIO" and cuerpo["clave_incidente"] == "BACKUP"
+    por_canal = {c["canal"].split(":")[0]: c for c in cuerpo["canales"]}
+    assert por_canal["email"]["estado"] == "ENVIADA" and por_canal["email"]["fecha_envio"]
+    json_ = por_canal["json"]
+    assert json_["estado"] == "ERROR" and json_["intentos"] == 1 and "503" in json_["ultimo_error"]
+    assert json_["proximo_intento"] and json_["destino"] == f"json://avisos:****@{webhook.base()}"
+    assert SECRETO not in r.text and CLAVE_URL not in r.text
+    duplicada = rojo_backup(runtime)
+    ciclo(runtime)
+    assert client.get(f"{NOTIF}/{duplicada}/envios", headers=admin_headers).json()["envio"] == "DUPLICADA"
+    assert client.get(f"{NOTIF}/999999/envios", headers=admin_headers).status_code == 404
+    assert client.get(f"{NOTIF}/{id_n}/envios").status_code == 401
+
+
+def test_el_aviso_de_arranque_nombra_los_canales_sin_secretos(settings: Settings, webhook: Receptor) -> None:
+    from inventario.arranque import describir_avisos
+
+    con_todo = settings.model_copy(
+        update={
+            "BACKUP_PING_URL": SecretStr(f"https://hc-ping.com/{SECRETO}"),
+            "METRICAS_HABILITADAS": True,
+            "METRICAS_TOKEN": SecretStr("t" * 20),
+        }
+    )
+    texto = describir_avisos(con_todo)
+    assert texto == (
+        f"duenia@farmacia.com, encargado@farmacia.com, json://avisos:****@{webhook.base()}; "
+        "ping de backups configurado; métricas en /metrics con token"
+    )
+    vacio = settings.model_copy(update={"NOTIFICACIONES_EMAIL": None, "NOTIFICACIONES_URLS": None})
+    assert describir_avisos(vacio).startswith("sin canales")

@@ -215,3 +215,34 @@ def test_health_degradado_cuando_un_canal_lleva_un_dia_sin_entregar(
     vencer_reintentos(runtime)
     service.ciclo(runtime)
     assert client.get("/health").json()["notificaciones"]["estado"] == "OK"
+
+
+def test_un_job_que_no_corrio_a_su_hora_es_un_aviso_rojo_hasta_que_vuelve_a_correr(
+    runtime: Runtime,
+    smtp: tuple[Buzon, int, Controller],
+) -> None:
+    ahora = datetime.now(runtime.settings.tz)
+    hace_10 = ahora - timedelta(minutes=10)
+    runtime.settings = runtime.settings.model_copy(
+        update={"ALERTAS_HOUR": hace_10.hour, "ALERTAS_MINUTE": hace_10.minute, "SCHEDULER_GRACIA_MIN": 1}
+    )
+    with runtime.engine.begin() as conn:
+        # Ya había planificador (corridas anteriores); el backup está al día; la de hoy de
+        # alertas_diarias nunca se hizo.
+        conn.execute(
+            text(
+                "INSERT INTO ejecuciones_job (job_id, programada_para, fin, estado, instancia) VALUES "
+                "('alertas_diarias', now() - interval '3 day', now() - interval '3 day', 'OK', 'h'), "
+                "('backup_diario', now(), now(), 'OK', 'h')"
+            )
+        )
+    assert service.vigilar_jobs(runtime) == ["JOB_NO_CORRIO:alertas_diarias"]
+    service.ciclo(runtime)
+    service.ciclo(runtime)
+    (correo,) = smtp[0].mensajes()
+    assert correo["Subject"] == "[Inventario] ❌ El job alertas_diarias no corrió a su hora"
+    cuerpo = correo.get_content()
+    assert "ya pasó el período de gracia" in cuerpo and "lance el job a mano" in cuerpo
+    assert JobsService(runtime).run_now("alertas_diarias", "admin").estado == "OK"  # a mano: se cierra
+    assert service.ciclo(runtime).resueltos == 1
+    assert len(smtp[0].mensajes()) == 1

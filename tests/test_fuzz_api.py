@@ -41,6 +41,8 @@ from tests.conftest import aplicacion
 from tests.servicio_support import puerto_libre
 from tests.smtp_support import Buzon
 
+pytestmark = pytest.mark.lento
+
 EJEMPLOS = int(os.environ.get("FUZZ_EJEMPLOS", "8"))
 SEMILLA = int(os.environ.get("FUZZ_SEMILLA", "20251203"))
 PERMITIDOS_5XX = {502, 503, 507}

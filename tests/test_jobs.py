@@ -119,7 +119,9 @@ def test_recuperacion_al_arrancar_dentro_de_la_gracia_una_sola_vez(runtime: Runt
     assert corridas["backup_diario"].programada_para == at(MIERCOLES, 3)
     assert corridas["logs_maintenance"].resultado == "EJECUTADA"
     assert corridas["alertas_diarias"].resultado == "FUERA_DE_GRACIA"
-    assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]
+    # El incremental (cada 15 min) recupera solo su última hora: 05:30.
+    assert corridas["backup_incremental"].programada_para == at(MIERCOLES, 5, 30)
+    assert [len(f.llamadas) for f in fns.values()] == [1, 1, 1, 0]
     assert {r.ejecutado_por for r in ledger(runtime)} == {"RECUPERACION"}
     # Reiniciar otra vez no repite nada.
     assert {c.resultado for c in service.catch_up(now + timedelta(minutes=5))} == {
@@ -229,7 +231,7 @@ def test_fallos_quedan_registrados_y_notificados(runtime: Runtime) -> None:
         rows["backup_diario"].id_ejecucion,
     )
     other = next(n for n in notes if n.tipo == "MANTENIMIENTO")
-    assert other.semaforo == "AMARILLO" and "alertas_diarias" in other.titulo
+    assert other.semaforo == "ROJO" and "alertas_diarias" in other.titulo
     # Un fallo no se reintenta solo en la misma hora programada; la próxima sí corre.
     assert service.run_due("alertas_diarias", at(MIERCOLES, 7)).resultado == "YA_EJECUTADA"
     # Los secretos de un mensaje de error no llegan al registro.
@@ -422,12 +424,19 @@ def test_planificador_apscheduler_arranca_recupera_y_se_detiene(runtime: Runtime
                 and str(trigger.timezone) == "America/Mexico_City"
             )
             assert aps[job_id].coalesce is True and aps[job_id].misfire_grace_time == 720 * 60
-        # Recuperó backup (03:00) y logs (04:00) de "hoy"; alertas no tocaba.
-        assert [len(f.llamadas) for f in fns.values()] == [1, 1, 0]
+        # Recuperó backup (03:00), el incremental (04:30) y logs (04:00) de "hoy"; alertas no tocaba.
+        assert [len(f.llamadas) for f in fns.values()] == [1, 1, 1, 0]
+        trigger = aps["backup_incremental"].trigger
+        assert trigger.get_next_fire_time(clock_now, clock_now) == at(MIERCOLES, 4, 45)
         info = p.info()
         assert info["activo"] is True and info["estado"] == "OK"
-        assert [j["job_id"] for j in info["jobs"]] == ["backup_diario", "logs_maintenance", "alertas_diarias"]
-        assert info["jobs"][2]["proxima_ejecucion"] == at(MIERCOLES, 6).isoformat()
+        assert [j["job_id"] for j in info["jobs"]] == [
+            "backup_diario",
+            "backup_incremental",
+            "logs_maintenance",
+            "alertas_diarias",
+        ]
+        assert info["jobs"][3]["proxima_ejecucion"] == at(MIERCOLES, 6).isoformat()
         assert info["jobs"][0]["ultima_ejecucion"]["estado"] == "OK"
     finally:
         p.shutdown()

@@ -17,7 +17,7 @@ from tests.conftest import ADMIN_PASSWORD, aplicacion, login
 
 pytestmark = pytest.mark.usefixtures("restore_logging")  # el lifespan configura el logging
 
-JOB_IDS = ["backup_diario", "logs_maintenance", "alertas_diarias"]
+JOB_IDS = ["backup_diario", "backup_incremental", "logs_maintenance", "alertas_diarias"]
 
 
 def test_requiere_token_y_rol_admin(client: TestClient, operador_headers: dict[str, str]) -> None:
@@ -38,7 +38,7 @@ def test_job_desconocido_404(client: TestClient, admin_headers: dict[str, str]) 
         r = client.request(method, path, headers=admin_headers)
         assert r.status_code == 404, (path, r.text)
         assert r.json()["detalle"] == (
-            "No existe el job 'no_existe'; los jobs son: backup_diario, logs_maintenance, alertas_diarias"
+            "No existe el job 'no_existe'; los jobs son: backup_diario, backup_incremental, logs_maintenance, alertas_diarias"
         )
 
 
@@ -47,7 +47,9 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     assert r.status_code == 200
     jobs = r.json()
     assert [j["job_id"] for j in jobs] == JOB_IDS
-    backup, logs, alertas = jobs
+    backup, incremental, logs, alertas = jobs
+    assert incremental["programacion"] == "cada 15 minutos" and incremental["cron"] == "*/15 * * * *"
+    assert incremental["hora"] == "cada 15 min" and "BACKUP_INCREMENTAL_MINUTOS" in incremental["descripcion"]
     assert (
         backup["programacion"] == "todos los días 03:00 America/Mexico_City" and backup["cron"] == "0 3 * * *"
     )
@@ -156,7 +158,7 @@ def test_health_con_el_planificador_en_marcha(settings: Settings, fresh_db: Data
         now = datetime.now(quiet.tz)
         for job in section["jobs"]:
             assert datetime.fromisoformat(job["proxima_ejecucion"]) > now
-            assert job["programacion"].startswith("todos los días ")
+            assert job["programacion"].startswith(("todos los días ", "cada 15 minutos"))
         headers = login(client, "admin", ADMIN_PASSWORD)
         jobs = client.get("/api/v1/jobs", headers=headers).json()
         # Lo que la recuperación del arranque haya corrido (según la hora actual) terminó bien u omitido.

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from inventario.config import Settings
@@ -23,6 +24,7 @@ def ledger(engine: Engine) -> Sequence[Any]:
         return conn.execute(text("SELECT * FROM ejecuciones_job ORDER BY id_ejecucion")).all()
 
 
+@pytest.mark.lento
 def test_ejecutar_a_mano_desde_la_consola(
     cli_env: dict[str, str], settings: Settings, engine: Engine
 ) -> None:
@@ -88,11 +90,12 @@ def test_scheduler_solo_recupera_y_se_detiene_limpio(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = ledger(engine)
-            if len(rows) == 3 and all(r.estado != "EN_CURSO" for r in rows):
+            if len(rows) == 4 and all(r.estado != "EN_CURSO" for r in rows):
                 break
             time.sleep(0.2)
         assert {(r.job_id, r.estado, r.ejecutado_por) for r in rows} == {
             ("backup_diario", "OMITIDO", "RECUPERACION"),
+            ("backup_incremental", "OMITIDO", "RECUPERACION"),  # también apagado por BACKUP_ENABLED
             ("logs_maintenance", "OK", "RECUPERACION"),
             ("alertas_diarias", "OK", "RECUPERACION"),
         }

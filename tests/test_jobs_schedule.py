@@ -6,9 +6,20 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from inventario.config import Settings
 from inventario.modules.backup.service import backup_tipo
-from inventario.modules.planificador.schedule import cron, describe, due_slot, latest_slot, next_slot
+from inventario.modules.planificador.schedule import (
+    cron,
+    describe,
+    due_slot,
+    interval_latest_slot,
+    interval_next_slot,
+    latest_slot,
+    next_slot,
+)
 
 MX = ZoneInfo("America/Mexico_City")
 GRACIA = timedelta(hours=12)
@@ -91,3 +102,52 @@ def test_textos_de_la_programacion() -> None:
     assert describe(3, 0, "America/Mexico_City") == "todos los días 03:00 America/Mexico_City"
     assert describe(6, 5, "America/Bogota") == "todos los días 06:05 America/Bogota"
     assert cron(3, 0) == "0 3 * * *"
+
+
+@given(
+    instante=st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2035, 12, 31), timezones=st.just(UTC)
+    ),
+    minutos=st.sampled_from([1, 5, 7, 15, 45, 60, 90, 1440]),
+    zona=st.sampled_from(["America/Mexico_City", "America/New_York", "Asia/Kathmandu", "Europe/Madrid"]),
+)
+def test_horas_de_un_job_cada_n_minutos(instante: datetime, minutos: int, zona: str) -> None:
+    now = instante.astimezone(ZoneInfo(zona))
+    last = interval_latest_slot(now, minutos)
+    nxt = interval_next_slot(now, minutos)
+    # La última no es posterior a `now`, la próxima sí, y entre ellas hay exactamente el intervalo
+    # (también en los cambios de hora: se cuentan en tiempo real, no en hora local).
+    assert last <= now < nxt and nxt - last == timedelta(minutes=minutos)
+    assert int(last.timestamp()) % (minutos * 60) == 0
+    # Todas las instancias, en cualquier zona, calculan la misma hora programada.
+    assert interval_latest_slot(instante, minutos) == last
+    assert interval_latest_slot(nxt, minutos) == nxt
+
+
+def test_job_incremental_cada_15_min_y_apagado_con_0(settings: Settings) -> None:
+    from inventario.modules.planificador.scheduler import _SlotTrigger
+    from inventario.modules.planificador.service import JOBS, JobsService
+    from inventario.runtime import Runtime
+
+    rt = Runtime(settings, None, None, None, owns_server=False)  # type: ignore[arg-type]
+    jobs = JobsService(rt)
+    job = jobs.job("backup_incremental")
+    now = datetime(2025, 12, 3, 10, 7, 30, tzinfo=ZoneInfo("America/Mexico_City"))
+    assert jobs.latest_slot(job, now) == now.replace(minute=0, second=0)
+    assert jobs.due_slot(job, now) == now.replace(minute=0, second=0)
+    assert jobs.next_slot(job, now) == now.replace(minute=15, second=0)
+    assert jobs.programacion(job) == "cada 15 minutos" and jobs.cron(job) == ("*/15 * * * *", "cada 15 min")
+    trigger = _SlotTrigger(jobs, job)
+    assert trigger.get_next_fire_time(None, now) == now.replace(minute=15, second=0)
+    assert trigger.get_next_fire_time(now.replace(minute=15, second=0), now) == now.replace(
+        minute=30, second=0
+    )
+    off = Runtime(
+        settings.model_copy(update={"BACKUP_INCREMENTAL_MINUTOS": 0}),
+        None,  # type: ignore[arg-type]  # la lista de jobs no toca la base
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        owns_server=False,
+    )
+    assert "backup_incremental" not in [j.job_id for j in JobsService(off).jobs]
+    assert len(JobsService(off).jobs) == len(JOBS) - 1

@@ -287,6 +287,7 @@ def test_caida_real_con_sigkill_y_la_siguiente_corrida_termina(
         assert len(result.comprimidos) == len(contents) - 1
 
 
+@pytest.mark.lento
 def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
     """Escala lineal: una lectura del directorio y un paso por archivo (el tiempo se mide en bench)."""
     compress, delete, n = 0, 0, 0

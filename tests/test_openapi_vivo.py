@@ -33,6 +33,8 @@ from tests.backup_support import restaurar_admin
 from tests.conftest import ADMIN_PASSWORD
 from tests.servicio_support import Servicio, servicio
 
+pytestmark = pytest.mark.lento
+
 EJEMPLOS = int(os.environ.get("OPENAPI_EJEMPLOS", "4"))
 SEMILLA = int(os.environ.get("FUZZ_SEMILLA", "20251203"))
 INGLES = re.compile(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 import typer
 from sqlalchemy import select
 
@@ -11,9 +13,11 @@ from inventario.errors import DomainError
 from inventario.modules.backup import restore
 from inventario.modules.backup.model import HistorialBackup, TipoSolicitado
 from inventario.modules.backup.notifications import notify
-from inventario.modules.backup.repo import BackupRepo
+from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import BackupService
+from inventario.modules.remoto.transfer import Descriptor
 from inventario.postgres import DatabaseServer, sqlalchemy_url
+from inventario.runtime import Runtime
 
 app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaurar.", no_args_is_help=True)
 
@@ -21,13 +25,13 @@ app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaura
 @app.command("ejecutar")
 def ejecutar(
     tipo: str = typer.Option(
-        "AUTO", "--tipo", help="COMPLETO, DIFERENCIAL o AUTO (completo el día BACKUP_FULL_DAY)"
+        "AUTO", "--tipo", help="COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO (completo el día BACKUP_FULL_DAY)"
     ),
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (columna ejecutado_por)"),
 ) -> None:
     """Ejecuta un backup ahora."""
     if tipo.upper() not in TipoSolicitado.__members__:
-        raise fail("--tipo debe ser COMPLETO, DIFERENCIAL o AUTO", 2)
+        raise fail("--tipo debe ser COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO", 2)
     with runtime_context() as runtime:
         service = BackupService(runtime, notifier=notify)
         service.recover()
@@ -35,12 +39,33 @@ def ejecutar(
             row = service.run(TipoSolicitado(tipo.upper()), usuario)
         except DomainError as exc:
             raise fail(exc.mensaje) from None
+        offsite = _wait_offsite(runtime, row.id_backup)
     typer.echo(
         f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
         f"({row.tamanio_legible}, {row.registros_totales} registros, {row.duracion_segundos:.2f} s, MD5 {row.hash_md5})"
     )
     if row.nota:
         typer.secho(f"Nota: {row.nota}", fg=typer.colors.YELLOW)
+    if offsite:
+        typer.secho(offsite[0], fg=typer.colors.GREEN if offsite[1] else typer.colors.RED)
+
+
+def _wait_offsite(runtime: Runtime, id_backup: int) -> tuple[str, bool] | None:
+    """La consola termina al acabar: espera a la copia fuera del sitio que el backup dejó en marcha
+    (un intento; si falla, queda en ERROR para la siguiente corrida)."""
+    from inventario.modules.remoto.model import CopiaRemota
+    from inventario.modules.remoto.service import wait_background
+
+    if not runtime.settings.BACKUP_REMOTO:
+        return None
+    typer.echo(f"Copiando el backup {id_backup} fuera del sitio ...")
+    wait_background()
+    with runtime.session_factory() as session:
+        state = session.get(CopiaRemota, id_backup)
+    if state is not None and state.estado == "COPIADO":
+        return f"Copiado fuera del sitio y verificado: {state.objeto} (MD5 {state.hash_remoto})", True
+    error = state.mensaje_error if state is not None else "sin registro"
+    return f"No se pudo copiar fuera del sitio (el backup local está bien; se reintentará): {error}", False
 
 
 @app.command("listar")
@@ -72,7 +97,7 @@ def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los elimin
 
 @app.command("limpiar")
 def limpiar() -> None:
-    """Aplica la retención (BACKUP_RETENTION_DAYS) ahora."""
+    """Aplica la retención (BACKUP_RETENTION_DAYS; incrementales ya cubiertos: BACKUP_INCREMENTAL_RETENTION_DAYS) ahora."""
     with runtime_context() as runtime:
         try:
             result = BackupService(runtime, notifier=notify).cleanup()
@@ -86,7 +111,7 @@ def limpiar() -> None:
         typer.echo(f"  - {row.id_backup} {row.nombre_archivo}")
     if result.conservados_por_dependencia:
         typer.echo(
-            "Conservados aunque son viejos, porque un diferencial vigente depende de ellos: "
+            "Conservados aunque son viejos, porque un backup que se conserva depende de ellos: "
             + ", ".join(str(i) for i in result.conservados_por_dependencia)
         )
 
@@ -128,22 +153,69 @@ def verificar(
         raise typer.Exit(1)
 
 
+def _moment(text: str, tz: tzinfo) -> datetime:
+    """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA."""
+    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz)
+        except ValueError:
+            continue
+    raise fail(f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA), no {text!r}', 2)
+
+
 @app.command("restaurar")
 def restaurar(
-    id_o_archivo: str = typer.Argument(..., help="Id del backup o nombre/ruta del archivo (.sql.gz)"),
+    id_o_archivo: str = typer.Argument(
+        None,
+        help="Id del backup o nombre/ruta del archivo (.sql.gz); con --desde-remoto, por defecto el más reciente",
+    ),
+    hasta: str = typer.Option(
+        None,
+        "--hasta",
+        help='"AAAA-MM-DD HH:MM" en ZONA_HORARIA: el punto más reciente con el estado de ese momento o anterior',
+    ),
     destino: str = typer.Option(
         None, "--destino", help="URL de la base destino (por defecto la del servicio)"
     ),
     si: bool = typer.Option(False, "--si", help="No pedir confirmación para sobrescribir una base con datos"),
+    desde_remoto: bool = typer.Option(
+        False, "--desde-remoto", help="Bajar la cadena de BACKUP_REMOTO (recuperación desde cero)"
+    ),
+    identidad: str = typer.Option(
+        None, "--identidad", help="Con --desde-remoto: la clave privada age (clave.txt)"
+    ),
 ) -> None:
-    """Restaura un backup (y, si es diferencial, su completo antes) en una sola transacción."""
-    repo = BackupRepo(settings_or_exit().backup_dir)
+    """Restaura un backup con toda su cadena (completo, diferencial, incrementales) en una sola transacción."""
+    remote_found: list[Descriptor] = []
+    if desde_remoto:
+        if hasta:
+            raise fail("--hasta no se combina con --desde-remoto: indique el id del punto a recuperar", 2)
+        from inventario.modules.remoto.cli import fetch_for_restore
+
+        id_o_archivo, remote_found = fetch_for_restore(id_o_archivo, identidad)
+    elif bool(id_o_archivo) == bool(hasta):
+        raise fail('Indique un id o archivo, o bien --hasta "AAAA-MM-DD HH:MM" (o --desde-remoto)', 2)
+    settings = settings_or_exit()
+    repo = BackupRepo(settings.backup_dir)
     try:
-        chain = restore.verified_chain(
-            repo,
-            id_o_archivo,
-            lambda chain: typer.echo("Verificando " + ", ".join(link.path.name for link in chain) + " ..."),
-        )
+
+        def anunciar(chain: list[Link]) -> None:
+            typer.echo(
+                f"Verificando {len(chain)} archivos: " + ", ".join(link.path.name for link in chain) + " ..."
+            )
+
+        # Todos los MD5 antes de tocar nada: un archivo dañado en medio de la cadena no deja nada a medias.
+        if hasta:
+            moment = _moment(hasta, settings.tz)
+            point = repo.point_at(moment)
+            typer.echo(
+                f"Punto más reciente hasta {moment:%Y-%m-%d %H:%M} ({settings.ZONA_HORARIA}): backup "
+                f"{point.link.manifest.id_backup} {point.link.manifest.tipo}, estado de la base al "
+                f"{point.momento.astimezone(settings.tz):%Y-%m-%d %H:%M:%S}"
+            )
+            chain = restore.verify_chain(repo, point.chain, anunciar)
+        else:
+            chain = restore.verified_chain(repo, id_o_archivo, anunciar)
     except restore.RestoreError as exc:
         raise fail(f"No se restauró nada: {exc}") from None
     with runtime_context(migrate=False) as runtime:
@@ -165,9 +237,10 @@ def restaurar(
                 fg=typer.colors.YELLOW,
             )
         if not state.empty and not si:
-            typer.confirm(
-                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?",
-                abort=True,
+            from inventario.consola import confirmar
+
+            confirmar(
+                f"La base destino '{target.database}' tiene datos y será REEMPLAZADA por el backup. ¿Continuar?"
             )
         total = sum(link.manifest.tamanio_sin_comprimir for link in chain)
         try:
@@ -175,6 +248,8 @@ def restaurar(
                 done = restore.restore(runtime, chain, target, progress=bar.update)
         except restore.RestoreError as exc:
             raise fail(str(exc)) from None
+        if remote_found:
+            _record_remote_copies(target, remote_found, settings.BACKUP_REMOTO)
     if done.problems:
         raise fail("Restaurado, pero las filas no coinciden con el manifiesto: " + "; ".join(done.problems))
     last = done.manifest
@@ -184,3 +259,27 @@ def restaurar(
         f"Catálogo sincronizado con {repo.directory} ({done.synced} registros actualizados).",
         fg=typer.colors.GREEN,
     )
+
+
+def _record_remote_copies(target: DatabaseServer, found: list[Descriptor], destino: str | None) -> None:
+    """Tras restaurar desde el remoto, el catálogo de la base restaurada sabe qué está ya copiado."""
+    from inventario.database import make_engine, make_session_factory
+    from inventario.modules.remoto.service import record_remote_copies
+
+    engine = make_engine(target.url)
+    try:
+        with make_session_factory(engine)() as session:
+            record_remote_copies(session, found, destino)
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def _register_remote() -> None:
+    from inventario.modules.remoto.cli import clave_app, remoto_app
+
+    app.add_typer(clave_app, name="clave")
+    app.add_typer(remoto_app, name="remoto")
+
+
+_register_remote()

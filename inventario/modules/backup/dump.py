@@ -1,12 +1,17 @@
-"""Escritura de los dos tipos de archivo.
+"""Escritura de los tres tipos de archivo.
 
 COMPLETO: la salida de `pg_dump` (SQL plano, con `--clean --if-exists --no-owner`) tomada de una
 instantánea exportada, envuelta en una transacción que `psql` aplica entera o nada.
 
-DIFERENCIAL: desde la misma clase de instantánea, por tabla, las claves cambiadas o borradas desde
-el corte del completo (columna `fecha_actualizacion` y `registro_eliminaciones`) y las filas
-actuales de esas claves. Al aplicarlo: se borran esas claves y se copian las filas, con las claves
-foráneas diferidas; el resultado es el estado de la instantánea, y aplicarlo dos veces da lo mismo.
+DIFERENCIAL e INCREMENTAL: desde la misma clase de instantánea, por tabla, las claves cambiadas o
+borradas desde el corte de su predecesor (columna `fecha_actualizacion` y `registro_eliminaciones`)
+y las filas actuales de esas claves. El diferencial lee desde el corte del completo; el incremental,
+desde el del backup anterior de la cadena (`fecha_corte_siguiente` de su manifiesto). Al aplicarlo:
+se comprueba que la base está en el estado del predecesor, se borran esas claves y se copian las
+filas, con las claves foráneas diferidas; el resultado es el estado de la instantánea, y aplicarlo
+dos veces da lo mismo.
+
+Cada archivo termina anotando en `punto_restauracion` en qué backup queda la base.
 """
 
 from __future__ import annotations
@@ -29,11 +34,22 @@ from inventario.logging_setup import redact
 from inventario.modules.backup import prioridad
 from inventario.modules.backup.files import CHUNK, AtomicGzipWriter
 from inventario.modules.backup.manifest import Manifiesto, TablaManifiesto
-from inventario.modules.backup.pg_esquema import FINGERPRINT_SQL, TOMBSTONES, Table, sequences, tables
+from inventario.modules.backup.pg_esquema import (
+    CATALOG_TABLE,
+    FINGERPRINT_SQL,
+    MARKER_TABLE,
+    TOMBSTONES,
+    Table,
+    sequences,
+    tables,
+)
 
 # Prólogo y epílogo fijos: la CLI los reconoce para encadenar completo y diferencial en UNA
 # transacción; con `psql < archivo` cada archivo es su propia transacción.
 PROLOGUE = b"\\set ON_ERROR_STOP on\nBEGIN;\n"
+# Antes del prólogo: `psql < archivo` en silencio (sin etiquetas de órdenes ni resultados de
+# setval); los errores siguen saliendo por stderr. Los archivos anteriores no lo traen.
+QUIET = b"\\set QUIET on\n\\o /dev/null\n"
 EPILOGUE = b"COMMIT;\n"
 
 
@@ -126,8 +142,10 @@ def write_full(
     snapshot: str,
     table_names: list[str],
     comment: str,
+    marker: bytes = b"",
     niceness: int = 0,
 ) -> DumpResult:
+    """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump."""
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
@@ -135,7 +153,7 @@ def write_full(
         daemon=True,
     )
     counter.start()
-    writer.write(PROLOGUE)
+    writer.write(QUIET + PROLOGUE)
     writer.write(comment.encode() + b"\n")
     command = [
         pg_dump,
@@ -146,6 +164,7 @@ def write_full(
         "--if-exists",
         "--encoding=UTF8",
         f"--snapshot={snapshot}",
+        f"--exclude-table-data=public.{MARKER_TABLE}",
         "--lock-wait-timeout=60s",
         "--dbname",
         conninfo,
@@ -171,6 +190,7 @@ def write_full(
             stderr.seek(0)
             message = redact(stderr.read().decode("utf-8", "replace").strip())
             raise DumpError(f"pg_dump terminó con código {code}: {message[-2000:]}")
+    writer.write(b"\n" + marker)
     writer.write(EPILOGUE)
     counter.join()
     if "__error__" in counts:
@@ -257,21 +277,125 @@ def _sql_text(conn: psycopg.Connection, statement: sql.Composable) -> bytes:
     return (statement.as_string(conn) + ";\n").encode()
 
 
-def write_diff(
+@dataclass(frozen=True)
+class Point:
+    """Un backup como punto de restauración: lo que `punto_restauracion` anota de él."""
+
+    id_backup: int
+    tipo: str
+    nombre_archivo: str
+    id_backup_completo: int
+
+
+def marker_sql(conn: psycopg.Connection, point: Point, taken_at: datetime) -> bytes:
+    """Al final de cada archivo: la base queda en el estado de este backup."""
+    table = sql.SQL("public.{}").format(sql.Identifier(MARKER_TABLE))
+    return _sql_text(conn, sql.SQL("DELETE FROM {}").format(table)) + _sql_text(
+        conn,
+        sql.SQL(
+            "INSERT INTO {} (id_backup, tipo, nombre_archivo, id_backup_completo, fecha_instantanea) "
+            "VALUES ({}, {}, {}, {}, {})"
+        ).format(
+            table,
+            sql.Literal(point.id_backup),
+            sql.Literal(point.tipo),
+            sql.Literal(point.nombre_archivo),
+            sql.Literal(point.id_backup_completo),
+            sql.Literal(taken_at),
+        ),
+    )
+
+
+def state_check(
+    conn: psycopg.Connection,
+    *,
+    point: Point,
+    base: Manifiesto,
+    fingerprint: str,
+    audited: list[Table],
+) -> bytes:
+    """El bloque con que empieza un diferencial o incremental: se niega, sin tocar nada, si la base
+    no está en el estado de su predecesor.
+
+    Estado = esquema (huella) + `punto_restauracion` (el último archivo aplicado) + ninguna fila
+    escrita después de la instantánea de ese punto (lo restaurado conserva sus sellos; cualquier
+    escritura posterior lleva `now()`). El catálogo de backups no cuenta: se reescribe desde los
+    manifiestos al restaurar.
+
+    Un diferencial acepta el completo o cualquier punto anterior de su cadena (es acumulativo); un
+    incremental, solo su predecesor (o él mismo: aplicarlo otra vez no cambia nada).
+    """
+    if point.tipo == "DIFERENCIAL":
+        needs = f"Este diferencial se aplica sobre el backup completo {base.id_backup} ({base.nombre_archivo}): restaure primero ese completo."
+        allowed = sql.SQL("m.id_backup_completo = {} AND m.id_backup <= {}").format(
+            sql.Literal(base.id_backup), sql.Literal(point.id_backup)
+        )
+    else:
+        needs = (
+            f"Este incremental ({point.nombre_archivo}) se aplica sobre el backup {base.tipo} {base.id_backup} "
+            f"({base.nombre_archivo}): restaure primero la cadena hasta ese backup, en orden."
+        )
+        allowed = sql.SQL("m.id_backup IN ({}, {})").format(
+            sql.Literal(base.id_backup), sql.Literal(point.id_backup)
+        )
+    watched = [t for t in audited if t.audited and t.name != CATALOG_TABLE]
+    changed = sql.SQL(" ").join(
+        sql.SQL(
+            "WHEN EXISTS (SELECT 1 FROM {t} WHERE fecha_actualizacion > m.fecha_instantanea) THEN {n}"
+        ).format(t=t.ident, n=sql.Literal(t.name))
+        for t in watched
+    )
+    check = sql.SQL(
+        "DO $inventario$\nDECLARE m record; cambiada text;\nBEGIN\n"
+        "  IF ({fp_sql}) IS DISTINCT FROM {fp} THEN\n"
+        "    RAISE EXCEPTION '%', {msg_schema};\n  END IF;\n"
+        "  SELECT * INTO m FROM public.{marker} ORDER BY fecha_restauracion DESC LIMIT 1;\n"
+        "  IF NOT FOUND THEN\n    RAISE EXCEPTION '%', {msg_none};\n  END IF;\n"
+        "  IF NOT ({allowed}) THEN\n"
+        "    RAISE EXCEPTION '%', format({msg_other}, m.id_backup, m.nombre_archivo);\n  END IF;\n"
+        "  cambiada := CASE {changed} END;\n"
+        "  IF cambiada IS NOT NULL THEN\n"
+        "    RAISE EXCEPTION '%', format({msg_changed}, m.id_backup, m.nombre_archivo, cambiada);\n  END IF;\n"
+        "END\n$inventario$"
+    ).format(
+        fp_sql=sql.SQL(FINGERPRINT_SQL.strip()),
+        fp=sql.Literal(fingerprint),
+        msg_schema=sql.Literal("El esquema de la base no coincide con el del backup. " + needs),
+        marker=sql.Identifier(MARKER_TABLE),
+        msg_none=sql.Literal(
+            "La base no está en el estado de ningún backup (no viene de restaurar uno). " + needs
+        ),
+        allowed=allowed,
+        msg_other=sql.Literal(
+            "La base está en el estado del backup %s (%s), no en el que corresponde. "
+            + needs.replace("%", "%%")
+        ),
+        changed=changed if watched else sql.SQL("WHEN false THEN NULL"),
+        msg_changed=sql.Literal(
+            "La base cambió después de restaurar el backup %s (%s): hay filas escritas después en la tabla %s. "
+            + needs.replace("%", "%%")
+        ),
+    )
+    return _sql_text(conn, check)
+
+
+def write_changes(
     writer: AtomicGzipWriter,
     conn: psycopg.Connection,
     *,
     cutoff: datetime,
-    fingerprint: str,
     base: Manifiesto,
     comment: str,
+    check: bytes,
+    marker: bytes,
     snapshot: str,
     connect: Callable[[], psycopg.Connection],
 ) -> DumpResult:
-    """Escribe el diferencial leyendo en la instantánea abierta en `conn` (exportada como `snapshot`).
+    """Escribe un diferencial o incremental leyendo en la instantánea abierta en `conn` (exportada
+    como `snapshot`); `base` es el predecesor (el completo, o el backup anterior de la cadena).
 
     Su costo crece con las filas cambiadas: solo índices sobre `fecha_actualizacion` y
-    `registro_eliminaciones`; las filas por tabla se deducen del completo base (ver `_old_rows_now`),
+    `registro_eliminaciones`; las filas por tabla se deducen del predecesor (ver `_old_rows_now`),
     en otra conexión con la misma instantánea, mientras se escribe el archivo.
     """
     ordered = tables(conn)
@@ -279,7 +403,7 @@ def write_diff(
         if table.audited:
             found = base.tabla(table.name)
             if found is None or found.filas is None or found.claves_recientes is None:
-                raise DumpError(f"El completo base no describe la tabla {table.name}; haga un COMPLETO")
+                raise DumpError(f"El backup base no describe la tabla {table.name}; haga un COMPLETO")
     counted: dict[str, int] = {}
     failure: list[BaseException] = []
 
@@ -300,7 +424,7 @@ def write_diff(
     compressor = BackgroundCompressor(writer)
     try:
         try:
-            result = _write_diff_body(compressor, conn, ordered, cutoff, fingerprint, base, comment)
+            result = _write_changes_body(compressor, conn, ordered, cutoff, comment, check, marker)
         finally:
             compressor.close()
     finally:
@@ -313,38 +437,20 @@ def write_diff(
     return result
 
 
-def _write_diff_body(
+def _write_changes_body(
     writer: BackgroundCompressor,
     conn: psycopg.Connection,
     ordered: list[Table],
     cutoff: datetime,
-    fingerprint: str,
-    base: Manifiesto,
     comment: str,
+    check: bytes,
+    marker: bytes,
 ) -> DumpResult:
-    base_id, base_name = base.id_backup, base.nombre_archivo
     w = writer.write
-    w(PROLOGUE)
+    w(QUIET + PROLOGUE)
     w(comment.encode() + b"\n")
     w(f"SET LOCAL {RESTORE_GUC} = 'on';\nSET CONSTRAINTS ALL DEFERRED;\n".encode())
-    base_msg = f"Este diferencial se aplica sobre el backup completo {base_id} ({base_name}): restaure primero ese completo."
-    check = sql.SQL(
-        "DO $inventario$\nBEGIN\n"
-        "  IF ({fp_sql}) IS DISTINCT FROM {fp} THEN\n"
-        "    RAISE EXCEPTION '%', {msg_schema};\n  END IF;\n"
-        "  IF NOT EXISTS (SELECT 1 FROM public.historial_backup WHERE id_backup = {base})\n"
-        "     OR EXISTS (SELECT 1 FROM public.historial_backup WHERE tipo = 'COMPLETO'\n"
-        "                AND id_backup > {base} AND estado IN ('EN_PROCESO', 'COMPLETADO')) THEN\n"
-        "    RAISE EXCEPTION '%', {msg_base};\n  END IF;\nEND\n$inventario$"
-    ).format(
-        fp_sql=sql.SQL(FINGERPRINT_SQL.strip()),
-        fp=sql.Literal(fingerprint),
-        msg_schema=sql.Literal("El esquema de la base no coincide con el del backup. " + base_msg),
-        base=sql.Literal(base_id),
-        msg_base=sql.Literal("La base no está en el estado del completo base. " + base_msg),
-    )
-    w(_sql_text(conn, check))
-
+    w(check)
     counter = _CopyCounter(writer)
     stats = {t.name: TablaManifiesto(nombre=t.name) for t in ordered}
     key_tables: dict[str, str] = {}
@@ -382,6 +488,10 @@ def _write_diff_body(
             # Sin auditoría (p. ej. alembic_version): se copia entera, es pequeña.
             statement = sql.SQL("DELETE FROM {t}").format(t=table.ident)
         w(_sql_text(conn, statement))
+    # Sin esperar al COMMIT: al restaurar una cadena en UNA transacción, el archivo siguiente crea
+    # sus propias tablas de claves con los mismos nombres.
+    for temp in key_tables.values():
+        w(_sql_text(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(temp))))
     # 2) Filas actuales (padres antes que hijas).
     for table in ordered:
         select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)
@@ -409,6 +519,7 @@ def _write_diff_body(
                 ),
             )
         )
+    w(marker)
     w(EPILOGUE)
     for table in ordered:
         if not table.audited:
@@ -493,3 +604,68 @@ def recent_state(
         )
     ]
     return keys, deletions
+
+
+def watermark(conn: psycopg.Connection) -> tuple[int, list[int]]:
+    """En la instantánea de un backup: el siguiente xid y los xid en curso (`pg_current_snapshot`).
+
+    Una versión de fila que no era visible en esa instantánea tiene `xmin` >= ese xid o entre los
+    que estaban en curso: así el incremental siguiente sabe, sin escribir nada, si algo cambió.
+    """
+    row = conn.execute(
+        "SELECT pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x) "
+        "FROM pg_current_snapshot() AS s"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), [int(x) for x in row[1]]
+
+
+def _xid32(xid: int) -> str:
+    """Un xid8 como el `xid` de 32 bits que muestran `xmin` y `age()`."""
+    return str(xid % 2**32)
+
+
+def changes_since(conn: psycopg.Connection, base: Manifiesto, ignored: frozenset[str]) -> str | None:
+    """Qué cambió desde la instantánea de `base` (None: nada), sin recorrer tablas.
+
+    Por tabla, en el rango del índice de `fecha_actualizacion` desde el corte siguiente de `base`,
+    alguna versión de fila escrita por una transacción que `base` no veía (ver `watermark`); y las
+    secuencias contra las de `base`. `ignored`: tablas que escribe la propia maquinaria (catálogo
+    de backups, ejecuciones de jobs); sus cambios viajan en el siguiente backup que se haga.
+    Un falso "nada cambió" solo retrasa el punto siguiente: el incremental siempre lee desde el
+    corte, no desde esta comprobación.
+    """
+    if base.fecha_corte_siguiente is None or base.xid_siguiente is None or base.secuencias is None:
+        return "el backup anterior no registra su estado"
+    cutoff = base.fecha_corte_siguiente
+    in_progress = [_xid32(x) for x in base.xids_en_curso]
+    for table in tables(conn):
+        if not table.audited or table.name in ignored:
+            continue
+        query = sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {t} WHERE fecha_actualizacion >= %(corte)s "
+            "AND (age(xmin) <= age(%(xid)s::xid) OR xmin::text = ANY(%(curso)s::text[])){extra})"
+        ).format(
+            t=table.ident,
+            extra=sql.SQL(" AND tabla <> ALL(%(ignoradas)s::text[])")
+            if table.name == TOMBSTONES
+            else sql.SQL(""),
+        )
+        row = conn.execute(
+            query,
+            {
+                "corte": cutoff,
+                "xid": _xid32(base.xid_siguiente),
+                "curso": in_progress,
+                "ignoradas": sorted(ignored),
+            },
+        ).fetchone()
+        if row and row[0]:
+            return f"tabla {table.name}"
+    before = {name: tuple(value) for name, value in base.secuencias.items()}
+    for name, value, called in sequences(conn):
+        if any(name.startswith(t + "_") for t in ignored):
+            continue
+        if before.get(name) != (value, called):
+            return f"secuencia {name}"
+    return None

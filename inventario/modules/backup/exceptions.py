@@ -31,6 +31,16 @@ class DiscoLleno(BackupError):
     status = 507
 
 
+class SinCambios(Exception):
+    """Nada cambió desde el backup anterior de la cadena: el incremental no escribe archivo."""
+
+    def __init__(self, id_backup: int, nombre_archivo: str) -> None:
+        super().__init__(
+            f"Sin cambios desde el backup {id_backup} ({nombre_archivo}): no se escribió ningún incremental"
+        )
+        self.id_backup = id_backup
+
+
 class RestoreError(DomainError):
     """Algo impide verificar o restaurar un archivo; el mensaje dice qué y cómo seguir."""
 

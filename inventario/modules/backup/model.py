@@ -15,6 +15,7 @@ class TipoBackup(StrEnum):
 
     COMPLETO = "COMPLETO"
     DIFERENCIAL = "DIFERENCIAL"
+    INCREMENTAL = "INCREMENTAL"
 
 
 class TipoSolicitado(StrEnum):
@@ -22,6 +23,7 @@ class TipoSolicitado(StrEnum):
 
     COMPLETO = "COMPLETO"
     DIFERENCIAL = "DIFERENCIAL"
+    INCREMENTAL = "INCREMENTAL"
     AUTO = "AUTO"
 
 
@@ -69,3 +71,21 @@ class HistorialBackup(Base):
     revision_esquema: Mapped[str | None] = mapped_column(String(64))
     huella_esquema: Mapped[str | None] = mapped_column(String(32))
     nota: Mapped[str | None] = mapped_column(Text)
+
+
+class PuntoRestauracion(Base):
+    """En qué backup está una base restaurada: lo escribe al final cada archivo de backup.
+
+    Cada diferencial o incremental lo consulta antes de tocar nada (se niega fuera de orden) y el
+    backup siguiente también (tras restaurar a un punto viejo, el siguiente se hace COMPLETO).
+    Los backups no copian su contenido.
+    """
+
+    __tablename__ = "punto_restauracion"
+
+    id_backup: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    tipo: Mapped[str] = mapped_column(String(20))
+    nombre_archivo: Mapped[str] = mapped_column(String(255))
+    id_backup_completo: Mapped[int] = mapped_column(BigInteger)
+    fecha_instantanea: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fecha_restauracion: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

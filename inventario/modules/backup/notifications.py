@@ -13,7 +13,9 @@ from inventario.modules.notificaciones.model import Notificacion
 class Evento(StrEnum):
     COMPLETADO = "COMPLETADO"
     ERROR = "ERROR"
-    PROMOVIDO = "PROMOVIDO"  # un diferencial pedido que se hizo completo
+    PROMOVIDO = (
+        "PROMOVIDO"  # un diferencial o incremental pedido que se hizo completo (detalle: el tipo pedido)
+    )
     LIMPIEZA = "LIMPIEZA"
 
 
@@ -25,7 +27,7 @@ def message_for(event: Evento, row: HistorialBackup, detail: str | None) -> tupl
             f"{row.registros_totales} registros en {row.tablas_respaldadas} tablas. MD5 {row.hash_md5}."
         )
         if row.tipo != TipoBackup.COMPLETO:
-            message += f" Base: backup completo {row.id_backup_base}."
+            message += f" Base: backup {row.id_backup_base}."
         message += _por(row)
         return f"✅ Backup {row.tipo} completado", "VERDE", message
     if event == Evento.ERROR:
@@ -35,7 +37,7 @@ def message_for(event: Evento, row: HistorialBackup, detail: str | None) -> tupl
             f"{row.nombre_archivo}: {row.mensaje_error}{_por(row)}",
         )
     if event == Evento.PROMOVIDO:
-        return "⚠️ Backup DIFERENCIAL promovido a COMPLETO", "AMARILLO", row.nota or ""
+        return f"⚠️ Backup {detail or TipoBackup.DIFERENCIAL} promovido a COMPLETO", "AMARILLO", row.nota or ""
     if event == Evento.LIMPIEZA:
         return "🧹 Limpieza de backups", "VERDE", detail or ""
     raise ValueError(f"evento de backup desconocido: {event}")
@@ -47,6 +49,10 @@ def _por(row: HistorialBackup) -> str:
 
 def notify(session: Session, event: Evento, row: HistorialBackup, detail: str | None = None) -> None:
     """Añade la notificación del evento a `session`; confirmarla es de quien es dueño de la sesión."""
+    if event == Evento.COMPLETADO and row.tipo == TipoBackup.INCREMENTAL:
+        # Cada 15 minutos serían 96 avisos al día: el éxito de un incremental queda en
+        # historial_backup y ejecuciones_job; sus fallos y promociones sí se notifican.
+        return
     titulo, semaforo, mensaje = message_for(event, row, detail)
     session.add(
         Notificacion(

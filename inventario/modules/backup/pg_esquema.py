@@ -15,6 +15,13 @@ from psycopg import sql
 AUDIT_COLUMN = "fecha_actualizacion"
 CREATED_COLUMN = "fecha_creacion"
 TOMBSTONES = "registro_eliminaciones"
+# En qué backup está una base restaurada: cada archivo la escribe al final; no es un dato que se respalde.
+MARKER_TABLE = "punto_restauracion"
+# Catálogo de backups: tras restaurar se reescribe desde los manifiestos, no cuenta como "la base cambió".
+CATALOG_TABLE = "historial_backup"
+# Tablas que escribe la propia maquinaria de backups y jobs: sus cambios no bastan para que el job
+# `backup_incremental` escriba un archivo (viajan en el siguiente que se haga).
+MACHINERY_TABLES = frozenset({CATALOG_TABLE, "ejecuciones_job"})
 
 FINGERPRINT_SQL = """
 SELECT md5(coalesce(string_agg(
@@ -41,7 +48,7 @@ class Table:
 
 
 def tables(conn: psycopg.Connection) -> list[Table]:
-    """Tablas de `public` en orden de dependencias (padres antes que hijas)."""
+    """Tablas de `public` con datos que se respaldan, en orden de dependencias (padres antes que hijas)."""
     rows = conn.execute(
         """
         SELECT c.relname,
@@ -60,9 +67,9 @@ def tables(conn: psycopg.Connection) -> list[Table]:
         FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
-        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> %s
         """,
-        (AUDIT_COLUMN, CREATED_COLUMN),
+        (AUDIT_COLUMN, CREATED_COLUMN, MARKER_TABLE),
     ).fetchall()
     by_name = {
         r[0]: Table(r[0], tuple(r[1]), tuple(r[2] or ()), tuple(r[3] or ()), bool(r[4] and r[2]))

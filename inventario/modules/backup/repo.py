@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
 # El sufijo de cada tipo en el nombre del archivo (`backup_AAAAMMDD_HHMMSS_FULL.sql.gz`).
-SUFFIX = {TipoBackup.COMPLETO: "FULL", TipoBackup.DIFERENCIAL: "DIFF"}
+SUFFIX = {TipoBackup.COMPLETO: "FULL", TipoBackup.DIFERENCIAL: "DIFF", TipoBackup.INCREMENTAL: "INCR"}
 NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(" + "|".join(SUFFIX.values()) + r")\.sql\.gz$")
 # Una cadena más larga que esto es un ciclo entre manifiestos (o un directorio manipulado).
 MAX_CHAIN = 10_000
@@ -52,6 +52,20 @@ class Link:
 
     path: Path
     manifest: Manifiesto
+
+
+@dataclass(frozen=True)
+class Punto:
+    """Un punto de restauración: un backup y la cadena que hay que aplicar para llegar a él
+    (vacía si no se puede: `problema` dice qué falta)."""
+
+    link: Link
+    chain: list[Link]
+    problema: str | None = None
+
+    @property
+    def momento(self) -> datetime:
+        return self.link.manifest.fecha_instantanea
 
 
 @dataclass
@@ -175,7 +189,8 @@ class BackupRepo:
 
         Cada eslabón que no es un completo nombra su base en el manifiesto (`nombre_archivo_base`,
         `id_backup_base`, `hash_md5_base`); se sigue hacia atrás hasta llegar a un completo. Hoy:
-        [completo] o [completo, diferencial].
+        [completo], [completo, diferencial], [completo, incremental...] o
+        [completo, diferencial, incremental...].
         """
         links = [self.find(key)]
         while links[0].manifest.tipo != TipoBackup.COMPLETO:
@@ -187,7 +202,7 @@ class BackupRepo:
     def _base_of(self, link: Link) -> Link:
         base_name = link.manifest.nombre_archivo_base
         if not base_name or not NAME_RE.match(base_name):
-            raise RestoreError(f"El manifiesto de {link.path.name} no nombra su completo base.")
+            raise RestoreError(f"El manifiesto de {link.path.name} no nombra su backup base.")
         for folder in dict.fromkeys((link.path.parent, self.directory)):
             candidate = folder / base_name
             if candidate.exists() and manifest_path(candidate).exists():
@@ -197,13 +212,61 @@ class BackupRepo:
                     or base.manifest.hash_md5 != link.manifest.hash_md5_base
                 ):
                     raise RestoreError(
-                        f"El completo {base_name} no es el que usó {link.path.name} (id o MD5 distintos)."
+                        f"El backup {base_name} no es el que usó {link.path.name} (id o MD5 distintos)."
                     )
                 return base
-        raise RestoreError(
-            f"Falta el backup completo base {base_name} de {link.path.name}: un diferencial solo se "
-            "aplica sobre su completo."
-        )
+        raise RestoreError(_missing_base(base_name, link.path.name))
+
+    # ------------------------------------------------------------------ puntos de restauración
+    def points(self) -> list[Punto]:
+        """Cada backup publicado como punto de restauración, del más antiguo al más nuevo, con su
+        cadena resuelta en memoria (los manifiestos se leen una vez)."""
+        links = {link.path.name: link for link in self.published()}
+        result = []
+        for link in links.values():
+            chain, problema = [link], None
+            while chain[0].manifest.tipo != TipoBackup.COMPLETO:
+                head = chain[0].manifest
+                base = links.get(head.nombre_archivo_base or "")
+                if base is None:
+                    problema = _missing_base(head.nombre_archivo_base or "?", head.nombre_archivo)
+                elif (base.manifest.id_backup, base.manifest.hash_md5) != (
+                    head.id_backup_base,
+                    head.hash_md5_base,
+                ):
+                    problema = f"El backup {base.path.name} no es el que usó {head.nombre_archivo} (id o MD5 distintos)."
+                elif len(chain) > MAX_CHAIN:
+                    problema = f"La cadena de {link.path.name} no termina en un completo."
+                if problema:
+                    break
+                assert base is not None
+                chain.insert(0, base)
+            result.append(Punto(link, [] if problema else chain, problema))
+        return sorted(result, key=lambda p: (p.momento, p.link.manifest.id_backup))
+
+    def point_at(self, moment: datetime) -> Punto:
+        """El punto más reciente cuyo estado es de `moment` o anterior. RestoreError si no hay, o si
+        su cadena está incompleta (dice cuál es el último punto completo antes)."""
+        points = [p for p in self.points() if p.momento <= moment]
+        if not points:
+            raise RestoreError(
+                f"No hay en {self.directory} ningún backup con el estado de la base al {moment:%Y-%m-%d %H:%M} "
+                "o antes."
+            )
+        point = points[-1]
+        if point.problema:
+            complete = [p for p in points if not p.problema]
+            hint = (
+                f" El punto completo más reciente antes es el backup {complete[-1].link.manifest.id_backup} "
+                f"({complete[-1].link.path.name}, {complete[-1].momento:%Y-%m-%d %H:%M:%S})."
+                if complete
+                else ""
+            )
+            raise RestoreError(
+                f"El punto más reciente hasta esa hora, {point.link.path.name}, no se puede restaurar: "
+                f"{point.problema}{hint}"
+            )
+        return point
 
     # ------------------------------------------------------------------ verificar
     def verify(self, link: Link) -> None:
@@ -310,3 +373,10 @@ class BackupRepo:
                 path.unlink(missing_ok=True)
                 removed.append(path.name)
         return removed
+
+
+def _missing_base(base_name: str, name: str) -> str:
+    return (
+        f"Falta el backup base {base_name} de {name} (o su manifiesto): un diferencial o incremental "
+        "solo se aplica sobre su base, en orden."
+    )

@@ -8,6 +8,7 @@ pregunta y muestra.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import tempfile
@@ -19,7 +20,7 @@ from psycopg import sql
 
 from inventario.database import make_engine, make_session_factory
 from inventario.logging_setup import redact
-from inventario.modules.backup.dump import EPILOGUE, PROLOGUE
+from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
 from inventario.modules.backup.exceptions import RestoreError
 from inventario.modules.backup.files import iter_gzip
 from inventario.modules.backup.manifest import Manifiesto
@@ -66,22 +67,22 @@ $inventario$;
 
 def _body(path: Path) -> Iterator[bytes]:
     """El SQL del archivo sin su BEGIN/COMMIT, para encadenar varios en una sola transacción."""
+    chunks = iter_gzip(path)
     head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= len(QUIET + PROLOGUE):
+            break
+    body = head.removeprefix(QUIET)  # los archivos anteriores no lo traen
+    if not body.startswith(PROLOGUE):
+        raise RestoreError(f"{path.name} no tiene el formato de Inventario (prólogo desconocido).")
     tail = b""
-    started = False
-    for chunk in iter_gzip(path):
-        if not started:
-            head += chunk
-            if len(head) < len(PROLOGUE):
-                continue
-            if not head.startswith(PROLOGUE):
-                raise RestoreError(f"{path.name} no tiene el formato de Inventario (prólogo desconocido).")
-            chunk, started = head[len(PROLOGUE) :], True
+    for chunk in itertools.chain([body[len(PROLOGUE) :]], chunks):
         data = tail + chunk
         tail = data[-len(EPILOGUE) :]
         if data[: -len(EPILOGUE)]:
             yield data[: -len(EPILOGUE)]
-    if not started or tail != EPILOGUE:
+    if tail != EPILOGUE:
         raise RestoreError(f"{path.name} está incompleto (falta el COMMIT final).")
 
 
@@ -116,10 +117,14 @@ def apply_chain(
         try:
             proc.stdin.write(PROLOGUE + CLEAR_PUBLIC_SQL)
             for link in chain:
+                sent = 0
                 for data in _body(link.path):
                     proc.stdin.write(data)
+                    sent += len(data)
                     if progress:
                         progress(len(data))
+                if progress:  # prólogo y epílogo del archivo: así la barra llega al 100 %
+                    progress(link.manifest.tamanio_sin_comprimir - sent)
                 # Entre archivos: pg_dump dejó search_path vacío; el diferencial califica todo.
                 proc.stdin.write(b"\n")
             proc.stdin.write(EPILOGUE)
@@ -174,7 +179,12 @@ def verified_chain(
 ) -> list[Link]:
     """La cadena de `key`, con el MD5 y el gzip de cada archivo comprobados (RestoreError si no).
     `before_verify` recibe la cadena antes de leerla entera (la consola dice qué verifica)."""
-    chain = repo.chain(key)
+    return verify_chain(repo, repo.chain(key), before_verify)
+
+
+def verify_chain(
+    repo: BackupRepo, chain: list[Link], before_verify: Callable[[list[Link]], None] | None = None
+) -> list[Link]:
     if before_verify is not None:
         before_verify(chain)
     for link in chain:

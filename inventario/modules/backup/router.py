@@ -40,6 +40,7 @@ from inventario.modules.backup.schemas import (
     EstadisticasBackup,
     EstadoFiltro,
     LimpiezaBackups,
+    PuntoRestauracionSalida,
     TipoEntrada,
     TipoFiltro,
 )
@@ -128,7 +129,7 @@ _EJECUTAR: dict[str, Any] = {
 @router.post(
     "/ejecutar",
     **_EJECUTAR,
-    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL o AUTO)",
+    summary="Ejecutar un backup manual (COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO)",
     description="202 al empezar (consulte GET /{id}); con esperar=true, 201 al terminar. Solo ADMIN.",
 )
 def run_backup(
@@ -137,7 +138,9 @@ def run_backup(
     datos: Annotated[EjecutarBackup | None, Body()] = None,
     tipo: Annotated[
         TipoEntrada | None,
-        Query(description="COMPLETO, DIFERENCIAL o AUTO (el del día, como el job). También en el cuerpo"),
+        Query(
+            description="COMPLETO, DIFERENCIAL, INCREMENTAL o AUTO (el del día, como el job). También en el cuerpo"
+        ),
     ] = None,
     esperar: Esperar = False,
     usuario: UsuarioIgnorado = None,
@@ -209,7 +212,7 @@ def list_backups(
     _: AdminUser,
     pagina: PaginaDep,
     fechas: RangoFechasDep,
-    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO o DIFERENCIAL")] = None,
+    tipo: Annotated[TipoFiltro | None, Query(description="COMPLETO, DIFERENCIAL o INCREMENTAL")] = None,
     estado: Annotated[EstadoFiltro | None, Query(description="EN_PROCESO, COMPLETADO o ERROR")] = None,
     incluir_eliminados: Annotated[bool, Query(description="Incluir los eliminados por la retención")] = False,
 ) -> dict[str, Any]:
@@ -236,6 +239,48 @@ def cleanup(request: Request, _: AdminUser) -> dict[str, Any]:
         "conservados_por_dependencia": resultado.conservados_por_dependencia,
         "temporales_borrados": resultado.temporales_borrados,
     }
+
+
+@router.get(
+    "/puntos-restauracion",
+    response_model=Listado[PuntoRestauracionSalida],
+    responses=_errores(422),
+    summary="Puntos de restauración, del más nuevo al más viejo, con los archivos que necesita cada uno",
+    description=(
+        "Cada backup cuya cadena entera (completo, diferencial, incrementales) está en el directorio de "
+        "backups, con su `fecha_instantanea` (el estado de la base que se recupera) y los archivos en el "
+        "orden en que se aplican. Restaurar: `inventario backup restaurar ID` o "
+        '`--hasta "AAAA-MM-DD HH:MM"`. Solo ADMIN.'
+    ),
+)
+def restore_points(request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
+    puntos = _servicio(request).restore_points()
+    items = []
+    for punto in puntos[pagina.offset : pagina.offset + pagina.limit]:
+        manifest = punto.link.manifest
+        total = sum(link.manifest.tamanio_bytes for link in punto.chain)
+        items.append(
+            {
+                "id_backup": manifest.id_backup,
+                "tipo": manifest.tipo,
+                "nombre_archivo": manifest.nombre_archivo,
+                "fecha_instantanea": manifest.fecha_instantanea,
+                "fecha_creacion": manifest.fecha_creacion,
+                "archivos": [
+                    {
+                        "id_backup": link.manifest.id_backup,
+                        "tipo": link.manifest.tipo,
+                        "nombre_archivo": link.manifest.nombre_archivo,
+                        "hash_md5": link.manifest.hash_md5,
+                        "tamanio_bytes": link.manifest.tamanio_bytes,
+                    }
+                    for link in punto.chain
+                ],
+                "tamanio_total_bytes": total,
+                "tamanio_total_legible": human_size(total),
+            }
+        )
+    return {"total": len(puntos), "offset": pagina.offset, "limit": pagina.limit, "items": items}
 
 
 @router.get(

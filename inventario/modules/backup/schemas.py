@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from inventario.modules.backup.model import EstadoBackup, TipoBackup, TipoSolicitado
 from inventario.modules.productos.schemas import Entrada, IdRef
@@ -66,6 +66,12 @@ class EnviarEmail(Entrada):
     email_destino: EmailDestino
 
 
+def _remoto(campo: str, columna: str) -> AliasChoices:
+    # Desde la fila ORM: `copia_remota.<columna>` (relación definida en modules/remoto/model.py);
+    # desde un dict ya volcado: el nombre del campo.
+    return AliasChoices(campo, AliasPath("copia_remota", columna))
+
+
 class BackupSalida(BaseModel):
     """Una fila de `historial_backup` (las columnas del plan y las que añadió el motor)."""
 
@@ -92,6 +98,27 @@ class BackupSalida(BaseModel):
     fecha_corte: datetime | None
     revision_esquema: str | None
     nota: str | None
+    # ---- copia fuera del sitio (tabla copia_remota); null: nunca se intentó o BACKUP_REMOTO vacío ----
+    remoto_estado: str | None = Field(
+        None, validation_alias=_remoto("remoto_estado", "estado")
+    )  # PENDIENTE/COPIADO/ERROR
+    remoto_fecha: datetime | None = Field(
+        None, validation_alias=_remoto("remoto_fecha", "fecha_estado")
+    )  # de ese estado
+    remoto_fecha_copia: datetime | None = Field(
+        None, validation_alias=_remoto("remoto_fecha_copia", "fecha_copia")
+    )
+    remoto_objeto: str | None = Field(
+        None, validation_alias=_remoto("remoto_objeto", "objeto")
+    )  # nombre en el remoto
+    remoto_hash: str | None = Field(
+        None, validation_alias=_remoto("remoto_hash", "hash_remoto")
+    )  # MD5 de lo subido
+    remoto_error: str | None = Field(None, validation_alias=_remoto("remoto_error", "mensaje_error"))
+    remoto_intentos: int | None = Field(None, validation_alias=_remoto("remoto_intentos", "intentos"))
+    remoto_eliminado: bool | None = Field(
+        None, validation_alias=_remoto("remoto_eliminado", "eliminado_remoto")
+    )
 
 
 class BackupDetalle(BackupSalida):
@@ -123,6 +150,20 @@ class UltimoError(BaseModel):
     mensaje: str | None
 
 
+class FueraDelSitio(BaseModel):
+    """Las copias fuera del sitio: destino sin credenciales (nombre de remoto y ruta)."""
+
+    configurado: bool
+    destino: str | None = None
+    cifrado: bool | None = None
+    dias_retencion: int | None = None
+    ultima_copia: datetime | None = None
+    id_ultima_copia: int | None = None
+    copiados: int | None = None
+    pendientes: int | None = None
+    errores: int | None = None
+
+
 class EstadisticasBackup(BaseModel):
     # ---- los campos del plan (solo backups COMPLETADO y no eliminados) ----
     total_backups: int
@@ -134,6 +175,8 @@ class EstadisticasBackup(BaseModel):
     ultimo_backup_diferencial: datetime | None
     dias_retencion: int
     # ---- añadidos ----
+    backups_incrementales: int
+    ultimo_backup_incremental: datetime | None
     backups_habilitados: bool  # BACKUP_ENABLED: el job programado hace backups
     ultimo_backup: ResumenBackup | None  # el más reciente, en cualquier estado
     ultimo_backup_estado: str | None
@@ -144,6 +187,7 @@ class EstadisticasBackup(BaseModel):
     espacio_libre_bytes: int | None  # en el disco de BACKUP_PATH
     espacio_libre_legible: str | None
     proxima_ejecucion: datetime | None  # del job `backup_diario`, si el planificador corre
+    fuera_del_sitio: FueraDelSitio = Field(default_factory=lambda: FueraDelSitio(configurado=False))
 
 
 class BackupEliminado(BaseModel):
@@ -176,3 +220,26 @@ class EnvioEmail(BaseModel):
     hash_md5: str
     servidor_smtp: str
     fecha_envio: datetime
+
+
+class ArchivoPunto(BaseModel):
+    """Un archivo de la cadena de un punto de restauración, en el orden en que se aplica."""
+
+    id_backup: int
+    tipo: TipoBackup
+    nombre_archivo: str
+    hash_md5: str
+    tamanio_bytes: int
+
+
+class PuntoRestauracionSalida(BaseModel):
+    """Un momento al que se puede volver: el estado de la base en la instantánea de un backup."""
+
+    id_backup: int
+    tipo: TipoBackup
+    nombre_archivo: str
+    fecha_instantanea: datetime  # el estado de la base que se recupera
+    fecha_creacion: datetime
+    archivos: list[ArchivoPunto]  # completo, diferencial (si hay) e incrementales, en orden
+    tamanio_total_bytes: int
+    tamanio_total_legible: str

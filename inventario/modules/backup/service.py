@@ -6,6 +6,7 @@ propia, que el servidor libera solo si el proceso muere.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import threading
@@ -16,25 +17,47 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from inventario.archivos import human_size, nearest_existing
 from inventario.auditoria import RESTORE_GUC
-from inventario.errors import DemasiadoGrande, DomainError, NoDisponible, NoEncontrado
+from inventario.errors import (
+    Conflicto,
+    DemasiadoGrande,
+    Desaparecido,
+    DomainError,
+    NoDisponible,
+    NoEncontrado,
+)
 from inventario.modules.backup import email as mail
 from inventario.modules.backup import pg_esquema, queries
-from inventario.modules.backup.dump import DumpError, recent_state, write_diff, write_full
-from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, backup_error
+from inventario.modules.backup.dump import (
+    DumpError,
+    Point,
+    changes_since,
+    marker_sql,
+    recent_state,
+    state_check,
+    watermark,
+    write_changes,
+    write_full,
+)
+from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, SinCambios, backup_error
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup, TipoSolicitado
 from inventario.modules.backup.notifications import Evento
-from inventario.modules.backup.repo import BackupRepo, VerifiedFile, backup_name
+from inventario.modules.backup.repo import BackupRepo, Punto, VerifiedFile, backup_name, manifest_path
 from inventario.runtime import Runtime
+
+if TYPE_CHECKING:
+    from inventario.modules.remoto.model import CopiaRemota
+    from inventario.modules.remoto.service import RemotoService
 
 log = logging.getLogger(__name__)
 
@@ -179,49 +202,100 @@ class BackupService:
         now: datetime | None = None,
         conn: psycopg.Connection | None = None,
     ) -> Decision:
-        """COMPLETO o DIFERENCIAL, y sobre qué completo. `conn`: una conexión ya abierta (la del cerrojo)."""
-        full = TipoBackup.COMPLETO
-        if self._nominal_type(requested, now) == full:
-            return Decision(full)
-        base = session.scalars(
-            select(HistorialBackup)
-            .where(
-                HistorialBackup.tipo == full,
-                HistorialBackup.estado == EstadoBackup.COMPLETADO,
-                HistorialBackup.eliminado.is_not(True),
-            )
-            .order_by(HistorialBackup.id_backup.desc())
-            .limit(1)
-        ).first()
-        if base is None:
+        """El tipo que se hará y sobre qué backup. `conn`: una conexión ya abierta (la del cerrojo).
+
+        DIFERENCIAL: sobre el último completo. INCREMENTAL: sobre el último backup COMPLETADO de la
+        cadena de ese completo (completo, diferencial o incremental). Si la cadena no sirve
+        (archivo ausente, esquema cambiado, TRUNCATE, base restaurada a un punto anterior) se hace
+        un COMPLETO y la nota dice por qué.
+        """
+        full_type = TipoBackup.COMPLETO
+        tipo = self._nominal_type(requested, now)
+        if tipo == full_type:
+            return Decision(full_type)
+        word = tipo.lower()
+        full = self._newest(session, [full_type])
+        if full is None:
             return Decision(
-                full, nota="No hay un backup completo utilizable: el diferencial se hizo COMPLETO"
+                full_type, nota=f"No hay un backup completo utilizable: el {word} se hizo COMPLETO"
             )
+        base = (
+            full
+            if tipo == TipoBackup.DIFERENCIAL
+            else self._newest(session, list(TipoBackup), full.id_backup)
+        )
+        assert base is not None
         base_manifest = self.repo.manifest(base.nombre_archivo) if self.repo.usable(base) else None
         if base_manifest is None or base_manifest.hash_md5 != base.hash_md5:
             return Decision(
-                full,
-                nota=f"El archivo del último completo ({base.nombre_archivo}) no está disponible: el diferencial se hizo COMPLETO",
+                full_type,
+                nota=f"El archivo del backup {base.id_backup} ({base.nombre_archivo}), base del {word}, no está "
+                f"disponible: el {word} se hizo COMPLETO",
             )
+        if tipo == TipoBackup.INCREMENTAL and (
+            base_manifest.fecha_corte_siguiente is None or base_manifest.id_backup_completo != full.id_backup
+        ):
+            return Decision(
+                full_type,
+                nota=f"El backup {base.id_backup} ({base.nombre_archivo}) no puede preceder a un incremental "
+                "(es anterior a los incrementales o de otra cadena): el incremental se hizo COMPLETO",
+            )
+        since = base.fecha_corte if tipo == TipoBackup.DIFERENCIAL else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
             current_fp = pg_esquema.fingerprint(conn)
             revision = pg_esquema.alembic_revision(conn)
             truncated = conn.execute(
                 "SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
                 "WHERE clave IS NULL AND fecha_actualizacion >= %s",
-                (base.fecha_corte,),
+                (since,),
+            ).fetchone()
+            restored = conn.execute(
+                sql.SQL(
+                    "SELECT id_backup, nombre_archivo, id_backup_completo, fecha_restauracion FROM public.{} "
+                    "ORDER BY fecha_restauracion DESC LIMIT 1"
+                ).format(sql.Identifier(pg_esquema.MARKER_TABLE))
             ).fetchone()
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
-                full,
-                nota=f"El esquema cambió desde el completo {base.id_backup} (migración {base.revision_esquema} → {revision}): el diferencial se hizo COMPLETO",
+                full_type,
+                nota=f"El esquema cambió desde el backup {base.id_backup} (migración {base.revision_esquema} → {revision}): el {word} se hizo COMPLETO",
             )
         if truncated and truncated[0]:
             return Decision(
-                full,
-                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el completo {base.id_backup}: el diferencial se hizo COMPLETO",
+                full_type,
+                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el backup {base.id_backup}: el {word} se hizo COMPLETO",
             )
-        return Decision(TipoBackup.DIFERENCIAL, base=base, base_manifest=base_manifest)
+        if restored is not None and restored[3] > base_manifest.fecha_instantanea:
+            # La base se restauró después del backup base: lo que se revirtió no dejó rastro en
+            # registro_eliminaciones. Seguir vale solo si volvió a ese mismo punto (incremental)
+            # o a uno de la cadena del completo (el diferencial relee todo desde su corte).
+            same = (
+                restored[0] == base.id_backup
+                if tipo == TipoBackup.INCREMENTAL
+                else restored[2] == full.id_backup
+            )
+            if not same:
+                return Decision(
+                    full_type,
+                    nota=f"La base se restauró al backup {restored[0]} ({restored[1]}) después del backup "
+                    f"{base.id_backup}: el {word} se hizo COMPLETO",
+                )
+        return Decision(tipo, base=base, base_manifest=base_manifest)
+
+    @staticmethod
+    def _newest(session: Session, tipos: list[TipoBackup], since: int = 0) -> HistorialBackup | None:
+        """El backup COMPLETADO y no eliminado más nuevo de esos tipos, con id >= `since`."""
+        return session.scalars(
+            select(HistorialBackup)
+            .where(
+                HistorialBackup.tipo.in_(tipos),
+                HistorialBackup.estado == EstadoBackup.COMPLETADO,
+                HistorialBackup.eliminado.is_not(True),
+                HistorialBackup.id_backup >= since,
+            )
+            .order_by(HistorialBackup.id_backup.desc())
+            .limit(1)
+        ).first()
 
     def _reserve_name(self, session: Session, tipo: str) -> str:
         """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya."""
@@ -236,9 +310,26 @@ class BackupService:
                 return name
             time.sleep(0.2)
 
-    def run(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> HistorialBackup:
-        """Un backup de principio a fin (CLI, job, API con `esperar`)."""
-        return self.start(requested, ejecutado_por).finish()
+    def run(
+        self,
+        requested: TipoSolicitado | TipoBackup | str,
+        ejecutado_por: str,
+        *,
+        skip_unchanged: bool = False,
+    ) -> HistorialBackup:
+        """Un backup de principio a fin (CLI, job, API con `esperar`). `skip_unchanged`: ver `start`."""
+        return self.start(requested, ejecutado_por, skip_unchanged=skip_unchanged).finish()
+
+    def running_type(self) -> TipoBackup | None:
+        """El tipo del backup EN_PROCESO, si hay uno (el job diario espera a un incremental)."""
+        with self.runtime.session_factory() as session:
+            tipo = session.scalar(
+                select(HistorialBackup.tipo)
+                .where(HistorialBackup.estado == EstadoBackup.EN_PROCESO)
+                .order_by(HistorialBackup.id_backup.desc())
+                .limit(1)
+            )
+        return TipoBackup(tipo) if tipo else None
 
     def start_in_background(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> int:
         """Empieza un backup (errores de inicio, como "en curso", se lanzan aquí) y lo termina en un
@@ -276,11 +367,19 @@ class BackupService:
             thread.join(timeout)
         return not any(t.is_alive() for t in threads)
 
-    def start(self, requested: TipoSolicitado | TipoBackup | str, ejecutado_por: str) -> BackupIniciado:
+    def start(
+        self,
+        requested: TipoSolicitado | TipoBackup | str,
+        ejecutado_por: str,
+        *,
+        skip_unchanged: bool = False,
+    ) -> BackupIniciado:
         """Toma el cerrojo, decide el tipo y confirma el registro EN_PROCESO; el archivo lo escribe `finish()`.
 
         Un fallo aquí (BACKUP_PATH inutilizable, catálogo ilegible) también queda registrado: fila en
-        ERROR y notificación ROJA, como un fallo a mitad del backup.
+        ERROR y notificación ROJA, como un fallo a mitad del backup. `skip_unchanged` (el job
+        `backup_incremental`): si nada cambió desde el backup anterior, lanza `SinCambios` sin
+        escribir nada, ni archivo ni fila.
         """
         try:
             lock = self._lock()
@@ -293,6 +392,10 @@ class BackupService:
         try:
             self.repo.ensure()
             decision = self.decide(session, requested, conn=lock)
+            if skip_unchanged and decision.tipo == TipoBackup.INCREMENTAL:
+                assert decision.base is not None and decision.base_manifest is not None
+                if changes_since(lock, decision.base_manifest, pg_esquema.MACHINERY_TABLES) is None:
+                    raise SinCambios(decision.base.id_backup, decision.base.nombre_archivo)
             name = self._reserve_name(session, decision.tipo)
             row = HistorialBackup(
                 tipo=decision.tipo,
@@ -305,6 +408,10 @@ class BackupService:
             )
             session.add(row)
             session.commit()
+        except SinCambios:
+            session.close()
+            self._unlock(lock)
+            raise
         except Exception as exc:
             session.rollback()
             session.close()
@@ -318,7 +425,7 @@ class BackupService:
             raise backup_error(f"Error en backup {tipo}: {message}", exc, id_backup=failed) from exc
         if decision.nota:
             log.warning("Backup %s: %s", row.id_backup, decision.nota)
-            self._notify(session, Evento.PROMOVIDO, row)
+            self._notify(session, Evento.PROMOVIDO, row, str(self._nominal_type(requested)))
         return BackupIniciado(self, lock, session, row, decision)
 
     def _nominal_type(
@@ -373,7 +480,12 @@ class BackupService:
             row.duracion_segundos or 0,
         )
         self._notify(session, Evento.COMPLETADO, row)
+        self._copy_offsite(row.id_backup)
         return row
+
+    def _copy_offsite(self, id_backup: int) -> None:
+        """Con BACKUP_REMOTO: copia fuera del sitio en segundo plano. Nunca afecta al backup local."""
+        self.offsite.after_backup(id_backup)
 
     def _mark_error(self, session: Session, row: HistorialBackup, message: str) -> None:
         try:
@@ -396,24 +508,23 @@ class BackupService:
         manifest_written: Path | None = None
         try:
             with self.runtime.server.connect() as snap:
-                # El corte solo importa al completo: el diferencial usa el de su completo base.
-                cutoff, hidden = (
-                    pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
-                    if decision.tipo == TipoBackup.COMPLETO
-                    else (None, False)
-                )
+                # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
+                # confirme después llevará sellos anteriores a la instantánea.
+                next_cutoff, hidden = pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
                     "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
                 ).fetchone()  # type: ignore[misc]  # un SELECT sin FROM siempre da una fila
                 fingerprint = pg_esquema.fingerprint(snap)
                 revision = pg_esquema.alembic_revision(snap)
+                xid_next, xids_running = watermark(snap)
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
-                recent_deletions: list[int] = []
                 if decision.tipo == TipoBackup.COMPLETO:
+                    full_id = row.id_backup
+                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                     names = [t.name for t in pg_esquema.tables(snap)]
                     result = write_full(
                         writer,
@@ -424,31 +535,53 @@ class BackupService:
                         snapshot=snapshot_id,
                         table_names=names,
                         comment=comment,
+                        marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
-                    assert cutoff is not None
-                    corte = cutoff
-                    recent_keys, recent_deletions = recent_state(snap, cutoff)
-                    for entry in result.tables:
-                        entry.claves_recientes = recent_keys.get(entry.nombre)
+                    corte = next_cutoff
                 else:
-                    base = decision.base
-                    assert base is not None and base.fecha_corte is not None
+                    base, base_manifest = decision.base, decision.base_manifest
+                    assert base is not None and base_manifest is not None
                     if fingerprint != base.huella_esquema:
-                        raise DumpError("El esquema cambió mientras empezaba el diferencial; reintente")
-                    corte = base.fecha_corte
-                    comment += f"\n-- Requiere el completo {base.nombre_archivo} (id {base.id_backup}, md5 {base.hash_md5})"
-                    assert decision.base_manifest is not None
-                    result = write_diff(
+                        raise DumpError(
+                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
+                    if decision.tipo == TipoBackup.DIFERENCIAL:
+                        full_id = base.id_backup
+                        corte = base_manifest.fecha_corte
+                    else:
+                        assert base_manifest.fecha_corte_siguiente is not None
+                        assert base_manifest.id_backup_completo is not None
+                        full_id = base_manifest.id_backup_completo
+                        corte = base_manifest.fecha_corte_siguiente
+                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
+                    comment += (
+                        f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
+                        f"(id {base.id_backup}, md5 {base.hash_md5})"
+                    )
+                    result = write_changes(
                         writer,
                         snap,
                         cutoff=corte,
-                        fingerprint=fingerprint,
-                        base=decision.base_manifest,
+                        base=base_manifest,
                         comment=comment,
+                        check=state_check(
+                            snap,
+                            point=point,
+                            base=base_manifest,
+                            fingerprint=fingerprint,
+                            audited=pg_esquema.tables(snap),
+                        ),
+                        marker=marker_sql(snap, point, taken_at),
                         snapshot=snapshot_id,
                         connect=self.runtime.server.connect,
                     )
+                recent_keys, recent_deletions = recent_state(snap, next_cutoff)
+                for entry in result.tables:
+                    entry.claves_recientes = recent_keys.get(entry.nombre)
+                current_sequences = {
+                    name: (value, called) for name, value, called in pg_esquema.sequences(snap)
+                }
                 writer.finish()
                 snap.execute("COMMIT")
             duration = round(time.perf_counter() - started, 3)
@@ -477,6 +610,11 @@ class BackupService:
                 tablas=result.tables,
                 eliminaciones_recientes=recent_deletions,
                 nota=nota,
+                fecha_corte_siguiente=next_cutoff,
+                id_backup_completo=full_id,
+                secuencias=current_sequences,
+                xid_siguiente=xid_next,
+                xids_en_curso=xids_running,
             )
             # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
             manifest_written = self.repo.write_manifest(manifest)
@@ -544,49 +682,9 @@ class BackupService:
             result = RetentionResult(temporales_borrados=self.repo.sweep_temporaries())
             with self.runtime.session_factory() as session:
                 sync_catalog(session, self.repo)
-                limit = (now or session.execute(select(func.now())).scalar_one()) - timedelta(
-                    days=self.settings.BACKUP_RETENTION_DAYS
-                )
-                alive = HistorialBackup.eliminado.is_not(True)
-                newest_full = (
-                    select(func.max(HistorialBackup.id_backup))
-                    .where(
-                        HistorialBackup.tipo == TipoBackup.COMPLETO,
-                        HistorialBackup.estado == EstadoBackup.COMPLETADO,
-                        alive,
-                    )
-                    .scalar_subquery()
-                )
-                kept_bases = select(HistorialBackup.id_backup_base).where(
-                    HistorialBackup.tipo == TipoBackup.DIFERENCIAL,
-                    HistorialBackup.estado == EstadoBackup.COMPLETADO,
-                    alive,
-                    HistorialBackup.fecha_creacion >= limit,
-                    HistorialBackup.id_backup_base.is_not(None),
-                )
-                old = (
-                    (HistorialBackup.fecha_creacion < limit)
-                    & alive
-                    & (HistorialBackup.estado != EstadoBackup.EN_PROCESO)
-                )
-                result.conservados_por_dependencia = list(
-                    session.scalars(
-                        select(HistorialBackup.id_backup).where(
-                            old, HistorialBackup.id_backup.in_(kept_bases)
-                        )
-                    )
-                )
-                doomed = list(
-                    session.scalars(
-                        select(HistorialBackup)
-                        .where(
-                            old,
-                            HistorialBackup.id_backup.is_distinct_from(newest_full),
-                            HistorialBackup.id_backup.not_in(kept_bases),
-                        )
-                        .order_by(HistorialBackup.id_backup)
-                    )
-                )
+                current = now or session.scalar(select(func.now()))
+                assert current is not None
+                doomed, result.conservados_por_dependencia = self._retention_plan(session, current)
                 for row in doomed:
                     result.bytes_liberados += self.repo.remove(row.nombre_archivo)
                 if doomed:
@@ -610,6 +708,7 @@ class BackupService:
                         Evento.LIMPIEZA,
                         doomed[-1],
                         f"Se eliminaron {len(doomed)} backups de más de {self.settings.BACKUP_RETENTION_DAYS} días "
+                        f"(incrementales ya cubiertos: de más de {self.settings.BACKUP_INCREMENTAL_RETENTION_DAYS}) "
                         f"({human_size(result.bytes_liberados)} liberados): "
                         + ", ".join(r.nombre_archivo for r in doomed),
                     )
@@ -617,7 +716,56 @@ class BackupService:
         finally:
             self._unlock(lock)
 
+    def _retention_plan(self, session: Session, now: datetime) -> tuple[list[HistorialBackup], list[int]]:
+        """(los que se eliminan, los viejos que se conservan porque un punto conservado los necesita).
+
+        Se conserva directamente: todo backup más nuevo que BACKUP_RETENTION_DAYS, salvo los
+        incrementales, que ya solo sirven para restaurar a un momento dado una vez que existe un
+        diferencial o completo posterior: esos, BACKUP_INCREMENTAL_RETENTION_DAYS. Los de la cadena
+        más reciente (el último completo o diferencial y los incrementales después) se conservan
+        siempre. Y, con cada conservado, toda su cadena (`id_backup_base` hasta el completo): la
+        retención nunca rompe la cadena de un punto que queda.
+        """
+        limit = now - timedelta(days=self.settings.BACKUP_RETENTION_DAYS)
+        incr_limit = now - timedelta(days=self.settings.BACKUP_INCREMENTAL_RETENTION_DAYS)
+        rows = list(
+            session.scalars(
+                select(HistorialBackup)
+                .where(
+                    HistorialBackup.eliminado.is_not(True), HistorialBackup.estado != EstadoBackup.EN_PROCESO
+                )
+                .order_by(HistorialBackup.id_backup)
+            )
+        )
+        done = [r for r in rows if r.estado == EstadoBackup.COMPLETADO]
+        newest_full = max((r.id_backup for r in done if r.tipo == TipoBackup.COMPLETO), default=None)
+        anchor = max((r.id_backup for r in done if r.tipo != TipoBackup.INCREMENTAL), default=0)
+
+        def old(row: HistorialBackup) -> bool:
+            if row.fecha_creacion is None:
+                return False
+            if row.tipo == TipoBackup.INCREMENTAL:
+                return row.id_backup < anchor and row.fecha_creacion < incr_limit
+            return row.fecha_creacion < limit
+
+        by_id = {r.id_backup: r for r in done}
+        direct = {r.id_backup for r in done if not old(r)}
+        needed: set[int] = set()
+        for ident in direct:
+            base = by_id[ident].id_backup_base
+            while base is not None and base not in needed and base in by_id:
+                needed.add(base)
+                base = by_id[base].id_backup_base
+        kept = direct | needed | ({newest_full} if newest_full is not None else set())
+        doomed = [r for r in rows if old(r) and r.id_backup not in kept]
+        held = sorted(i for i in needed - direct if old(by_id[i]))
+        return doomed, held
+
     # ------------------------------------------------------------------ consultas
+    def restore_points(self) -> list[Punto]:
+        """Los puntos a los que se puede restaurar (cadena entera en el directorio), el más nuevo primero."""
+        return [p for p in reversed(self.repo.points()) if not p.problema]
+
     def get(self, session: Session, id_backup: int) -> HistorialBackup:
         row = session.get(HistorialBackup, id_backup)
         if row is None:
@@ -657,8 +805,49 @@ class BackupService:
             espacio_libre_bytes=libre,
             espacio_libre_legible=human_size(libre) if libre is not None else None,
             proxima_ejecucion=next_run() if self.settings.BACKUP_ENABLED else None,
+            fuera_del_sitio=self.offsite.summary(session),
         )
         return datos
+
+    # ------------------------------------------------------------------ fuera del sitio
+    @property
+    def offsite(self) -> RemotoService:
+        from inventario.modules.remoto.service import RemotoService
+
+        return RemotoService(self.runtime)
+
+    def copy_offsite(self, id_backup: int, wait: bool = True) -> CopiaRemota | None:
+        """Copia (o reintenta) un backup fuera del sitio. 409 sin BACKUP_REMOTO, 404, 409 si no está
+        COMPLETADO, 502 si el remoto falla (queda en ERROR con aviso ROJO). Sin `wait`: en segundo
+        plano, devuelve el estado actual."""
+        remoto = self.offsite
+        remoto.rclone()  # 409 si no está configurado, antes de mirar nada
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+            if row.estado != EstadoBackup.COMPLETADO or row.eliminado:
+                motivo = "fue eliminado por la retención" if row.eliminado else f"su estado es {row.estado}"
+                raise Conflicto(f"El backup {id_backup} no se puede copiar fuera del sitio: {motivo}")
+        if wait:
+            return remoto.copy(id_backup)
+        remoto.after_backup(id_backup)
+        from inventario.modules.remoto.model import CopiaRemota
+
+        with self.runtime.session_factory() as session:
+            return session.get(CopiaRemota, id_backup)
+
+    def manifest_file(self, id_backup: int) -> tuple[str, bytes]:
+        """(nombre, contenido) del manifiesto de un backup entregable (404/409/410, como la descarga)."""
+        with self.runtime.session_factory() as session:
+            row = self.get(session, id_backup)
+        path = manifest_path(self.repo.deliverable(row))
+        try:
+            content = path.read_bytes()
+            json.loads(content)
+        except FileNotFoundError:
+            raise Desaparecido(f"El manifiesto {path.name} ya no está en el directorio de backups") from None
+        except (OSError, ValueError) as exc:
+            raise Conflicto(f"No se pudo leer el manifiesto {path.name}: {exc}") from None
+        return path.name, content
 
     # ------------------------------------------------------------------ entregar
     def open_download(self, id_backup: int) -> Descarga:

@@ -1,4 +1,5 @@
-"""`inventario notificaciones probar`: lo mismo que POST /api/v1/notificaciones/probar."""
+"""`inventario notificaciones probar` (lo mismo que POST /api/v1/notificaciones/probar) y
+`inventario notificaciones enviar` (una vuelta del despachador, para quien no corre `serve`)."""
 
 from __future__ import annotations
 
@@ -33,4 +34,29 @@ def probar() -> None:
     fallidos = sum(1 for r in resultados if not r["enviado"])
     typer.echo(f"{len(resultados) - fallidos} de {len(resultados)} canales recibieron el mensaje de prueba.")
     if fallidos:
+        raise typer.Exit(1)
+
+
+@app.command()
+def enviar() -> None:
+    """Una vuelta del despachador: planifica los avisos nuevos, el resumen y los pings, y entrega
+    lo pendiente. `serve` lo hace solo; esto es para instalaciones sin servicio (cron).
+
+    Sale con 0 si no quedó ningún envío en ERROR, 1 si alguno sigue fallando (se reintentará)."""
+    from sqlalchemy import text
+
+    from inventario.cli_support import runtime_context
+    from inventario.modules.envios.service import ciclo
+
+    with runtime_context() as runtime:
+        r = ciclo(runtime)
+        with runtime.engine.connect() as conn:
+            errores = conn.execute(text("SELECT count(*) FROM envios WHERE estado = 'ERROR'")).scalar_one()
+    planificadas = ", ".join(f"{n} {estado}" for estado, n in sorted(r.planificadas.items())) or "ninguna"
+    typer.echo(
+        f"Notificaciones nuevas: {planificadas}. Incidentes resueltos: {r.resueltos}; abiertos ahora: "
+        f"{len(r.vigilancia)}. Resumen diario: {'sí' if r.resumen else 'no'}. Pings: {r.pings}. "
+        f"Envíos intentados: {r.intentos}; en ERROR: {errores}."
+    )
+    if errores:
         raise typer.Exit(1)

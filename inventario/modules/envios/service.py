@@ -22,6 +22,7 @@ import hashlib
 import logging
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,7 +31,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from inventario.config import Settings
-from inventario.errors import Conflicto
+from inventario.errors import Conflicto, NoEncontrado
+from inventario.jobs import alertas_job, backup_job
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios.model import Envio, MensajeSalida
 from inventario.modules.notificaciones.model import Notificacion
@@ -45,6 +47,8 @@ ESPERA_MAX = timedelta(hours=1)
 MAX_INTENTOS = 72  # con la espera máxima de 1 h, unos tres días de reintentos
 CANAL_CAIDO_TRAS = timedelta(hours=24)
 RESUMEN_LOCK_KEY = 7261015
+# Un resumen se lee en un teléfono: con miles de productos bajo el mínimo, los primeros y el total.
+LINEAS_POR_GRUPO = 30
 VIGILANCIA_LOCK_KEY = 7261016
 PING_VENTANA = timedelta(days=1)  # corridas más viejas no se pingan (p. ej. al configurar el ping)
 
@@ -58,6 +62,8 @@ QUE_HACER = {
     "STOCK_BAJO": "Haga el pedido al proveedor y registre la entrada cuando llegue.",
     "DISCO_BACKUPS": "Libere espacio en el disco de BACKUP_PATH o baje BACKUP_RETENTION_DAYS: sin espacio, "
     "el próximo backup fallará.",
+    "JOB_NO_CORRIO": "Compruebe que el planificador esté en marcha en alguna instancia (GET /health, sección "
+    "scheduler) y lance el job a mano (POST /api/v1/jobs/{job_id}/ejecutar).",
     "MANTENIMIENTO": "Revise la corrida en GET /api/v1/jobs y error.log; el job se puede lanzar a mano.",
 }
 QUE_HACER_OTRO = "Revise las notificaciones en GET /api/v1/notificaciones."
@@ -82,6 +88,8 @@ def clave_incidente(session: Session, n: Notificacion) -> str:
         return "BACKUP"  # el motor y el job avisan del mismo backup fallido: un solo incidente
     if n.tipo == "SIN_BACKUP":
         return "SIN_BACKUP"
+    if n.tipo == "BACKUP_REMOTO":
+        return "BACKUP_REMOTO"  # copias fuera del sitio fallando: un incidente hasta que se pongan al día
     if n.referencia_tipo == "EJECUCION_JOB" and n.referencia_id is not None:
         job_id = session.scalar(
             text("SELECT job_id FROM ejecuciones_job WHERE id_ejecucion = :id"), {"id": n.referencia_id}
@@ -95,6 +103,10 @@ def clave_incidente(session: Session, n: Notificacion) -> str:
 
 # Cada regla cierra los incidentes de una clase cuando su problema ya no está.
 _RESOLVER_SQL = [
+    # Copias fuera del sitio: se resuelve cuando ninguna queda en ERROR.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave = 'BACKUP_REMOTO' AND NOT EXISTS (
+           SELECT 1 FROM copia_remota c WHERE c.estado = 'ERROR' AND NOT c.eliminado_remoto)""",
     # Backup que falló o que falta: se resuelve con un backup completado después.
     """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
        WHERE i.abierto AND i.clave IN ('BACKUP', 'SIN_BACKUP') AND EXISTS (
@@ -105,6 +117,12 @@ _RESOLVER_SQL = [
        WHERE i.abierto AND i.clave LIKE 'JOB:%' AND EXISTS (
            SELECT 1 FROM ejecuciones_job e
            WHERE e.job_id = substr(i.clave, 5) AND e.estado = 'OK' AND e.fin > i.fecha_apertura)""",
+    # Job que no corrió a su hora o quedó interrumpido: se resuelve cuando vuelve a terminar.
+    """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
+       WHERE i.abierto AND i.clave LIKE 'JOB_NO_CORRIO:%' AND EXISTS (
+           SELECT 1 FROM ejecuciones_job e
+           WHERE e.job_id = split_part(i.clave, ':', 2) AND e.estado IN ('OK', 'OMITIDO')
+             AND e.fin > i.fecha_apertura)""",
     # Lote vencido: se resuelve cuando ya no tiene stock (o ya no existe).
     """UPDATE incidentes i SET abierto = false, fecha_resolucion = now()
        WHERE i.abierto AND i.clave LIKE 'VENCIMIENTO:LOTE:%' AND NOT EXISTS (
@@ -253,7 +271,9 @@ def resumen_diario(
         grupos[n.tipo].append(n)
     partes = []
     for tipo, items in grupos.items():
-        lineas = "\n".join(f"- {n.mensaje}" for n in items)
+        lineas = "\n".join(f"- {n.mensaje}" for n in items[:LINEAS_POR_GRUPO])
+        if len(items) > LINEAS_POR_GRUPO:
+            lineas += f"\n- … y {len(items) - LINEAS_POR_GRUPO} más (GET /api/v1/notificaciones?tipo={tipo})"
         que_hacer = QUE_HACER.get(tipo)
         partes.append(
             f"{TITULOS_RESUMEN.get(tipo, tipo.capitalize())} ({len(items)}):\n{lineas}"
@@ -298,10 +318,10 @@ def resumen_si_toca(session: Session, settings: Settings) -> MensajeSalida | Non
     """El resumen diario sale tras cada corrida OK de `alertas_diarias` (la última del día)."""
     corrida = session.scalar(
         text(
-            "SELECT id_ejecucion FROM ejecuciones_job WHERE job_id = 'alertas_diarias' AND estado = 'OK' "
+            "SELECT id_ejecucion FROM ejecuciones_job WHERE job_id = :job AND estado = 'OK' "
             "AND fin > now() - make_interval(secs => :ventana) ORDER BY fin DESC LIMIT 1"
         ),
-        {"ventana": PING_VENTANA.total_seconds()},
+        {"ventana": PING_VENTANA.total_seconds(), "job": alertas_job.JOB_ID},
     )
     if corrida is None:
         return None
@@ -320,12 +340,12 @@ def pings_pendientes(session: Session, settings: Settings) -> int:
     corridas = session.execute(
         text(
             "SELECT e.id_ejecucion, e.estado FROM ejecuciones_job e "
-            "WHERE e.job_id = 'backup_diario' AND NOT e.manual AND e.estado IN ('OK', 'ERROR') "
+            "WHERE e.job_id = :job AND NOT e.manual AND e.estado IN ('OK', 'ERROR') "
             "AND e.fin > now() - make_interval(secs => :ventana) "
             "AND NOT EXISTS (SELECT 1 FROM mensajes_salida m WHERE m.clave = 'PING:' || e.id_ejecucion) "
             "ORDER BY e.id_ejecucion"
         ),
-        {"ventana": PING_VENTANA.total_seconds()},
+        {"ventana": PING_VENTANA.total_seconds(), "job": backup_job.JOB_ID},
     ).all()
     creados = 0
     for corrida in corridas:
@@ -411,6 +431,39 @@ def vigilar(session: Session, settings: Settings) -> list[str]:
     return abiertos
 
 
+def vigilar_jobs(runtime: Runtime) -> list[str]:
+    """Aviso ROJO por cada job que no corrió a su hora (pasada la gracia) o quedó interrumpido,
+    con el mismo criterio que la sección `scheduler` de /health. Los que fallaron ya los avisa el
+    planificador al registrar el fallo."""
+    from inventario.modules.planificador.service import JobsService
+
+    service = JobsService(runtime)
+    items = service.status(datetime.now(runtime.settings.tz))
+    abiertos: list[str] = []
+    with runtime.session_factory() as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": VIGILANCIA_LOCK_KEY})
+        for item in items:
+            ultima = item["ultima_ejecucion"]
+            fallida = ultima is not None and ultima.estado == "ERROR" and not item["interrumpida"]
+            if item["problema"] is None or fallida:
+                continue
+            job_id = item["job_id"]
+            clave = f"JOB_NO_CORRIO:{job_id}"
+            if item["ambito"]:  # jobs de cada máquina: un incidente por máquina
+                clave += ":" + hashlib.sha256(item["ambito"].encode()).hexdigest()[:10]
+            que = "quedó interrumpido" if item["interrumpida"] else "no corrió a su hora"
+            if _aviso_vigilancia(
+                session,
+                clave,
+                "JOB_NO_CORRIO",
+                f"❌ El job {job_id} {que}",
+                f"{item['nombre']} ({job_id}, {item['programacion']}): {item['problema']}.",
+            ):
+                abiertos.append(clave)
+        session.commit()
+    return abiertos
+
+
 # ----------------------------------------------------------------------------------- entrega
 def entregar_uno(session: Session, settings: Settings) -> Envio | None:
     """Toma un envío vencido (ninguna otra instancia lo toma a la vez) y lo intenta. None: no hay."""
@@ -480,7 +533,7 @@ def ciclo(runtime: Runtime) -> ResultadoCiclo:
     with runtime.session_factory() as session:
         r = ResultadoCiclo()
         r.resueltos = resolver_incidentes(session)
-        r.vigilancia = vigilar(session, settings)
+        r.vigilancia = vigilar(session, settings) + vigilar_jobs(runtime)
         r.planificadas = planificar(session, settings)
         r.resumen = resumen_si_toca(session, settings) is not None
         r.pings = pings_pendientes(session, settings)
@@ -525,6 +578,38 @@ def probar(settings: Settings, pedido_por: str) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- estado
+def envios_de(session: Session, settings: Settings, id_notificacion: int) -> dict[str, Any]:
+    """Cómo va el envío de una notificación, canal por canal (el mensaje que la lleva)."""
+    n = session.get(Notificacion, id_notificacion, populate_existing=True)
+    if n is None:
+        raise NoEncontrado(f"No existe la notificación {id_notificacion}")
+    filas: Sequence[Envio] = ()
+    if n.id_mensaje is not None:
+        filas = session.scalars(
+            select(Envio).where(Envio.id_mensaje == n.id_mensaje).order_by(Envio.id_envio)
+        ).all()
+    destinos = {c.id: c.destino for c in ch.canales(settings)}
+    destinos[ch.PING] = "BACKUP_PING_URL"
+    return {
+        "id_notificacion": n.id_notificacion,
+        "envio": n.envio,
+        "clave_incidente": n.clave_incidente,
+        "id_mensaje": n.id_mensaje,
+        "canales": [
+            {
+                "canal": e.canal,
+                "destino": destinos.get(e.canal, "(canal ya no configurado)"),
+                "estado": e.estado,
+                "intentos": e.intentos,
+                "ultimo_error": e.ultimo_error,
+                "proximo_intento": e.proximo_intento,
+                "fecha_envio": e.fecha_envio,
+            }
+            for e in filas
+        ],
+    }
+
+
 def canales_caidos(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Canales con un envío en ERROR desde hace más de un día y ningún éxito después: /health."""
     rows = session.execute(
@@ -590,6 +675,7 @@ __all__ = [
     "ciclo",
     "entregar_pendientes",
     "entregar_uno",
+    "envios_de",
     "espera",
     "ping_backup",
     "pings_pendientes",
@@ -599,4 +685,5 @@ __all__ = [
     "resumen_diario",
     "resumen_si_toca",
     "vigilar",
+    "vigilar_jobs",
 ]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 
 from inventario.modules.planificador.service import JobDef, JobRun, JobsService
@@ -26,6 +27,18 @@ log = logging.getLogger(__name__)
 STARTUP_JOB_ID = "_arranque"
 RETRY = timedelta(seconds=60)
 RETRY_SUFFIX = ":reintento"
+
+
+class _SlotTrigger(BaseTrigger):
+    """Dispara en las horas programadas de `JobsService.next_slot` (jobs cada N minutos)."""
+
+    def __init__(self, service: JobsService, job: JobDef) -> None:
+        self.service = service
+        self.job = job
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        reference = previous_fire_time if previous_fire_time is not None else now - timedelta(microseconds=1)
+        return self.service.next_slot(self.job, max(reference, now - timedelta(microseconds=1)))
 
 
 class Scheduler:
@@ -61,9 +74,14 @@ class Scheduler:
         )
         for job in self.service.jobs:
             hour, minute = job.hora_de(self.settings)
+            trigger = (
+                _SlotTrigger(self.service, job)
+                if job.minutos(self.settings)
+                else CronTrigger(hour=hour, minute=minute, timezone=tz)
+            )
             scheduler.add_job(
                 self._fire,
-                CronTrigger(hour=hour, minute=minute, timezone=tz),
+                trigger,
                 id=job.job_id,
                 name=job.nombre,
                 args=[job.job_id],

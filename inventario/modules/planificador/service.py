@@ -32,7 +32,7 @@ from sqlalchemy import and_, func, or_, select, text
 
 from inventario.config import Settings
 from inventario.errors import Conflicto, DomainError, NoEncontrado
-from inventario.jobs import alertas_job, backup_job, logs_maintenance_job
+from inventario.jobs import alertas_job, backup_incremental_job, backup_job, logs_maintenance_job
 from inventario.logging_setup import redact
 from inventario.modules.notificaciones.service import create_notification
 from inventario.modules.planificador import schedule
@@ -58,8 +58,17 @@ class JobDef:
     # Jobs que cuidan algo de cada máquina (sus logs): una corrida por máquina y carpeta.
     por_maquina: bool = False
     tipo_notificacion: str = "MANTENIMIENTO"
-    semaforo_fallo: str = "AMARILLO"
+    semaforo_fallo: str = "ROJO"  # un job que falla sale por los canales de avisos al momento
     titulo_fallo: str | None = None  # por defecto "❌ Error en el job ID (nombre)"
+    # Jobs cada N minutos (`backup_incremental`) en vez de una vez al día; 0 = apagado (el job no
+    # se registra). Sus horas programadas salen de `schedule.interval_*`; `hora_de` no se usa.
+    cada_minutos: Callable[[Settings], int] | None = None
+
+    def minutos(self, settings: Settings) -> int | None:
+        return self.cada_minutos(settings) if self.cada_minutos is not None else None
+
+    def activo(self, settings: Settings) -> bool:
+        return self.minutos(settings) != 0
 
 
 JOBS: tuple[JobDef, ...] = (
@@ -76,6 +85,22 @@ JOBS: tuple[JobDef, ...] = (
         tipo_notificacion="BACKUP",
         semaforo_fallo="ROJO",
         titulo_fallo=f"❌ Error en el backup diario ({backup_job.JOB_ID})",
+    ),
+    JobDef(
+        job_id=backup_incremental_job.JOB_ID,
+        nombre="Backup incremental",
+        funcion=backup_incremental_job.run,
+        hora_de=lambda s: (0, 0),
+        cada_minutos=lambda s: s.BACKUP_INCREMENTAL_MINUTOS,
+        descripcion_de=lambda s: (
+            f"Backup INCREMENTAL cada {s.BACKUP_INCREMENTAL_MINUTOS} minutos (BACKUP_INCREMENTAL_MINUTOS): "
+            "los cambios desde el backup anterior de la cadena; sin archivo si nada cambió; se omite si "
+            "otro backup está en curso"
+            + ("" if s.BACKUP_ENABLED else ". Deshabilitado (BACKUP_ENABLED=false)")
+        ),
+        tipo_notificacion="BACKUP",
+        semaforo_fallo="ROJO",
+        titulo_fallo=f"❌ Error en el backup incremental ({backup_incremental_job.JOB_ID})",
     ),
     JobDef(
         job_id=logs_maintenance_job.JOB_ID,
@@ -150,7 +175,8 @@ class JobsService:
     ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
-        self.jobs = tuple(jobs if jobs is not None else JOBS)
+        # Un job cada 0 minutos está apagado: ni se programa ni se lista.
+        self.jobs = tuple(j for j in (jobs if jobs is not None else JOBS) if j.activo(self.settings))
         self.instancia = instancia or instancia_actual()
 
     # ------------------------------------------------------------------ definiciones
@@ -175,20 +201,36 @@ class JobsService:
         return LOCK_CLASS, zlib.crc32(f"{job.job_id}|{self.ambito(job)}".encode()) & 0x7FFFFFFF
 
     def latest_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.latest_slot(now, hour, minute, self.settings.tz)
 
     def next_slot(self, job: JobDef, now: datetime) -> datetime:
+        if minutes := job.minutos(self.settings):
+            return schedule.interval_next_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.next_slot(now, hour, minute, self.settings.tz)
 
     def due_slot(self, job: JobDef, now: datetime) -> datetime | None:
+        if minutes := job.minutos(self.settings):
+            # Solo la última cuenta y nunca está fuera de gracia: la siguiente la reemplaza.
+            return schedule.interval_latest_slot(now, minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.due_slot(now, hour, minute, self.settings.tz, self.grace)
 
     def programacion(self, job: JobDef) -> str:
+        if minutes := job.minutos(self.settings):
+            return schedule.describe_interval(minutes)
         hour, minute = job.hora_de(self.settings)
         return schedule.describe(hour, minute, self.settings.ZONA_HORARIA)
+
+    def cron(self, job: JobDef) -> tuple[str, str]:
+        """(cron, hora) para mostrar: `0 3 * * *` y `03:00`, o `*/15 * * * *` y `cada 15 min`."""
+        if minutes := job.minutos(self.settings):
+            return schedule.cron_interval(minutes), f"cada {minutes} min"
+        hour, minute = job.hora_de(self.settings)
+        return schedule.cron(hour, minute), f"{hour:02d}:{minute:02d}"
 
     # ------------------------------------------------------------------ cerrojo
     @contextmanager
@@ -460,7 +502,7 @@ class JobsService:
                         f"no se ejecutó a las {hora} y ya pasó el período de gracia "
                         f"({self.settings.SCHEDULER_GRACIA_MIN} min)"
                     )
-            hour, minute = job.hora_de(self.settings)
+            cron, hora = self.cron(job)
             items.append(
                 {
                     "job": job,
@@ -468,8 +510,8 @@ class JobsService:
                     "nombre": job.nombre,
                     "descripcion": job.descripcion_de(self.settings),
                     "programacion": self.programacion(job),
-                    "cron": schedule.cron(hour, minute),
-                    "hora": f"{hour:02d}:{minute:02d}",
+                    "cron": cron,
+                    "hora": hora,
                     "zona_horaria": self.settings.ZONA_HORARIA,
                     "ambito": self.ambito(job),
                     "proxima_ejecucion": self.next_slot(job, now),

@@ -89,6 +89,16 @@ def get_product(session: Session, product_id: int) -> dict[str, Any]:
     return dict(row._mapping)
 
 
+def names(session: Session, product_ids: set[int]) -> dict[int, str]:
+    """Nombre de cada producto pedido (para rotular listados de lotes sin unir tablas enteras)."""
+    if not product_ids:
+        return {}
+    rows = session.execute(
+        select(Producto.id_producto, Producto.nombre).where(Producto.id_producto.in_(product_ids))
+    )
+    return {r.id_producto: r.nombre for r in rows}
+
+
 def require_product(session: Session, product_id: int, *, active: bool = False) -> Producto:
     """El producto, o 404; con `active`, 409 si está desactivado."""
     product = session.get(Producto, product_id)
@@ -171,6 +181,7 @@ __all__ = [
     "get_product",
     "like_pattern",
     "list_products",
+    "names",
     "product_stock",
     "require_product",
     "update_product",

@@ -51,15 +51,39 @@ def check_disk(path: Path, min_free_mb: int) -> dict[str, Any]:
         "total_bytes": usage.total,
         "libre_porcentaje": round(usage.free * 100 / usage.total, 2) if usage.total else 0.0,
         "minimo_mb": min_free_mb,
+        "utilizable": True,
     }
     if info["estado"] != OK:
         info["mensaje"] = f"Quedan {free_mb:.0f} MB libres para backups (mínimo {min_free_mb} MB)"
     # El directorio (o el primer ancestro existente, donde se creará) debe poder recibir archivos.
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         info["estado"] = DEGRADADO
+        info["utilizable"] = False
         info["mensaje"] = (
             f"El directorio de backups no es utilizable: {probe} no es un directorio con permiso de escritura"
         )
+    return info
+
+
+def check_offsite(engine: Engine, settings: Settings) -> dict[str, Any]:
+    """Copias fuera del sitio: DEGRADADO si el último backup no llegó al remoto en BACKUP_REMOTO_MAX_HORAS."""
+    if not settings.BACKUP_REMOTO:
+        return {"estado": OK, "configurado": False}
+    from inventario.modules.remoto.service import offsite_lag
+
+    info: dict[str, Any] = {
+        "estado": OK,
+        "configurado": True,
+        "destino": settings.BACKUP_REMOTO,  # nombre de remoto y ruta: las credenciales viven en rclone.conf
+        "max_horas": settings.BACKUP_REMOTO_MAX_HORAS,
+    }
+    try:
+        with Session(engine) as session:
+            lag = offsite_lag(session, settings)
+    except Exception as exc:  # sin base ya lo dice base_datos; aquí no se sabe
+        return {**info, "estado": DEGRADADO, "mensaje": f"No se pudo consultar ({exc.__class__.__name__})"}
+    if lag:
+        info.update(estado=DEGRADADO, mensaje=lag)
     return info
 
 
@@ -113,10 +137,17 @@ def check_health(
                 "mensaje": f"No se pudo consultar el planificador ({exc.__class__.__name__})",
                 "jobs": [],
             }
+    offsite = (
+        check_offsite(engine, settings)
+        if database["estado"] == OK or not settings.BACKUP_REMOTO
+        else {"estado": OK, "configurado": True, "destino": settings.BACKUP_REMOTO}
+    )
     notificaciones = check_notificaciones(engine, settings) if database["estado"] == OK else {"estado": OK}
-    # Sin base no hay servicio: ERROR. Disco, planificador o avisos con problemas: DEGRADADO.
+    # Sin base no hay servicio: ERROR. Disco, planificador, avisos o copias fuera del sitio con
+    # problemas: DEGRADADO.
     estado = overall(
-        database["estado"], *(DEGRADADO for s in (disk, scheduler, notificaciones) if s["estado"] != OK)
+        database["estado"],
+        *(DEGRADADO for s in (disk, scheduler, notificaciones, offsite) if s["estado"] != OK),
     )
     result = {
         "estado": estado,
@@ -124,6 +155,7 @@ def check_health(
         "disco_backups": disk,
         "scheduler": scheduler,
         "notificaciones": notificaciones,
+        "fuera_del_sitio": offsite,
     }
     # El nivel refleja el estado: en health.log se filtran las caídas con solo buscar ERROR.
     level = {OK: logging.INFO, DEGRADADO: logging.WARNING}.get(estado, logging.ERROR)
@@ -134,6 +166,7 @@ def check_health(
             ("disco", disk),
             ("scheduler", scheduler),
             ("notificaciones", notificaciones),
+            ("fuera_del_sitio", offsite),
         )
         if section["estado"] != OK and "mensaje" in section
     )

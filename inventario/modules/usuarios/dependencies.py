@@ -26,6 +26,11 @@ def current_user(
 ) -> Usuario:
     if not token:
         raise NoAutorizado("Falta el token de acceso (cabecera Authorization: Bearer ...)")
+    return user_from_token(request, token)
+
+
+def user_from_token(request: Request, token: str) -> Usuario:
+    """El usuario activo de un token (API: cabecera Bearer; consola: cookie de sesión)."""
     payload = decode_token(request.app.state.secret_key, token)
     if payload is None:
         raise NoAutorizado("Token inválido o vencido")

@@ -1,0 +1,246 @@
+"""Copias fuera del sitio, las piezas sueltas: rclone contra S3, SFTP y un directorio reales en loopback,
+cifrado age por streaming, descriptores, verificación y la clave."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyrage
+import pytest
+from pyrage import x25519
+from typer.testing import CliRunner
+
+from inventario.config import ConfigError, load_settings
+from inventario.modules.remoto import transfer
+from inventario.modules.remoto.cifrado import AGE_MAGIC, CifradoError, load_identities, parse_recipients
+from inventario.modules.remoto.rclone import Rclone, RemotoError
+from tests.remoto_support import KINDS, Destino, destino
+
+SQL = "".join(f"INSERT INTO productos VALUES ({i}, 'Producto {i}', 'SKU-{i:06d}');\n" for i in range(20000))
+
+
+@pytest.fixture(params=KINDS)
+def dest(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Destino]:
+    with destino(request.param, tmp_path / "remoto") as d:
+        yield d
+
+
+@pytest.fixture
+def backup_file(tmp_path: Path) -> Path:
+    path = tmp_path / "backups" / "backup_20261201_030000_FULL.sql.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(SQL.encode()))
+    return path
+
+
+@pytest.fixture
+def identity() -> x25519.Identity:
+    return x25519.Identity.generate()
+
+
+def _public(path: Path) -> dict[str, object]:
+    return {
+        "id_backup": 7,
+        "tipo": "COMPLETO",
+        "nombre_archivo": path.name,
+        "fecha_creacion": datetime(2026, 12, 1, 3, tzinfo=UTC),
+    }
+
+
+def _rclone(dest: Destino) -> Rclone:
+    return Rclone(dest.remote, str(dest.config) if dest.config else None)
+
+
+MANIFEST = b'{"id_backup": 7, "tablas": [{"nombre": "productos", "filas": 20000}]}'
+
+
+def test_subir_verificar_y_bajar_cifrado(
+    dest: Destino, backup_file: Path, identity: x25519.Identity, tmp_path: Path
+) -> None:
+    rclone = _rclone(dest)
+    desc = transfer.push(
+        rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path / "trabajo"
+    )
+    assert desc.cifrado and desc.datos.nombre == backup_file.name + ".age"
+    assert sorted(os.listdir(dest.storage)) == sorted(desc.objetos)
+    assert not list((tmp_path / "trabajo").iterdir()), "el temporal cifrado no se borró"
+
+    # Lo que guarda el remoto no es gzip ni SQL: es age; el manifiesto (filas) tampoco se lee.
+    stored = dest.object_path(desc.datos.nombre).read_bytes()
+    assert stored.startswith(AGE_MAGIC) and not stored.startswith(b"\x1f\x8b")
+    assert b"INSERT" not in stored and b"productos" not in stored
+    manifest_stored = dest.object_path(desc.manifiesto.nombre).read_bytes()
+    assert manifest_stored.startswith(AGE_MAGIC) and b"productos" not in manifest_stored
+    public_text = dest.object_path(desc.nombre_descriptor).read_text()
+    assert "productos" not in public_text and "20000" not in public_text
+
+    found, broken = transfer.descriptors(rclone)
+    assert broken == [] and [d.id_backup for d in found] == [7]
+    assert found[0] == desc
+    transfer.check_object(rclone, desc.datos)
+
+    # De vuelta: bajar verificando y descifrar da exactamente el archivo original.
+    down = tmp_path / "bajado"
+    down.mkdir()
+    transfer.fetch_object(rclone, desc.datos, down / desc.datos.nombre)
+    transfer.open_object(down / desc.datos.nombre, down / backup_file.name, [identity], True)
+    assert (down / backup_file.name).read_bytes() == backup_file.read_bytes()
+    manifest = transfer.decrypt_bytes(rclone.read_bytes(desc.manifiesto.nombre), [identity], True)
+    assert manifest == MANIFEST
+
+
+def test_sin_destinatarios_viaja_sin_cifrar(tmp_path: Path, backup_file: Path) -> None:
+    with destino("dir", tmp_path / "remoto") as dest:
+        desc = transfer.push(_rclone(dest), backup_file, MANIFEST, _public(backup_file), None, tmp_path / "t")
+        assert not desc.cifrado and desc.datos.nombre == backup_file.name
+        assert dest.object_path(backup_file.name).read_bytes() == backup_file.read_bytes()
+
+
+def test_un_byte_cambiado_en_el_remoto_se_detecta(
+    dest: Destino, backup_file: Path, identity: x25519.Identity, tmp_path: Path
+) -> None:
+    rclone = _rclone(dest)
+    desc = transfer.push(
+        rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
+    )
+    obj = dest.object_path(desc.datos.nombre)
+    data = bytearray(obj.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    obj.write_bytes(bytes(data))
+    with pytest.raises(RemotoError, match="dañada"):
+        transfer.check_object(rclone, desc.datos)
+    target = tmp_path / "bajado.age"
+    with pytest.raises(RemotoError, match="no coincide"):
+        transfer.fetch_object(rclone, desc.datos, target)
+    assert not target.exists() and not list(tmp_path.glob("*.parcial"))
+
+
+@pytest.mark.parametrize("kind", ["s3", "sftp"])
+def test_servidor_caido_da_error_claro(
+    kind: str, tmp_path: Path, backup_file: Path, identity: x25519.Identity
+) -> None:
+    with destino(kind, tmp_path / "remoto") as dest:
+        dest.stop()
+        rclone = Rclone(dest.remote, str(dest.config))
+        rclone.timeout = 60
+        with pytest.raises(RemotoError, match="rclone copy falló"):
+            transfer.push(
+                rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
+            )
+        assert not list(tmp_path.glob("*.parcial"))
+        # De vuelta el servidor, la misma subida funciona.
+        dest.start()
+        desc = transfer.push(
+            rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
+        )
+        transfer.check_object(rclone, desc.datos)
+
+
+@pytest.mark.parametrize("kind", ["s3", "sftp"])
+def test_ninguna_credencial_en_argv_ni_en_logs(
+    kind: str, tmp_path: Path, backup_file: Path, identity: x25519.Identity, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with destino(kind, tmp_path / "remoto") as dest:
+        seen: list[str] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            # Cada proceso de la máquina mientras dura la subida: los rclone que lanzamos y el servidor.
+            while not done.is_set():
+                for pid in os.listdir("/proc"):
+                    if not pid.isdigit():
+                        continue
+                    try:
+                        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    except OSError:
+                        continue
+                    if "rclone" in cmdline:
+                        seen.append(cmdline)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            rclone = _rclone(dest)
+            desc = transfer.push(
+                rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
+            )
+            transfer.check_object(rclone, desc.datos)
+            transfer.descriptors(rclone)
+        finally:
+            done.set()
+            watcher.join()
+        assert any(" copy " in c for c in seen) and any(" cat " in c for c in seen), seen[:5]
+        assert not [c for c in seen if dest.secret in c]
+        assert dest.secret not in caplog.text
+
+
+def test_identidad_equivocada_no_toca_nada(
+    tmp_path: Path, backup_file: Path, identity: x25519.Identity
+) -> None:
+    with destino("dir", tmp_path / "remoto") as dest:
+        rclone = _rclone(dest)
+        desc = transfer.push(
+            rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
+        )
+        transfer.fetch_object(rclone, desc.datos, tmp_path / desc.datos.nombre)
+        target = tmp_path / "restaurado.sql.gz"
+        with pytest.raises(CifradoError, match="La identidad no corresponde"):
+            transfer.open_object(tmp_path / desc.datos.nombre, target, [x25519.Identity.generate()], True)
+        assert not target.exists() and not list(tmp_path.glob("*.parcial"))
+        with pytest.raises(CifradoError, match="indique la identidad"):
+            transfer.open_object(tmp_path / desc.datos.nombre, target, None, True)
+
+
+def test_config_legible_por_otros_se_rechaza(tmp_path: Path) -> None:
+    with destino("s3", tmp_path / "remoto") as dest:
+        assert dest.config is not None
+        dest.config.chmod(0o644)
+        with pytest.raises(RemotoError, match="chmod 600"):
+            _rclone(dest).list()
+
+
+def test_configuracion_validada() -> None:
+    key = str(x25519.Identity.generate().to_public())
+    other = str(x25519.Identity.generate().to_public())
+    settings = load_settings(BACKUP_CIFRADO_DESTINATARIOS=f" {key},\n{other} ", BACKUP_REMOTO="s3:cubeta/x")
+    assert settings.BACKUP_CIFRADO_DESTINATARIOS == f"{key} {other}"
+    assert len(parse_recipients(settings.BACKUP_CIFRADO_DESTINATARIOS)) == 2
+    assert settings.remoto_retention_days == settings.BACKUP_RETENTION_DAYS
+    assert load_settings(BACKUP_REMOTO="", BACKUP_CIFRADO_DESTINATARIOS="").BACKUP_REMOTO is None
+    with pytest.raises(ConfigError, match="BACKUP_CIFRADO_DESTINATARIOS"):
+        load_settings(BACKUP_CIFRADO_DESTINATARIOS="age1noesunaclave")
+    secret = str(x25519.Identity.generate())
+    with pytest.raises(ConfigError, match="no es una clave pública age") as err:
+        load_settings(BACKUP_CIFRADO_DESTINATARIOS=secret)
+    assert secret not in str(err.value), "una clave privada pegada por error no se repite entera"
+    with pytest.raises(ConfigError, match="línea de órdenes"):
+        load_settings(BACKUP_REMOTO=":s3,access_key_id=AK,secret_access_key=SK:cubeta")
+    with pytest.raises(ConfigError, match="parámetros"):
+        load_settings(BACKUP_REMOTO="s3,secret_access_key=SK:cubeta")
+
+
+def test_clave_generar(tmp_path: Path) -> None:
+    from inventario.cli import app
+
+    out = tmp_path / "clave.txt"
+    result = CliRunner().invoke(app, ["backup", "clave", "generar", "--salida", str(out)])
+    assert result.exit_code == 0, result.output
+    public = result.stdout.strip().splitlines()[0]
+    assert public.startswith("age1")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    identities = load_identities(out)
+    assert str(identities[0].to_public()) == public
+    # Lo cifrado para la clave pública impresa se abre con el archivo generado.
+    assert pyrage.decrypt(pyrage.encrypt(b"hola", [x25519.Recipient.from_str(public)]), identities) == b"hola"
+    before = out.read_bytes()
+    again = CliRunner().invoke(app, ["backup", "clave", "generar", "--salida", str(out)])
+    assert again.exit_code == 1 and "no se sobrescribe" in again.output
+    assert out.read_bytes() == before

@@ -1,0 +1,132 @@
+"""`inventario backup remoto ...` como proceso real contra un S3 en loopback."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inventario.postgres import DatabaseServer
+from tests.backup_support import connect, drop_database, snapshot
+from tests.backup_support import fill_inventario as fill
+from tests.conftest import admin_conn, run_cli
+from tests.remoto_support import Destino, destino
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[Destino]:
+    with destino("s3", tmp_path / "remoto") as dest:
+        yield dest
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], s3: Destino, tmp_path: Path) -> dict[str, str]:
+    key = tmp_path / "clave.txt"
+    out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
+    assert out.returncode == 0, out.stderr
+    public = out.stdout.strip()
+    assert public.startswith("age1")
+    assert s3.config is not None
+    return dict(
+        cli_env,
+        BACKUP_REMOTO=s3.remote,
+        BACKUP_REMOTO_CONFIG=str(s3.config),
+        BACKUP_CIFRADO_DESTINATARIOS=public,
+        IDENTIDAD=str(key),
+    )
+
+
+def test_subir_listar_verificar_y_detectar_un_byte_cambiado(env: dict[str, str], s3: Destino) -> None:
+    assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
+    assert run_cli(env, "backup", "ejecutar", "--tipo", "DIFERENCIAL").returncode == 0
+    out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
+    assert out.returncode == 0, out.stderr
+    out = run_cli(env, "backup", "remoto", "listar")
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stdout.splitlines() if ".sql.gz.age" in line]
+    assert len(lines) == 2 and "DIFERENCIAL" in lines[0] and "COMPLETO" in lines[1]
+
+    out = run_cli(env, "backup", "remoto", "verificar", "--todos")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("OK") == 2
+
+    out = run_cli(env, "backup", "remoto", "verificar", "--restaurar-prueba", "--identidad", env["IDENTIDAD"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "restaurado en una base temporal" in out.stdout
+
+    # Un byte cambiado en el servidor (el completo): la verificación lo detecta y falla.
+    full = next(s3.storage.glob("*_FULL.sql.gz.age"))
+    data = bytearray(full.read_bytes())
+    data[100] ^= 0x10
+    full.write_bytes(bytes(data))
+    out = run_cli(env, "backup", "remoto", "verificar", "--todos")
+    assert out.returncode == 1
+    assert "ERROR" in out.stdout and full.name in out.stdout and "dañada" in out.stdout
+    # Y la restauración de prueba de la cadena (que usa ese completo) no se intenta con él.
+    out = run_cli(env, "backup", "remoto", "verificar", "--restaurar-prueba", "--identidad", env["IDENTIDAD"])
+    assert out.returncode == 1
+    for text in (out.stdout, out.stderr):
+        assert s3.secret not in text
+    # Ni en los logs (app.log, error.log...): las credenciales solo viven en rclone.conf.
+    logs = [p for p in Path(env["LOGS_PATH"]).rglob("*") if p.is_file()]
+    assert logs and not [p for p in logs if s3.secret.encode() in p.read_bytes()]
+
+
+def test_sin_configurar_y_argumentos_invalidos(cli_env: dict[str, str]) -> None:
+    out = run_cli(cli_env, "backup", "remoto", "listar")
+    assert out.returncode == 2 and "BACKUP_REMOTO" in out.stderr
+    out = run_cli(dict(cli_env, BACKUP_REMOTO="/tmp/x"), "backup", "remoto", "subir")
+    assert out.returncode == 2 and "--pendientes" in out.stderr
+    out = run_cli(dict(cli_env, BACKUP_CIFRADO_DESTINATARIOS="age1malo"), "backup", "remoto", "listar")
+    assert out.returncode == 2 and "BACKUP_CIFRADO_DESTINATARIOS" in out.stderr
+
+
+def test_simulacro_de_perdida_total(
+    env: dict[str, str], s3: Destino, fresh_db: DatabaseServer, pg_server: DatabaseServer, tmp_path: Path
+) -> None:
+    """Se pierde todo (la base, DATA_PATH y BACKUP_PATH); con el remoto y la clave se recupera todo."""
+    fill(fresh_db, productos=30)
+    assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'cambiado' WHERE id_producto <= 5")
+        conn.execute("DELETE FROM movimientos WHERE id_movimiento IN (2, 3)")
+    # El estado que guarda el diferencial (su aviso "completado" se escribe después de la instantánea).
+    expected = snapshot(fresh_db)
+    out = run_cli(env, "backup", "ejecutar", "--tipo", "DIFERENCIAL")
+    assert out.returncode == 0, out.stderr
+    with connect(fresh_db) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id_backup FROM historial_backup ORDER BY 1")]
+    out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    # La pérdida: la base, DATA_PATH y BACKUP_PATH desaparecen.
+    drop_database(pg_server, fresh_db.database)
+    shutil.rmtree(env["BACKUP_PATH"])
+    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
+    with admin_conn(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+
+    # Una identidad equivocada: error claro y nada tocado (ni la base ni BACKUP_PATH).
+    wrong = tmp_path / "otra.txt"
+    assert run_cli(env, "backup", "clave", "generar", "--salida", str(wrong)).returncode == 0
+    out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(wrong), "--si")
+    assert out.returncode == 1 and "La identidad no corresponde" in out.stderr, out.stdout + out.stderr
+    assert not list(Path(env["BACKUP_PATH"]).glob("backup_*"))
+    with connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone() == (0,)
+
+    out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Restaurado DIFERENCIAL {ids[1]}" in out.stdout
+    assert snapshot(fresh_db) == expected  # cada tabla igual a la de origen
+    with connect(fresh_db) as conn:
+        catalog = conn.execute("SELECT id_backup, estado FROM historial_backup ORDER BY 1").fetchall()
+        remote = conn.execute("SELECT id_backup, estado, objeto FROM copia_remota ORDER BY 1").fetchall()
+    assert catalog == [(ids[0], "COMPLETADO"), (ids[1], "COMPLETADO")]
+    assert [(r[0], r[1]) for r in remote] == [(ids[0], "COPIADO"), (ids[1], "COPIADO")]
+    assert all(r[2].endswith(".sql.gz.age") for r in remote)
+    # BACKUP_PATH vuelve a tener los archivos (verificables como cualquier backup local).
+    out = run_cli(env, "backup", "verificar", "--todos")
+    assert out.returncode == 0, out.stdout + out.stderr
