@@ -96,12 +96,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.url.startswith(("http://127.", "http://localhost")):
         raise SystemExit("la carga solo se envía a loopback")
-    lots = [tuple(int(x) for x in pair.split(":")) for pair in args.lotes.split(",")]
+    lots = [(int(lote), int(producto)) for lote, producto in (p.split(":") for p in args.lotes.split(","))]
     print(
         json.dumps(
             asyncio.run(run(args.url, args.token, args.clientes, args.peticiones, args.segundos, lots))
         )
-    )  # type: ignore[arg-type]
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,12 +71,12 @@ class Entorno:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-def crear(productos: int, lotes: int, movimientos: int, log=print) -> Entorno:  # type: ignore[no-untyped-def]
+def crear(productos: int, lotes: int, movimientos: int, log: Callable[[str], object] = print) -> Entorno:
     home = Path(tempfile.mkdtemp(prefix="inventario-bench-"))
     os.chmod(home, 0o755)
     server = start_embedded(home / "pg")
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         DATA_PATH=str(home / "data"),
         BACKUP_PATH=str(home / "backups"),
         LOGS_PATH=str(home / "logs"),

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -219,13 +220,13 @@ def m3_restauracion(
         for side, files, bucket in (("cadena", chain, ours), ("fresco", [fresh_full], ref)):
             name = f"bench_restaurar_{side}_{i}"
             ent.new_database(name)
-            seconds, _ = timed(lambda name=name, files=files: psql_restore(ent, name, files))
+            seconds, _ = timed(partial(psql_restore, ent, name, files))
             bucket.append(seconds)
             with ent.connect(name) as conn:
                 row = conn.execute(
                     "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes)"
                 ).fetchone()
-            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]
+            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]  # la consulta siempre da una fila
             ent.drop_database(name)
     same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
     ratio = median(ours) / median(ref)
@@ -651,7 +652,7 @@ def m9_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
         for side, paths, bucket in (("cadena", files, ours), ("fresco", [fresh], ref)):
             name = f"bench_incr_{side}_{i}"
             ent.new_database(name)
-            seconds, _ = timed(lambda name=name, paths=paths: psql_restore(ent, name, paths))
+            seconds, _ = timed(partial(psql_restore, ent, name, paths))
             bucket.append(seconds)
             with ent.connect(name) as conn:
                 row = conn.execute(

@@ -269,7 +269,7 @@ def load_settings(**overrides: object) -> Settings:
     from inventario.errors import traducir
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(**overrides)  # type: ignore[arg-type]  # valores crudos: pydantic los valida
     except ValidationError as exc:
         # traducir() espera la ubicación de FastAPI ("body", campo...): el campo es la variable.
         lines = [f"  {traducir({**err, 'loc': ('settings', *err['loc'])})}" for err in exc.errors()]

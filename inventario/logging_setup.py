@@ -14,6 +14,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from io import TextIOWrapper
 from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
@@ -159,7 +161,7 @@ class DatedSizeRotatingHandler(RotatingFileHandler):
     def doRollover(self) -> None:
         if self.stream:
             self.stream.close()
-            self.stream = None  # type: ignore[assignment]
+            self.stream = None
         base = Path(self.baseFilename)
         if base.exists() and base.stat().st_size > 0:
             os.rename(base, unique_name(Path(f"{base}.{date.today().isoformat()}")))
@@ -227,3 +229,30 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> Non
         logger.setLevel(logging.INFO)
         logger.propagate = False
         logger.addHandler(prepared(DatedDailyHandler(str(logs_dir / filename))))
+
+
+@contextmanager
+def isolated_logging() -> Iterator[None]:
+    """Aparta lo que configuró `setup_logging` y lo devuelve al salir, cerrando lo que se haya
+    configurado dentro (pruebas que arrancan la aplicación varias veces en un proceso). Los
+    handlers ajenos (los de pytest) no se tocan."""
+    loggers = [logging.getLogger(name) for name in ("", *(logger for logger, _ in _OWN_FILES))]
+    levels = [(logger, logger.level, logger.propagate) for logger in loggers]
+    attached = [(lg, h) for lg in loggers for h in lg.handlers if h in _configured]
+    for logger, handler in attached:
+        logger.removeHandler(handler)
+    saved = list(_configured)
+    _configured.clear()  # que un setup_logging() de dentro no cierre los de fuera
+    try:
+        yield
+    finally:
+        for handler in _configured:
+            for logger in loggers:
+                logger.removeHandler(handler)
+            handler.close()
+        _configured[:] = saved
+        for logger, handler in attached:
+            logger.addHandler(handler)
+        for logger, level, propagate in levels:
+            logger.setLevel(level)
+            logger.propagate = propagate

@@ -66,18 +66,18 @@ class DatabaseServer:
         """La conexión psycopg directa (cerrojos, pg_catalog, restauración, pruebas): la única forma
         de abrirla; la contraseña va como parámetro, nunca en el conninfo."""
         conninfo, env = self.libpq()
-        extra = {"application_name": application_name} if application_name else {}
+        # psycopg omite los parámetros None: sin application_name, el de siempre.
         return psycopg.connect(
             conninfo,
             password=env.get("PGPASSWORD"),
             autocommit=autocommit,
             connect_timeout=connect_timeout,
-            **extra,
+            application_name=application_name,
         )
 
     def stop(self) -> None:
         if self._handle is not None:
-            self._handle.cleanup()  # type: ignore[attr-defined]
+            self._handle.cleanup()  # type: ignore[attr-defined]  # pgserver no publica tipos
             self._handle = None
 
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import date, timedelta
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
+from fastapi.testclient import TestClient
 from psycopg import sql
 
+from inventario.config import Settings
+from inventario.modules.backup.repo import backup_name
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.conftest import admin_conn
@@ -226,3 +234,136 @@ def sin_rastro_de_restauraciones(snap: dict[str, list[tuple]]) -> dict[str, list
         if s[0] not in ("notificaciones_id_notificacion_seq", "restauraciones_id_restauracion_seq")
     ]
     return snap
+
+
+API = "/api/v1/backup"
+
+
+H = dict[str, str]
+
+
+def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
+    with connect(server) as conn:
+        seed_user(conn)
+        conn.execute(
+            "INSERT INTO productos (codigo, nombre, descripcion) "
+            "SELECT 'C' || g || '-' || md5(random()::text), 'Producto ' || g, repeat(%s, 10) "
+            "FROM generate_series(1, %s) g",
+            (texto, productos),
+        )
+
+
+def cambiar(server: DatabaseServer, n: int = 3) -> None:
+    with connect(server) as conn:
+        conn.execute(
+            "INSERT INTO productos (codigo, nombre) SELECT 'N' || g || '-' || md5(random()::text), 'Nuevo' "
+            "FROM generate_series(1, %s) g",
+            (n,),
+        )
+
+
+def esperar_fin(client: TestClient, headers: H, id_backup: int, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get(f"{API}/{id_backup}", headers=headers)
+        assert r.status_code == 200, r.text
+        if r.json()["estado"] != "EN_PROCESO":
+            return r.json()
+        assert time.monotonic() < deadline, "el backup no terminó a tiempo"
+        time.sleep(0.05)
+
+
+def backup(client: TestClient, headers: H, ruta: str = "/ejecutar-completo", **params: Any) -> dict:
+    r = client.post(f"{API}{ruta}", params={"esperar": "true", **params}, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["estado"] == "COMPLETADO"
+    return r.json()
+
+
+def notificaciones(client: TestClient, headers: H) -> list[dict]:
+    r = client.get("/api/v1/notificaciones", params={"tipo": "BACKUP", "limit": 500}, headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()["items"]
+
+
+def envejecer(server: DatabaseServer, dias: dict[int, int]) -> None:
+    """Simula la edad de los backups; con el GUC del restaurador el trigger respeta la fecha."""
+    with connect(server, autocommit=False) as conn:
+        conn.execute("SET LOCAL inventario.restaurando = 'on'")
+        for id_backup, d in dias.items():
+            conn.execute(
+                "UPDATE historial_backup SET fecha_creacion = now() - make_interval(days => %s) WHERE id_backup = %s",
+                (d, id_backup),
+            )
+        conn.commit()
+
+
+@contextmanager
+def fallo_sembrado(settings: Settings, segundos: int = 40) -> Iterator[None]:
+    """Ocupa los nombres `.parcial` de los próximos segundos: el motor no puede crear su archivo
+    temporal, el backup falla después de registrarse (estado ERROR) sin tocar nada más. Al salir,
+    los quita."""
+    directorio = settings.backup_dir
+    directorio.mkdir(parents=True, exist_ok=True)
+    ahora = datetime.now(settings.tz)
+    plantados = []
+    try:
+        for s in range(-1, segundos):
+            for tipo in ("COMPLETO", "DIFERENCIAL", "INCREMENTAL"):
+                p = directorio / (backup_name(ahora + timedelta(seconds=s), tipo) + ".parcial")
+                p.write_bytes(b"ocupado")
+                plantados.append(p)
+        yield
+    finally:
+        for p in plantados:
+            p.unlink(missing_ok=True)
+
+
+def diferencial_fallido(client: TestClient, headers: H, settings: Settings) -> dict:
+    """Un DIFERENCIAL que falla tras registrarse: 503 con su registro en ERROR."""
+    with fallo_sembrado(settings):
+        r = client.post(f"{API}/ejecutar-diferencial", params={"esperar": "true"}, headers=headers)
+    assert r.status_code == 503, r.text
+    return r.json()
+
+
+def fill_inventario(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
+    with connect(server) as conn:
+        user = seed_user(conn)
+        conn.execute(
+            "INSERT INTO productos (codigo, nombre, descripcion) SELECT 'C' || g || '-' || md5(random()::text), "
+            "'Producto ' || g, repeat(%s, 10) FROM generate_series(1, %s) g",
+            (texto, productos),
+        )
+        conn.execute(
+            "INSERT INTO lotes (id_producto, codigo_lote, fecha_vencimiento, cantidad) "
+            "SELECT id_producto, 'L1', CURRENT_DATE + 30, 10 FROM productos p "
+            "WHERE NOT EXISTS (SELECT 1 FROM lotes l WHERE l.id_producto = p.id_producto)"
+        )
+        conn.execute(
+            "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, id_usuario) "
+            "SELECT 'ENTRADA', id_producto, id_lote, 10, %s FROM lotes l "
+            "WHERE NOT EXISTS (SELECT 1 FROM movimientos m WHERE m.id_lote = l.id_lote)",
+            (user,),
+        )
+
+
+def restaurar_admin(server: DatabaseServer) -> None:
+    with connect(server) as conn:
+        conn.execute(
+            "UPDATE usuarios SET activo = true, rol = 'ADMIN', bloqueado_hasta = NULL, intentos_fallidos = 0 "
+            "WHERE nombre_usuario = 'admin' AND (activo IS NOT TRUE OR rol <> 'ADMIN' OR bloqueado_hasta IS NOT NULL)"
+        )
+
+
+# Un miércoles: ni el día del COMPLETO (lunes por defecto) ni domingo.
+MIERCOLES = datetime(2025, 12, 3, tzinfo=ZoneInfo("America/Mexico_City"))
+
+
+def tocar_producto(server: DatabaseServer, nombre: str) -> None:
+    """Un cambio mínimo (el nombre del primer producto): lo que un incremental debe llevar."""
+    with connect(server) as conn:
+        conn.execute(
+            "UPDATE productos SET nombre = %s WHERE id_producto = (SELECT min(id_producto) FROM productos)",
+            (nombre,),
+        )

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from inventario import migrations
 from inventario.config import Settings
 from inventario.database import make_engine
+from inventario.logging_setup import isolated_logging
 from inventario.postgres import DatabaseServer, sqlalchemy_url, start_embedded
 
 if TYPE_CHECKING:
@@ -102,7 +104,7 @@ def fresh_db(pg_server: DatabaseServer) -> Iterator[DatabaseServer]:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         DATABASE_URL=None,
         DATA_PATH=str(tmp_path / "data"),
         BACKUP_PATH=str(tmp_path / "backups"),
@@ -206,3 +208,16 @@ def disco_pequeno(tmp_path: Path) -> Iterator[Path]:
         yield small
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """El lifespan y setup_logging() configuran el logging del proceso: al terminar, como estaba."""
+    with isolated_logging():
+        yield
+
+
+def aplicacion(client: TestClient) -> FastAPI:
+    """La aplicación FastAPI de un TestClient (`client.app` está tipado como una app ASGI cualquiera)."""
+    assert isinstance(client.app, FastAPI)
+    return client.app

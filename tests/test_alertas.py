@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import text
 
 from inventario.modules.alertas.service import generate_alerts
 from inventario.runtime import Runtime
+from tests.crud_support import lot, product, today
 
 
-def today(runtime: Runtime) -> date:
-    with runtime.engine.connect() as conn:
-        return conn.execute(text("SELECT CURRENT_DATE")).scalar_one()
-
-
-def product(
-    conn: Connection,
-    codigo: str,
-    nombre: str,
-    stock_minimo: int = 0,
-    activo: bool = True,
-    unidad: str = "caja",
-) -> int:
-    return conn.execute(
-        text(
-            "INSERT INTO productos (codigo, nombre, stock_minimo, activo, unidad) "
-            "VALUES (:c, :n, :m, :a, :u) RETURNING id_producto"
-        ),
-        {"c": codigo, "n": nombre, "m": stock_minimo, "a": activo, "u": unidad},
-    ).scalar_one()
-
-
-def lot(conn: Connection, id_producto: int, codigo: str, vence: date | None, cantidad: int) -> int:
-    return conn.execute(
-        text(
-            "INSERT INTO lotes (id_producto, codigo_lote, fecha_vencimiento, cantidad) "
-            "VALUES (:p, :c, :v, :q) RETURNING id_lote"
-        ),
-        {"p": id_producto, "c": codigo, "v": vence, "q": cantidad},
-    ).scalar_one()
-
-
-def alerts(runtime: Runtime) -> list:
+def alerts(runtime: Runtime) -> Sequence[Any]:
     with runtime.engine.connect() as conn:
         return conn.execute(
             text(
@@ -109,7 +80,7 @@ def test_fechas_en_el_borde_y_textos(runtime: Runtime) -> None:
     assert ("PRODUCTO", inactivo) not in refs and ("PRODUCTO", justo) not in refs
 
     texts = {(a.referencia_tipo, a.referencia_id): a for a in alerts(runtime)}
-    fecha = lambda d: d.strftime("%d/%m/%Y")  # noqa: E731
+    fecha = lambda d: d.strftime("%d/%m/%Y")  # noqa: E731  # el formato de los mensajes, en una línea
     a = texts[("LOTE", vencido_ayer)]
     assert (a.tipo, a.titulo) == ("VENCIMIENTO", "Lote vencido: Amoxicilina 500 mg x 21 cápsulas")
     assert a.mensaje == (

@@ -7,8 +7,6 @@ import base64
 import hashlib
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,101 +15,25 @@ from fastapi.testclient import TestClient
 
 from inventario.archivos import human_size
 from inventario.config import Settings
-from inventario.modules.backup.repo import MANIFEST_SUFFIX, backup_name
+from inventario.modules.backup.repo import MANIFEST_SUFFIX
 from inventario.postgres import DatabaseServer
-from tests.backup_support import bloquear_pg_dump, connect, seed_user
-from tests.conftest import ADMIN_PASSWORD, login
-
-API = "/api/v1/backup"
-H = dict[str, str]
-
+from tests.backup_support import (
+    API,
+    H,
+    backup,
+    bloquear_pg_dump,
+    cambiar,
+    connect,
+    diferencial_fallido,
+    envejecer,
+    esperar_fin,
+    fallo_sembrado,
+    fill,
+    notificaciones,
+)
+from tests.conftest import ADMIN_PASSWORD, aplicacion, login
 
 # ------------------------------------------------------------------ utilidades
-
-
-def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
-    with connect(server) as conn:
-        seed_user(conn)
-        conn.execute(
-            "INSERT INTO productos (codigo, nombre, descripcion) "
-            "SELECT 'C' || g || '-' || md5(random()::text), 'Producto ' || g, repeat(%s, 10) "
-            "FROM generate_series(1, %s) g",
-            (texto, productos),
-        )
-
-
-def cambiar(server: DatabaseServer, n: int = 3) -> None:
-    with connect(server) as conn:
-        conn.execute(
-            "INSERT INTO productos (codigo, nombre) SELECT 'N' || g || '-' || md5(random()::text), 'Nuevo' "
-            "FROM generate_series(1, %s) g",
-            (n,),
-        )
-
-
-def esperar_fin(client: TestClient, headers: H, id_backup: int, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = client.get(f"{API}/{id_backup}", headers=headers)
-        assert r.status_code == 200, r.text
-        if r.json()["estado"] != "EN_PROCESO":
-            return r.json()
-        assert time.monotonic() < deadline, "el backup no terminó a tiempo"
-        time.sleep(0.05)
-
-
-def backup(client: TestClient, headers: H, ruta: str = "/ejecutar-completo", **params: Any) -> dict:
-    r = client.post(f"{API}{ruta}", params={"esperar": "true", **params}, headers=headers)
-    assert r.status_code == 201, r.text
-    assert r.json()["estado"] == "COMPLETADO"
-    return r.json()
-
-
-def notificaciones(client: TestClient, headers: H) -> list[dict]:
-    r = client.get("/api/v1/notificaciones", params={"tipo": "BACKUP", "limit": 500}, headers=headers)
-    assert r.status_code == 200, r.text
-    return r.json()["items"]
-
-
-def envejecer(server: DatabaseServer, dias: dict[int, int]) -> None:
-    """Simula la edad de los backups; con el GUC del restaurador el trigger respeta la fecha."""
-    with connect(server, autocommit=False) as conn:
-        conn.execute("SET LOCAL inventario.restaurando = 'on'")
-        for id_backup, d in dias.items():
-            conn.execute(
-                "UPDATE historial_backup SET fecha_creacion = now() - make_interval(days => %s) WHERE id_backup = %s",
-                (d, id_backup),
-            )
-        conn.commit()
-
-
-@contextmanager
-def fallo_sembrado(settings: Settings, segundos: int = 40) -> Iterator[None]:
-    """Ocupa los nombres `.parcial` de los próximos segundos: el motor no puede crear su archivo
-    temporal, el backup falla después de registrarse (estado ERROR) sin tocar nada más. Al salir,
-    los quita."""
-    directorio = settings.backup_dir
-    directorio.mkdir(parents=True, exist_ok=True)
-    ahora = datetime.now(settings.tz)
-    plantados = []
-    try:
-        for s in range(-1, segundos):
-            for tipo in ("COMPLETO", "DIFERENCIAL", "INCREMENTAL"):
-                p = directorio / (backup_name(ahora + timedelta(seconds=s), tipo) + ".parcial")
-                p.write_bytes(b"ocupado")
-                plantados.append(p)
-        yield
-    finally:
-        for p in plantados:
-            p.unlink(missing_ok=True)
-
-
-def diferencial_fallido(client: TestClient, headers: H, settings: Settings) -> dict:
-    """Un DIFERENCIAL que falla tras registrarse: 503 con su registro en ERROR."""
-    with fallo_sembrado(settings):
-        r = client.post(f"{API}/ejecutar-diferencial", params={"esperar": "true"}, headers=headers)
-    assert r.status_code == 503, r.text
-    return r.json()
 
 
 ENDPOINTS = [
@@ -403,7 +325,7 @@ def test_al_cerrar_el_servicio_espera_al_backup_en_segundo_plano(
     with connect(fresh_db) as conn:
         estado, nombre = conn.execute(
             "SELECT estado, nombre_archivo FROM historial_backup WHERE id_backup = %s", (id_backup,)
-        ).fetchone()
+        ).fetchone()  # type: ignore[misc]  # la fila existe: el backup se acaba de registrar
     assert estado == "COMPLETADO"
     assert (settings.backup_dir / nombre).is_file()
 
@@ -661,7 +583,7 @@ def test_estadisticas_tras_una_historia_realista(
 
     # El planificador (cuando corre) informa la próxima ejecución del job backup_diario.
     proxima = datetime(2030, 1, 7, 3, 0, tzinfo=settings.tz)
-    client.app.state.scheduler_info = lambda: {
+    aplicacion(client).state.scheduler_info = lambda: {
         "activo": True,
         "jobs": [
             # La forma de la sección `scheduler` de /health (JobsService.health).
@@ -681,7 +603,7 @@ def test_estadisticas_tras_una_historia_realista(
     tamanios = [(settings.backup_dir / b["nombre_archivo"]).stat().st_size for b in vivos]
     assert est["espacio_usado_bytes"] == sum(tamanios) == sum(b["tamanio_bytes"] for b in vivos)
     assert est["espacio_usado_legible"] == human_size(sum(tamanios))
-    fecha = lambda b: client.get(f"{API}/{b['id_backup']}", headers=admin_headers).json()["fecha_creacion"]  # noqa: E731
+    fecha = lambda b: client.get(f"{API}/{b['id_backup']}", headers=admin_headers).json()["fecha_creacion"]  # noqa: E731  # una consulta corta, legible en una línea
     assert datetime.fromisoformat(est["ultimo_backup_completo"]) == datetime.fromisoformat(fecha(f2))
     assert datetime.fromisoformat(est["ultimo_backup_diferencial"]) == datetime.fromisoformat(fecha(d4))
     assert datetime.fromisoformat(est["ultimo_backup_incremental"]) == datetime.fromisoformat(fecha(i1))
@@ -708,9 +630,9 @@ def test_estadisticas_tras_una_historia_realista(
     )
     assert datetime.fromisoformat(est["proxima_ejecucion"]) == proxima
     # Un planificador que falla no tumba las estadísticas; BACKUP_ENABLED=false: sin próxima.
-    client.app.state.scheduler_info = lambda: 1 / 0
+    aplicacion(client).state.scheduler_info = lambda: 1 / 0
     assert client.get(f"{API}/estadisticas", headers=admin_headers).json()["proxima_ejecucion"] is None
-    client.app.state.scheduler_info = lambda: {
+    aplicacion(client).state.scheduler_info = lambda: {
         "jobs": [{"job_id": "backup_diario", "proxima_ejecucion": proxima.isoformat()}]
     }
     settings.BACKUP_ENABLED = False
@@ -735,7 +657,7 @@ def test_los_backups_programados_tambien_notifican(
     from inventario.modules.planificador.resultado import ContextoJob
 
     fill(fresh_db, 5)
-    runtime = client.app.state.runtime
+    runtime = aplicacion(client).state.runtime
     lunes = datetime(2026, 11, 30, 3, 0, tzinfo=settings.tz)
     for dia in (lunes, lunes + timedelta(days=1)):
         resultado = backup_job.run(ContextoJob(runtime, dia, manual=False, ejecutado_por="SCHEDULER"))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 VIEJA = "2001-02-03T04:05:06Z"
 
 
-def ahora_y(conn, sql: str, **params: object) -> tuple:  # type: ignore[no-untyped-def]
+def ahora_y(conn: Connection, sql: str, **params: object) -> tuple:
     """Ejecuta `sql` y devuelve (now() de la transacción, primera fila del RETURNING)."""
     row = conn.execute(text(sql), params).one()
     return conn.execute(text("SELECT now()")).scalar_one(), row

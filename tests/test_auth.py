@@ -4,6 +4,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from inventario.config import Settings
 from tests.conftest import ADMIN_PASSWORD, login
 
 
@@ -65,7 +66,7 @@ def test_usuario_duplicado_409_y_datos_malos_422(client: TestClient, admin_heade
     assert r.status_code == 404
 
 
-def test_sesiones_log_registra_intentos_sin_contrasenas(client: TestClient, settings) -> None:
+def test_sesiones_log_registra_intentos_sin_contrasenas(client: TestClient, settings: Settings) -> None:
     client.post("/api/v1/auth/login", json={"nombre_usuario": "admin", "password": "clave-equivocada"})
     login(client, "admin", ADMIN_PASSWORD)
     text = (Path(settings.LOGS_PATH) / "sesiones.log").read_text()

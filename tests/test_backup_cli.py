@@ -15,8 +15,8 @@ from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import connect, drop_database, new_database, sin_rastro_de_restauraciones, snapshot
+from tests.backup_support import fill_inventario as fill
 from tests.conftest import run_cli
-from tests.test_backup_motor import fill
 
 
 def test_ejecutar_listar_y_limpiar_por_consola(cli_env: dict[str, str], fresh_db: DatabaseServer) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,25 +20,20 @@ from inventario.modules.planificador.service import JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
 from tests.backup_support import (
+    MIERCOLES,
     bloquear_pg_dump,
     connect,
     drop_database,
+    envejecer,
+    fallo_sembrado,
     new_database,
     psql_file,
     sin_rastro_de_restauraciones,
     snapshot,
+    tocar_producto,
 )
+from tests.backup_support import fill_inventario as fill
 from tests.conftest import run_cli
-from tests.test_api_backup import envejecer, fallo_sembrado
-from tests.test_backup_motor import fill
-
-
-def _touch(server: DatabaseServer, nombre: str) -> None:
-    with connect(server) as conn:
-        conn.execute(
-            "UPDATE productos SET nombre = %s WHERE id_producto = (SELECT min(id_producto) FROM productos)",
-            (nombre,),
-        )
 
 
 def test_incremental_fuera_de_orden_o_sobre_una_base_cambiada_se_niega_sin_tocar_nada(
@@ -47,9 +43,9 @@ def test_incremental_fuera_de_orden_o_sobre_una_base_cambiada_se_niega_sin_tocar
     service = BackupService(runtime)
     full = service.run("COMPLETO", "PRUEBA")
     full_state = snapshot(fresh_db)
-    _touch(fresh_db, "uno")
+    tocar_producto(fresh_db, "uno")
     first = service.run("INCREMENTAL", "PRUEBA")
-    _touch(fresh_db, "dos")
+    tocar_producto(fresh_db, "dos")
     with connect(fresh_db) as conn:
         conn.execute(
             "DELETE FROM movimientos WHERE id_movimiento = (SELECT max(id_movimiento) FROM movimientos)"
@@ -78,7 +74,7 @@ def test_incremental_fuera_de_orden_o_sobre_una_base_cambiada_se_niega_sin_tocar
             assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
         assert snapshot(target) == final_state
         # Una base que cambió después de restaurar no acepta otra vez el incremental.
-        _touch(target, "cambio local")
+        tocar_producto(target, "cambio local")
         result = psql_file(runtime, target, directory / second.nombre_archivo)
         assert (
             result.returncode != 0
@@ -116,7 +112,7 @@ def test_incremental_del_job_no_escribe_nada_si_nada_cambio(
     # a su instantánea: también es un cambio, aunque ninguna fila sea posterior al backup.
     with connect(fresh_db, autocommit=False) as open_tx:
         open_tx.execute("SELECT now()")
-        _touch(fresh_db, "antes")
+        tocar_producto(fresh_db, "antes")
         before = service.run("INCREMENTAL", "PRUEBA")
         with pytest.raises(SinCambios):
             service.start("INCREMENTAL", "PROGRAMADO", skip_unchanged=True)
@@ -132,19 +128,19 @@ def test_tras_restaurar_un_punto_viejo_el_siguiente_es_completo(
     fill(fresh_db)
     service = BackupService(runtime)
     service.run("COMPLETO", "PRUEBA")
-    _touch(fresh_db, "uno")
+    tocar_producto(fresh_db, "uno")
     first = service.run("INCREMENTAL", "PRUEBA")
-    _touch(fresh_db, "dos")
+    tocar_producto(fresh_db, "dos")
     service.run("INCREMENTAL", "PRUEBA")
     # La base de producción vuelve al primer incremental: el segundo ya no describe su pasado.
     directory = runtime.settings.backup_dir
     with runtime.session_factory() as session:
-        full_name = service.get(session, first.id_backup_base).nombre_archivo  # type: ignore[arg-type]
+        full_name = service.get(session, first.id_backup_base).nombre_archivo  # type: ignore[arg-type]  # un incremental siempre tiene base
     for name in (full_name, first.nombre_archivo):
         result = psql_file(runtime, fresh_db, directory / name)
         assert result.returncode == 0, result.stderr.decode()
     service.recover()  # lo que hace el arranque tras restaurar: catálogo desde los manifiestos
-    _touch(fresh_db, "tres")
+    tocar_producto(fresh_db, "tres")
     row = service.run("INCREMENTAL", "PRUEBA")
     assert row.tipo == "COMPLETO"
     assert row.nota and f"se restauró al backup {first.id_backup}" in row.nota
@@ -155,7 +151,7 @@ def test_tras_restaurar_un_punto_viejo_el_siguiente_es_completo(
 
 def _paso(server: DatabaseServer, service: BackupService, tipo: str, nombre: str) -> tuple:
     """Un cambio y un backup; devuelve el registro y el estado que guarda."""
-    _touch(server, nombre)
+    tocar_producto(server, nombre)
     with connect(server) as conn:
         conn.execute(
             "INSERT INTO productos (codigo, nombre) VALUES (%s, %s)", (f"N-{nombre}", f"nuevo {nombre}")
@@ -206,7 +202,7 @@ def test_restaurar_hasta_una_hora_y_por_id_de_un_incremental_con_la_consola(
         assert out.returncode == 0, out.stderr
         assert sin_rastro_de_restauraciones(snapshot(target)) == sin_rastro_de_restauraciones(s3)
         # Antes del primer backup, y con una fecha ilegible: nada que restaurar.
-        before = (full.fecha_instantanea - timedelta(days=1)).astimezone(tz).strftime("%Y-%m-%d %H:%M")  # type: ignore[operator]
+        before = (full.fecha_instantanea - timedelta(days=1)).astimezone(tz).strftime("%Y-%m-%d %H:%M")
         out = run_cli(cli_env, "backup", "restaurar", "--hasta", before, "--destino", url, "--si")
         assert out.returncode == 1 and "ningún backup con el estado de la base" in out.stderr
         out = run_cli(cli_env, "backup", "restaurar", "--hasta", "ayer", "--destino", url, "--si")
@@ -242,7 +238,7 @@ def test_retencion_borra_incrementales_cubiertos_sin_romper_cadenas(
         ("d2", "DIFERENCIAL"),
         ("i5", "INCREMENTAL"),
     ]:
-        _touch(fresh_db, name)
+        tocar_producto(fresh_db, name)
         rows[name] = service.run(tipo, "PRUEBA")
         assert rows[name].tipo == tipo
     ids = {k: v.id_backup for k, v in rows.items()}
@@ -271,10 +267,8 @@ def test_retencion_borra_incrementales_cubiertos_sin_romper_cadenas(
 
 # ------------------------------------------------------------------ job backup_incremental
 
-MIERCOLES = datetime(2025, 12, 3, tzinfo=ZoneInfo("America/Mexico_City"))
 
-
-def _ledger(runtime: Runtime) -> list:
+def _ledger(runtime: Runtime) -> Sequence[Any]:
     with runtime.engine.connect() as conn:
         return conn.execute(
             text(
@@ -284,7 +278,7 @@ def _ledger(runtime: Runtime) -> list:
         ).all()
 
 
-def _notifications(runtime: Runtime) -> list:
+def _notifications(runtime: Runtime) -> Sequence[Any]:
     with runtime.engine.connect() as conn:
         return conn.execute(
             text("SELECT titulo, semaforo FROM notificaciones WHERE tipo = 'BACKUP' ORDER BY id_notificacion")
@@ -317,7 +311,7 @@ def test_job_incremental_sin_cambios_no_escribe_y_cede_ante_el_diario_y_otro_bac
     )
     assert sorted(p.name for p in directory.iterdir()) == files
     # Algo cambió: un INCREMENTAL, sin notificación de éxito.
-    _touch(fresh_db, "venta")
+    tocar_producto(fresh_db, "venta")
     third = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=45, second=5))
     assert third.estado == "OK" and third.mensaje.startswith("Backup INCREMENTAL "), third.mensaje
     assert len(list(directory.glob("*_INCR.sql.gz"))) == 2
@@ -326,7 +320,7 @@ def test_job_incremental_sin_cambios_no_escribe_y_cede_ante_el_diario_y_otro_bac
     again = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=45, second=50))
     assert again.resultado == "YA_EJECUTADA"
     # A la hora del backup diario lo cubre el diario.
-    _touch(fresh_db, "noche")
+    tocar_producto(fresh_db, "noche")
     daily = jobs.run_due(
         "backup_incremental", MIERCOLES.replace(hour=3, minute=0, second=5) + timedelta(days=1)
     )
@@ -357,7 +351,7 @@ def test_job_incremental_una_sola_vez_entre_dos_instancias(
     other = open_runtime(runtime.settings, fresh_db, migrate=False)
     try:
         for minute in (0, 15, 30):
-            _touch(fresh_db, f"cambio {minute}")
+            tocar_producto(fresh_db, f"cambio {minute}")
             moment = MIERCOLES.replace(hour=12, minute=minute, second=1)
             services = [JobsService(runtime, instancia="a:1"), JobsService(other, instancia="b:2")]
             barrier = threading.Barrier(2)
@@ -388,7 +382,7 @@ def test_incremental_fallido_avisa_en_rojo(runtime: Runtime, fresh_db: DatabaseS
     fill(fresh_db)
     service = BackupService(runtime, notifier=notify)
     service.run("COMPLETO", "PRUEBA")
-    _touch(fresh_db, "x")
+    tocar_producto(fresh_db, "x")
     with fallo_sembrado(runtime.settings):
         corrida = JobsService(runtime).run_due(
             "backup_incremental", MIERCOLES.replace(hour=9, minute=0, second=1)
@@ -413,7 +407,7 @@ def test_puntos_de_restauracion_por_la_api(
         ("/ejecutar-diferencial", None),
         ("/ejecutar", "INCREMENTAL"),
     ]:
-        _touch(fresh_db, ruta)
+        tocar_producto(fresh_db, ruta)
         params = {"esperar": "true", **({"tipo": tipo} if tipo else {})}
         r = client.post(f"/api/v1/backup{ruta}", params=params, headers=admin_headers)
         assert r.status_code == 201, r.text
@@ -448,7 +442,7 @@ def test_el_diario_espera_a_un_incremental_en_curso(runtime: Runtime, fresh_db: 
     fill(fresh_db)
     service = BackupService(runtime)
     service.run("COMPLETO", "PRUEBA")
-    _touch(fresh_db, "x")
+    tocar_producto(fresh_db, "x")
     # Un incremental que se queda leyendo `productos` mientras otra sesión la tiene bloqueada.
     blocker = connect(fresh_db, autocommit=False)
     blocker.execute("LOCK TABLE productos IN ACCESS EXCLUSIVE MODE")

@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,30 +28,9 @@ from tests.backup_support import (
     drop_database,
     new_database,
     psql_file,
-    seed_user,
     snapshot,
 )
-
-
-def fill(server: DatabaseServer, productos: int = 20, texto: str = "x") -> None:
-    with connect(server) as conn:
-        user = seed_user(conn)
-        conn.execute(
-            "INSERT INTO productos (codigo, nombre, descripcion) SELECT 'C' || g || '-' || md5(random()::text), "
-            "'Producto ' || g, repeat(%s, 10) FROM generate_series(1, %s) g",
-            (texto, productos),
-        )
-        conn.execute(
-            "INSERT INTO lotes (id_producto, codigo_lote, fecha_vencimiento, cantidad) "
-            "SELECT id_producto, 'L1', CURRENT_DATE + 30, 10 FROM productos p "
-            "WHERE NOT EXISTS (SELECT 1 FROM lotes l WHERE l.id_producto = p.id_producto)"
-        )
-        conn.execute(
-            "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, id_usuario) "
-            "SELECT 'ENTRADA', id_producto, id_lote, 10, %s FROM lotes l "
-            "WHERE NOT EXISTS (SELECT 1 FROM movimientos m WHERE m.id_lote = l.id_lote)",
-            (user,),
-        )
+from tests.backup_support import fill_inventario as fill
 
 
 def files_in(directory: Path) -> list[str]:
@@ -241,7 +221,7 @@ def test_auto_elige_completo_el_dia_configurado(runtime: Runtime) -> None:
         assert other.decide(session, "AUTO", monday - timedelta(days=1)).tipo == "COMPLETO"
 
 
-def _wait_for(predicate, timeout: float = 30.0) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

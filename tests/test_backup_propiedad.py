@@ -6,6 +6,7 @@ import itertools
 import os
 import uuid
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -26,9 +27,9 @@ from tests.backup_support import (
 )
 from tests.conftest import TEMPLATE, create_database
 
-texto = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
-)
+pytestmark = pytest.mark.lento
+
+texto = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=20)
 k = st.integers(min_value=0, max_value=1000)
 operacion = st.one_of(
     st.tuples(st.just("ins_producto"), texto, st.none() | texto, st.integers(0, 50)),
@@ -207,7 +208,8 @@ def test_cadena_con_incrementales_restaura_cada_punto_exactamente(
         for point in range(len(rows)):
             chain = _cadena(kinds, point)
             # La cadena que dicen los manifiestos (cada uno nombra su base) es la de la regla.
-            links, current = [], rows[point].nombre_archivo
+            links: list[str] = []
+            current: str | None = rows[point].nombre_archivo
             while current:
                 links.insert(0, current)
                 current = read_manifest(manifest_path(backup_dir / current)).nombre_archivo_base

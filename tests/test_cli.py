@@ -19,6 +19,7 @@ from tests.conftest import ADMIN_PASSWORD, login, run_cli
 from tests.servicio_support import puerto_libre
 
 
+@pytest.mark.lento
 def test_base_caida_una_linea_y_la_traza_en_error_log(cli_env: dict[str, str], settings: Settings) -> None:
     env = {**cli_env, "DATABASE_URL": f"postgresql://inventario:clave-secreta@127.0.0.1:{puerto_libre()}/x"}
     for orden in (
@@ -37,6 +38,7 @@ def test_base_caida_una_linea_y_la_traza_en_error_log(cli_env: dict[str, str], s
     assert "clave-secreta" not in error_log
 
 
+@pytest.mark.lento
 def test_usuario_password_y_desbloquear(cli_env: dict[str, str], engine: Engine, settings: Settings) -> None:
     from fastapi.testclient import TestClient
 
@@ -125,6 +127,7 @@ def embebido() -> Iterator[dict[str, str]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.lento
 def test_db_url_y_psql_en_el_embebido(embebido: dict[str, str]) -> None:
     r = run_cli(embebido, "db", "url")
     assert r.returncode == 0, r.stderr

@@ -31,7 +31,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_valores_por_defecto_del_plan(clean_env: Path) -> None:
-    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    s = Settings(_env_file=None)
     assert (s.BACKUP_ENABLED, s.BACKUP_PATH, s.BACKUP_RETENTION_DAYS) == (True, "backups", 90)
     assert (s.BACKUP_FULL_DAY, s.BACKUP_HOUR, s.BACKUP_MINUTE) == (0, 3, 0)
     assert (s.LOGS_COMPRESSION_ENABLED, s.LOGS_COMPRESSION_DAYS) == (True, 7)

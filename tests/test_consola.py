@@ -20,31 +20,7 @@ from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.planificador.model import EjecucionJob
 from inventario.postgres import DatabaseServer
 from tests.conftest import ADMIN_PASSWORD, login
-
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def csrf_de(client: TestClient, ruta: str = "/consola/entrar") -> str:
-    r = client.get(ruta)
-    assert r.status_code == 200, r.text
-    m = CSRF.search(r.text)
-    assert m is not None
-    return m.group(1)
-
-
-def entrar(client: TestClient, usuario: str = "admin", password: str = ADMIN_PASSWORD) -> None:
-    r = client.post(
-        "/consola/entrar",
-        data={"csrf": csrf_de(client), "nombre_usuario": usuario, "password": password},
-        follow_redirects=False,
-    )
-    assert r.status_code == 303, r.text
-
-
-def aviso(html: str) -> str:
-    m = re.search(r'class="aviso (?:ok|error)"[^>]*>([^<]*)<', html)
-    assert m is not None, html
-    return m.group(1)
+from tests.consola_support import aviso, csrf_de, entrar
 
 
 def test_sin_sesion_lleva_a_entrar(client: TestClient) -> None:

@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 
 from inventario.config import Settings
 from inventario.postgres import DatabaseServer
-from tests.backup_support import bloquear_pg_dump
-from tests.test_api_backup import backup, esperar_fin, fill
-from tests.test_consola import aviso, csrf_de, entrar
-from tests.test_email_backup import Buzon, adjunto, settings, smtp  # noqa: F401  (fixtures)
+from tests.backup_support import backup, bloquear_pg_dump, esperar_fin, fill
+from tests.consola_support import aviso, csrf_de, entrar
+from tests.smtp_support import Buzon, adjunto, settings, smtp  # fixtures de pytest
 
 H = dict[str, str]
 
@@ -50,8 +49,8 @@ def test_correo_verificar_y_archivo_danado(
     client: TestClient,
     admin_headers: H,
     fresh_db: DatabaseServer,
-    settings: Settings,  # noqa: F811
-    smtp: tuple[Buzon, int],  # noqa: F811
+    settings: Settings,
+    smtp: tuple[Buzon, int],
 ) -> None:
     fill(fresh_db)
     hecho = backup(client, admin_headers)

@@ -38,14 +38,16 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         allow_module_level=True,
     )
 
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium import webdriver  # noqa: E402  # tras comprobar que hay navegador
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.chrome.service import Service  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.common.by import By  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.support import expected_conditions  # noqa: E402  # tras comprobar que hay navegador
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402  # tras comprobar que hay navegador
+
+pytestmark = pytest.mark.lento
 
 
 class Servidor:

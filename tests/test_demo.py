@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -59,7 +61,9 @@ def test_genera_cantidades_exactas_y_lotes_coherentes(engine: Engine) -> None:
             .all()
         )
         assert set(first_types) == {"ENTRADA"} and len(first_types) == 150
-        by_type = dict(conn.execute(text("SELECT tipo, count(*) FROM movimientos GROUP BY tipo")).all())
+        by_type: dict[str, int] = dict(
+            conn.execute(text("SELECT tipo, count(*) FROM movimientos GROUP BY tipo")).all()
+        )
         assert set(by_type) == {"ENTRADA", "SALIDA", "AJUSTE"}
         signs = conn.execute(
             text("""
@@ -114,7 +118,7 @@ def test_dos_corridas_no_chocan_y_la_semilla_repite_los_datos(engine: Engine) ->
     assert table_counts(engine)["productos"] == 1 + 3 * 30
     with engine.connect() as conn:
 
-        def run_data(corrida: int) -> list[tuple]:
+        def run_data(corrida: int) -> Sequence[Any]:
             return conn.execute(
                 text("""
                     SELECT p.nombre, p.unidad, p.stock_minimo, l.codigo_lote, l.fecha_vencimiento, l.cantidad

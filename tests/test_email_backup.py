@@ -3,100 +3,55 @@ el adjunto llega idéntico byte a byte; 413, 422, 502, 503 y los estados del bac
 
 from __future__ import annotations
 
-import email
 import hashlib
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import default as default_policy
 from pathlib import Path
+from typing import cast
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 from fastapi.testclient import TestClient
 
 from inventario.config import Settings
 from inventario.postgres import DatabaseServer
-from tests.backup_support import bloquear_pg_dump
-from tests.test_api_backup import API, backup, cambiar, envejecer, esperar_fin, fallo_sembrado, fill
+from tests.backup_support import (
+    API,
+    backup,
+    bloquear_pg_dump,
+    cambiar,
+    envejecer,
+    esperar_fin,
+    fallo_sembrado,
+    fill,
+)
+from tests.servicio_support import puerto_libre
+from tests.smtp_support import (  # fixtures de pytest
+    CLAVE,
+    USUARIO,
+    Buzon,
+    adjunto,
+    autenticador,
+    settings,
+    smtp,
+)
 
 H = dict[str, str]
-USUARIO, CLAVE = "backups@empresa.com", "clave-smtp-secreta-123"
-
-
-@dataclass
-class Buzon:
-    recibidos: list[tuple[str, list[str], bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.recibidos.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
-        )
-        return "250 Mensaje aceptado"
-
-    def mensajes(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(raw, policy=default_policy) for _, _, raw in self.recibidos]  # type: ignore[misc]
-
-
-def puerto_libre() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def autenticador(server, session, envelope, mechanism, auth_data) -> AuthResult:
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == USUARIO.encode()
-        and auth_data.password == CLAVE.encode()
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Buzon, int]]:
-    buzon = Buzon()
-    port = puerto_libre()
-    controller = Controller(buzon, hostname="127.0.0.1", port=port, enable_SMTPUTF8=True)
-    controller.start()
-    try:
-        yield buzon, port
-    finally:
-        controller.stop()
-
-
-@pytest.fixture
-def settings(settings: Settings, smtp: tuple[Buzon, int]) -> Settings:
-    return settings.model_copy(
-        update={
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": smtp[1],
-            "SMTP_TLS": "none",
-            "SMTP_REMITENTE": "Inventario <inventario@empresa.com>",
-            "SMTP_TIMEOUT": 10,
-        }
-    )
 
 
 def enviar(
     client: TestClient, headers: H, id_backup: int, destino: object = "admin@empresa.com", **extra: object
-):
+) -> httpx.Response:
     return client.post(
         f"{API}/{id_backup}/enviar-email",
         json={"id_backup": id_backup, "email_destino": destino, **extra},
         headers=headers,
     )
-
-
-def adjunto(msg: EmailMessage) -> tuple[str | None, str, bytes]:
-    (parte,) = list(msg.iter_attachments())
-    return parte.get_filename(), parte.get_content_type(), parte.get_payload(decode=True)
 
 
 # ------------------------------------------------------------------ envío

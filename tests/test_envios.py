@@ -5,7 +5,7 @@ reintentos que sobreviven a un reinicio; varias instancias sin duplicados; ning�
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,69 +18,31 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from inventario.config import ConfigError, Settings, load_settings
-from inventario.logging_setup import setup_logging
 from inventario.modules.alertas.service import generate_alerts
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios import service
 from inventario.modules.notificaciones.service import create_notification
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime, open_runtime
-from tests.conftest import run_cli
-from tests.envios_support import Receptor, receptor_http
-from tests.test_alertas import lot, product, today
-from tests.test_email_backup import Buzon, puerto_libre
-from tests.test_logs import restore_logging  # noqa: F401  (autouse: deja el logging como estaba)
+from tests.conftest import aplicacion, run_cli
+from tests.crud_support import lot, product, today
+from tests.envios_support import (  # fixtures de pytest
+    CLAVE_URL,
+    SECRETO,
+    Receptor,
+    envios,
+    logs,
+    settings,
+    smtp,
+    url_webhook,
+    vencer_reintentos,
+    webhook,
+)
+from tests.smtp_support import Buzon
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # el lifespan configura el logging
 
 NOTIF = "/api/v1/notificaciones"
-SECRETO = "tok-Secreto-9f3a7c"
-CLAVE_URL = "clave-webhook-77d1"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Buzon, int, Controller]]:
-    buzon = Buzon()
-    port = puerto_libre()
-    controller = Controller(buzon, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield buzon, port, controller
-    finally:
-        try:
-            controller.stop()
-        except AssertionError:
-            pass  # ya detenido por la prueba
-
-
-@pytest.fixture
-def webhook() -> Iterator[Receptor]:
-    with receptor_http() as receptor:
-        yield receptor
-
-
-def url_webhook(receptor: Receptor) -> str:
-    return f"json://avisos:{CLAVE_URL}@{receptor.base()}/hook/{SECRETO}?-X-Token={SECRETO}"
-
-
-@pytest.fixture
-def settings(settings: Settings, smtp: tuple[Buzon, int, Controller], webhook: Receptor) -> Settings:
-    return settings.model_copy(
-        update={
-            "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": smtp[1],
-            "SMTP_TLS": "none",
-            "SMTP_REMITENTE": "Inventario <inventario@empresa.com>",
-            "SMTP_TIMEOUT": 5,
-            "NOTIFICACIONES_EMAIL": "duenia@farmacia.com, encargado@farmacia.com",
-            "NOTIFICACIONES_URLS": SecretStr(url_webhook(webhook)),
-        }
-    )
-
-
-@pytest.fixture
-def logs(settings: Settings) -> Callable[[], str]:
-    """Los archivos de log reales, en DEBUG (urllib3 escribe ahí las rutas que pide)."""
-    setup_logging(settings.logs_dir, "DEBUG")
-    return lambda: "\n".join(p.read_text(encoding="utf-8") for p in sorted(settings.logs_dir.glob("*.log")))
 
 
 def rojo_backup(runtime: Runtime, titulo: str = "❌ Error en Backup COMPLETO") -> int:
@@ -99,23 +61,6 @@ def rojo_backup(runtime: Runtime, titulo: str = "❌ Error en Backup COMPLETO") 
 
 def ciclo(runtime: Runtime) -> service.ResultadoCiclo:
     return service.ciclo(runtime)
-
-
-def envios(runtime: Runtime) -> list[Any]:
-    with runtime.engine.connect() as conn:
-        return list(
-            conn.execute(
-                text(
-                    "SELECT id_envio, id_mensaje, canal, estado, intentos, ultimo_error FROM envios ORDER BY id_envio"
-                )
-            ).all()
-        )
-
-
-def vencer_reintentos(runtime: Runtime) -> None:
-    """El reloj avanza hasta el próximo intento (la espera real es de minutos)."""
-    with runtime.engine.begin() as conn:
-        conn.execute(text("UPDATE envios SET proximo_intento = now() WHERE proximo_intento IS NOT NULL"))
 
 
 def completar_backup(runtime: Runtime) -> None:
@@ -380,7 +325,7 @@ def test_una_url_apprise_invalida_es_un_error_claro_sin_la_url(runtime: Runtime)
 
 def test_configuracion_de_avisos_valida_y_normaliza(settings: Settings) -> None:
     def crear(**valores: str) -> Settings:
-        return Settings(_env_file=None, SECRET_KEY="x" * 40, **valores)  # type: ignore[arg-type]
+        return Settings(_env_file=None, SECRET_KEY="x" * 40, **valores)  # type: ignore[arg-type]  # valores de prueba de tipos variados, como los daría el entorno
 
     s = crear(
         NOTIFICACIONES_EMAIL=" a@b.com;c@d.com ",
@@ -566,7 +511,7 @@ def test_el_estado_del_envio_de_una_notificacion_por_la_api(
     smtp: tuple[Buzon, int, Controller],
     webhook: Receptor,
 ) -> None:
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = aplicacion(client).state.runtime
     webhook.status = 503
     id_n = rojo_backup(runtime)
     r = client.get(f"{NOTIF}/{id_n}/envios", headers=operador_headers)

@@ -21,7 +21,7 @@ from inventario.database import make_engine
 from inventario.postgres import DatabaseServer
 from tests.conftest import ADMIN_PASSWORD
 from tests.envios_support import Receptor, receptor_http
-from tests.test_email_backup import puerto_libre
+from tests.servicio_support import puerto_libre
 
 SECRETO = "tok-Servicio-41b7e2"
 

@@ -21,12 +21,22 @@ from inventario.modules.planificador.service import JOBS, JobsService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
 from tests.backup_support import connect
-from tests.envios_support import Receptor, receptor_http
-from tests.test_alertas import lot, product, today
-from tests.test_email_backup import Buzon
-from tests.test_envios import CLAVE_URL, SECRETO, envios, logs, smtp, vencer_reintentos, webhook  # noqa: F401
-from tests.test_envios import settings as settings_con_canales  # noqa: F401
-from tests.test_logs import restore_logging  # noqa: F401
+from tests.conftest import aplicacion
+from tests.crud_support import lot, product, today
+from tests.envios_support import (  # fixtures de pytest
+    CLAVE_URL,
+    SECRETO,
+    Receptor,
+    logs,
+    receptor_http,
+    smtp,
+    vencer_reintentos,
+    webhook,
+)
+from tests.envios_support import settings as settings_con_canales  # fixture de pytest
+from tests.smtp_support import Buzon
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # el lifespan configura el logging
 
 UUID = "5f0c1d2e-9a8b-4c7d-8e6f-0123456789ab"
 
@@ -38,7 +48,7 @@ def ping() -> Iterator[Receptor]:
 
 
 @pytest.fixture
-def settings(settings_con_canales: Settings, ping: Receptor) -> Settings:  # noqa: F811
+def settings(settings_con_canales: Settings, ping: Receptor) -> Settings:
     ahora = datetime.now(settings_con_canales.tz)
     return settings_con_canales.model_copy(
         update={
@@ -64,9 +74,9 @@ def test_ping_tras_cada_backup_programado_y_fail_si_falla(
     runtime: Runtime,
     settings: Settings,
     ping: Receptor,
-    smtp: tuple[Buzon, int, Controller],  # noqa: F811
-    webhook: Receptor,  # noqa: F811
-    logs: Callable[[], str],  # noqa: F811
+    smtp: tuple[Buzon, int, Controller],
+    webhook: Receptor,
+    logs: Callable[[], str],
     tmp_path: Path,
 ) -> None:
     assert correr(runtime, "backup_diario") == "OK"
@@ -106,8 +116,8 @@ def test_ping_tras_cada_backup_programado_y_fail_si_falla(
 
 def test_el_resumen_sale_tras_alertas_diarias_una_vez(
     runtime: Runtime,
-    smtp: tuple[Buzon, int, Controller],  # noqa: F811
-    webhook: Receptor,  # noqa: F811
+    smtp: tuple[Buzon, int, Controller],
+    webhook: Receptor,
 ) -> None:
     hoy = today(runtime)
     with runtime.engine.begin() as conn:
@@ -150,7 +160,7 @@ def envejecer_backups(server: DatabaseServer, horas: int) -> None:
 def test_sin_backup_en_26_horas_un_aviso_rojo_hasta_que_vuelva_a_haber(
     runtime: Runtime,
     fresh_db: DatabaseServer,
-    smtp: tuple[Buzon, int, Controller],  # noqa: F811
+    smtp: tuple[Buzon, int, Controller],
 ) -> None:
     with runtime.engine.begin() as conn:
         conn.execute(
@@ -178,10 +188,10 @@ def test_sin_backup_en_26_horas_un_aviso_rojo_hasta_que_vuelva_a_haber(
 
 def test_health_degradado_cuando_un_canal_lleva_un_dia_sin_entregar(
     client: TestClient,
-    webhook: Receptor,  # noqa: F811
-    smtp: tuple[Buzon, int, Controller],  # noqa: F811
+    webhook: Receptor,
+    smtp: tuple[Buzon, int, Controller],
 ) -> None:
-    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    runtime: Runtime = aplicacion(client).state.runtime
     r = client.get("/health").json()
     assert r["notificaciones"] == {"estado": "OK", "canales": 2}
     webhook.status = 503
@@ -209,7 +219,7 @@ def test_health_degradado_cuando_un_canal_lleva_un_dia_sin_entregar(
 
 def test_un_job_que_no_corrio_a_su_hora_es_un_aviso_rojo_hasta_que_vuelve_a_correr(
     runtime: Runtime,
-    smtp: tuple[Buzon, int, Controller],  # noqa: F811
+    smtp: tuple[Buzon, int, Controller],
 ) -> None:
     ahora = datetime.now(runtime.settings.tz)
     hace_10 = ahora - timedelta(minutes=10)

@@ -36,8 +36,12 @@ from schemathesis.generation.modes import GenerationMode
 
 from inventario.config import Settings
 from inventario.postgres import DatabaseServer
-from tests.backup_support import connect
-from tests.test_email_backup import Buzon, puerto_libre
+from tests.backup_support import restaurar_admin
+from tests.conftest import aplicacion
+from tests.servicio_support import puerto_libre
+from tests.smtp_support import Buzon
+
+pytestmark = pytest.mark.lento
 
 EJEMPLOS = int(os.environ.get("FUZZ_EJEMPLOS", "8"))
 SEMILLA = int(os.environ.get("FUZZ_SEMILLA", "20251203"))
@@ -67,14 +71,6 @@ def settings(settings: Settings, smtp: int) -> Settings:
             "SMTP_TIMEOUT": 5,
         }
     )
-
-
-def restaurar_admin(server: DatabaseServer) -> None:
-    with connect(server) as conn:
-        conn.execute(
-            "UPDATE usuarios SET activo = true, rol = 'ADMIN', bloqueado_hasta = NULL, intentos_fallidos = 0 "
-            "WHERE nombre_usuario = 'admin' AND (activo IS NOT TRUE OR rol <> 'ADMIN' OR bloqueado_hasta IS NOT NULL)"
-        )
 
 
 def describir(kwargs: dict, status: int, texto: str) -> str:
@@ -107,7 +103,7 @@ def test_fuzz_toda_la_api_sin_500(client: TestClient, admin_headers: H, fresh_db
             }
         }
     )
-    schema = schemathesis.openapi.from_dict(client.app.openapi(), config=config)
+    schema = schemathesis.openapi.from_dict(aplicacion(client).openapi(), config=config)
     fallos: list[str] = []
     conteo: dict[int, int] = {}
     operaciones = 0
@@ -151,7 +147,7 @@ def test_fuzz_toda_la_api_sin_500(client: TestClient, admin_headers: H, fresh_db
                 probar()
             except Unsatisfiable:
                 pass  # p. ej. no hay peticiones negativas posibles para una operación sin parámetros
-    assert client.app.state.backup_service.wait_background(timeout=120), "quedaron backups en curso"
+    assert aplicacion(client).state.backup_service.wait_background(timeout=120), "quedaron backups en curso"
     duracion = time.monotonic() - inicio
     print(
         f"\nfuzz: {operaciones} operaciones, {sum(conteo.values())} peticiones en {duracion:.1f} s: {sorted(conteo.items())}"

@@ -3,7 +3,6 @@ con la base caída (un PostgreSQL real detenido y vuelto a arrancar) y recuperac
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,34 +12,9 @@ from fastapi.testclient import TestClient
 
 from inventario.config import Settings
 from inventario.postgres import DatabaseServer, pgserver_bin_dir, start_embedded
-from tests.conftest import ADMIN_PASSWORD, login
+from tests.conftest import ADMIN_PASSWORD, aplicacion, login
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """El lifespan llama a setup_logging(): al terminar, el logging vuelve a como estaba."""
-    from inventario import logging_setup
-
-    loggers = [
-        logging.getLogger(n) for n in ("", "inventario.health", "inventario.sesiones", "uvicorn.access")
-    ]
-    settings = [(lg, lg.level, lg.propagate) for lg in loggers]
-    attached = [(lg, h) for lg in loggers for h in lg.handlers if h in logging_setup._configured]
-    for logger, handler in attached:
-        logger.removeHandler(handler)
-    saved = list(logging_setup._configured)
-    logging_setup._configured.clear()  # que la app de la prueba no cierre los de otras pruebas
-    yield
-    for handler in logging_setup._configured:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        handler.close()
-    logging_setup._configured[:] = saved
-    for logger, handler in attached:
-        logger.addHandler(handler)
-    for logger, level, propagate in settings:
-        logger.setLevel(level)
-        logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("restore_logging")  # el logging vuelve a como estaba (conftest)
 
 
 def test_health_sin_token_ok(client: TestClient, settings: Settings) -> None:
@@ -89,7 +63,7 @@ def test_planificador_que_falla_no_da_500(client: TestClient) -> None:
     def broken_scheduler() -> dict:
         raise RuntimeError("planificador roto")
 
-    client.app.state.scheduler_info = broken_scheduler  # type: ignore[attr-defined]
+    aplicacion(client).state.scheduler_info = broken_scheduler
     r = client.get("/health")
     assert r.status_code == 200
     body = r.json()
@@ -103,12 +77,12 @@ class Postmaster:
 
     def __init__(self, server: DatabaseServer) -> None:
         self.handle = server._handle
-        info = self.handle.get_postmaster_info()  # type: ignore[union-attr]
-        self.pgdata = Path(self.handle.pgdata)  # type: ignore[union-attr]
+        info = self.handle.get_postmaster_info()  # type: ignore[attr-defined]  # el handle de pgserver no tiene tipos
+        self.pgdata = Path(self.handle.pgdata)  # type: ignore[attr-defined]  # el handle de pgserver no tiene tipos
         self.socket_dir = info.socket_dir
         self.pg_ctl = str(pgserver_bin_dir() / "pg_ctl")
         # Como root, pgserver corre postgres con el usuario del sistema `pgserver`.
-        self.user = self.handle.system_user  # type: ignore[union-attr]
+        self.user = self.handle.system_user  # type: ignore[attr-defined]  # el handle de pgserver no tiene tipos
 
     def _pg_ctl(self, *args: str) -> None:
         subprocess.run(
@@ -136,7 +110,7 @@ class Postmaster:
         from pgserver.utils import PostmasterInfo
 
         # pgserver detiene al final el postmaster que conoce: que conozca el nuevo.
-        self.handle._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)  # type: ignore[union-attr]
+        self.handle._postmaster_info = PostmasterInfo.read_from_pgdata(self.pgdata)  # type: ignore[attr-defined]  # el handle de pgserver no tiene tipos
 
 
 @pytest.fixture

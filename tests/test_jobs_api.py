@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -12,8 +13,9 @@ from inventario.modules.backup.service import BACKUP_LOCK_KEY
 from inventario.modules.planificador.service import JobsService
 from inventario.postgres import DatabaseServer
 from tests.backup_support import connect
-from tests.conftest import ADMIN_PASSWORD, login
-from tests.test_health import restore_logging  # noqa: F401 — autouse: el lifespan configura el logging
+from tests.conftest import ADMIN_PASSWORD, aplicacion, login
+
+pytestmark = pytest.mark.usefixtures("restore_logging")  # el lifespan configura el logging
 
 JOB_IDS = ["backup_diario", "backup_incremental", "logs_maintenance", "alertas_diarias"]
 
@@ -56,13 +58,13 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     assert (
         alertas["programacion"] == "todos los días 06:00 America/Mexico_City" and alertas["hora"] == "06:00"
     )
-    assert logs["ambito"].endswith(":" + str(client.app.state.settings.logs_dir))  # type: ignore[attr-defined]
-    now = datetime.now(client.app.state.settings.tz)  # type: ignore[attr-defined]
+    assert logs["ambito"].endswith(":" + str(aplicacion(client).state.settings.logs_dir))
+    now = datetime.now(aplicacion(client).state.settings.tz)
     for job in jobs:
         assert job["ultima_ejecucion"] is None and job["estado"] == "OK" and not job["en_curso"]
         assert datetime.fromisoformat(job["proxima_ejecucion"]) > now
 
-    with client.app.state.engine.begin() as conn:  # type: ignore[attr-defined]
+    with aplicacion(client).state.engine.begin() as conn:
         conn.execute(
             text("INSERT INTO productos (codigo, nombre, stock_minimo) VALUES ('P1', 'Paracetamol', 3)")
         )
@@ -94,7 +96,7 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
 def test_409_si_ya_se_esta_ejecutando(
     client: TestClient, admin_headers: dict[str, str], fresh_db: DatabaseServer
 ) -> None:
-    service = JobsService(client.app.state.runtime)  # type: ignore[attr-defined]
+    service = JobsService(aplicacion(client).state.runtime)
     key = service.lock_key(service.job("logs_maintenance"))
     holder = connect(fresh_db)
     holder.execute("SELECT pg_advisory_lock(%s, %s)", key)
@@ -145,7 +147,7 @@ def test_health_con_el_planificador_en_marcha(settings: Settings, fresh_db: Data
 
     quiet = settings.model_copy(update={"BACKUP_ENABLED": False})
     with TestClient(create_app(quiet, server=fresh_db, with_scheduler=True)) as client:
-        scheduler = client.app.state.scheduler  # type: ignore[attr-defined]
+        scheduler = aplicacion(client).state.scheduler
         assert scheduler.wait_startup(60) and scheduler.running
         body = client.get("/health").json()
         section = body["scheduler"]

@@ -7,20 +7,24 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from inventario.config import Settings
 from tests.conftest import run_cli
 
 
-def ledger(engine: Engine) -> list:
+def ledger(engine: Engine) -> Sequence[Any]:
     with engine.connect() as conn:
         return conn.execute(text("SELECT * FROM ejecuciones_job ORDER BY id_ejecucion")).all()
 
 
+@pytest.mark.lento
 def test_ejecutar_a_mano_desde_la_consola(
     cli_env: dict[str, str], settings: Settings, engine: Engine
 ) -> None:
@@ -82,7 +86,7 @@ def test_scheduler_solo_recupera_y_se_detiene_limpio(
         first = proc.stdout.readline()
         assert first.startswith("Planificador en marcha (instancia "), first + (
             proc.stderr.read() if proc.poll() is not None else ""
-        )  # type: ignore[union-attr]
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             rows = ledger(engine)

@@ -26,7 +26,7 @@ GRACIA = timedelta(hours=12)
 
 
 def mx(*args: int) -> datetime:
-    return datetime(*args, tzinfo=MX)  # type: ignore[misc]
+    return datetime(*args).replace(tzinfo=MX)  # type: ignore[arg-type]  # (año, mes, día, ...) enteros
 
 
 def test_ultima_y_proxima_hora_programada() -> None:
@@ -143,7 +143,11 @@ def test_job_incremental_cada_15_min_y_apagado_con_0(settings: Settings) -> None
         minute=30, second=0
     )
     off = Runtime(
-        settings.model_copy(update={"BACKUP_INCREMENTAL_MINUTOS": 0}), None, None, None, owns_server=False
-    )  # type: ignore[arg-type]
+        settings.model_copy(update={"BACKUP_INCREMENTAL_MINUTOS": 0}),
+        None,  # type: ignore[arg-type]  # la lista de jobs no toca la base
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        owns_server=False,
+    )
     assert "backup_incremental" not in [j.job_id for j in JobsService(off).jobs]
     assert len(JobsService(off).jobs) == len(JOBS) - 1

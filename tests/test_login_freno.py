@@ -11,6 +11,8 @@ from inventario.modules.usuarios import service
 from inventario.modules.usuarios.throttle import LoginThrottle
 from tests.conftest import ADMIN_PASSWORD, login
 
+pytestmark = pytest.mark.lento
+
 URL = "/api/v1/auth/login"
 
 

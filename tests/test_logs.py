@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,30 +19,7 @@ from inventario.logging_setup import DatedDailyHandler, DatedSizeRotatingHandler
 SPECIAL = ("", "inventario.health", "inventario.sesiones", "uvicorn.access")
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """Deja el logging como estaba: otras pruebas dependen del logger raíz.
-
-    Solo toca los handlers de `setup_logging` (los de pytest siguen siendo suyos).
-    """
-    loggers = [logging.getLogger(name) for name in SPECIAL]
-    settings = [(logger, logger.level, logger.propagate) for logger in loggers]
-    attached = [(lg, h) for lg in loggers for h in lg.handlers if h in logging_setup._configured]
-    for logger, handler in attached:
-        logger.removeHandler(handler)
-    saved_configured = list(logging_setup._configured)
-    logging_setup._configured.clear()  # que setup_logging() aquí no cierre los de otras pruebas
-    yield
-    for handler in logging_setup._configured:
-        for logger in loggers:
-            logger.removeHandler(handler)
-        handler.close()
-    logging_setup._configured[:] = saved_configured
-    for logger, handler in attached:
-        logger.addHandler(handler)
-    for logger, level, propagate in settings:
-        logger.setLevel(level)
-        logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("restore_logging")  # el logging vuelve a como estaba (conftest)
 
 
 def lines(path: Path) -> list[str]:

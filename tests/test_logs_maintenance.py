@@ -18,6 +18,7 @@ import pytest
 
 from inventario.config import Settings
 from inventario.modules.logs.service import LOCK_NAME, MantenimientoEnCurso, _exclusive, maintain
+from inventario.runtime import Runtime
 
 MX = ZoneInfo("America/Mexico_City")
 NOW = datetime(2025, 12, 3, 4, 0, tzinfo=MX)
@@ -286,6 +287,7 @@ def test_caida_real_con_sigkill_y_la_siguiente_corrida_termina(
         assert len(result.comprimidos) == len(contents) - 1
 
 
+@pytest.mark.lento
 def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
     """Escala lineal: una lectura del directorio y un paso por archivo (el tiempo se mide en bench)."""
     compress, delete, n = 0, 0, 0
@@ -316,7 +318,7 @@ def test_diez_mil_archivos(settings: Settings, logs: Path) -> None:
     assert (len(again.comprimidos), len(again.eliminados)) == (0, 0)
 
 
-def test_el_job_registra_el_resultado_por_maquina(runtime, settings: Settings, logs: Path) -> None:  # type: ignore[no-untyped-def]
+def test_el_job_registra_el_resultado_por_maquina(runtime: Runtime, settings: Settings, logs: Path) -> None:
     from inventario.modules.planificador.service import JobsService
 
     real_today = datetime.now(settings.tz).date()

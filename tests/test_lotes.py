@@ -5,7 +5,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from tests.test_productos import crear, filas, hoy
+from tests.crud_support import crear, filas, hoy
 
 API = "/api/v1/lotes"
 H = dict[str, str]

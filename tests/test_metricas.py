@@ -13,8 +13,8 @@ from sqlalchemy import create_engine, text
 from inventario.config import Settings
 from inventario.modules.metricas.service import ColectorBase
 from inventario.postgres import DatabaseServer
-from tests.conftest import ADMIN_PASSWORD, login
-from tests.test_api_backup import API, backup, fill
+from tests.backup_support import API, backup, fill
+from tests.conftest import ADMIN_PASSWORD, aplicacion, login
 
 TOKEN = "metricas-token-de-prueba-123"
 H = dict[str, str]
@@ -79,7 +79,7 @@ def test_cifras_de_backups_como_el_catalogo_e_iguales_en_dos_replicas(
         fill(fresh_db)
         completo = backup(a, headers)
         diferencial = backup(a, headers, "/ejecutar-diferencial")
-        with a.app.state.engine.begin() as conn:  # type: ignore[attr-defined]  # un backup fallido
+        with aplicacion(a).state.engine.begin() as conn:  # un backup fallido en el catálogo
             conn.execute(
                 text(
                     "INSERT INTO historial_backup (tipo, nombre_archivo, ruta_archivo, estado, mensaje_error) "
@@ -110,7 +110,7 @@ def test_cifras_de_backups_como_el_catalogo_e_iguales_en_dos_replicas(
 
 
 def test_jobs_lotes_y_avisos_desde_la_base(client: TestClient, fresh_db: DatabaseServer) -> None:
-    engine = client.app.state.engine  # type: ignore[attr-defined]
+    engine = aplicacion(client).state.engine
     with engine.begin() as conn:
         conn.execute(
             text(

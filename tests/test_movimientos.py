@@ -19,7 +19,7 @@ from inventario.modules.movimientos.schemas import MovimientoCrear
 from inventario.modules.movimientos.service import register_movement
 from inventario.modules.productos.schemas import ProductoCrear
 from inventario.modules.productos.service import create_product
-from tests.test_productos import crear, filas, hoy, lote
+from tests.crud_support import crear, filas, hoy, lote
 
 API = "/api/v1/movimientos"
 H = dict[str, str]
@@ -360,7 +360,7 @@ def test_salidas_concurrentes_nunca_dejan_un_lote_negativo(
     tomado = sum(-m.cantidad for r in exitos for m in r["movimientos"])
     assert tomado == 13 * len(exitos)
     with engine.connect() as conn:
-        cantidades = dict(conn.execute(text("SELECT id_lote, cantidad FROM lotes")).all())
+        cantidades: dict[int, int] = dict(conn.execute(text("SELECT id_lote, cantidad FROM lotes")).all())
     assert min(cantidades.values()) >= 0
     assert 90 - sum(cantidades.values()) == tomado
     # Con 90 unidades y pedidos de 13, caben 6; lo que queda no alcanza para otro pedido FEFO.

@@ -7,7 +7,7 @@ from sqlalchemy.orm import sessionmaker
 
 from inventario.errors import Invalido
 from inventario.modules.notificaciones.service import create_notification
-from tests.test_productos import filas
+from tests.crud_support import filas
 
 API = "/api/v1/notificaciones"
 H = dict[str, str]

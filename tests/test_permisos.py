@@ -16,7 +16,6 @@ import pytest
 
 from inventario.config import Settings
 from inventario.logging_setup import setup_logging
-from tests.test_logs import restore_logging  # noqa: F401 (fixture)
 
 
 def _mode(path: Path) -> int:
@@ -64,7 +63,7 @@ def test_backup_por_cli_con_umask_022_y_carpetas_viejas_abiertas(
 
 
 def test_clave_secreta_generada_0600_en_carpeta_0700(tmp_path: Path, umask_022: None) -> None:
-    settings = Settings(_env_file=None, DATA_PATH=str(tmp_path / "data"), SECRET_KEY=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, DATA_PATH=str(tmp_path / "data"), SECRET_KEY=None)
     key = settings.secret_key()
     assert _mode(tmp_path / "data" / "secret_key") == 0o600 and _mode(tmp_path / "data") == 0o700
     assert settings.secret_key() == key

@@ -1,44 +1,14 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from tests.crud_support import crear, filas, hoy, lote
+
 API = "/api/v1/productos"
 H = dict[str, str]
-
-
-def crear(client: TestClient, headers: H, **datos: object) -> dict:
-    body = {"codigo": "P-1", "nombre": "Paracetamol 500 mg", **datos}
-    r = client.post(API, json=body, headers=headers)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def lote(
-    client: TestClient, headers: H, id_producto: int, codigo: str, cantidad: int, vence: date | None
-) -> dict:
-    body = {
-        "id_producto": id_producto,
-        "codigo_lote": codigo,
-        "cantidad": cantidad,
-        "fecha_vencimiento": vence.isoformat() if vence else None,
-    }
-    r = client.post("/api/v1/lotes", json=body, headers=headers)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def hoy(engine: Engine) -> date:
-    """La fecha de la base: "vencido" se calcula con su CURRENT_DATE, no con el reloj local."""
-    with engine.connect() as conn:
-        return conn.scalar(text("SELECT CURRENT_DATE"))
-
-
-def filas(engine: Engine, tabla: str) -> list[tuple]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {tabla} ORDER BY 1"))]
 
 
 def test_sin_token_401(client: TestClient) -> None:

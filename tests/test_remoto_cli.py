@@ -10,9 +10,9 @@ import pytest
 
 from inventario.postgres import DatabaseServer
 from tests.backup_support import connect, drop_database, sin_rastro_de_restauraciones, snapshot
+from tests.backup_support import fill_inventario as fill
 from tests.conftest import admin_conn, run_cli
 from tests.remoto_support import Destino, destino
-from tests.test_backup_motor import fill
 
 
 @pytest.fixture

@@ -358,15 +358,15 @@ def test_cada_incremental_del_job_tambien_se_copia_fuera_del_sitio(
     """El RPO fuera del sitio es el mismo: el incremental sube como los demás backups."""
     from inventario.modules.planificador.service import JobsService
     from inventario.modules.remoto.service import wait_background
-    from tests.test_backup_incremental import MIERCOLES, _touch
-    from tests.test_backup_motor import fill
+    from tests.backup_support import MIERCOLES, tocar_producto
+    from tests.backup_support import fill_inventario as fill
 
     rt, _ = remote_runtime
     fill(fresh_db)
     jobs = JobsService(rt)
     first = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=0, second=1))
     assert first.estado == "OK", first.mensaje  # sin completo: se hizo COMPLETO
-    _touch(fresh_db, "venta")
+    tocar_producto(fresh_db, "venta")
     second = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=13, minute=15, second=1))
     assert second.estado == "OK" and second.mensaje.startswith("Backup INCREMENTAL "), second.mensaje
     wait_background()

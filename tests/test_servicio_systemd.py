@@ -18,6 +18,8 @@ from tests.backup_support import bloquear_pg_dump, connect
 from tests.conftest import ADMIN_PASSWORD
 from tests.servicio_support import servicio
 
+pytestmark = pytest.mark.lento
+
 RAIZ = Path(__file__).resolve().parents[1]
 UNIDAD = RAIZ / "deploy" / "inventario.service"
 INSTALADO_EN = "/opt/inventario"

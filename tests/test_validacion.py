@@ -75,7 +75,7 @@ def test_cualquier_literal_en_espanol(opciones: list[str]) -> None:
 
     opciones = list(dict.fromkeys(opciones))
     assume(len(opciones) >= 2)
-    adapter: TypeAdapter[object] = TypeAdapter(Literal[tuple(opciones)])  # type: ignore[arg-type]
+    adapter: TypeAdapter[object] = TypeAdapter(Literal[tuple(opciones)])  # type: ignore[arg-type]  # un Literal construido en tiempo de ejecución
     try:
         adapter.validate_python(object())
     except ValidationError as exc:

@@ -13,8 +13,8 @@ from inventario.modules.backup.repo import MANIFEST_SUFFIX
 from inventario.modules.backup.service import BackupService
 from inventario.postgres import DatabaseServer
 from inventario.runtime import Runtime
+from tests.backup_support import fill_inventario as fill
 from tests.conftest import run_cli
-from tests.test_backup_motor import fill
 
 
 def test_archivo_reemplazado_con_manifiesto_editado_no_pasa(

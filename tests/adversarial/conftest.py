@@ -74,7 +74,7 @@ class Objetivo:
             transport=httpx.HTTPTransport(local_address=address),
             event_hooks={"response": [anotar]},
             timeout=60,
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]  # opciones de httpx.Client de quien llama
         )
 
 

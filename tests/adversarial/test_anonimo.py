@@ -149,7 +149,7 @@ def test_cabeceras_y_cuerpos_enormes(objetivo: Objetivo) -> None:
 
 
 def _login(c: httpx.Client, user: str, password: str, **kw: object) -> tuple[int, str]:
-    r = c.post(LOGIN, json={"nombre_usuario": user, "password": password}, **kw)  # type: ignore[arg-type]
+    r = c.post(LOGIN, json={"nombre_usuario": user, "password": password}, **kw)  # type: ignore[arg-type]  # opciones de httpx que pasa cada prueba
     return r.status_code, r.text
 
 

@@ -119,7 +119,7 @@ def test_corpus_de_entradas_malas_sin_5xx_y_health_contesta(objetivo: Objetivo) 
 
     def enviar(item: tuple[dict[str, str], str, dict[str, object]]) -> None:
         headers, method, pedido = item
-        extra = dict(pedido.pop("headers", {}))  # type: ignore[call-overload]
+        extra = dict(pedido.pop("headers", {}))  # type: ignore[call-overload]  # cabeceras: dict[str, str]
         if not hasattr(locales, "cliente"):
             locales.cliente = objetivo.cliente()
             clientes.append(locales.cliente)

@@ -150,10 +150,12 @@ def generate_on(conn: Connection, dias_vencimiento: int) -> ResultadoAlertas:
     # Dos generaciones simultáneas se turnan: la segunda ve lo que insertó la primera.
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ALERTAS_LOCK_KEY})
     result = ResultadoAlertas(dias_vencimiento=dias_vencimiento)
-    lotes = dict(
+    lotes: dict[str, int] = dict(
         conn.execute(text(LOTES_SQL), {"dias": dias_vencimiento, "tipo": "VENCIMIENTO", "ref": "LOTE"}).all()
     )
-    stock = dict(conn.execute(text(STOCK_SQL), {"tipo": "STOCK_BAJO", "ref": "PRODUCTO"}).all())
+    stock: dict[str, int] = dict(
+        conn.execute(text(STOCK_SQL), {"tipo": "STOCK_BAJO", "ref": "PRODUCTO"}).all()
+    )
     result.lotes_vencidos, result.lotes_por_vencer = lotes.get("ROJO", 0), lotes.get("AMARILLO", 0)
     result.sin_stock, result.stock_bajo = stock.get("ROJO", 0), stock.get("AMARILLO", 0)
     result.segundos = time.perf_counter() - started

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import psycopg
 from psycopg import sql
@@ -87,7 +87,7 @@ class BackgroundCompressor:
             while self._chunks.get() is not None:  # vaciar para no bloquear a quien escribe
                 pass
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self._failure:
             raise self._failure[0]
         self._chunks.put(bytes(data))
@@ -101,7 +101,7 @@ class BackgroundCompressor:
             raise self._failure[0]
 
 
-def pump(source: BinaryIO, writer: AtomicGzipWriter, niceness: int = 0) -> None:
+def pump(source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0) -> None:
     """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime."""
     compressor = BackgroundCompressor(writer, niceness)
     try:
@@ -196,7 +196,7 @@ def write_full(
     if "__error__" in counts:
         raise DumpError(f"No se pudieron contar las filas: {counts['__error__']}")
     return DumpResult(
-        [TablaManifiesto(nombre=n, filas=int(counts[n]), filas_escritas=int(counts[n])) for n in table_names]  # type: ignore[call-overload]
+        [TablaManifiesto(nombre=n, filas=int(counts[n]), filas_escritas=int(counts[n])) for n in table_names]  # type: ignore[call-overload]  # counts: nombre → int, salvo "__error__"
     )
 
 

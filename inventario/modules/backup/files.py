@@ -47,12 +47,12 @@ class AtomicGzipWriter:
         # 0600 desde su creación, con cualquier umask: el backup lleva toda la base.
         self._raw = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self._hashing = _HashingFile(self._raw)
-        self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)  # type: ignore[arg-type]
+        self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)
         self.uncompressed = 0
         self.md5 = ""
         self.size = 0
 
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         self._gz.write(data)
         self.uncompressed += len(data)
 

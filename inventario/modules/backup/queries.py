@@ -63,7 +63,7 @@ def listar(
     estado: str | None = None,
     fechas: RangoFechas | None = None,
     incluir_eliminados: bool = False,
-) -> Select[tuple[HistorialBackup]]:
+) -> Select[HistorialBackup]:
     """Backups del más nuevo al más viejo (por `fecha_creacion`, luego por id), para `pagination.page`."""
     filtros = fechas.where(HistorialBackup.fecha_creacion) if fechas else []
     if tipo is not None:

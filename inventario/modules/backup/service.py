@@ -520,7 +520,7 @@ class BackupService:
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 snapshot_id, taken_at, version = snap.execute(
                     "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
-                ).fetchone()  # type: ignore[misc]
+                ).fetchone()  # type: ignore[misc]  # un SELECT sin FROM siempre da una fila
                 fingerprint = pg_esquema.fingerprint(snap)
                 revision = pg_esquema.alembic_revision(snap)
                 xid_next, xids_running = watermark(snap)
@@ -602,7 +602,7 @@ class BackupService:
                 hash_md5=writer.md5,
                 tamanio_bytes=writer.size,
                 tamanio_sin_comprimir=writer.uncompressed,
-                fecha_creacion=row.fecha_creacion,  # type: ignore[arg-type]
+                fecha_creacion=row.fecha_creacion,
                 fecha_instantanea=taken_at,
                 fecha_corte=corte,
                 duracion_segundos=duration,
@@ -986,7 +986,7 @@ def sync_catalog(session: Session, repo: BackupRepo) -> int:
         row.ejecutado_por = manifest.ejecutado_por
         row.eliminado = False
         row.fecha_eliminacion = None
-        row.fecha_actualizacion = func.now()  # type: ignore[assignment]  # SQL: con el GUC activo el trigger no lo sella
+        row.fecha_actualizacion = func.now()  # SQL: con el GUC activo el trigger no lo sella
         changed += 1
     session.flush()
     session.execute(

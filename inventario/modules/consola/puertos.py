@@ -21,7 +21,7 @@ from inventario.modules.backup import queries, restore
 from inventario.modules.backup import router as backup_api
 from inventario.modules.backup.exceptions import BackupError, RestoreError
 from inventario.modules.backup.manifest import Manifiesto
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 from inventario.modules.backup.schemas import EnviarEmail
 from inventario.modules.backup.service import BackupService
 from inventario.modules.planificador import router as jobs_api
@@ -96,7 +96,7 @@ def verificar(request: Request, id_backup: int) -> str:
 
 def manifiesto(request: Request, row: HistorialBackup) -> Manifiesto | None:
     """El manifiesto junto al archivo, o None si ya no está (backup eliminado o fallido)."""
-    if row.estado != "COMPLETADO" or row.eliminado:
+    if row.estado != EstadoBackup.COMPLETADO or row.eliminado:
         return None
     return _servicio(request).repo.manifest(row.nombre_archivo)
 

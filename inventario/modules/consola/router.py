@@ -293,9 +293,10 @@ def enviar_email(
 
 
 @router.post("/backups/{id_backup}/verificar", dependencies=[CsrfDep])
-def verificar(id_backup: int, request: Request, session: SessionDep, _: AdminConsola) -> Response:
-    puertos.obtener_backup(request, session, id_backup)  # 404 si no existe
-    session.close()  # leer el archivo entero puede tardar
+def verificar(id_backup: int, request: Request, _: AdminConsola) -> Response:
+    # Sesión propia y breve: leer el archivo entero puede tardar y no debe retener una conexión.
+    with request.app.state.session_factory() as session:
+        puertos.obtener_backup(request, session, id_backup)  # 404 si no existe
     destino = f"{RAIZ}/backups/{id_backup}"
     try:
         resumen = puertos.verificar(request, id_backup)
@@ -539,7 +540,7 @@ def instalar(app: FastAPI) -> None:
     app.add_exception_handler(sesion.SinSesion, sin_sesion)
 
     def envolver(tipo: type[Exception], texto: Callable[[Any], tuple[int, str]]) -> None:
-        anterior: Manejador | None = app.exception_handlers.get(tipo)  # type: ignore[assignment]
+        anterior: Manejador | None = app.exception_handlers.get(tipo)  # type: ignore[assignment]  # Starlette los tipa como Callable genérico
 
         async def manejador(request: Request, exc: Any) -> Response:
             if _es_consola(request):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from inventario.archivos import human_size
 from inventario.config import Settings
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 from inventario.modules.consola import puertos
 from inventario.modules.consola.grafico import Grafico, PuntoBackup, grafico_backups
 from inventario.modules.lotes import service as lotes
@@ -222,7 +222,7 @@ def alertas_sin_leer(session: Session) -> dict[str, Any]:
 def grafico_retencion(session: Session, settings: Settings, ahora: datetime) -> Grafico:
     inicio = ahora - timedelta(days=settings.BACKUP_RETENTION_DAYS)
     filas, _ = puertos.listar_backups(
-        session, 0, GRAFICO_MAX, estado="COMPLETADO", desde=inicio, incluir_eliminados=True
+        session, 0, GRAFICO_MAX, estado=EstadoBackup.COMPLETADO, desde=inicio, incluir_eliminados=True
     )
     puntos = [
         PuntoBackup(r.fecha_creacion, r.tipo, r.tamanio_bytes or 0, r.duracion_segundos or 0.0)
@@ -295,8 +295,8 @@ COLUMNAS_BACKUP: list[Columna] = [
     Columna("Por", lambda r, s: r.ejecutado_por or "—"),
 ]
 
-TIPOS_MANUALES: list[str] = ["COMPLETO", "DIFERENCIAL", "INCREMENTAL"]
-TIPOS_BACKUP: list[str] = ["COMPLETO", "DIFERENCIAL", "INCREMENTAL"]
-ESTADOS_BACKUP: list[str] = ["EN_PROCESO", "COMPLETADO", "ERROR"]
+TIPOS_MANUALES: list[str] = list(TipoBackup)
+TIPOS_BACKUP: list[str] = list(TipoBackup)
+ESTADOS_BACKUP: list[str] = list(EstadoBackup)
 SEMAFOROS: list[str] = [ROJO, AMARILLO, VERDE]
 listar_backups = puertos.listar_backups

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from inventario.config import Settings
 from inventario.errors import Conflicto, NoEncontrado
+from inventario.jobs import alertas_job, backup_job
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios.model import Envio, MensajeSalida
 from inventario.modules.notificaciones.model import Notificacion
@@ -146,7 +147,7 @@ _RESOLVER_SQL = [
 def resolver_incidentes(session: Session) -> int:
     total = 0
     for sql in _RESOLVER_SQL:
-        total += session.execute(text(sql)).rowcount  # type: ignore[attr-defined]
+        total += session.execute(text(sql)).rowcount  # type: ignore[attr-defined]  # un UPDATE devuelve un CursorResult
     session.commit()
     return total
 
@@ -319,10 +320,10 @@ def resumen_si_toca(session: Session, settings: Settings) -> MensajeSalida | Non
     """El resumen diario sale tras cada corrida OK de `alertas_diarias` (la última del día)."""
     corrida = session.scalar(
         text(
-            "SELECT id_ejecucion FROM ejecuciones_job WHERE job_id = 'alertas_diarias' AND estado = 'OK' "
+            "SELECT id_ejecucion FROM ejecuciones_job WHERE job_id = :job AND estado = 'OK' "
             "AND fin > now() - make_interval(secs => :ventana) ORDER BY fin DESC LIMIT 1"
         ),
-        {"ventana": PING_VENTANA.total_seconds()},
+        {"ventana": PING_VENTANA.total_seconds(), "job": alertas_job.JOB_ID},
     )
     if corrida is None:
         return None
@@ -341,12 +342,12 @@ def pings_pendientes(session: Session, settings: Settings) -> int:
     corridas = session.execute(
         text(
             "SELECT e.id_ejecucion, e.estado FROM ejecuciones_job e "
-            "WHERE e.job_id = 'backup_diario' AND NOT e.manual AND e.estado IN ('OK', 'ERROR') "
+            "WHERE e.job_id = :job AND NOT e.manual AND e.estado IN ('OK', 'ERROR') "
             "AND e.fin > now() - make_interval(secs => :ventana) "
             "AND NOT EXISTS (SELECT 1 FROM mensajes_salida m WHERE m.clave = 'PING:' || e.id_ejecucion) "
             "ORDER BY e.id_ejecucion"
         ),
-        {"ventana": PING_VENTANA.total_seconds()},
+        {"ventana": PING_VENTANA.total_seconds(), "job": backup_job.JOB_ID},
     ).all()
     creados = 0
     for corrida in corridas:

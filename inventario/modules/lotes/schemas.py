@@ -10,7 +10,7 @@ from inventario.modules.productos.schemas import Entero, Entrada, Fecha, IdRef, 
 
 class LoteCrear(Entrada):
     id_producto: IdRef
-    codigo_lote: Texto(60)  # type: ignore[valid-type]
+    codigo_lote: Texto(60)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     fecha_vencimiento: Fecha | None = None
     # Se registra como movimiento ENTRADA del mismo alta (si es mayor que 0).
     cantidad: Entero = 0
@@ -18,7 +18,7 @@ class LoteCrear(Entrada):
 
 class LoteActualizar(Parche):
     NULLABLES: ClassVar[frozenset[str]] = frozenset({"fecha_vencimiento"})
-    codigo_lote: Texto(60) | None = None  # type: ignore[valid-type]
+    codigo_lote: Texto(60) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     fecha_vencimiento: Fecha | None = None
 
     @model_validator(mode="before")

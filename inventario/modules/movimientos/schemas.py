@@ -27,7 +27,7 @@ class MovimientoCrear(Entrada):
     # ENTRADA y SALIDA: > 0. AJUSTE: diferencia con signo, distinta de 0.
     cantidad: Annotated[int, Field(strict=True, ge=-MAX_INT, le=MAX_INT)]
     # Obligatorio en un AJUSTE.
-    motivo: Texto(1000, 0) | None = None  # type: ignore[valid-type]
+    motivo: Texto(1000, 0) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
 
 
 class MovimientoSalida(BaseModel):

@@ -26,8 +26,8 @@ Etiqueta = Annotated[
 
 class NotificacionCrear(Entrada):
     tipo: Etiqueta = "MANUAL"
-    titulo: Texto(200)  # type: ignore[valid-type]
-    mensaje: Texto(5000, 0) = ""  # type: ignore[valid-type]
+    titulo: Texto(200)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    mensaje: Texto(5000, 0) = ""  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     semaforo: Semaforo = "VERDE"
     referencia_tipo: Etiqueta | None = None
     referencia_id: IdRef | None = None

@@ -104,7 +104,7 @@ def mark_all_read(session: Session) -> int:
         execution_options={"synchronize_session": False},
     )
     session.commit()
-    return result.rowcount
+    return result.rowcount  # type: ignore[attr-defined]  # un UPDATE devuelve un CursorResult
 
 
 __all__ = [

@@ -405,7 +405,7 @@ class JobsService:
                 log.warning(
                     "Job %s: se recuperó la corrida programada para %s (el servicio no estaba en marcha)",
                     job.job_id,
-                    corrida.programada_para.astimezone(self.settings.tz).isoformat(),  # type: ignore[union-attr]
+                    corrida.programada_para.astimezone(self.settings.tz).isoformat(),  # type: ignore[union-attr]  # una corrida recuperada siempre tiene hora
                 )
             corridas.append(corrida)
         return corridas
@@ -490,7 +490,7 @@ class JobsService:
                     interrupted = last.estado == EstadoEjecucion.EN_CURSO
             problema = None
             if interrupted:
-                problema = f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]
+                problema = f"la corrida {last.id_ejecucion} quedó interrumpida (instancia {last.instancia})"  # type: ignore[union-attr]  # interrupted implica last
             elif last is not None and last.estado == EstadoEjecucion.ERROR:
                 problema = f"la última corrida falló: {last.mensaje}"
             else:

@@ -113,19 +113,19 @@ class Parche(Entrada):
 
 
 class ProductoCrear(Entrada):
-    codigo: Texto(50)  # type: ignore[valid-type]
-    nombre: Texto(200)  # type: ignore[valid-type]
-    descripcion: Texto(5000, 0) | None = None  # type: ignore[valid-type]
-    unidad: Texto(30) = "unidad"  # type: ignore[valid-type]
+    codigo: Texto(50)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    nombre: Texto(200)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    descripcion: Texto(5000, 0) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    unidad: Texto(30) = "unidad"  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     stock_minimo: Entero = 0
 
 
 class ProductoActualizar(Parche):
     NULLABLES: ClassVar[frozenset[str]] = frozenset({"descripcion"})
-    codigo: Texto(50) | None = None  # type: ignore[valid-type]
-    nombre: Texto(200) | None = None  # type: ignore[valid-type]
-    descripcion: Texto(5000, 0) | None = None  # type: ignore[valid-type]
-    unidad: Texto(30) | None = None  # type: ignore[valid-type]
+    codigo: Texto(50) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    nombre: Texto(200) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    descripcion: Texto(5000, 0) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    unidad: Texto(30) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     stock_minimo: Entero | None = None
     # Reactivar o desactivar por aquí exige ADMIN (lo comprueba el router).
     activo: Booleano | None = None

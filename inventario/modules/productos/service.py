@@ -92,7 +92,7 @@ def list_products(
     )
     disponible = func.coalesce(stock.c.stock_disponible, 0)
     below = disponible < Producto.stock_minimo
-    stmt = (
+    filtered: Select[Any] = (
         select(
             *Producto.__table__.c,
             func.coalesce(stock.c.stock_total, 0).label("stock_total"),
@@ -105,9 +105,9 @@ def list_products(
         .where(*conditions, below if bajo_minimo else ~below)
         .order_by(*order)
     )
-    rows = [dict(r._mapping) for r in session.execute(stmt.offset(pagina.offset).limit(pagina.limit))]
+    rows = [dict(r._mapping) for r in session.execute(filtered.offset(pagina.offset).limit(pagina.limit))]
     # Una página vacía (más allá del final) no trae el total: se cuenta aparte.
-    total = rows[0]["_total"] if rows else count(session, stmt)
+    total = rows[0]["_total"] if rows else count(session, filtered)
     for row in rows:
         del row["_total"]
     return listado(rows, total, pagina)

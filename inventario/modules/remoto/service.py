@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from inventario.errors import Conflicto, DomainError, NoEncontrado
-from inventario.modules.backup.model import HistorialBackup
+from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 from inventario.modules.notificaciones.model import Notificacion
 from inventario.modules.remoto import transfer
 from inventario.modules.remoto.cifrado import AGE_SUFFIX, parse_recipients
@@ -164,7 +164,7 @@ class RemotoService:
                 row = session.get(HistorialBackup, current)
                 if row is None:
                     raise NoEncontrado(f"No existe el backup {current}")
-                if row.estado != "COMPLETADO" or row.eliminado:
+                if row.estado != EstadoBackup.COMPLETADO or row.eliminado:
                     raise Conflicto(
                         f"El backup {current} no se puede copiar fuera del sitio: "
                         + (
@@ -313,7 +313,7 @@ class RemotoService:
                 select(HistorialBackup)
                 .outerjoin(CopiaRemota, CopiaRemota.id_backup == HistorialBackup.id_backup)
                 .where(
-                    HistorialBackup.estado == "COMPLETADO",
+                    HistorialBackup.estado == EstadoBackup.COMPLETADO,
                     HistorialBackup.eliminado.is_not(True),
                     (CopiaRemota.id_backup.is_(None)) | (CopiaRemota.estado != EstadoRemoto.COPIADO),
                 )
@@ -323,7 +323,7 @@ class RemotoService:
         newest_full = session.scalar(
             select(func.max(HistorialBackup.id_backup)).where(
                 HistorialBackup.tipo == "COMPLETO",
-                HistorialBackup.estado == "COMPLETADO",
+                HistorialBackup.estado == EstadoBackup.COMPLETADO,
                 HistorialBackup.eliminado.is_not(True),
             )
         )
@@ -456,7 +456,7 @@ def offsite_lag(session: Session, settings: Settings) -> str | None:
     newest = session.execute(
         select(HistorialBackup.id_backup, HistorialBackup.fecha_creacion, CopiaRemota.estado)
         .outerjoin(CopiaRemota, CopiaRemota.id_backup == HistorialBackup.id_backup)
-        .where(HistorialBackup.estado == "COMPLETADO", HistorialBackup.eliminado.is_not(True))
+        .where(HistorialBackup.estado == EstadoBackup.COMPLETADO, HistorialBackup.eliminado.is_not(True))
         .order_by(HistorialBackup.id_backup.desc())
         .limit(1)
     ).first()

@@ -105,7 +105,7 @@ def login(
     client = request.client.host if request.client else "desconocido"
     user = service.authenticate(session, data.nombre_usuario, data.password, client, login_throttle(request))
     token = create_token(request.app.state.secret_key, user.id_usuario, user.rol, settings.TOKEN_MINUTOS)
-    return TokenSalida(access_token=token, expira_en_segundos=settings.TOKEN_MINUTOS * 60, rol=user.rol)  # type: ignore[arg-type]
+    return TokenSalida(access_token=token, expira_en_segundos=settings.TOKEN_MINUTOS * 60, rol=user.rol)
 
 
 @auth_router.get("/yo", response_model=UsuarioSalida, summary="El usuario del token", responses=CON_TOKEN)

@@ -11,8 +11,8 @@ Rol = Literal["ADMIN", "OPERADOR"]
 
 
 class LoginEntrada(BaseModel):
-    nombre_usuario: Texto(100, recortar=False)  # type: ignore[valid-type]
-    password: Texto(256, recortar=False)  # type: ignore[valid-type]
+    nombre_usuario: Texto(100, recortar=False)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
+    password: Texto(256, recortar=False)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
 
 
 class TokenSalida(BaseModel):
@@ -25,17 +25,17 @@ class TokenSalida(BaseModel):
 class UsuarioCrear(BaseModel):
     model_config = ConfigDict(extra="forbid")
     nombre_usuario: str = Field(min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
-    nombre_completo: Texto(200, 0) = ""  # type: ignore[valid-type]
+    nombre_completo: Texto(200, 0) = ""  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     email: EmailStr | None = None
-    password: Texto(256, 8, recortar=False)  # type: ignore[valid-type]
+    password: Texto(256, 8, recortar=False)  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     rol: Rol = "OPERADOR"
 
 
 class UsuarioActualizar(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    nombre_completo: Texto(200, 0) | None = None  # type: ignore[valid-type]
+    nombre_completo: Texto(200, 0) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     email: EmailStr | None = None
-    password: Texto(256, 8, recortar=False) | None = None  # type: ignore[valid-type]
+    password: Texto(256, 8, recortar=False) | None = None  # type: ignore[valid-type]  # Texto(): tipo anotado que se construye en tiempo de ejecución
     rol: Rol | None = None
     activo: bool | None = None
 
