@@ -6,14 +6,13 @@ import getpass
 from datetime import datetime, tzinfo
 
 import typer
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from inventario.archivos import human_size
 from inventario.cli_support import fail, runtime_context, settings_or_exit
 from inventario.errors import DomainError
-from inventario.modules.backup import restore
-from inventario.modules.backup.model import HistorialBackup, TipoSolicitado
+from inventario.modules.backup import queries, restore
+from inventario.modules.backup.model import TipoSolicitado
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import BackupService
@@ -74,10 +73,8 @@ def _wait_offsite(runtime: Runtime, id_backup: int) -> tuple[str, bool] | None:
 def listar(todos: bool = typer.Option(False, "--todos", help="Incluir los eliminados")) -> None:
     """Lista los backups del catálogo, el más reciente primero."""
     with runtime_context() as runtime, runtime.session_factory() as session:
-        query = select(HistorialBackup).order_by(HistorialBackup.id_backup.desc())
-        if not todos:
-            query = query.where(HistorialBackup.eliminado.is_not(True))
-        rows = list(session.scalars(query))
+        # La misma consulta que GET /api/v1/backup/listar (queries.listar), sin paginar.
+        rows = list(session.scalars(queries.listar(incluir_eliminados=todos)))
     if not rows:
         typer.echo("No hay backups.")
         return
