@@ -185,14 +185,17 @@ class BackupService:
     def _notify(
         self, session: Session, event: Evento, row: HistorialBackup, detail: str | None = None
     ) -> None:
-        """Notificación del evento, confirmada en la sesión del servicio (nunca en una ajena)."""
+        """Añade la notificación del evento y confirma la sesión del servicio (nunca una ajena) con
+        ella: el cambio de estado que la causó viaja en la misma transacción, así quien ve el
+        backup COMPLETADO o en ERROR ve también su aviso. Si la notificación falla se deshace solo
+        ella (SAVEPOINT) y el cambio de estado se confirma igual."""
         if self.notifier is not None:
             try:
-                self.notifier(session, event, row, detail)
-                session.commit()
+                with session.begin_nested():
+                    self.notifier(session, event, row, detail)
             except Exception:
-                session.rollback()
                 log.exception("No se pudo registrar la notificación del backup %s", row.id_backup)
+        session.commit()
 
     # ------------------------------------------------------------------ ejecutar
     def decide(
@@ -458,7 +461,7 @@ class BackupService:
                     ejecutado_por=ejecutado_por,
                 )
                 session.add(row)
-                session.commit()
+                session.flush()  # el id, para la notificación que se confirma con la fila
                 self._notify(session, Evento.ERROR, row)
                 return row.id_backup
         except Exception:
@@ -469,6 +472,7 @@ class BackupService:
         session, row = started.session, started.row
         try:
             self._produce(session, row, started.decision)
+            self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
         except Exception as exc:
             session.rollback()
             message = _describe(exc)
@@ -485,7 +489,6 @@ class BackupService:
             row.tamanio_legible,
             row.duracion_segundos or 0,
         )
-        self._notify(session, Evento.COMPLETADO, row)
         self._copy_offsite(row.id_backup)
         return row
 
@@ -500,9 +503,8 @@ class BackupService:
                 .where(HistorialBackup.id_backup == row.id_backup)
                 .values(estado=EstadoBackup.ERROR, mensaje_error=message[:4000])
             )
-            session.commit()
             session.refresh(row)
-            self._notify(session, Evento.ERROR, row)
+            self._notify(session, Evento.ERROR, row)  # confirma ERROR y su aviso juntos
         except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
@@ -630,7 +632,7 @@ class BackupService:
             raise
         apply_manifest(row, manifest)
         session.merge(row)
-        session.commit()
+        session.flush()  # lo confirma `_finish` junto con la notificación
 
     # ------------------------------------------------------------------ catálogo y recuperación
     def _close_interrupted(self, session: Session) -> list[int]:
