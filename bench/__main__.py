@@ -26,6 +26,8 @@ ESCALAS = {
 MANTENIMIENTO = {"normal": (100_000, 10_000), "rapida": (100_000, 10_000), "minima": (2_000, 400)}
 # Medidas 9-11: incrementales de un día y los de la cadena que se restaura.
 INCREMENTALES = {"normal": (96, 24), "rapida": (96, 24), "minima": (4, 3)}
+# Medida 12: segundos entre incrementales durante la carga (el minuto del objetivo, comprimido).
+CADENCIA_INCREMENTAL = {"normal": 5.0, "rapida": 5.0, "minima": 1.0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,16 +43,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6,7,8,9",
-        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9 = 9, 10 y 11)",
+        default="1,2,3,4,5,6,7,8,9,12",
+        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9, 10 y 11 van juntas)",
     )
     args = parser.parse_args(argv)
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
-        parser.error("--medidas: números del 1 al 9 separados por comas")
-    if not wanted or not wanted <= set(range(1, 10)):
-        parser.error("--medidas: números del 1 al 9 separados por comas")
+        parser.error("--medidas: números del 1 al 12 separados por comas")
+    if not wanted or not wanted <= set(range(1, 13)):
+        parser.error("--medidas: números del 1 al 12 separados por comas")
+    if wanted & {10, 11}:
+        wanted.add(9)
     if 3 in wanted:
         wanted.add(2)
     if 2 in wanted:
@@ -110,6 +114,23 @@ def main(argv: list[str] | None = None) -> int:
         if 9 in wanted:
             results.extend(medidas.m9_incrementales(ent, *INCREMENTALES[args.escala]))
             print(f"9-11 listos ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 12 in wanted:
+            servicio = Servicio(ent)
+            try:
+                results.append(
+                    medidas.m12_latencia_incrementales(
+                        ent,
+                        servicio,
+                        args.repeticiones,
+                        args.clientes,
+                        args.peticiones,
+                        args.segundos_carga,
+                        CADENCIA_INCREMENTAL[args.escala],
+                    )
+                )
+            finally:
+                servicio.stop()
+            print(f"12 listo ({time.perf_counter() - started:.0f} s)", flush=True)
     finally:
         ent.close()
     elapsed = time.perf_counter() - started

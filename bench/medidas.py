@@ -676,3 +676,92 @@ def m9_incrementales(ent: Entorno, dia: int, cadena: int) -> list[Resultado]:
         )
     )
     return results
+
+
+def m12_latencia_incrementales(
+    ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float, cadencia: float
+) -> Resultado:
+    """12: la misma carga que la medida 4, sin backups y con un INCREMENTAL cada `cadencia` segundos.
+
+    El objetivo habla de "cada minuto"; una fase de carga dura menos que eso, así que el minuto se
+    comprime: los incrementales se piden cada `cadencia` s (5 s a escala normal: 12 veces más a menudo
+    que el objetivo, más exigente). Se piden al servicio por la API (`POST /backup/ejecutar`,
+    `tipo=INCREMENTAL`, `esperar=true`): corren dentro del proceso del servicio, como el job
+    `backup_incremental`, y compiten con la carga por su CPU y su pool de conexiones."""
+    with ent.connect() as conn:
+        lots = ",".join(
+            f"{a}:{b}"
+            for a, b in conn.execute(
+                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
+                "WHERE p.activo ORDER BY random() LIMIT 200"
+            )
+        )
+    api = httpx.Client(base_url=servicio.url, headers=servicio.headers, timeout=600)
+
+    def ejecutar(tipo: str) -> httpx.Response:
+        return api.post("/api/v1/backup/ejecutar", params={"tipo": tipo, "esperar": "true"})
+
+    # La base de la cadena, fuera de la medida: sin completo, el primer incremental sería un COMPLETO.
+    next_second()
+    ejecutar("COMPLETO").raise_for_status()
+    quiet: list[dict[str, Any]] = []
+    busy: list[dict[str, Any]] = []
+    incr_seconds: list[float] = []
+    outcomes: dict[str, int] = {}
+    try:
+        for _ in range(reps):
+            quiet.append(run_load(servicio, lots, clients, requests, seconds))
+            stop = threading.Event()
+
+            def incremental_loop(stop: threading.Event = stop) -> None:
+                slot = time.monotonic()
+                while not stop.is_set():
+                    elapsed, response = timed(lambda: ejecutar("INCREMENTAL"))
+                    tipo = response.json().get("tipo") if response.status_code == 201 else None
+                    key = f"{response.status_code} {tipo or ''}".strip()
+                    outcomes[key] = outcomes.get(key, 0) + 1
+                    if response.status_code == 201:
+                        incr_seconds.append(elapsed)
+                    slot += cadencia  # cadencia fija; si uno tarda más, el siguiente sale enseguida
+                    stop.wait(max(0.0, slot - time.monotonic()))
+
+            worker = threading.Thread(target=incremental_loop, daemon=True)
+            worker.start()
+            busy.append(run_load(servicio, lots, clients, requests, seconds))
+            stop.set()
+            worker.join(600)
+    finally:
+        api.close()
+
+    def agg(runs: list[dict[str, Any]], kind: str, key: str) -> float:
+        return median([r[kind][key] for r in runs])
+
+    errors = sum(r[k]["errores"] for r in quiet + busy for k in ("lectura", "escritura"))
+    ratios = {k: agg(busy, k, "p95_ms") / agg(quiet, k, "p95_ms") for k in ("lectura", "escritura")}
+    worst = max(ratios.values())
+    done = len(incr_seconds)
+    return Resultado(
+        12,
+        f"Latencia con {clients} clientes e INCREMENTAL cada {cadencia:g} s (el minuto comprimido)",
+        f"con incrementales ({done}, mediana {median(incr_seconds) if done else 0:.2f} s): "
+        + ", ".join(
+            f"{k} p50 {agg(busy, k, 'p50_ms'):.0f} / p95 {agg(busy, k, 'p95_ms'):.0f} ms" for k in ratios
+        ),
+        "sin backups: "
+        + ", ".join(
+            f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios
+        ),
+        worst,
+        "p95 ≤ 1.1 del reposo, cero errores",
+        worst <= 1.1 and errors == 0 and done > 0,
+        {
+            "sin_backup": quiet,
+            "con_incrementales": busy,
+            "ratios_p95": ratios,
+            "errores": errors,
+            "cadencia_s": cadencia,
+            "incrementales": done,
+            "incremental_s": incr_seconds,
+            "respuestas": outcomes,
+        },
+    )
