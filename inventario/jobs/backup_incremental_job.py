@@ -14,6 +14,7 @@ from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, Sin
 from inventario.modules.backup.model import TipoBackup
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
+from inventario.modules.planificador.model import EstadoEjecucion
 from inventario.modules.planificador.resultado import ContextoJob, JobFallido, ResultadoJob
 
 JOB_ID = "backup_incremental"
@@ -23,24 +24,26 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     settings = ctx.runtime.settings
     if not settings.BACKUP_ENABLED and not ctx.manual:
         return ResultadoJob(
-            "OMITIDO", "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el incremental"
+            EstadoEjecucion.OMITIDO,
+            "Backups deshabilitados (BACKUP_ENABLED=false): no se hizo el incremental",
         )
     local = ctx.programada_para.astimezone(settings.tz)
     if not ctx.manual and (local.hour, local.minute) == (settings.BACKUP_HOUR, settings.BACKUP_MINUTE):
         return ResultadoJob(
-            "OMITIDO", f"A las {local:%H:%M} corre el backup diario (backup_diario): cubre este incremental"
+            EstadoEjecucion.OMITIDO,
+            f"A las {local:%H:%M} corre el backup diario (backup_diario): cubre este incremental",
         )
     service = BackupService(ctx.runtime, notifier=notify)
     ejecutado_por = ctx.ejecutado_por if ctx.manual else "SCHEDULER"
     try:
         row = service.run(TipoBackup.INCREMENTAL, ejecutado_por, skip_unchanged=True)
     except SinCambios as exc:
-        return ResultadoJob("OMITIDO", str(exc))
+        return ResultadoJob(EstadoEjecucion.OMITIDO, str(exc))
     except BackupEnCurso:
         running = service.running_type()
         que = f"un backup {running}" if running else "otro backup o una limpieza"
         return ResultadoJob(
-            "OMITIDO",
+            EstadoEjecucion.OMITIDO,
             f"Incremental omitido: {que} está en curso; el siguiente incremental incluirá estos cambios",
         )
     except BackupError as exc:
@@ -52,4 +55,4 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     )
     if row.nota:
         mensaje += f". Nota: {row.nota}"
-    return ResultadoJob("OK", mensaje)
+    return ResultadoJob(EstadoEjecucion.OK, mensaje)
