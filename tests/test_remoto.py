@@ -130,7 +130,7 @@ def test_servidor_caido_da_error_claro(
         dest.stop()
         rclone = Rclone(dest.remote, str(dest.config))
         rclone.timeout = 60
-        with pytest.raises(RemotoError, match="rclone copy falló"):
+        with pytest.raises(RemotoError, match="rclone operations/copyfile falló"):
             transfer.push(
                 rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
             )
@@ -153,7 +153,8 @@ def test_ninguna_credencial_en_argv_ni_en_logs(
         done = threading.Event()
 
         def watch() -> None:
-            # Cada proceso de la máquina mientras dura la subida: los rclone que lanzamos y el servidor.
+            # Cada proceso de la máquina mientras dura la subida: el rclone residente (rcd), los rclone
+            # que lanzamos y el servidor.
             while not done.is_set():
                 for pid in os.listdir("/proc"):
                     if not pid.isdigit():
@@ -177,7 +178,7 @@ def test_ninguna_credencial_en_argv_ni_en_logs(
         finally:
             done.set()
             watcher.join()
-        assert any(" copy " in c for c in seen) and any(" cat " in c for c in seen), seen[:5]
+        assert any(" rcd " in c for c in seen) and any(" cat " in c for c in seen), seen[:5]
         assert not [c for c in seen if dest.secret in c]
         assert dest.secret not in caplog.text
 

@@ -9,19 +9,28 @@ de órdenes solo va el nombre del remoto y la ruta, y por eso se rechazan los re
 
 from __future__ import annotations
 
+import atexit
 import builtins
+import contextlib
+import hashlib
 import json
 import logging
 import os
-import re
+import secrets
 import shutil
 import stat
 import subprocess
 import sysconfig
+import tempfile
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import httpx
 
 from inventario.errors import DomainError
 
@@ -132,22 +141,42 @@ class Rclone:
             raise RemotoError(f"rclone {args[0]} falló: {_stderr(proc.stderr)}")
         return proc.stdout
 
+    def _rc(self, method: str, params: dict[str, Any], timeout: float | None = None, **kw: Any) -> Any:
+        """Una operación en el rclone residente de este proceso (ver `_Daemon`)."""
+        return _daemon_call(self.binary, self.env(), method, params, timeout or self.timeout, **kw)
+
+    def _fs(self) -> str:
+        # Para la API de rclone, un destino "nombre:" o "nombre:ruta" o una ruta local es un fs entero.
+        return self.remote
+
     # ------------------------------------------------------------------ operaciones
     def upload_dir(self, local: Path) -> None:
-        """Sube los archivos de una carpeta local (sin subcarpetas) al destino, en una sola llamada."""
-        self._run("copy", "--no-traverse", "--max-depth=1", str(local), self.remote)
+        """Sube los archivos de una carpeta local (sin subcarpetas) al destino, en orden de nombre.
+
+        Va por el rclone residente: cada archivo es una petición, sin arrancar rclone cada vez.
+        rclone compara tamaño y suma del objeto subido con el archivo local (y lo reintenta)."""
+        for item in sorted(local.iterdir()):
+            if item.is_file():
+                self.path(item.name)  # valida el nombre
+                self._rc(
+                    "operations/copyfile",
+                    {
+                        "srcFs": str(local),
+                        "srcRemote": item.name,
+                        "dstFs": self._fs(),
+                        "dstRemote": item.name,
+                    },
+                )
 
     def upload_bytes(self, data: bytes, name: str) -> None:
-        """Sube un objeto pequeño (un descriptor JSON) desde la memoria, por stdin."""
-        cmd = [str(self.binary), "rcat", self.path(name), *_COMMON_FLAGS]
-        try:
-            proc = subprocess.run(
-                cmd, env=self.env(), input=data, capture_output=True, timeout=300, check=False
-            )
-        except subprocess.TimeoutExpired:
-            raise RemotoError("rclone rcat no terminó en 300 s") from None
-        if proc.returncode != 0:
-            raise RemotoError(f"rclone rcat falló: {_stderr(proc.stderr)}")
+        """Sube un objeto pequeño (un descriptor JSON) desde la memoria."""
+        self.path(name)  # valida el nombre
+        self._rc(
+            "operations/uploadfile",
+            {"fs": self._fs(), "remote": ""},
+            timeout=300,
+            files={"file0": (name, data, "application/octet-stream")},
+        )
 
     def list(self) -> list[RemoteObject]:
         """Los objetos del destino (sin subcarpetas). Un destino que aún no existe está vacío."""
@@ -160,32 +189,29 @@ class Rclone:
         return [RemoteObject(item["Name"], int(item["Size"])) for item in json.loads(out or b"[]")]
 
     def stat_many(self, names: Sequence[str]) -> dict[str, RemoteObject]:
-        """Tamaño y MD5 de varios objetos del destino en una llamada (los que no existen, no están)."""
-        filters: builtins.list[str] = []
+        """Tamaño y MD5 (leídos del remoto) de varios objetos; los que no existen, no están."""
+        result = {}
         for name in names:
             self.path(name)  # valida el nombre
-            # Filtro de rclone: el nombre exacto, con sus comodines escapados.
-            filters += ["--include", "/" + re.sub(r"([\\*?\[\]{}])", r"\\\1", name)]
-        try:
-            out = self._run(
-                "lsjson",
-                "--files-only",
-                "--no-mimetype",
-                "--hash",
-                "--hash-type",
-                "md5",
-                *filters,
-                self.remote,
-                timeout=600,
-            )
-        except RemotoError as exc:
-            if "not found" in exc.mensaje.lower():
-                return {}
-            raise
-        result = {}
-        for item in json.loads(out or b"[]"):
+            try:
+                answer = self._rc(
+                    "operations/stat",
+                    {
+                        "fs": self._fs(),
+                        "remote": name,
+                        "opt": {"showHash": True, "hashTypes": ["md5"], "noMimeType": True},
+                    },
+                    timeout=600,
+                )
+            except RemotoError as exc:
+                if "not found" in exc.mensaje.lower():
+                    continue
+                raise
+            item = answer.get("item")
+            if not item or item.get("IsDir"):
+                continue
             md5 = (item.get("Hashes") or {}).get("md5") or None
-            result[item["Name"]] = RemoteObject(item["Name"], int(item["Size"]), md5)
+            result[name] = RemoteObject(name, int(item["Size"]), md5)
         return result
 
     def download(self, name: str, target: BinaryIO) -> None:
@@ -210,6 +236,146 @@ class Rclone:
         except RemotoError as exc:
             if "not found" not in exc.mensaje.lower():
                 raise
+
+
+class _Daemon:
+    """Un `rclone rcd` residente, escuchando en un socket unix de una carpeta 0700 de este usuario.
+
+    Arrancar rclone cuesta ~0,15 s; una copia hacía tres arranques. El residente se arranca una vez
+    por proceso (y por configuración) y se le habla por su API HTTP. Usuario y contraseña de la API
+    (aleatorios) y la configuración de rclone le llegan por el entorno: en argv solo va el socket.
+    """
+
+    def __init__(self, binary: Path, env: dict[str, str]) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="inventario-rclone-"))
+        self.socket = self.folder / "rc.sock"
+        self.auth = ("inventario", secrets.token_urlsafe(24))
+        env = {**env, "RCLONE_RC_USER": self.auth[0], "RCLONE_RC_PASS": self.auth[1]}
+        self.proc = subprocess.Popen(
+            [str(binary), "rcd", f"--rc-addr=unix://{self.socket}", *_COMMON_FLAGS],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # que un Ctrl+C de la consola no lo mate a media petición
+        )
+        self.client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(self.socket)), auth=self.auth, base_url="http://rclone"
+        )
+        self.busy = 0
+        deadline = time.monotonic() + 20
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else b""
+                self.stop()
+                raise RemotoError(f"rclone rcd no arrancó: {_stderr(err)}")
+            if self.socket.exists():
+                try:
+                    if self.client.post("/rc/noop", json={}, timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RemotoError("rclone rcd no respondió en 20 s")
+            time.sleep(0.02)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, method: str, params: dict[str, Any], timeout: float, **kw: Any) -> Any:
+        try:
+            if "files" in kw:  # subida multiparte: los parámetros van en la URL
+                resp = self.client.post("/" + method, params=params, timeout=timeout, **kw)
+            else:
+                resp = self.client.post("/" + method, json=params, timeout=timeout)
+        except httpx.TimeoutException:
+            raise RemotoError(f"rclone {method} no terminó en {timeout:.0f} s") from None
+        except httpx.HTTPError as exc:
+            raise RemotoError(f"rclone {method}: sin respuesta del rclone residente ({exc})") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        if resp.status_code != 200:
+            detail = str((body.get("error") if isinstance(body, dict) else None) or resp.text)
+            # rclone guarda en caché el destino abierto; si al abrirlo el servidor no respondía, queda
+            # marcado como "es un archivo" y fallaría siempre: se vacía la caché tras cualquier error.
+            with contextlib.suppress(httpx.HTTPError):
+                self.client.post("/fscache/clear", json={}, timeout=10)
+            if "is a file not a directory" in detail:
+                detail = f"no se pudo abrir el destino (¿servidor caído o inaccesible?): {detail}"
+            raise RemotoError(f"rclone {method} falló: {_stderr(detail.encode())}")
+        return body
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# Residentes por (binario, entorno de rclone): pocos, y se para el menos usado si no está ocupado.
+_MAX_DAEMONS = 3
+_daemons: OrderedDict[str, _Daemon] = OrderedDict()
+_daemons_lock = threading.Lock()
+
+
+def _daemon_key(binary: Path, env: dict[str, str]) -> str:
+    relevant = sorted((k, v) for k, v in env.items() if k.startswith("RCLONE_"))
+    config = env.get("RCLONE_CONFIG")
+    if config:  # un rclone.conf reescrito necesita otro residente (el que hay lo leyó al arrancar)
+        try:
+            st = os.stat(config)
+            relevant.append(("stat", f"{st.st_mtime_ns}:{st.st_size}"))
+        except OSError:
+            pass
+    return hashlib.sha256(repr((str(binary), relevant)).encode()).hexdigest()
+
+
+def _daemon_call(
+    binary: Path, env: dict[str, str], method: str, params: dict[str, Any], timeout: float, **kw: Any
+) -> Any:
+    key = _daemon_key(binary, env)
+    with _daemons_lock:
+        daemon = _daemons.get(key)
+        if daemon is not None and not daemon.alive:
+            _daemons.pop(key)
+            daemon.stop()
+            daemon = None
+        if daemon is None:
+            daemon = _Daemon(binary, env)
+            _daemons[key] = daemon
+            for old_key, old in builtins.list(_daemons.items()):
+                if len(_daemons) <= _MAX_DAEMONS:
+                    break
+                if old is not daemon and old.busy == 0:
+                    _daemons.pop(old_key)
+                    old.stop()
+        _daemons.move_to_end(key)
+        daemon.busy += 1
+    try:
+        return daemon.call(method, params, timeout, **kw)
+    finally:
+        with _daemons_lock:
+            daemon.busy -= 1
+
+
+@atexit.register
+def stop_daemons() -> None:
+    """Para los rclone residentes (al salir el proceso, o desde las pruebas)."""
+    with _daemons_lock:
+        while _daemons:
+            _, daemon = _daemons.popitem()
+            daemon.stop()
 
 
 def _stderr(raw: bytes) -> str:
