@@ -251,12 +251,17 @@ class _Daemon:
         self.socket = self.folder / "rc.sock"
         self.auth = ("inventario", secrets.token_urlsafe(24))
         env = {**env, "RCLONE_RC_USER": self.auth[0], "RCLONE_RC_PASS": self.auth[1]}
+        # Su stderr a un archivo de la carpeta 0700, no a una tubería que nadie lee mientras corre:
+        # con muchos errores (un servidor caído durante días) la tubería se llenaría y rclone se
+        # quedaría bloqueado escribiendo.
+        self.log_path = self.folder / "rclone.log"
+        self.log = open(self.log_path, "wb")  # abierto mientras viva el proceso rclone
         self.proc = subprocess.Popen(
             [str(binary), "rcd", f"--rc-addr=unix://{self.socket}", *_COMMON_FLAGS],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             start_new_session=True,  # que un Ctrl+C de la consola no lo mate a media petición
         )
         self.client = httpx.Client(
@@ -266,7 +271,7 @@ class _Daemon:
         deadline = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read() if self.proc.stderr else b""
+                err = self.log_path.read_bytes()
                 self.stop()
                 raise RemotoError(f"rclone rcd no arrancó: {_stderr(err)}")
             if self.socket.exists():
@@ -318,8 +323,7 @@ class _Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.log.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
