@@ -39,12 +39,10 @@ def listar_backups(
     *,
     tipo: str | None = None,
     estado: str | None = None,
-    desde: datetime | None = None,
-    hasta: datetime | None = None,
+    fechas: RangoFechas | None = None,
     incluir_eliminados: bool = False,
 ) -> tuple[list[HistorialBackup], int]:
-    """Una página del catálogo (del más nuevo al más viejo) y el total; `hasta` excluido."""
-    fechas = RangoFechas(desde, hasta) if desde or hasta else None
+    """Una página del catálogo (del más nuevo al más viejo) y el total."""
     stmt = queries.listar(tipo=tipo, estado=estado, fechas=fechas, incluir_eliminados=incluir_eliminados)
     datos = page(session, stmt, Pagina(offset=offset, limit=limit))
     return datos["items"], datos["total"]
