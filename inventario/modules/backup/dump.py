@@ -226,51 +226,108 @@ class _CopyCounter:
 
 
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
-
-
-def _copy_keys(counter: _CopyCounter, conn: psycopg.Connection, table: Table, cutoff: datetime) -> int:
-    """Las claves cambiadas o borradas, en formato COPY.
-
-    Con claves enteras (todas las de Inventario) el servidor arma el texto en una sola fila: COPY
-    entrega un mensaje por fila y, con decenas de miles de claves, ese ir y venir pesaba más que
-    la consulta. El texto de un entero no necesita escapes, así que es idéntico al de COPY.
-    """
-    if not set(table.pk_types) <= INTEGER_TYPES:
-        return counter.copy(conn, _keys_query(table, cutoff))
-    line = sql.SQL(" || E'\\t' || ").join(sql.SQL("k.{}::text").format(sql.Identifier(c)) for c in table.pk)
-    row = conn.execute(
-        sql.SQL("SELECT count({line}), coalesce(string_agg({line}, E'\\n'), '') FROM ({keys}) AS k").format(
-            line=line, keys=_keys_query(table, cutoff)
-        )
-    ).fetchone()
-    assert row is not None
-    rows, body = int(row[0]), row[1].encode()  # count(línea): la misma cuenta que el texto
-    counter.writer.write(body + (b"\n" if rows else b"") + b"\\.\n")
-    counter.rows += rows
-    return rows
+# Alias de la marca "la clave ya estaba en el predecesor" (no choca con una columna de la clave).
+_OLD = sql.Identifier("_inventario_vieja")
 
 
 def _cols(names: tuple[str, ...]) -> sql.Composed:
     return sql.SQL(", ").join(sql.Identifier(c) for c in names)
 
 
-def _keys_query(table: Table, cutoff: datetime) -> sql.Composable:
-    changed = sql.SQL("SELECT {pk} FROM {t} WHERE fecha_actualizacion >= {c}").format(
-        pk=_cols(table.pk), t=table.ident, c=sql.Literal(cutoff)
+@dataclass(frozen=True)
+class Changes:
+    """Las claves de una tabla auditada cambiadas o borradas desde el corte (K), en su instantánea."""
+
+    count: int
+    # Por columna de la clave primaria, el texto de un array de PostgreSQL (`array_agg(...)::text`),
+    # todas en el mismo orden: así viajan al archivo sin tabla temporal.
+    arrays: tuple[str, ...]
+    # |K ∩ F_viejas|: claves de K que ya estaban en el predecesor y no en sus `claves_recientes`
+    # (ver `_filas`).
+    old_touched: int
+
+
+def _single_int_key(table: Table) -> bool:
+    return len(table.pk) == 1 and table.pk_types[0] in INTEGER_TYPES
+
+
+def changed_keys(
+    conn: psycopg.Connection, ordered: list[Table], cutoff: datetime, base: Manifiesto
+) -> dict[str, Changes]:
+    """K por tabla auditada, en UNA consulta: las filas escritas desde el corte (índice de
+    `fecha_actualizacion`) y las claves de `registro_eliminaciones` desde el corte.
+
+    En la misma pasada se cuenta |K ∩ F_viejas| para deducir las filas de la tabla sin recorrerla:
+    una clave de K estaba en el predecesor (F_viejas = F − R) si su fila actual nació antes del
+    corte, o si se borró desde el corte una fila nacida antes (incluye la clave vieja de un cambio
+    de clave primaria; las borradas antes de la instantánea del predecesor están en
+    `eliminaciones_recientes`), y no está entre sus `claves_recientes` (R).
+    """
+    audited = [t for t in ordered if t.audited]
+    if not audited:
+        return {}
+    params: dict[str, Any] = {"corte": cutoff, "previas": base.eliminaciones_recientes}
+    parts = []
+    for i, table in enumerate(audited):
+        entry = base.tabla(table.name)
+        recent = (entry.claves_recientes if entry else None) or []
+        cols = _cols(table.pk)
+        if _single_int_key(table):
+            params[f"r{i}"] = [int(k[table.pk[0]]) for k in recent]
+            not_recent = sql.SQL("g.{} NOT IN (SELECT unnest(%(r{})s::bigint[]))").format(
+                sql.Identifier(table.pk[0]), sql.SQL(str(i))
+            )
+        else:
+            params[f"r{i}"] = [Jsonb(k) for k in recent]
+            not_recent = sql.SQL("{} NOT IN (SELECT unnest(%(r{})s::jsonb[]))").format(
+                _key_json(table, "g"), sql.SQL(str(i))
+            )
+        parts.append(
+            sql.SQL(
+                "SELECT {i}::int, count(*), ARRAY[{arrays}], count(*) FILTER (WHERE g.{old} AND {not_recent}) "
+                "FROM (SELECT {cols}, bool_or(u.{old}) AS {old} FROM ("
+                "SELECT {cols}, fecha_creacion < %(corte)s FROM {t} WHERE fecha_actualizacion >= %(corte)s "
+                "UNION ALL "
+                "SELECT {casts}, (fecha_creacion_fila < %(corte)s "
+                "AND id_eliminacion NOT IN (SELECT unnest(%(previas)s::bigint[]))) "
+                "FROM public.{tomb} WHERE tabla = {name} AND clave IS NOT NULL AND fecha_actualizacion >= %(corte)s"
+                ") AS u({cols}, {old}) GROUP BY {cols}) AS g"
+            ).format(
+                i=sql.Literal(i),
+                arrays=sql.SQL(", ").join(
+                    sql.SQL("array_agg(g.{})::text").format(sql.Identifier(c)) for c in table.pk
+                ),
+                old=_OLD,
+                not_recent=not_recent,
+                cols=cols,
+                t=table.ident,
+                casts=sql.SQL(", ").join(
+                    sql.SQL("(clave ->> {})::{}").format(sql.Literal(c), sql.SQL(typ))
+                    for c, typ in zip(table.pk, table.pk_types, strict=True)
+                ),
+                tomb=sql.Identifier(TOMBSTONES),
+                name=sql.Literal(table.name),
+            )
+        )
+    rows = conn.execute(sql.SQL(" UNION ALL ").join(parts), params).fetchall()
+    return {audited[int(r[0])].name: Changes(int(r[1]), tuple(r[2]) if r[1] else (), int(r[3])) for r in rows}
+
+
+def _delete_keys(conn: psycopg.Connection, table: Table, changes: Changes) -> bytes:
+    """`DELETE ... USING unnest(arrays)`: con la cantidad de claves a la vista, el planificador
+    elige sondear la clave primaria (pocas) o un hash join (muchas); una tabla temporal sin
+    estadísticas lo llevaba a recorrer la tabla entera aunque hubiera una sola clave."""
+    literals = []
+    for text, typ in zip(changes.arrays, table.pk_types, strict=True):
+        # El texto de un array de enteros no tiene comillas ni barras: va tal cual.
+        literal = f"'{text}'" if typ in INTEGER_TYPES else sql.Literal(text).as_string(conn)
+        literals.append(f"{literal}::{typ}[]")
+    head = sql.SQL("DELETE FROM {t} AS t USING unnest(").format(t=table.ident).as_string(conn)
+    tail = sql.SQL(") AS k({cols}) WHERE {cond};\n").format(
+        cols=_cols(table.pk),
+        cond=sql.SQL(" AND ").join(sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk),
     )
-    deleted = sql.SQL(
-        "SELECT {casts} FROM public.{tomb} WHERE tabla = {name} AND clave IS NOT NULL "
-        "AND fecha_actualizacion >= {c}"
-    ).format(
-        casts=sql.SQL(", ").join(
-            sql.SQL("(clave ->> {})::{}").format(sql.Literal(col), sql.SQL(typ))
-            for col, typ in zip(table.pk, table.pk_types, strict=True)
-        ),
-        tomb=sql.Identifier(TOMBSTONES),
-        name=sql.Literal(table.name),
-        c=sql.Literal(cutoff),
-    )
-    return changed + sql.SQL(" UNION ") + deleted
+    return (head + ", ".join(literals) + tail.as_string(conn)).encode()
 
 
 def _sql_text(conn: psycopg.Connection, statement: sql.Composable) -> bytes:
@@ -339,10 +396,13 @@ def state_check(
             sql.Literal(base.id_backup), sql.Literal(point.id_backup)
         )
     watched = [t for t in audited if t.audited and t.name != CATALOG_TABLE]
+    # max() y no EXISTS: una base recién restaurada no tiene estadísticas y, con EXISTS, el
+    # planificador prefería recorrer la tabla entera (1,7 M de filas en cada archivo de la cadena);
+    # max() siempre baja por el índice de fecha_actualizacion.
     changed = sql.SQL(" ").join(
-        sql.SQL(
-            "WHEN EXISTS (SELECT 1 FROM {t} WHERE fecha_actualizacion > m.fecha_instantanea) THEN {n}"
-        ).format(t=t.ident, n=sql.Literal(t.name))
+        sql.SQL("WHEN (SELECT max(fecha_actualizacion) FROM {t}) > m.fecha_instantanea THEN {n}").format(
+            t=t.ident, n=sql.Literal(t.name)
+        )
         for t in watched
     )
     check = sql.SQL(
@@ -383,57 +443,46 @@ def write_changes(
     writer: AtomicGzipWriter,
     conn: psycopg.Connection,
     *,
+    ordered: list[Table],
     cutoff: datetime,
     base: Manifiesto,
     comment: str,
     check: bytes,
     marker: bytes,
-    snapshot: str,
-    connect: Callable[[], psycopg.Connection],
+    sequence_values: list[tuple[str, int, bool]],
 ) -> DumpResult:
-    """Escribe un diferencial o incremental leyendo en la instantánea abierta en `conn` (exportada
-    como `snapshot`); `base` es el predecesor (el completo, o el backup anterior de la cadena).
+    """Escribe un diferencial o incremental leyendo en la instantánea abierta en `conn`; `base` es
+    el predecesor (el completo, o el backup anterior de la cadena); `ordered`, las tablas de la
+    instantánea (`pg_esquema.tables`), y `sequence_values`, sus secuencias.
 
-    Su costo crece con las filas cambiadas: solo índices sobre `fecha_actualizacion` y
-    `registro_eliminaciones`; las filas por tabla se deducen del predecesor (ver `_old_rows_now`),
-    en otra conexión con la misma instantánea, mientras se escribe el archivo.
+    Su costo crece con las filas cambiadas, no con la base: una consulta (índices sobre
+    `fecha_actualizacion` y `registro_eliminaciones`) da las claves cambiadas de todas las tablas y
+    con qué deducir sus filas (ver `changed_keys`); luego un COPY por tabla con cambios. Una tabla
+    sin cambios no escribe nada en el archivo: al aplicarlo no cuesta nada.
     """
-    ordered = tables(conn)
     for table in ordered:
         if table.audited:
             found = base.tabla(table.name)
             if found is None or found.filas is None or found.claves_recientes is None:
                 raise DumpError(f"El backup base no describe la tabla {table.name}; haga un COMPLETO")
-    counted: dict[str, int] = {}
-    failure: list[BaseException] = []
-
-    def count_rows() -> None:
-        try:
-            with connect() as other:
-                other.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
-                for table in ordered:
-                    if table.audited:
-                        counted[table.name] = _old_rows_now(other, table, cutoff, base)
-                other.execute("COMMIT")
-        except BaseException as exc:
-            failure.append(exc)
-
-    counter_thread = threading.Thread(target=count_rows, name="backup-conteo", daemon=True)
-    counter_thread.start()
+    changes = changed_keys(conn, ordered, cutoff, base)
     compressor = BackgroundCompressor(writer)
     try:
-        try:
-            result = _write_changes_body(compressor, conn, ordered, cutoff, comment, check, marker)
-        finally:
-            compressor.close()
+        result = _write_changes_body(
+            compressor, conn, ordered, changes, cutoff, comment, check, marker, sequence_values
+        )
     finally:
-        counter_thread.join()
-    if failure:
-        raise DumpError(f"No se pudieron contar las filas: {failure[0]}") from failure[0]
+        compressor.close()
     for entry in result.tables:
-        if entry.nombre in counted:
-            entry.filas = counted[entry.nombre] + entry.filas_escritas
+        found = base.tabla(entry.nombre)
+        if entry.nombre in changes and found is not None and found.filas is not None:
+            # F − R − |K ∩ F_viejas| filas del predecesor siguen intactas; más las escritas.
+            entry.filas = (
+                found.filas
+                - len(found.claves_recientes or [])
+                - changes[entry.nombre].old_touched
+                + entry.filas_escritas
+            )
     return result
 
 
@@ -441,10 +490,12 @@ def _write_changes_body(
     writer: BackgroundCompressor,
     conn: psycopg.Connection,
     ordered: list[Table],
+    changes: dict[str, Changes],
     cutoff: datetime,
     comment: str,
     check: bytes,
     marker: bytes,
+    sequence_values: list[tuple[str, int, bool]],
 ) -> DumpResult:
     w = writer.write
     w(QUIET + PROLOGUE)
@@ -453,47 +504,18 @@ def _write_changes_body(
     w(check)
     counter = _CopyCounter(writer)
     stats = {t.name: TablaManifiesto(nombre=t.name) for t in ordered}
-    key_tables: dict[str, str] = {}
-    # 1) Claves a reemplazar o borrar, y borrado (hijas antes que padres).
-    for index, table in enumerate(ordered):
-        if not table.audited:
-            continue
-        temp = f"_inventario_claves_{index}"
-        key_tables[table.name] = temp
-        w(
-            _sql_text(
-                conn,
-                sql.SQL("CREATE TEMP TABLE {tmp} ON COMMIT DROP AS SELECT {pk} FROM {t} WITH NO DATA").format(
-                    tmp=sql.Identifier(temp), pk=_cols(table.pk), t=table.ident
-                ),
-            )
-        )
-        w(
-            sql.SQL("COPY {} ({}) FROM stdin;\n")
-            .format(sql.Identifier(temp), _cols(table.pk))
-            .as_string(conn)
-            .encode()
-        )
-        stats[table.name].claves_eliminadas = _copy_keys(counter, conn, table, cutoff)
-    for table in reversed(ordered):
+    # Solo las tablas con cambios (o sin auditoría) aparecen en el archivo.
+    present = [t for t in ordered if not t.audited or changes[t.name].count]
+    # 1) Borrar las claves a reemplazar o borrar (hijas antes que padres).
+    for table in reversed(present):
         if table.audited:
-            temp = key_tables[table.name]
-            condition = sql.SQL(" AND ").join(
-                sql.SQL("t.{c} = k.{c}").format(c=sql.Identifier(c)) for c in table.pk
-            )
-            statement = sql.SQL("DELETE FROM {t} AS t USING {tmp} AS k WHERE {cond}").format(
-                t=table.ident, tmp=sql.Identifier(temp), cond=condition
-            )
+            stats[table.name].claves_eliminadas = changes[table.name].count
+            w(_delete_keys(conn, table, changes[table.name]))
         else:
             # Sin auditoría (p. ej. alembic_version): se copia entera, es pequeña.
-            statement = sql.SQL("DELETE FROM {t}").format(t=table.ident)
-        w(_sql_text(conn, statement))
-    # Sin esperar al COMMIT: al restaurar una cadena en UNA transacción, el archivo siguiente crea
-    # sus propias tablas de claves con los mismos nombres.
-    for temp in key_tables.values():
-        w(_sql_text(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(temp))))
+            w(_sql_text(conn, sql.SQL("DELETE FROM {t}").format(t=table.ident)))
     # 2) Filas actuales (padres antes que hijas).
-    for table in ordered:
+    for table in present:
         select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)
         if table.audited:
             select += sql.SQL(" WHERE fecha_actualizacion >= {c}").format(c=sql.Literal(cutoff))
@@ -508,23 +530,32 @@ def _write_changes_body(
         if table.audited:
             # Las claves enviadas incluyen las reemplazadas; "eliminadas" son las que ya no existen.
             stats[table.name].claves_eliminadas -= written
-    for name, value, called in sequences(conn):
-        w(
-            _sql_text(
-                conn,
-                sql.SQL("SELECT pg_catalog.setval({seq}, {v}, {called})").format(
-                    seq=sql.Literal("public." + sql.Identifier(name).as_string(conn)),
-                    v=sql.Literal(value),
-                    called=sql.Literal(called),
-                ),
-            )
-        )
+    w(setval_sql(conn, sequence_values))
     w(marker)
     w(EPILOGUE)
     for table in ordered:
         if not table.audited:
             stats[table.name].filas = stats[table.name].filas_escritas  # copiada entera
     return DumpResult([stats[t.name] for t in ordered])
+
+
+def setval_sql(conn: psycopg.Connection, values: list[tuple[str, int, bool]]) -> bytes:
+    """Todas las secuencias en UNA sentencia (una ida y vuelta al aplicar el archivo). Todas, no
+    solo las que cambiaron: el predecesor pudo dejarlas en otro valor que el de su manifiesto."""
+    if not values:
+        return b""
+    return _sql_text(
+        conn,
+        sql.SQL("SELECT ")
+        + sql.SQL(", ").join(
+            sql.SQL("pg_catalog.setval({seq}, {v}, {called})").format(
+                seq=sql.Literal("public." + sql.Identifier(name).as_string(conn)),
+                v=sql.Literal(value),
+                called=sql.Literal(called),
+            )
+            for name, value, called in values
+        ),
+    )
 
 
 def _key_json(table: Table, alias: str) -> sql.Composable:
@@ -536,88 +567,32 @@ def _key_json(table: Table, alias: str) -> sql.Composable:
     )
 
 
-def _old_rows_now(conn: psycopg.Connection, table: Table, cutoff: datetime, base_manifest: Manifiesto) -> int:
-    """Filas de la tabla en la instantánea que no se escribieron desde el corte, sin recorrerla:
-    F − R − |K ∩ F_viejas|; sumando U (las escritas desde el corte) da el total.
-
-    F: filas del completo; R: las del completo escritas desde el corte (`claves_recientes`);
-    F_viejas = F − R, que no se tocaron desde el corte; K: claves cambiadas o borradas desde el
-    corte; U: filas actuales escritas desde el corte. Una clave de K estaba en F_viejas si su fila
-    actual nació antes del corte, o si se borró después del completo una fila nacida antes del
-    corte (las borradas antes de la instantánea están en `eliminaciones_recientes`).
-    """
-    # Sin sondear la tabla clave por clave: las claves de F_viejas tocadas desde el corte son las
-    # filas actuales escritas desde el corte que nacieron antes (rango del índice de
-    # fecha_actualizacion) más las borradas desde el corte que habían nacido antes (incluye la
-    # clave vieja de un cambio de clave primaria). Menos las que ya estaban en R.
-    query = sql.SQL(
-        """
-        SELECT count(*) FROM (
-            SELECT {key_t} AS clave FROM {t} AS t
-            WHERE t.fecha_actualizacion >= %(corte)s AND t.fecha_creacion < %(corte)s
-            UNION
-            SELECT e.clave FROM public.{tomb} AS e
-            WHERE e.tabla = %(tabla)s AND e.clave IS NOT NULL
-              AND e.fecha_actualizacion >= %(corte)s AND e.fecha_creacion_fila < %(corte)s
-              AND e.id_eliminacion NOT IN (SELECT unnest(%(previas)s::bigint[]))
-            EXCEPT
-            SELECT unnest(%(recientes)s::jsonb[])
-        ) AS tocadas
-        """
-    ).format(key_t=_key_json(table, "t"), t=table.ident, tomb=sql.Identifier(TOMBSTONES))
-    base = base_manifest.tabla(table.name)
-    assert base is not None and base.filas is not None
-    row = conn.execute(
-        query,
-        {
-            "recientes": [Jsonb(k) for k in base.claves_recientes or []],
-            "corte": cutoff,
-            "tabla": table.name,
-            "previas": base_manifest.eliminaciones_recientes,
-        },
-    ).fetchone()
-    assert row is not None
-    return base.filas - len(base.claves_recientes or []) - int(row[0])
-
-
 def recent_state(
-    conn: psycopg.Connection, cutoff: datetime
+    conn: psycopg.Connection, ordered: list[Table], cutoff: datetime
 ) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
-    """En la instantánea de un completo: claves escritas y eliminaciones desde el corte."""
-    keys: dict[str, list[dict[str, Any]]] = {}
-    for table in tables(conn):
-        if table.audited:
-            rows = conn.execute(
-                sql.SQL("SELECT {key} FROM {t} AS t WHERE fecha_actualizacion >= %s").format(
-                    key=_key_json(table, "t"), t=table.ident
-                ),
-                (cutoff,),
-            ).fetchall()
-            keys[table.name] = [r[0] for r in rows]
-    deletions = [
-        int(r[0])
-        for r in conn.execute(
-            sql.SQL("SELECT id_eliminacion FROM public.{} WHERE fecha_actualizacion >= %s").format(
-                sql.Identifier(TOMBSTONES)
-            ),
-            (cutoff,),
-        )
+    """En la instantánea de un backup, en UNA consulta: claves escritas y eliminaciones desde el corte."""
+    audited = [t for t in ordered if t.audited]
+    parts = [
+        sql.SQL(
+            "SELECT {i}::int, coalesce(jsonb_agg({key}), '[]'::jsonb) FROM {t} AS t "
+            "WHERE fecha_actualizacion >= %(corte)s"
+        ).format(i=sql.Literal(i), key=_key_json(table, "t"), t=table.ident)
+        for i, table in enumerate(audited)
     ]
+    parts.append(
+        sql.SQL(
+            "SELECT -1, coalesce(jsonb_agg(id_eliminacion), '[]'::jsonb) FROM public.{} "
+            "WHERE fecha_actualizacion >= %(corte)s"
+        ).format(sql.Identifier(TOMBSTONES))
+    )
+    keys: dict[str, list[dict[str, Any]]] = {}
+    deletions: list[int] = []
+    for index, values in conn.execute(sql.SQL(" UNION ALL ").join(parts), {"corte": cutoff}):
+        if index < 0:
+            deletions = [int(v) for v in values]
+        else:
+            keys[audited[index].name] = values
     return keys, deletions
-
-
-def watermark(conn: psycopg.Connection) -> tuple[int, list[int]]:
-    """En la instantánea de un backup: el siguiente xid y los xid en curso (`pg_current_snapshot`).
-
-    Una versión de fila que no era visible en esa instantánea tiene `xmin` >= ese xid o entre los
-    que estaban en curso: así el incremental siguiente sabe, sin escribir nada, si algo cambió.
-    """
-    row = conn.execute(
-        "SELECT pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x) "
-        "FROM pg_current_snapshot() AS s"
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), [int(x) for x in row[1]]
 
 
 def _xid32(xid: int) -> str:
@@ -629,7 +604,8 @@ def changes_since(conn: psycopg.Connection, base: Manifiesto, ignored: frozenset
     """Qué cambió desde la instantánea de `base` (None: nada), sin recorrer tablas.
 
     Por tabla, en el rango del índice de `fecha_actualizacion` desde el corte siguiente de `base`,
-    alguna versión de fila escrita por una transacción que `base` no veía (ver `watermark`); y las
+    alguna versión de fila escrita por una transacción que `base` no veía (`xmin` >= su
+    `xid_siguiente` o entre sus `xids_en_curso`, de `pg_current_snapshot()`); y las
     secuencias contra las de `base`. `ignored`: tablas que escribe la propia maquinaria (catálogo
     de backups, ejecuciones de jobs); sus cambios viajan en el siguiente backup que se haga.
     Un falso "nada cambió" solo retrasa el punto siguiente: el incremental siempre lee desde el
@@ -639,17 +615,24 @@ def changes_since(conn: psycopg.Connection, base: Manifiesto, ignored: frozenset
         return "el backup anterior no registra su estado"
     cutoff = base.fecha_corte_siguiente
     in_progress = [_xid32(x) for x in base.xids_en_curso]
-    for table in tables(conn):
-        if not table.audited or table.name in ignored:
-            continue
-        query = sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM {t} WHERE fecha_actualizacion >= %(corte)s "
-            "AND (age(xmin) <= age(%(xid)s::xid) OR xmin::text = ANY(%(curso)s::text[])){extra})"
-        ).format(
-            t=table.ident,
-            extra=sql.SQL(" AND tabla <> ALL(%(ignoradas)s::text[])")
-            if table.name == TOMBSTONES
-            else sql.SQL(""),
+    watched = [t for t in tables(conn) if t.audited and t.name not in ignored]
+    if watched:
+        # Una consulta: el CASE se detiene en la primera tabla con cambios.
+        query = sql.SQL("SELECT CASE {} END").format(
+            sql.SQL(" ").join(
+                sql.SQL(
+                    "WHEN EXISTS (SELECT 1 FROM {t} WHERE fecha_actualizacion >= %(corte)s "
+                    "AND (age(xmin) <= age(%(xid)s::xid) OR xmin::text = ANY(%(curso)s::text[])){extra}) "
+                    "THEN {name}"
+                ).format(
+                    t=table.ident,
+                    extra=sql.SQL(" AND tabla <> ALL(%(ignoradas)s::text[])")
+                    if table.name == TOMBSTONES
+                    else sql.SQL(""),
+                    name=sql.Literal(table.name),
+                )
+                for table in watched
+            )
         )
         row = conn.execute(
             query,
@@ -661,7 +644,7 @@ def changes_since(conn: psycopg.Connection, base: Manifiesto, ignored: frozenset
             },
         ).fetchone()
         if row and row[0]:
-            return f"tabla {table.name}"
+            return f"tabla {row[0]}"
     before = {name: tuple(value) for name, value in base.secuencias.items()}
     for name, value, called in sequences(conn):
         if any(name.startswith(t + "_") for t in ignored):

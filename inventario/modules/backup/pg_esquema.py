@@ -93,6 +93,7 @@ def tables(conn: psycopg.Connection) -> list[Table]:
 
 
 def sequences(conn: psycopg.Connection) -> list[tuple[str, int, bool]]:
+    """(nombre, last_value, is_called) de cada secuencia de `public`, en dos idas y vueltas."""
     names = [
         r[0]
         for r in conn.execute(
@@ -100,14 +101,17 @@ def sequences(conn: psycopg.Connection) -> list[tuple[str, int, bool]]:
             "ORDER BY sequencename"
         )
     ]
-    result = []
-    for name in names:
-        row = conn.execute(
-            sql.SQL("SELECT last_value, is_called FROM public.{}").format(sql.Identifier(name))
-        ).fetchone()
-        assert row is not None
-        result.append((name, int(row[0]), bool(row[1])))
-    return result
+    if not names:
+        return []
+    # `pg_sequences.last_value` es NULL si la secuencia no se usó aún: se lee cada una, en una consulta.
+    query = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {n}::int, last_value, is_called FROM public.{s}").format(
+            n=sql.Literal(i), s=sql.Identifier(name)
+        )
+        for i, name in enumerate(names)
+    )
+    values = {int(r[0]): (int(r[1]), bool(r[2])) for r in conn.execute(query)}
+    return [(name, *values[i]) for i, name in enumerate(names)]
 
 
 def fingerprint(conn: psycopg.Connection) -> str:

@@ -24,6 +24,7 @@ from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
 
 from inventario.archivos import human_size, nearest_existing
 from inventario.auditoria import RESTORE_GUC
@@ -44,7 +45,6 @@ from inventario.modules.backup.dump import (
     marker_sql,
     recent_state,
     state_check,
-    watermark,
     write_changes,
     write_full,
 )
@@ -152,6 +152,8 @@ class BackupService:
         self.notifier = notifier
         self._background: set[threading.Thread] = set()
         self._background_lock = threading.Lock()
+        # Conexión del cerrojo → su entrada del pool de SQLAlchemy (ver `_lock`).
+        self._pooled: dict[int, PoolProxiedConnection] = {}
 
     # ------------------------------------------------------------------ utilidades
     @property
@@ -163,22 +165,41 @@ class BackupService:
     def directory(self) -> Path:
         return self.settings.backup_dir
 
-    @staticmethod
-    def _unlock(lock: psycopg.Connection) -> None:
+    def _unlock(self, lock: psycopg.Connection) -> None:
+        """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló)."""
+        pooled = self._pooled.pop(id(lock), None)
         # Soltar explícitamente: al cerrar, el servidor lo libera un instante después y un
         # backup pedido justo entonces recibiría un falso "backup en curso".
         try:
-            lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
-        except psycopg.Error:
-            pass
-        finally:
-            lock.close()
+            row = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+            if pooled is None or not row or not row[0]:
+                raise psycopg.OperationalError("cerrojo no soltado")
+            lock.autocommit = False
+            pooled.close()  # de vuelta al pool, sin el cerrojo
+        except Exception:
+            # Cerrar la conexión suelta el cerrojo: que no vuelva al pool con él tomado.
+            if pooled is not None:
+                pooled.invalidate()
+            else:
+                lock.close()
 
     def _lock(self) -> psycopg.Connection:
-        conn = self.runtime.server.connect()
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+        """El cerrojo consultivo, en una conexión del pool en autocommit: ya abierta y con las cachés
+        de catálogo llenas (abrir una por backup costaba más que un incremental pequeño entero).
+        Esa misma conexión decide el tipo y toma la instantánea del backup."""
+        pooled = self.runtime.engine.raw_connection()
+        try:
+            conn = pooled.driver_connection
+            assert isinstance(conn, psycopg.Connection)
+            conn.rollback()  # el ping del pool pudo dejar una transacción abierta
+            conn.autocommit = True
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+        except BaseException:
+            pooled.invalidate()
+            raise
+        self._pooled[id(conn)] = pooled
         if not row or not row[0]:
-            conn.close()
+            self._unlock(conn)
             raise BackupEnCurso()
         return conn
 
@@ -245,28 +266,33 @@ class BackupService:
             )
         since = base.fecha_corte if tipo == TipoBackup.DIFERENCIAL else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
-            current_fp = pg_esquema.fingerprint(conn)
-            revision = pg_esquema.alembic_revision(conn)
-            truncated = conn.execute(
-                "SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
-                "WHERE clave IS NULL AND fecha_actualizacion >= %s",
+            # Una consulta para todo lo que hay que mirar (más la revisión de alembic).
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
+                    "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
+                    "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
+                    "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
+                    "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
+                ).format(
+                    fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+                    marker=sql.Identifier(pg_esquema.MARKER_TABLE),
+                ),
                 (since,),
             ).fetchone()
-            restored = conn.execute(
-                sql.SQL(
-                    "SELECT id_backup, nombre_archivo, id_backup_completo, fecha_restauracion FROM public.{} "
-                    "ORDER BY fecha_restauracion DESC LIMIT 1"
-                ).format(sql.Identifier(pg_esquema.MARKER_TABLE))
-            ).fetchone()
+            assert row is not None
+            current_fp, truncated = row[0], row[1]
+            restored = row[2:] if row[2] is not None else None
+            revision = pg_esquema.alembic_revision(conn)
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
                 full_type,
                 nota=f"El esquema cambió desde el backup {base.id_backup} (migración {base.revision_esquema} → {revision}): el {word} se hizo COMPLETO",
             )
-        if truncated and truncated[0]:
+        if truncated:
             return Decision(
                 full_type,
-                nota=f"Se vaciaron tablas con TRUNCATE ({truncated[0]}) desde el backup {base.id_backup}: el {word} se hizo COMPLETO",
+                nota=f"Se vaciaron tablas con TRUNCATE ({truncated}) desde el backup {base.id_backup}: el {word} se hizo COMPLETO",
             )
         if restored is not None and restored[3] > base_manifest.fecha_instantanea:
             # La base se restauró después del backup base: lo que se revirtió no dejó rastro en
@@ -389,7 +415,7 @@ class BackupService:
         """
         try:
             lock = self._lock()
-        except psycopg.Error as exc:
+        except (psycopg.Error, SQLAlchemyError) as exc:
             log.error("Backup %s no iniciado: base de datos no disponible: %s", requested, exc)
             raise BackupError(
                 f"No se pudo iniciar el backup {requested}: base de datos no disponible"
@@ -471,7 +497,7 @@ class BackupService:
     def _finish(self, started: BackupIniciado) -> HistorialBackup:
         session, row = started.session, started.row
         try:
-            self._produce(session, row, started.decision)
+            self._produce(session, row, started.decision, started.lock)
             self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
         except Exception as exc:
             session.rollback()
@@ -508,32 +534,46 @@ class BackupService:
         except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
-    def _produce(self, session: Session, row: HistorialBackup, decision: Decision) -> None:
+    def _produce(
+        self, session: Session, row: HistorialBackup, decision: Decision, snap: psycopg.Connection
+    ) -> None:
+        """Escribe el archivo y su manifiesto. `snap`: la conexión del cerrojo, que también toma la
+        instantánea (una conexión menos que abrir por backup)."""
         started = time.perf_counter()
         tools = self.runtime.pg_tools()
         conninfo, env = self.runtime.server.libpq()
         writer = self.repo.writer(row.nombre_archivo, self.settings.BACKUP_GZIP_NIVEL)
         manifest_written: Path | None = None
         try:
-            with self.runtime.server.connect() as snap:
+            try:
                 # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
                 # confirme después llevará sellos anteriores a la instantánea.
                 next_cutoff, hidden = pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
                 snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                snapshot_id, taken_at, version = snap.execute(
-                    "SELECT pg_export_snapshot(), clock_timestamp(), current_setting('server_version')"
-                ).fetchone()  # type: ignore[misc]  # un SELECT sin FROM siempre da una fila
-                fingerprint = pg_esquema.fingerprint(snap)
+                full = decision.tipo == TipoBackup.COMPLETO
+                # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
+                snapshot_id, taken_at, version, fingerprint, xid_text, xids_text = snap.execute(
+                    sql.SQL(
+                        "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
+                        "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x) "
+                        "FROM pg_current_snapshot() AS s"
+                    ).format(
+                        export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
+                        fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+                    )
+                ).fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
+                # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
+                # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
+                xid_next, xids_running = int(xid_text), [int(x) for x in xids_text]
                 revision = pg_esquema.alembic_revision(snap)
-                xid_next, xids_running = watermark(snap)
+                ordered = pg_esquema.tables(snap)
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
-                if decision.tipo == TipoBackup.COMPLETO:
+                if full:
                     full_id = row.id_backup
                     point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
-                    names = [t.name for t in pg_esquema.tables(snap)]
                     result = write_full(
                         writer,
                         pg_dump=tools.path("pg_dump"),
@@ -541,12 +581,13 @@ class BackupService:
                         env=env,
                         connect=self.runtime.server.connect,
                         snapshot=snapshot_id,
-                        table_names=names,
+                        table_names=[t.name for t in ordered],
                         comment=comment,
                         marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
                     corte = next_cutoff
+                    current_sequences = pg_esquema.sequences(snap)
                 else:
                     base, base_manifest = decision.base, decision.base_manifest
                     assert base is not None and base_manifest is not None
@@ -567,9 +608,12 @@ class BackupService:
                         f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
                         f"(id {base.id_backup}, md5 {base.hash_md5})"
                     )
+                    # Leídas una vez: lo que el archivo fija es lo que el manifiesto anota.
+                    current_sequences = pg_esquema.sequences(snap)
                     result = write_changes(
                         writer,
                         snap,
+                        ordered=ordered,
                         cutoff=corte,
                         base=base_manifest,
                         comment=comment,
@@ -578,20 +622,23 @@ class BackupService:
                             point=point,
                             base=base_manifest,
                             fingerprint=fingerprint,
-                            audited=pg_esquema.tables(snap),
+                            audited=ordered,
                         ),
                         marker=marker_sql(snap, point, taken_at),
-                        snapshot=snapshot_id,
-                        connect=self.runtime.server.connect,
+                        sequence_values=current_sequences,
                     )
-                recent_keys, recent_deletions = recent_state(snap, next_cutoff)
+                recent_keys, recent_deletions = recent_state(snap, ordered, next_cutoff)
                 for entry in result.tables:
                     entry.claves_recientes = recent_keys.get(entry.nombre)
-                current_sequences = {
-                    name: (value, called) for name, value, called in pg_esquema.sequences(snap)
-                }
                 writer.finish()
                 snap.execute("COMMIT")
+            except BaseException:
+                if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    try:  # que la conexión del cerrojo quede libre para soltarlo
+                        snap.execute("ROLLBACK")
+                    except psycopg.Error:
+                        pass
+                raise
             duration = round(time.perf_counter() - started, 3)
             nota = row.nota
             if hidden:
@@ -620,7 +667,7 @@ class BackupService:
                 nota=nota,
                 fecha_corte_siguiente=next_cutoff,
                 id_backup_completo=full_id,
-                secuencias=current_sequences,
+                secuencias={name: (value, called) for name, value, called in current_sequences},
                 xid_siguiente=xid_next,
                 xids_en_curso=xids_running,
             )
@@ -647,6 +694,8 @@ class BackupService:
                 .with_for_update()
             )
         )
+        if not rows:
+            return []  # sin confirmar: la transacción (vacía) sigue con lo que haga quien llama
         for row in rows:
             row.estado = EstadoBackup.ERROR
             row.mensaje_error = (
