@@ -9,8 +9,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -49,6 +50,7 @@ class AtomicGzipWriter:
         self._hashing = _HashingFile(self._raw)
         self._gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=self._hashing, mtime=0)
         self.uncompressed = 0
+        self._syncing: threading.Thread | None = None
         self.md5 = ""
         self.size = 0
 
@@ -56,20 +58,50 @@ class AtomicGzipWriter:
         self._gz.write(data)
         self.uncompressed += len(data)
 
-    def finish(self) -> None:
-        """Cierra el gzip y asegura los bytes en disco (aún bajo el nombre temporal)."""
+    def finish(self, sync: bool = True) -> None:
+        """Cierra el gzip y asegura los bytes en disco (aún bajo el nombre temporal). Con
+        `sync=False` el MD5 y el tamaño ya valen, y el `fsync` queda para `sync()` (en otro hilo,
+        mientras se escribe el manifiesto)."""
         self._gz.close()
         self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
         self.md5 = self._hashing.md5.hexdigest()
         self.size = self._hashing.size
+        if sync:
+            self.sync()
 
-    def commit(self) -> None:
+    def sync(self) -> None:
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+
+    def sync_in_background(self) -> Callable[[], None]:
+        """`sync()` en otro hilo; devuelve con qué esperarlo (relanza su fallo)."""
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self.sync()
+            except BaseException as exc:
+                failure.append(exc)
+
+        self._syncing = threading.Thread(target=run, name="backup-fsync", daemon=True)
+        self._syncing.start()
+
+        def wait() -> None:
+            assert self._syncing is not None
+            self._syncing.join()
+            if failure:
+                raise failure[0]
+
+        return wait
+
+    def commit(self, sync_dir: bool = True) -> None:
         os.replace(self.temp, self.final)
-        fsync_dir(self.final.parent)
+        if sync_dir:
+            fsync_dir(self.final.parent)
 
     def abort(self) -> None:
+        if self._syncing is not None:
+            self._syncing.join()  # que no cierre el archivo mientras otro hilo lo sincroniza
         for closer in (self._gz.close, self._raw.close):
             try:
                 closer()

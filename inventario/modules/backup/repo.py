@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -143,7 +143,7 @@ class BackupRepo:
     def writer(self, nombre_archivo: str, level: int) -> AtomicGzipWriter:
         return AtomicGzipWriter(self.path(nombre_archivo), level)
 
-    def write_manifest(self, manifest: Manifiesto) -> Path:
+    def write_manifest(self, manifest: Manifiesto, *, sync_dir: bool = True) -> Path:
         final = manifest_path(self.path(manifest.nombre_archivo))
         temp = final.with_name(final.name + TEMP_SUFFIX)
         temp.unlink(missing_ok=True)
@@ -155,7 +155,22 @@ class BackupRepo:
             temp.unlink(missing_ok=True)
             raise
         os.replace(temp, final)
-        fsync_dir(final.parent)
+        if sync_dir:
+            fsync_dir(final.parent)
+        return final
+
+    def publish(
+        self, writer: AtomicGzipWriter, manifest: Manifiesto, data_synced: Callable[[], None]
+    ) -> Path:
+        """Publica un backup escrito (`writer.finish(sync=False)`): el manifiesto primero y los
+        datos después, así un archivo final siempre tiene su manifiesto. `data_synced` espera al
+        `fsync` de los datos, que corre en otro hilo mientras se escribe el manifiesto. Un solo
+        `fsync` del directorio para los dos renombres: el diario de ext4/xfs los conserva en orden,
+        así que tras un corte queda nada, solo el manifiesto (lo barre `sweep_temporaries`) o ambos."""
+        final = self.write_manifest(manifest, sync_dir=False)
+        data_synced()
+        writer.commit(sync_dir=False)
+        fsync_dir(self.directory)
         return final
 
     # ------------------------------------------------------------------ manifiestos

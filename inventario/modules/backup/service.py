@@ -630,7 +630,9 @@ class BackupService:
                 recent_keys, recent_deletions = recent_state(snap, ordered, next_cutoff)
                 for entry in result.tables:
                     entry.claves_recientes = recent_keys.get(entry.nombre)
-                writer.finish()
+                # El fsync de los datos corre mientras se confirma y se escribe el manifiesto.
+                writer.finish(sync=False)
+                data_synced = writer.sync_in_background()
                 snap.execute("COMMIT")
             except BaseException:
                 if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
@@ -672,8 +674,8 @@ class BackupService:
                 xids_en_curso=xids_running,
             )
             # Manifiesto primero y datos después: un archivo final siempre tiene su manifiesto.
-            manifest_written = self.repo.write_manifest(manifest)
-            writer.commit()
+            manifest_written = manifest_path(writer.final)  # `discard` lo borra si no llegan los datos
+            self.repo.publish(writer, manifest, data_synced)
         except BaseException:
             self.repo.discard(writer, manifest_written)
             raise
