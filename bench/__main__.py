@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(m7_fuera_del_sitio(ent, args.repeticiones))
             print(f"7 listo ({time.perf_counter() - started:.0f} s)", flush=True)
         if 9 in wanted:
-            results.extend(medidas.m9_incrementales(ent, *INCREMENTALES[args.escala]))
+            results.extend(medidas.m9_incrementales(ent, *INCREMENTALES[args.escala], args.repeticiones))
             print(f"9-11 listos ({time.perf_counter() - started:.0f} s)", flush=True)
         if 12 in wanted:
             servicio = Servicio(ent)
