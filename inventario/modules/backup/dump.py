@@ -251,10 +251,10 @@ def _single_int_key(table: Table) -> bool:
     return len(table.pk) == 1 and table.pk_types[0] in INTEGER_TYPES
 
 
-def changed_keys(
-    conn: psycopg.Connection, ordered: list[Table], cutoff: datetime, base: Manifiesto
-) -> dict[str, Changes]:
-    """K por tabla auditada, en UNA consulta: las filas escritas desde el corte (índice de
+def changed_keys_query(
+    ordered: list[Table], cutoff: datetime, base: Manifiesto
+) -> tuple[sql.Composed, dict[str, Any]] | None:
+    """La consulta (y sus parámetros) de K por tabla auditada, todas en UNA consulta: las filas escritas desde el corte (índice de
     `fecha_actualizacion`) y las claves de `registro_eliminaciones` desde el corte.
 
     En la misma pasada se cuenta |K ∩ F_viejas| para deducir las filas de la tabla sin recorrerla:
@@ -265,7 +265,7 @@ def changed_keys(
     """
     audited = [t for t in ordered if t.audited]
     if not audited:
-        return {}
+        return None
     params: dict[str, Any] = {"corte": cutoff, "previas": base.eliminaciones_recientes}
     parts = []
     for i, table in enumerate(audited):
@@ -309,7 +309,11 @@ def changed_keys(
                 name=sql.Literal(table.name),
             )
         )
-    rows = conn.execute(sql.SQL(" UNION ALL ").join(parts), params).fetchall()
+    return sql.SQL(" UNION ALL ").join(parts), params
+
+
+def parse_changed_keys(ordered: list[Table], rows: list[tuple[Any, ...]]) -> dict[str, Changes]:
+    audited = [t for t in ordered if t.audited]
     return {audited[int(r[0])].name: Changes(int(r[1]), tuple(r[2]) if r[1] else (), int(r[3])) for r in rows}
 
 
@@ -450,14 +454,16 @@ def write_changes(
     check: bytes,
     marker: bytes,
     sequence_values: list[tuple[str, int, bool]],
+    changes: dict[str, Changes],
 ) -> DumpResult:
     """Escribe un diferencial o incremental leyendo en la instantánea abierta en `conn`; `base` es
     el predecesor (el completo, o el backup anterior de la cadena); `ordered`, las tablas de la
-    instantánea (`pg_esquema.tables`), y `sequence_values`, sus secuencias.
+    instantánea (`pg_esquema.tables`); `sequence_values`, sus secuencias, y `changes`, lo que da
+    `changed_keys_query` en ella.
 
     Su costo crece con las filas cambiadas, no con la base: una consulta (índices sobre
     `fecha_actualizacion` y `registro_eliminaciones`) da las claves cambiadas de todas las tablas y
-    con qué deducir sus filas (ver `changed_keys`); luego un COPY por tabla con cambios. Una tabla
+    con qué deducir sus filas (ver `changed_keys_query`); luego un COPY por tabla con cambios. Una tabla
     sin cambios no escribe nada en el archivo: al aplicarlo no cuesta nada.
     """
     for table in ordered:
@@ -465,7 +471,6 @@ def write_changes(
             found = base.tabla(table.name)
             if found is None or found.filas is None or found.claves_recientes is None:
                 raise DumpError(f"El backup base no describe la tabla {table.name}; haga un COMPLETO")
-    changes = changed_keys(conn, ordered, cutoff, base)
     compressor = BackgroundCompressor(writer)
     try:
         result = _write_changes_body(
@@ -567,10 +572,9 @@ def _key_json(table: Table, alias: str) -> sql.Composable:
     )
 
 
-def recent_state(
-    conn: psycopg.Connection, ordered: list[Table], cutoff: datetime
-) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
-    """En la instantánea de un backup, en UNA consulta: claves escritas y eliminaciones desde el corte."""
+def recent_state_query(ordered: list[Table], cutoff: datetime) -> tuple[sql.Composed, dict[str, Any]]:
+    """En la instantánea de un backup, UNA consulta: claves escritas y eliminaciones desde el corte
+    (ver `parse_recent_state`)."""
     audited = [t for t in ordered if t.audited]
     parts = [
         sql.SQL(
@@ -585,9 +589,16 @@ def recent_state(
             "WHERE fecha_actualizacion >= %(corte)s"
         ).format(sql.Identifier(TOMBSTONES))
     )
+    return sql.SQL(" UNION ALL ").join(parts), {"corte": cutoff}
+
+
+def parse_recent_state(
+    ordered: list[Table], rows: list[tuple[Any, ...]]
+) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+    audited = [t for t in ordered if t.audited]
     keys: dict[str, list[dict[str, Any]]] = {}
     deletions: list[int] = []
-    for index, values in conn.execute(sql.SQL(" UNION ALL ").join(parts), {"corte": cutoff}):
+    for index, values in rows:
         if index < 0:
             deletions = [int(v) for v in values]
         else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from graphlib import TopologicalSorter
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -47,35 +48,39 @@ class Table:
         return sql.SQL("public.{}").format(sql.Identifier(self.name))
 
 
+TABLES_SQL = """
+SELECT c.relname,
+       array(SELECT a.attname FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+               AND a.attgenerated = '' ORDER BY a.attnum)::text[],
+       array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+             ORDER BY k.ord)::text[],
+       array(SELECT format_type(a.atttypid, a.atttypmod)
+             FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+             ORDER BY k.ord)::text[],
+       (SELECT count(*) = 2 FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attname IN (%s, %s) AND NOT a.attisdropped),
+       array(SELECT p.relname FROM pg_catalog.pg_constraint k
+             JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
+             WHERE k.conrelid = c.oid AND k.contype = 'f')::text[]
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> %s
+"""
+TABLES_PARAMS = (AUDIT_COLUMN, CREATED_COLUMN, MARKER_TABLE)
+
+
 def tables(conn: psycopg.Connection) -> list[Table]:
     """Tablas de `public` con datos que se respaldan, en orden de dependencias (padres antes que hijas)."""
     # Una sola consulta (las claves foráneas de cada tabla en una columna): es parte del costo fijo
     # de cada incremental.
-    rows = conn.execute(
-        """
-        SELECT c.relname,
-               array(SELECT a.attname FROM pg_catalog.pg_attribute a
-                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                       AND a.attgenerated = '' ORDER BY a.attnum)::text[],
-               array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                     ORDER BY k.ord)::text[],
-               array(SELECT format_type(a.atttypid, a.atttypmod)
-                     FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
-                     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-                     ORDER BY k.ord)::text[],
-               (SELECT count(*) = 2 FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = c.oid AND a.attname IN (%s, %s) AND NOT a.attisdropped),
-               array(SELECT p.relname FROM pg_catalog.pg_constraint k
-                     JOIN pg_catalog.pg_class p ON p.oid = k.confrelid
-                     WHERE k.conrelid = c.oid AND k.contype = 'f')::text[]
-        FROM pg_catalog.pg_class c
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
-        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> %s
-        """,
-        (AUDIT_COLUMN, CREATED_COLUMN, MARKER_TABLE),
-    ).fetchall()
+    return parse_tables(conn.execute(TABLES_SQL, TABLES_PARAMS).fetchall())
+
+
+def parse_tables(rows: list[tuple[Any, ...]]) -> list[Table]:
     by_name = {
         r[0]: Table(r[0], tuple(r[1]), tuple(r[2] or ()), tuple(r[3] or ()), bool(r[4] and r[2]))
         for r in rows
@@ -88,25 +93,32 @@ def tables(conn: psycopg.Connection) -> list[Table]:
     return [by_name[name] for name in TopologicalSorter(graph).static_order()]
 
 
+SEQUENCE_NAMES_SQL = (
+    "SELECT sequencename FROM pg_catalog.pg_sequences WHERE schemaname = 'public' ORDER BY sequencename"
+)
+
+
 def sequences(conn: psycopg.Connection) -> list[tuple[str, int, bool]]:
     """(nombre, last_value, is_called) de cada secuencia de `public`, en dos idas y vueltas."""
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT sequencename FROM pg_catalog.pg_sequences WHERE schemaname = 'public' "
-            "ORDER BY sequencename"
-        )
-    ]
-    if not names:
-        return []
+    names = [r[0] for r in conn.execute(SEQUENCE_NAMES_SQL)]
+    query = sequence_values_sql(names)
+    return parse_sequences(names, conn.execute(query).fetchall() if query else [])
+
+
+def sequence_values_sql(names: list[str]) -> sql.Composed | None:
     # `pg_sequences.last_value` es NULL si la secuencia no se usó aún: se lee cada una, en una consulta.
-    query = sql.SQL(" UNION ALL ").join(
+    if not names:
+        return None
+    return sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {n}::int, last_value, is_called FROM public.{s}").format(
             n=sql.Literal(i), s=sql.Identifier(name)
         )
         for i, name in enumerate(names)
     )
-    values = {int(r[0]): (int(r[1]), bool(r[2])) for r in conn.execute(query)}
+
+
+def parse_sequences(names: list[str], rows: list[tuple[Any, ...]]) -> list[tuple[str, int, bool]]:
+    values = {int(r[0]): (int(r[1]), bool(r[2])) for r in rows}
     return [(name, *values[i]) for i, name in enumerate(names)]
 
 
@@ -116,11 +128,15 @@ def fingerprint(conn: psycopg.Connection) -> str:
     return str(row[0])
 
 
+ALEMBIC_EXISTS_SQL = "to_regclass('public.alembic_version') IS NOT NULL"
+ALEMBIC_SQL = "SELECT version_num FROM public.alembic_version"
+
+
 def alembic_revision(conn: psycopg.Connection) -> str | None:
-    exists = conn.execute("SELECT to_regclass('public.alembic_version') IS NOT NULL").fetchone()
+    exists = conn.execute("SELECT " + ALEMBIC_EXISTS_SQL).fetchone()
     if not exists or not exists[0]:
         return None
-    row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+    row = conn.execute(ALEMBIC_SQL).fetchone()
     return str(row[0]) if row else None
 
 

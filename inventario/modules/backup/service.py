@@ -41,9 +41,12 @@ from inventario.modules.backup import pg_esquema, queries
 from inventario.modules.backup.dump import (
     DumpError,
     Point,
+    changed_keys_query,
     changes_since,
     marker_sql,
-    recent_state,
+    parse_changed_keys,
+    parse_recent_state,
+    recent_state_query,
     state_check,
     write_changes,
     write_full,
@@ -549,31 +552,70 @@ class BackupService:
                 # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
                 # confirme después llevará sellos anteriores a la instantánea.
                 next_cutoff, hidden = pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
-                snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 full = decision.tipo == TipoBackup.COMPLETO
-                # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
-                snapshot_id, taken_at, version, fingerprint, xid_text, xids_text = snap.execute(
-                    sql.SQL(
-                        "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
-                        "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x) "
-                        "FROM pg_current_snapshot() AS s"
-                    ).format(
-                        export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
-                        fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+                # Lo que no depende de nada, en una ida y vuelta (modo pipeline): el costo fijo de
+                # un incremental pequeño es sobre todo esperar al servidor.
+                with snap.pipeline():
+                    snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
+                    facts = snap.execute(
+                        sql.SQL(
+                            "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
+                            "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x), "
+                            "{alembic} FROM pg_current_snapshot() AS s"
+                        ).format(
+                            export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
+                            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+                            alembic=sql.SQL(pg_esquema.ALEMBIC_EXISTS_SQL),
+                        )
                     )
-                ).fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
+                    catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
+                    sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
+                snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = (
+                    facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
+                )
                 # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
                 # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
                 xid_next, xids_running = int(xid_text), [int(x) for x in xids_text]
-                revision = pg_esquema.alembic_revision(snap)
-                ordered = pg_esquema.tables(snap)
+                ordered = pg_esquema.parse_tables(catalog.fetchall())
+                names = [r[0] for r in sequence_names.fetchall()]
+                # Lo que depende de eso, en otra: la revisión, las secuencias (leídas una vez: lo
+                # que el archivo fija es lo que el manifiesto anota) y las claves cambiadas.
+                base, base_manifest = decision.base, decision.base_manifest
+                if full:
+                    full_id, corte = row.id_backup, next_cutoff
+                else:
+                    assert base is not None and base_manifest is not None
+                    if fingerprint != base.huella_esquema:
+                        raise DumpError(
+                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
+                    if decision.tipo == TipoBackup.DIFERENCIAL:
+                        full_id, corte = base.id_backup, base_manifest.fecha_corte
+                    else:
+                        assert base_manifest.fecha_corte_siguiente is not None
+                        assert base_manifest.id_backup_completo is not None
+                        full_id = base_manifest.id_backup_completo
+                        corte = base_manifest.fecha_corte_siguiente
+                keys = None if base_manifest is None else changed_keys_query(ordered, corte, base_manifest)
+                sequence_query = None if full else pg_esquema.sequence_values_sql(names)
+                with snap.pipeline():
+                    alembic = snap.execute(pg_esquema.ALEMBIC_SQL) if has_alembic else None
+                    sequence_values = snap.execute(sequence_query) if sequence_query else None
+                    changed = snap.execute(keys[0], keys[1]) if keys else None
+                alembic_row = alembic.fetchone() if alembic else None
+                revision = str(alembic_row[0]) if alembic_row else None
+                if not full:
+                    current_sequences = pg_esquema.parse_sequences(
+                        names, sequence_values.fetchall() if sequence_values else []
+                    )
+                changes = parse_changed_keys(ordered, changed.fetchall()) if changed else {}
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
+                point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                 if full:
-                    full_id = row.id_backup
-                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                     result = write_full(
                         writer,
                         pg_dump=tools.path("pg_dump"),
@@ -586,30 +628,13 @@ class BackupService:
                         marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
                     )
-                    corte = next_cutoff
                     current_sequences = pg_esquema.sequences(snap)
                 else:
-                    base, base_manifest = decision.base, decision.base_manifest
                     assert base is not None and base_manifest is not None
-                    if fingerprint != base.huella_esquema:
-                        raise DumpError(
-                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
-                        )
-                    if decision.tipo == TipoBackup.DIFERENCIAL:
-                        full_id = base.id_backup
-                        corte = base_manifest.fecha_corte
-                    else:
-                        assert base_manifest.fecha_corte_siguiente is not None
-                        assert base_manifest.id_backup_completo is not None
-                        full_id = base_manifest.id_backup_completo
-                        corte = base_manifest.fecha_corte_siguiente
-                    point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                     comment += (
                         f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
                         f"(id {base.id_backup}, md5 {base.hash_md5})"
                     )
-                    # Leídas una vez: lo que el archivo fija es lo que el manifiesto anota.
-                    current_sequences = pg_esquema.sequences(snap)
                     result = write_changes(
                         writer,
                         snap,
@@ -626,14 +651,17 @@ class BackupService:
                         ),
                         marker=marker_sql(snap, point, taken_at),
                         sequence_values=current_sequences,
+                        changes=changes,
                     )
-                recent_keys, recent_deletions = recent_state(snap, ordered, next_cutoff)
-                for entry in result.tables:
-                    entry.claves_recientes = recent_keys.get(entry.nombre)
                 # El fsync de los datos corre mientras se confirma y se escribe el manifiesto.
                 writer.finish(sync=False)
                 data_synced = writer.sync_in_background()
-                snap.execute("COMMIT")
+                with snap.pipeline():
+                    recent = snap.execute(*recent_state_query(ordered, next_cutoff))
+                    snap.execute("COMMIT")
+                recent_keys, recent_deletions = parse_recent_state(ordered, recent.fetchall())
+                for entry in result.tables:
+                    entry.claves_recientes = recent_keys.get(entry.nombre)
             except BaseException:
                 if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     try:  # que la conexión del cerrojo quede libre para soltarlo
