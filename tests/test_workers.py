@@ -10,8 +10,10 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -40,6 +42,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _muerto(pid: int) -> bool:
+    return not _alive(pid)
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -53,9 +59,9 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _esperar(condicion: object, timeout: float, que: str) -> None:
+def _esperar(condicion: Callable[[], object], timeout: float, que: str) -> None:
     deadline = time.monotonic() + timeout
-    while not condicion():  # type: ignore[operator]  # un callable sin argumentos
+    while not condicion():
         assert time.monotonic() < deadline, f"no ocurrió a tiempo: {que}"
         time.sleep(0.1)
 
@@ -157,7 +163,7 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
     assert srv.proc.returncode == 0, srv.errores
     assert srv.salida.strip().endswith("Inventario detenido."), srv.salida
     for pid in [*workers, postmaster]:
-        _esperar(lambda pid=pid: not _alive(pid), 30, f"el proceso {pid} terminó")
+        _esperar(partial(_muerto, pid), 30, f"el proceso {pid} terminó")
     assert not (pgdata / "postmaster.pid").exists()
     # El backup lanzado en un worker terminó entero antes de que ese worker saliera.
     archivos = sorted((tmp_path / "backups-w").glob("backup_*_FULL.sql.gz"))
