@@ -241,8 +241,8 @@ def usuario_desbloquear(
     logging.getLogger("inventario.sesiones").info("DESBLOQUEADO usuario=%s desde=consola", nombre_usuario)
     typer.echo(f"Usuario '{nombre_usuario}' desbloqueado (estaba {estaba}).")
     typer.echo(
-        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria: termina sola "
-        "(LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
+        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria (cada worker la "
+        "suya): termina sola (LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
     )
     if not activo:
         typer.secho(

@@ -138,6 +138,7 @@ def create_app(
             scheduler.start()
             app.state.scheduler_info = scheduler.info
         elif principal is not None:
+            app.state.planificador_principal_desde = principal.desde_planificador()
             app.state.scheduler_info = health_from_parent(
                 runtime, principal.pid, principal.planificador, principal.desde_planificador()
             )

@@ -118,6 +118,9 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
                 if atendieron == set(workers) or time.monotonic() > deadline:
                     break
         assert atendieron == set(workers)  # ni más (el principal no atiende HTTP) ni menos
+        # /health de un worker describe el planificador del principal, en marcha.
+        planificador = httpx.get(srv.url + "/health").json()["scheduler"]
+        assert planificador["activo"] is True and planificador["instancia"].endswith(f":{parent}")
 
         headers = _login(srv.url)
         embebida = DatabaseServer(
