@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench/resultados/ultimo.json"))
     parser.add_argument(
         "--medidas",
-        default="1,2,3,4,5,6,7,8,9,12,14",
-        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9, 10 y 11 van juntas)",
+        default="1,2,3,4,5,6,7,8,9,12,13,14",
+        help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9, 10 y 11 van "
+        "juntas; la 13 compara --workers 2 con --workers 1)",
     )
     args = parser.parse_args(argv)
     try:
@@ -140,6 +141,13 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 servicio.stop()
             print(f"12 listo ({time.perf_counter() - started:.0f} s)", flush=True)
+        if 13 in wanted:
+            results.append(
+                medidas.m13_workers(
+                    ent, args.repeticiones, args.clientes, args.peticiones, args.segundos_carga
+                )
+            )
+            print(f"13 listo ({time.perf_counter() - started:.0f} s)", flush=True)
         if 14 in wanted:
             results.append(medidas.m14_linealidad(ent, ESCALAS[args.escala], args.repeticiones))
             print(f"14 listo ({time.perf_counter() - started:.0f} s)", flush=True)

@@ -144,15 +144,15 @@ def free_port() -> int:
 
 
 class Servicio:
-    """`inventario serve --sin-scheduler` real, en su propio proceso."""
+    """`inventario serve --sin-scheduler` real, en su propio proceso (`workers`: `--workers N`)."""
 
-    def __init__(self, entorno: Entorno) -> None:
+    def __init__(self, entorno: Entorno, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("inventario")
-        self.log = open(entorno.home / "servicio.out", "wb")
+        self.log = open(entorno.home / f"servicio-{self.port}.out", "wb")
         self.proc = subprocess.Popen(
-            [str(exe), "serve", "--sin-scheduler", "--port", str(self.port)],
+            [str(exe), "serve", "--sin-scheduler", "--port", str(self.port), "--workers", str(workers)],
             env=entorno.env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -166,7 +166,12 @@ class Servicio:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("el servicio no arrancó; ver " + str(entorno.home / "servicio.out"))
+                raise RuntimeError("el servicio no arrancó; ver " + self.log.name)
+            time.sleep(0.2)
+        # Con --workers N, /health responde en cuanto arranca el primero; el aviso sale con todos.
+        while b"Inventario en marcha" not in Path(self.log.name).read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("el servicio no arrancó; ver " + self.log.name)
             time.sleep(0.2)
         response = httpx.post(
             self.url + "/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD}

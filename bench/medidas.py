@@ -109,20 +109,22 @@ def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
         ref.append(seconds)
     assert last is not None
     ratio = median(ours) / median(ref)
+    size_ratio = (last.tamanio_bytes or 0) / reference.stat().st_size
     return (
         Resultado(
             1,
             "Backup COMPLETO (tiempo)",
-            f"{median(ours):.2f} s, {last.tamanio_legible}",
+            f"{median(ours):.2f} s, {last.tamanio_legible} (tamaño {size_ratio:.3f} del de gzip)",
             f"pg_dump | gzip -{ent.settings.BACKUP_GZIP_NIVEL}: {median(ref):.2f} s, {reference.stat().st_size / 1048576:.2f} MB",
             ratio,
-            "≤ 1.05",
-            ratio <= 1.05,
+            "≤ 0.60, tamaño ≤ 1.03",
+            ratio <= 0.60 and size_ratio <= 1.03,
             {
                 "inventario_s": ours,
                 "referencia_s": ref,
                 "bytes": last.tamanio_bytes,
                 "bytes_referencia": reference.stat().st_size,
+                "ratio_tamanio": size_ratio,
             },
         ),
         last,
@@ -906,5 +908,134 @@ def m14_linealidad(
             "referencia_por_fila_s": reference_per_row,
             "tamanios": detail,
             "mismos_datos": same,
+        },
+    )
+
+
+def lotes_para_carga(ent: Entorno) -> str:
+    """200 lotes activos al azar, `id_lote:id_producto` separados por comas (para bench.carga)."""
+    with ent.connect() as conn:
+        return ",".join(
+            f"{a}:{b}"
+            for a, b in conn.execute(
+                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
+                "WHERE p.activo ORDER BY random() LIMIT 200"
+            )
+        )
+
+
+def _cpu_de(pids: list[int]) -> float:
+    """Segundos de CPU (usuario + sistema) de esos procesos y sus hijos ya esperados."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            campos = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in campos[11:15]) / tick
+    return total
+
+
+def _cpu_hijos() -> float:
+    """CPU de los hijos ya esperados de este proceso: el generador de carga (`run_load`)."""
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def _arbol(pid: int) -> list[int]:
+    """`pid` y sus descendientes (los workers de `serve --workers N`)."""
+    hijos: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            hijos.setdefault(ppid, []).append(int(entry.name))
+    out, pendientes = [], [pid]
+    while pendientes:
+        actual = pendientes.pop()
+        out.append(actual)
+        pendientes.extend(hijos.get(actual, []))
+    return out
+
+
+def m13_workers(
+    ent: Entorno, reps: int, clients: int, requests: int, seconds: float, workers: int = 2
+) -> Resultado:
+    """13: peticiones por segundo con `clients` clientes, `serve --workers N` contra `--workers 1`.
+
+    Los dos servicios corren a la vez sobre la misma base (el ocioso no gasta CPU) y las fases de
+    carga se alternan (1, N, 1, N...): la deriva de una máquina compartida cae sobre los dos. La carga
+    es la de la medida 4 (mitad GET /productos, mitad POST /movimientos). Además de las cifras, la CPU
+    que gastó cada parte en cada fase: el servicio, PostgreSQL y el propio generador de carga (en dos
+    núcleos compiten los tres)."""
+    lots = lotes_para_carga(ent)
+    uno, varios = Servicio(ent, 1), Servicio(ent, workers)
+    postmaster = ent.server._handle.get_pid() if ent.server._handle is not None else None  # type: ignore[attr-defined]  # pgserver no publica tipos
+    fases: dict[str, list[dict[str, Any]]] = {"1": [], str(workers): []}
+    carga_maquina = [os.getloadavg()[0]]
+    try:
+        for _ in range(reps):
+            for nombre, servicio in (("1", uno), (str(workers), varios)):
+                servicio_pids = _arbol(servicio.proc.pid)
+                pg_pids = _arbol(postmaster) if postmaster else []
+                antes = (_cpu_de(servicio_pids), _cpu_de(pg_pids), _cpu_hijos())
+                inicio = time.perf_counter()
+                carga = run_load(servicio, lots, clients, requests, seconds)
+                pared = time.perf_counter() - inicio
+                despues = (
+                    _cpu_de(servicio_pids),
+                    _cpu_de(_arbol(postmaster) if postmaster else []),
+                    _cpu_hijos(),
+                )
+                hechas = sum(carga[k]["peticiones"] for k in ("lectura", "escritura"))
+                carga["peticiones_por_segundo"] = hechas / carga["segundos"]
+                carga["cpu_segundos"] = {
+                    "servicio": despues[0] - antes[0],
+                    "postgresql": despues[1] - antes[1],
+                    "generador": despues[2] - antes[2],
+                    "pared": pared,
+                }
+                fases[nombre].append(carga)
+    finally:
+        uno.stop()
+        varios.stop()
+    carga_maquina.append(os.getloadavg()[0])
+
+    def rps(nombre: str) -> float:
+        return median([f["peticiones_por_segundo"] for f in fases[nombre]])
+
+    def cpu(nombre: str) -> str:
+        """Núcleos ocupados por cada parte y su CPU por petición (ms)."""
+        partes = ("servicio", "postgresql", "generador")
+        textos = []
+        for p in partes:
+            nucleos = median([f["cpu_segundos"][p] / f["segundos"] for f in fases[nombre]])
+            ms = median(
+                [
+                    f["cpu_segundos"][p] * 1000 / (f["peticiones_por_segundo"] * f["segundos"])
+                    for f in fases[nombre]
+                ]
+            )
+            textos.append(f"{p} {nucleos:.2f} núcleos, {ms:.1f} ms/pet")
+        return "; ".join(textos)
+
+    errors = sum(f[k]["errores"] for lista in fases.values() for f in lista for k in ("lectura", "escritura"))
+    ratio = rps(str(workers)) / rps("1")
+    return Resultado(
+        13,
+        f"Peticiones/s con {clients} clientes, serve --workers {workers} contra --workers 1",
+        f"--workers {workers}: {rps(str(workers)):.0f} pet/s (CPU: {cpu(str(workers))})",
+        f"--workers 1: {rps('1'):.0f} pet/s (CPU: {cpu('1')})",
+        ratio,
+        f"≥ 1.3× en {os.cpu_count()} núcleos, cero errores",
+        ratio >= 1.3 and errors == 0,
+        {
+            "fases": fases,
+            "errores": errors,
+            "nucleos": os.cpu_count(),
+            "carga_maquina_1min_antes_despues": carga_maquina,
         },
     )
