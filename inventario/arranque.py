@@ -4,6 +4,7 @@ que dice qué falló y qué hacer (la traza completa va a `error.log`). Lo usan 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,10 @@ def reservar_puerto(host: str, port: int) -> socket.socket:
     """El socket de escucha, abierto antes de arrancar nada (la base, el planificador): si el
     puerto está ocupado se sabe al instante y no se arranca un segundo PostgreSQL para nada."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, no 0: asyncio solo pone TCP_NODELAY en las conexiones aceptadas de un socket
+    # que lo declara; sin él, cada respuesta (cabeceras y cuerpo en dos escrituras) de una conexión
+    # keep-alive esperaba el ACK retrasado del cliente: ~40 ms de más por petición.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -68,7 +72,7 @@ def describir_base(runtime: Runtime) -> str:
     return f"PostgreSQL externo {url_sin_clave(server.url)}"
 
 
-def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -> str:
+def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool, workers: int = 1) -> str:
     s = runtime.settings
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     base = f"http://{shown}:{port}"
@@ -89,6 +93,7 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
     lines = [
         "Inventario en marcha",
         f"  Dirección:     {base}  (escucha en {host}:{port})",
+        f"  Procesos:      {describir_procesos(workers)}",
         f"  Documentación: {base}/docs",
         f"  Consola web:   {base}/consola",
         f"  Base de datos: {describir_base(runtime)}",
@@ -99,6 +104,15 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         "  Detener:       Ctrl+C (espera a que termine un backup en curso)",
     ]
     return "\n".join(lines)
+
+
+def describir_procesos(workers: int) -> str:
+    if workers == 1:
+        return "1 worker (WORKERS o --workers para usar más núcleos)"
+    return (
+        f"{workers} workers atienden HTTP; el principal (pid {os.getpid()}) lleva la base, "
+        "el planificador y los avisos"
+    )
 
 
 def describir_avisos(s: Settings) -> str:

@@ -37,9 +37,12 @@ def jobs_service(request: Request) -> JobsService:
 
 
 def scheduler_since(request: Request) -> datetime | None:
-    """Desde cuándo corre el planificador de este proceso (None sin planificador)."""
+    """Desde cuándo corre el planificador de este proceso o, en un worker de `serve --workers N`, el
+    del proceso principal (None sin planificador)."""
     scheduler = getattr(request.app.state, "scheduler", None)
-    return scheduler.desde if scheduler is not None else None
+    if scheduler is not None:
+        return scheduler.desde
+    return getattr(request.app.state, "planificador_principal_desde", None)
 
 
 def _salida(item: dict[str, Any]) -> JobSalida:
