@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -103,15 +104,26 @@ class Supervisor(Multiprocess):
         super().__init__(config, sockets)
         self.on_ready = on_ready
         self.started = False
+        self.interrupted = False  # SIGTERM/SIGINT antes de que todos atendieran: no es un fallo
         self._next_rotation = time.monotonic() + ROTATE_EVERY
 
     def init_processes(self) -> None:
         super().init_processes()
-        for process in self.processes:
-            if not process.wait_until_ready(READY_TIMEOUT, self.should_exit):
-                log.error("El worker %s no arrancó; se detiene el servicio", process.pid)
-                self.should_exit.set()
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = list(self.processes)
+        while pending:
+            self.handle_signals()  # un SIGTERM durante el arranque no espera a que terminen de arrancar
+            if self.should_exit.is_set():
+                self.interrupted = True
                 return
+            for process in list(pending):
+                if not process.process.is_alive() or time.monotonic() > deadline:
+                    log.error("El worker %s no arrancó; se detiene el servicio", process.pid)
+                    self.should_exit.set()
+                    return
+                if process.is_ready(timeout=0.5):
+                    pending.remove(process)
+            time.sleep(0.1)
         self.started = True
         log.info("Workers en marcha: %s", [p.pid for p in self.processes])
         self.on_ready()
@@ -135,8 +147,8 @@ def serve_workers(
     with_scheduler: bool,
     on_ready: Callable[[Runtime], None],
 ) -> bool:
-    """Corre el servicio con `config.workers` workers hasta SIGTERM/SIGINT. True si llegó a
-    estar en marcha (False: falló el arranque; el motivo quedó en error.log)."""
+    """Corre el servicio con `config.workers` workers hasta SIGTERM/SIGINT. False si un worker no
+    pudo arrancar (el motivo quedó en error.log); True si se detuvo por una señal."""
     from inventario.arranque import describir_fallo
     from inventario.main import recover_backups, wait_offsite_copies
     from inventario.modules.backup.notifications import notify
@@ -146,6 +158,11 @@ def serve_workers(
     from inventario.modules.remoto.rclone import stop_daemons
     from inventario.runtime import announce_first_admin, open_runtime
 
+    # Hasta que el supervisor ponga los suyos: SIGTERM/SIGINT durante el arranque de la base se
+    # atienden después, con una parada ordenada (no matan al proceso con la base a medio arrancar).
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: early.append(signum))
     try:
         runtime = open_runtime(settings)
     except Exception as exc:
@@ -173,8 +190,9 @@ def serve_workers(
         # Los workers (spawn) heredan el entorno; nada de esto va en argv.
         os.environ[ENV_PRINCIPAL] = principal.to_env()
         supervisor = Supervisor(config, [sock], lambda: on_ready(runtime))
+        supervisor.signal_queue.extend(early)  # la señal que llegó mientras arrancaba la base
         supervisor.run()
-        return supervisor.started
+        return supervisor.started or supervisor.interrupted
     finally:
         if scheduler is not None:
             scheduler.shutdown()  # espera a los jobs en curso (un backup programado) antes de cerrar la base
