@@ -110,8 +110,13 @@ def _serve_workers(
     """`serve --workers N` (N > 1): ver `inventario/supervisor.py`."""
     import uvicorn
 
-    from inventario.arranque import describir_fallo
+    from inventario.arranque import ArranqueError, describir_fallo, puertos_por_worker
     from inventario.supervisor import serve_workers
+
+    try:
+        sockets = puertos_por_worker(sock, workers)
+    except ArranqueError as exc:
+        raise fail(f"No se pudo arrancar: {exc}", 3) from None
 
     config = uvicorn.Config(
         "inventario.supervisor:worker_app",
@@ -123,7 +128,7 @@ def _serve_workers(
         **options,
     )
     try:
-        started = serve_workers(settings, config, sock, with_scheduler=with_scheduler, on_ready=listo)
+        started = serve_workers(settings, config, sockets, with_scheduler=with_scheduler, on_ready=listo)
     except Exception as exc:
         raise fail(f"No se pudo arrancar: {describir_fallo(exc, settings)}", 3) from None
     if not started:

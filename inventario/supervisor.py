@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from inventario.config import Settings, get_settings
 from inventario.logging_setup import rotate_due
@@ -94,21 +95,28 @@ def worker_app() -> FastAPI:
 
 
 class Supervisor(Multiprocess):
-    """El `Multiprocess` de uvicorn (reemplaza un worker caído o colgado; SIGTERM/SIGINT: para a
-    todos y espera a que cada uno termine sus peticiones y su backup en curso), más: espera a que
-    todos atiendan antes del aviso de inicio y rota los logs que escriben los workers."""
+    """El `Multiprocess` de uvicorn (SIGTERM/SIGINT: para a todos y espera a que cada uno termine sus
+    peticiones y su backup en curso), con tres cambios: cada worker escucha en su propio socket
+    (`arranque.puertos_por_worker`) y su reemplazo recibe el mismo; el aviso de inicio sale cuando
+    todos atienden; y rota los logs que escriben los workers."""
 
     def __init__(
         self, config: uvicorn.Config, sockets: list[socket.socket], on_ready: Callable[[], None]
     ) -> None:
         super().__init__(config, sockets)
+        self.processes_num = len(sockets)
         self.on_ready = on_ready
         self.started = False
         self.interrupted = False  # SIGTERM/SIGINT antes de que todos atendieran: no es un fallo
         self._next_rotation = time.monotonic() + ROTATE_EVERY
 
+    def _spawn(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        return process
+
     def init_processes(self) -> None:
-        super().init_processes()
+        self.processes = [self._spawn(i) for i in range(self.processes_num)]
         deadline = time.monotonic() + READY_TIMEOUT
         pending = list(self.processes)
         while pending:
@@ -129,25 +137,44 @@ class Supervisor(Multiprocess):
         self.on_ready()
 
     def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # muerto, o colgado sin responder en timeout_worker_healthcheck
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("El worker %s no pudo arrancar; se detiene el servicio", process.pid)
+                self.should_exit.set()
+                return
+            log.warning("El worker %s terminó (código %s); se arranca otro", process.pid, process.exitcode)
+            self.processes[index] = self._spawn(index)
         if time.monotonic() >= self._next_rotation:
             self._next_rotation = time.monotonic() + ROTATE_EVERY
             rotate_due()
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p.pid is not None]
+    # Recargar (SIGHUP) o cambiar el número de workers en marcha (SIGTTIN/SIGTTOU) no se ofrece: cada
+    # worker tiene su socket. Para cambiar WORKERS se reinicia el servicio.
+    def handle_hup(self) -> None:
+        log.warning("SIGHUP ignorada: para aplicar cambios, reinicie el servicio")
+
+    def handle_ttin(self) -> None:
+        log.warning("SIGTTIN ignorada: para cambiar el número de workers, reinicie con otro WORKERS")
+
+    def handle_ttou(self) -> None:
+        self.handle_ttin()
 
 
 def serve_workers(
     settings: Settings,
     config: uvicorn.Config,
-    sock: socket.socket,
+    sockets: list[socket.socket],
     *,
     with_scheduler: bool,
     on_ready: Callable[[Runtime], None],
 ) -> bool:
-    """Corre el servicio con `config.workers` workers hasta SIGTERM/SIGINT. False si un worker no
+    """Corre el servicio con un worker por socket de `sockets` hasta SIGTERM/SIGINT. False si un worker no
     pudo arrancar (el motivo quedó en error.log); True si se detuvo por una señal."""
     from inventario.arranque import describir_fallo
     from inventario.main import recover_backups, wait_offsite_copies
@@ -189,7 +216,7 @@ def serve_workers(
         )
         # Los workers (spawn) heredan el entorno; nada de esto va en argv.
         os.environ[ENV_PRINCIPAL] = principal.to_env()
-        supervisor = Supervisor(config, [sock], lambda: on_ready(runtime))
+        supervisor = Supervisor(config, sockets, lambda: on_ready(runtime))
         supervisor.signal_queue.extend(early)  # la señal que llegó mientras arrancaba la base
         supervisor.run()
         return supervisor.started or supervisor.interrupted
