@@ -85,6 +85,19 @@ def crear(productos: int, lotes: int, movimientos: int, log: Callable[[str], obj
         HEALTH_DISCO_MIN_MB=0,
     )
     runtime = open_runtime(settings, server)
+    _poblar(runtime, server, productos, lotes, movimientos, log)
+    return Entorno(home, server, runtime)
+
+
+def _poblar(
+    runtime: Runtime,
+    server: DatabaseServer,
+    productos: int,
+    lotes: int,
+    movimientos: int,
+    log: Callable[[str], object],
+) -> None:
+    """Los datos de `inventario demo` (semilla fija), en disco y con estadísticas."""
     from inventario.runtime import announce_first_admin
 
     announce_first_admin(runtime)
@@ -95,7 +108,33 @@ def crear(productos: int, lotes: int, movimientos: int, log: Callable[[str], obj
         conn.exec_driver_sql("CHECKPOINT")
     with server.connect() as conn:
         conn.execute("VACUUM ANALYZE")
+
+
+def base_aparte(
+    ent: Entorno,
+    name: str,
+    productos: int,
+    lotes: int,
+    movimientos: int,
+    log: Callable[[str], object] = print,
+) -> Entorno:
+    """Otra base del mismo servidor, con sus datos y su carpeta de backups, vista como un `Entorno`
+    (para medir a otro tamaño con las mismas funciones). Se cierra con `cerrar_base_aparte`."""
+    home = ent.home / name
+    home.mkdir()
+    server = ent.new_database(name)
+    settings = ent.settings.model_copy(
+        update={"BACKUP_PATH": str(home / "backups"), "DATA_PATH": str(home / "data")}
+    )
+    runtime = open_runtime(settings, server)
+    _poblar(runtime, server, productos, lotes, movimientos, log)
     return Entorno(home, server, runtime)
+
+
+def cerrar_base_aparte(ent: Entorno, aparte: Entorno) -> None:
+    aparte.runtime.close()
+    ent.drop_database(aparte.server.database)
+    shutil.rmtree(aparte.home, ignore_errors=True)
 
 
 def free_port() -> int:

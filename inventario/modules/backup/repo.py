@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +19,7 @@ from typing import BinaryIO
 from inventario.archivos import fsync_dir
 from inventario.errors import Conflicto, Desaparecido, NoDisponible, NoEncontrado
 from inventario.modules.backup.exceptions import RestoreError
-from inventario.modules.backup.files import TEMP_SUFFIX, AtomicGzipWriter, scan
+from inventario.modules.backup.files import TEMP_SUFFIX, UNREADABLE_GZIP, AtomicGzipWriter, scan
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 from inventario.permisos import private_dir, write_private
@@ -306,7 +305,7 @@ class BackupRepo:
         try:
             with open(link.path, "rb") as fh:
                 digest, size = scan(fh, inflate=True)
-        except (zlib.error, OSError, EOFError) as exc:
+        except UNREADABLE_GZIP as exc:
             raise RestoreError(f"{link.path.name}: el gzip está dañado ({exc}).") from None
         md5 = digest.hex()
         if md5 != link.manifest.hash_md5:
