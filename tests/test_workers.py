@@ -95,7 +95,12 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
         "BACKUP_ENABLED": "false",
         "BACKUP_INCREMENTAL_MINUTOS": "0",
         "WORKERS": "2",
+        # Copia fuera del sitio a una carpeta (un disco USB): el worker que hizo el backup arranca su
+        # rclone residente, en una carpeta de TMPDIR (propia de la prueba).
+        "BACKUP_REMOTO": str(tmp_path / "usb" / "inventario"),
+        "TMPDIR": str(tmp_path / "tmp"),
     }
+    (tmp_path / "tmp").mkdir()
     pgdata = tmp_path / "data-w" / "pgdata"
     with servicio(env) as srv:
         parent = srv.proc.pid
@@ -174,6 +179,19 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
     assert not list((tmp_path / "backups-w").glob("*.tmp*"))
     completado = _lineas(logs, "app.log", f"Backup {id_backup} COMPLETO completado")
     assert completado and {pid for pid, _ in completado} == {dueno}, completado
+    # Su copia fuera del sitio también terminó antes de salir, y el rclone residente de ese worker
+    # se detuvo con él (ni su carpeta ni su proceso quedan).
+    assert any(archivos[0].name in p.name for p in (tmp_path / "usb" / "inventario").rglob("*"))
+    rclone = _lineas(logs, "app.log", "rclone")
+    assert list((tmp_path / "tmp").glob("inventario-rclone-*")) == [], rclone
+    tmp = str(tmp_path / "tmp").encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert tmp not in cmdline, cmdline
 
 
 def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
