@@ -73,7 +73,7 @@ def puertos_por_worker(sock: socket.socket, workers: int) -> list[socket.socket]
     sockets: list[socket.socket] = []
     try:
         for _ in range(workers):
-            worker = socket.socket(family, socket.SOCK_STREAM)
+            worker = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: ver arriba
             sockets.append(worker)
             worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
