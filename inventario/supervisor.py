@@ -3,8 +3,9 @@
 El proceso principal es el único dueño de lo que debe existir una sola vez: arranca (y al final
 detiene) el PostgreSQL embebido, aplica las migraciones, revisa los backups interrumpidos, crea el
 primer ADMIN y lleva el planificador y el despachador de avisos. Los workers son procesos nuevos
-(uvicorn, contexto `spawn`) que comparten el socket de escucha y solo atienden peticiones; cada uno
-construye la aplicación con `worker_app`.
+(uvicorn, contexto `spawn`), cada uno con su socket de escucha en el mismo puerto
+(`arranque.puertos_por_worker`), que solo atienden peticiones; cada uno construye la aplicación con
+`worker_app`.
 
 Por qué el planificador vive en el principal y no en cada worker: el registro de corridas y el
 cerrojo consultivo ya harían que cada hora programada se ejecute una sola vez aunque N procesos la
