@@ -16,6 +16,7 @@ Cada archivo termina anotando en `punto_restauracion` en qué backup queda la ba
 
 from __future__ import annotations
 
+import functools
 import queue
 import subprocess
 import tempfile
@@ -254,7 +255,7 @@ def _single_int_key(table: Table) -> bool:
 
 def changed_keys_query(
     ordered: list[Table], cutoff: datetime, base: Manifiesto
-) -> tuple[sql.Composed, dict[str, Any]] | None:
+) -> tuple[bytes, dict[str, Any]] | None:
     """La consulta (y sus parámetros) de K por tabla auditada, todas en UNA consulta: las filas escritas desde el corte (índice de
     `fecha_actualizacion`) y las claves de `registro_eliminaciones` desde el corte.
 
@@ -264,22 +265,32 @@ def changed_keys_query(
     de clave primaria; las borradas antes de la instantánea del predecesor están en
     `eliminaciones_recientes`), y no está entre sus `claves_recientes` (R).
     """
-    audited = [t for t in ordered if t.audited]
+    audited = tuple(t for t in ordered if t.audited)
     if not audited:
         return None
     params: dict[str, Any] = {"corte": cutoff, "previas": base.eliminaciones_recientes}
-    parts = []
     for i, table in enumerate(audited):
         entry = base.tabla(table.name)
         recent = (entry.claves_recientes if entry else None) or []
-        cols = _cols(table.pk)
         if _single_int_key(table):
             params[f"r{i}"] = [int(k[table.pk[0]]) for k in recent]
+        else:
+            params[f"r{i}"] = [Jsonb(k) for k in recent]
+    return _changed_keys_text(audited), params
+
+
+@functools.lru_cache(maxsize=16)
+def _changed_keys_text(audited: tuple[Table, ...]) -> bytes:
+    """El texto de `changed_keys_query` para un esquema: componerlo costaba milisegundos de CPU
+    en cada incremental y solo cambia con el esquema (los datos van en parámetros)."""
+    parts = []
+    for i, table in enumerate(audited):
+        cols = _cols(table.pk)
+        if _single_int_key(table):
             not_recent = sql.SQL("g.{} NOT IN (SELECT unnest(%(r{})s::bigint[]))").format(
                 sql.Identifier(table.pk[0]), sql.SQL(str(i))
             )
         else:
-            params[f"r{i}"] = [Jsonb(k) for k in recent]
             not_recent = sql.SQL("{} NOT IN (SELECT unnest(%(r{})s::jsonb[]))").format(
                 _key_json(table, "g"), sql.SQL(str(i))
             )
@@ -310,7 +321,7 @@ def changed_keys_query(
                 name=sql.Literal(table.name),
             )
         )
-    return sql.SQL(" UNION ALL ").join(parts), params
+    return sql.SQL(" UNION ALL ").join(parts).as_bytes(None)
 
 
 def parse_changed_keys(ordered: list[Table], rows: list[tuple[Any, ...]]) -> dict[str, Changes]:
@@ -573,10 +584,15 @@ def _key_json(table: Table, alias: str) -> sql.Composable:
     )
 
 
-def recent_state_query(ordered: list[Table], cutoff: datetime) -> tuple[sql.Composed, dict[str, Any]]:
+def recent_state_query(ordered: list[Table], cutoff: datetime) -> tuple[bytes, dict[str, Any]]:
     """En la instantánea de un backup, UNA consulta: claves escritas y eliminaciones desde el corte
     (ver `parse_recent_state`)."""
-    audited = [t for t in ordered if t.audited]
+    return _recent_state_text(tuple(t for t in ordered if t.audited)), {"corte": cutoff}
+
+
+@functools.lru_cache(maxsize=16)
+def _recent_state_text(audited: tuple[Table, ...]) -> bytes:
+    """El texto de `recent_state_query` para un esquema (ver `_changed_keys_text`)."""
     parts = [
         sql.SQL(
             "SELECT {i}::int, coalesce(jsonb_agg({key}), '[]'::jsonb) FROM {t} AS t "
@@ -590,7 +606,7 @@ def recent_state_query(ordered: list[Table], cutoff: datetime) -> tuple[sql.Comp
             "WHERE fecha_actualizacion >= %(corte)s"
         ).format(sql.Identifier(TOMBSTONES))
     )
-    return sql.SQL(" UNION ALL ").join(parts), {"corte": cutoff}
+    return sql.SQL(" UNION ALL ").join(parts).as_bytes(None)
 
 
 def parse_recent_state(

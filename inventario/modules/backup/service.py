@@ -343,7 +343,7 @@ class BackupService:
             "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE estado = %(running)s) AS en_proceso) AS x "
             "LEFT JOIN {t} AS h ON h.id_backup IN ((SELECT id_backup FROM f), (SELECT id_backup FROM c))"
         ).format(
-            t=sql.Identifier(table.name),
+            t=sql.Identifier(HistorialBackup.__tablename__),
             cols=sql.SQL(", ").join(sql.Identifier("h", n) for n in names),
         )
         rows = conn.execute(
@@ -386,7 +386,7 @@ class BackupService:
         """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya. Con `conn` (la
         del cerrojo) se consulta sin el ORM."""
         taken_sql = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE nombre_archivo = %s)").format(
-            sql.Identifier(HistorialBackup.__table__.name)
+            sql.Identifier(HistorialBackup.__tablename__)
         )
         while True:
             name = backup_name(datetime.now(self.settings.tz), tipo)
