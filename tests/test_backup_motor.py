@@ -398,9 +398,10 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
     runtime: Runtime, fresh_db: DatabaseServer
 ) -> None:
     """BACKUP_PRIORIDAD (19 por defecto): pg_dump, sus procesos de PostgreSQL (servidor local) y el
-    conteo en paralelo corren con `nice`; el servicio conserva su prioridad."""
+    conteo en paralelo corren con `nice`; con BACKUP_CPU_OCIOSA (por defecto), pg_dump y esos
+    procesos además con SCHED_IDLE. El servicio conserva su prioridad y su política."""
     nice = runtime.settings.BACKUP_PRIORIDAD
-    assert nice == 19
+    assert nice == 19 and runtime.settings.BACKUP_CPU_OCIOSA
     fill(fresh_db)
     service = BackupService(runtime)
     blocker = bloquear_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
@@ -417,10 +418,14 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
                     )
                 ]
 
-        _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == nice for pid in backends()))
+        def lowered(pid: int) -> bool:
+            return _nice(pid) == nice and os.sched_getscheduler(pid) == os.SCHED_IDLE
+
+        _wait_for(lambda: len(backends()) == 2 and all(lowered(pid) for pid in backends()))
         _wait_for(lambda: len(_our_pg_dumps()) == 1)
-        assert _nice(_our_pg_dumps()[0]) == nice
+        assert lowered(_our_pg_dumps()[0])
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
     finally:
         blocker.rollback()
         blocker.close()

@@ -113,12 +113,17 @@ def pump(source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0) -> None
 
 
 def _count_rows(
-    connect: Callable[..., psycopg.Connection], snapshot: str, names: list[str], out: dict, niceness: int
+    connect: Callable[..., psycopg.Connection],
+    snapshot: str,
+    names: list[str],
+    out: dict,
+    niceness: int,
+    idle: bool,
 ) -> None:
     """Filas por tabla en la misma instantánea que pg_dump, en paralelo a él."""
     try:
         with connect(application_name=prioridad.APP_NAME) as conn:
-            prioridad.lower_backends(conn, niceness)  # el suyo y el de pg_dump
+            prioridad.lower_backends(conn, niceness, idle=idle)  # el suyo y el de pg_dump
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             if names:
@@ -145,12 +150,14 @@ def write_full(
     comment: str,
     marker: bytes = b"",
     niceness: int = 0,
+    idle: bool = False,
 ) -> DumpResult:
-    """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump."""
+    """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump.
+    `niceness` e `idle`: ver `prioridad`."""
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
-        args=(connect, snapshot, table_names, counts, niceness),
+        args=(connect, snapshot, table_names, counts, niceness, idle),
         daemon=True,
     )
     counter.start()
@@ -178,7 +185,7 @@ def write_full(
             env={**env, "PGAPPNAME": prioridad.APP_NAME},
             bufsize=0,
         )
-        prioridad.lower(proc.pid, niceness)
+        prioridad.lower(proc.pid, niceness, idle)
         assert proc.stdout is not None
         try:
             pump(proc.stdout, writer, niceness)

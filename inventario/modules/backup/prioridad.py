@@ -1,6 +1,13 @@
 """Bajar la prioridad de CPU (`nice`) del trabajo de un backup, para que no le quite CPU a la tienda.
 
 Solo pesa cuando la CPU está ocupada: con la máquina libre, el backup va igual de rápido.
+
+Además de `nice`, los procesos del backup (pg_dump y los de PostgreSQL que le sirven) pueden pasar a
+la política SCHED_IDLE de Linux (`BACKUP_CPU_OCIOSA`): solo usan CPU que nadie más quiere y el
+núcleo los desaloja en cuanto despierta una tarea normal. Con nice 19 a secas, una tarea de la
+tienda que despierta puede esperar a que el backup agote su turno. Los hilos de Python del backup
+se quedan en `nice` (no SCHED_IDLE): si el núcleo dejara sin CPU a un hilo que tiene el GIL, el
+servicio, que corre en el mismo proceso, esperaría con él.
 """
 
 from __future__ import annotations
@@ -18,15 +25,20 @@ log = logging.getLogger(__name__)
 APP_NAME = "inventario-backup"  # application_name de las conexiones de pg_dump
 
 
-def lower(pid: int, niceness: int) -> None:
-    """`nice` de un proceso o de un hilo (en Linux cada hilo tiene el suyo). Sin permiso, nada."""
-    if niceness <= 0:
-        return
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, pid)
-        os.setpriority(os.PRIO_PROCESS, pid, max(current, min(19, niceness)))
-    except (OSError, AttributeError):
-        pass
+def lower(pid: int, niceness: int, idle: bool = False) -> None:
+    """`nice` de un proceso o de un hilo (en Linux cada hilo tiene el suyo) y, con `idle`, la política
+    SCHED_IDLE (solo procesos aparte: ver arriba). Sin permiso, nada."""
+    if niceness > 0:
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, pid)
+            os.setpriority(os.PRIO_PROCESS, pid, max(current, min(19, niceness)))
+        except (OSError, AttributeError):
+            pass
+    if idle:
+        try:
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        except (OSError, AttributeError):
+            pass
 
 
 def lower_this_thread(niceness: int) -> None:
@@ -45,12 +57,12 @@ def server_is_local(host: str | None) -> bool:
         return False
 
 
-def lower_backends(conn: psycopg.Connection, niceness: int, timeout: float = 2.0) -> int:
+def lower_backends(conn: psycopg.Connection, niceness: int, timeout: float = 2.0, idle: bool = False) -> int:
     """Baja la prioridad de los procesos del servidor que atienden a pg_dump (servidor local).
 
     pg_dump se conecta un instante después de lanzarse: se espera hasta `timeout` a verlo.
     """
-    if niceness <= 0 or not server_is_local(conn.info.host):
+    if (niceness <= 0 and not idle) or not server_is_local(conn.info.host):
         return 0
     deadline = time.monotonic() + timeout
     while True:
@@ -66,5 +78,5 @@ def lower_backends(conn: psycopg.Connection, niceness: int, timeout: float = 2.0
             break
         time.sleep(0.01)
     for pid in pids:
-        lower(pid, niceness)
+        lower(pid, niceness, idle)
     return len(pids)

@@ -545,6 +545,7 @@ class BackupService:
                         comment=comment,
                         marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
+                        idle=self.settings.BACKUP_CPU_OCIOSA,
                     )
                     corte = next_cutoff
                 else:
