@@ -325,8 +325,8 @@ def m4_latencia(
             f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios
         ),
         worst,
-        "p95 ≤ 1.5, cero errores",
-        worst <= 1.5 and errors == 0,
+        "p95 ≤ 1.15, cero errores",
+        worst <= 1.15 and errors == 0,
         {
             "sin_backup": quiet,
             "con_backup": busy,

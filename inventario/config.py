@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # Además, pg_dump y su proceso de PostgreSQL (servidor local) con la política SCHED_IDLE de
     # Linux: solo usan CPU que la tienda no quiere y ceden el núcleo en cuanto ella despierta.
     BACKUP_CPU_OCIOSA: bool = True
+    # Freno del COMPLETO: mientras la tienda tiene consultas en curso, leer de pg_dump a lo sumo
+    # estos MB/s (sin comprimir); con la tienda libre, sin límite. 0 = sin freno.
+    BACKUP_FRENO_MB_S: float = Field(0, ge=0)
     # Job `backup_incremental`: cada cuántos minutos (0 = apagado), entre los backups diarios; y
     # cuántos días se guardan los incrementales que ya solo sirven para restaurar a un momento dado.
     BACKUP_INCREMENTAL_MINUTOS: int = Field(15, ge=0, le=1440)

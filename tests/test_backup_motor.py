@@ -432,3 +432,50 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
         thread.join(60)
     with runtime.session_factory() as session:
         assert session.scalars(select(HistorialBackup)).one().estado == "COMPLETADO"
+
+
+def test_el_freno_ve_a_la_tienda_ocupada_y_no_a_los_backups(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """BACKUP_FRENO_MB_S: "ocupada" = alguna sesión que no es del backup ejecutando una consulta."""
+    from inventario.modules.backup.prioridad import APP_NAME, Freno
+
+    def sleeping(app: str) -> threading.Thread:
+        def run() -> None:
+            with fresh_db.connect(application_name=app) as conn:
+                conn.execute("SELECT pg_sleep(1.5)")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    freno = Freno(fresh_db.connect, 1.0)
+    try:
+        time.sleep(0.5)
+        assert not freno.busy
+        backup = sleeping(APP_NAME)  # una consulta del propio backup no frena
+        time.sleep(0.6)
+        assert not freno.busy
+        backup.join()
+        shop = sleeping("tienda")
+        _wait_for(lambda: freno.busy, timeout=5)
+        shop.join()
+        _wait_for(lambda: not freno.busy, timeout=5)
+    finally:
+        freno.close()
+
+
+def test_completo_con_freno_restaura_igual(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    runtime.settings.BACKUP_FRENO_MB_S = 0.5
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    expected = snapshot(fresh_db)
+    target = new_database(pg_server, fresh_db.database + "_freno")
+    try:
+        result = psql_file(runtime, target, runtime.settings.backup_dir / row.nombre_archivo)
+        assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+        assert snapshot(target) == expected
+    finally:
+        drop_database(pg_server, target.database)

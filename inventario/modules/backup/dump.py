@@ -102,12 +102,16 @@ class BackgroundCompressor:
             raise self._failure[0]
 
 
-def pump(source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0) -> None:
+def pump(
+    source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0, freno: prioridad.Freno | None = None
+) -> None:
     """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime."""
     compressor = BackgroundCompressor(writer, niceness)
     try:
         while chunk := source.read(CHUNK):
             compressor.write(chunk)
+            if freno is not None:
+                freno.throttle(len(chunk))
     finally:
         compressor.close()
 
@@ -151,9 +155,10 @@ def write_full(
     marker: bytes = b"",
     niceness: int = 0,
     idle: bool = False,
+    freno_mb_s: float = 0,
 ) -> DumpResult:
     """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump.
-    `niceness` e `idle`: ver `prioridad`."""
+    `niceness`, `idle` y `freno_mb_s` (0 = sin freno): ver `prioridad`."""
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
@@ -187,12 +192,16 @@ def write_full(
         )
         prioridad.lower(proc.pid, niceness, idle)
         assert proc.stdout is not None
+        freno = prioridad.Freno(connect, freno_mb_s) if freno_mb_s > 0 else None
         try:
-            pump(proc.stdout, writer, niceness)
+            pump(proc.stdout, writer, niceness, freno)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if freno is not None:
+                freno.close()
         code = proc.wait()
         if code != 0:
             stderr.seek(0)

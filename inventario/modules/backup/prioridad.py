@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import psycopg
 
@@ -80,3 +81,54 @@ def lower_backends(conn: psycopg.Connection, niceness: int, timeout: float = 2.0
     for pid in pids:
         lower(pid, niceness, idle)
     return len(pids)
+
+
+BUSY_SQL = (
+    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND state = 'active' "
+    "AND pid <> pg_backend_pid() AND application_name NOT LIKE 'inventario-backup%%'"
+)
+
+
+class Freno:
+    """Con la tienda ocupada, limita a `mb_per_s` lo que el backup lee de pg_dump (pg_dump espera
+    con la tubería llena; su proceso de PostgreSQL, con el socket lleno). Con la tienda libre, sin
+    límite. "Ocupada": alguna sesión de la base que no es del backup ejecutando una consulta en el
+    último segundo (se mira cada 0.1 s en una conexión propia)."""
+
+    def __init__(self, connect: Callable[..., psycopg.Connection], mb_per_s: float) -> None:
+        self.rate = mb_per_s * 1024 * 1024
+        self._busy_until = 0.0
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self._bytes = 0
+        self._thread = threading.Thread(target=self._watch, args=(connect,), name="backup-freno", daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return time.monotonic() < self._busy_until
+
+    def _watch(self, connect: Callable[..., psycopg.Connection]) -> None:
+        try:
+            with connect(application_name=APP_NAME + "-freno", autocommit=True) as conn:
+                while not self._stop.wait(0.1):
+                    row = conn.execute(BUSY_SQL).fetchone()
+                    if row and row[0]:
+                        self._busy_until = time.monotonic() + 1.0
+        except Exception as exc:  # sin freno, el backup sigue: solo con su prioridad
+            log.warning("El freno del backup no puede mirar la base: %s", exc)
+
+    def throttle(self, n: int) -> None:
+        """Tras leer `n` bytes: espera lo que haga falta para no pasar del ritmo mientras esté ocupada."""
+        now = time.monotonic()
+        if not self.busy:
+            self._started, self._bytes = now, 0
+            return
+        self._bytes += n
+        ahead = self._bytes / self.rate - (now - self._started)
+        if ahead > 0:
+            time.sleep(min(ahead, 1.0))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

@@ -546,6 +546,7 @@ class BackupService:
                         marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
                         idle=self.settings.BACKUP_CPU_OCIOSA,
+                        freno_mb_s=self.settings.BACKUP_FRENO_MB_S,
                     )
                     corte = next_cutoff
                 else:
