@@ -85,6 +85,19 @@ def crear(productos: int, lotes: int, movimientos: int, log: Callable[[str], obj
         HEALTH_DISCO_MIN_MB=0,
     )
     runtime = open_runtime(settings, server)
+    _poblar(runtime, server, productos, lotes, movimientos, log)
+    return Entorno(home, server, runtime)
+
+
+def _poblar(
+    runtime: Runtime,
+    server: DatabaseServer,
+    productos: int,
+    lotes: int,
+    movimientos: int,
+    log: Callable[[str], object],
+) -> None:
+    """Los datos de `inventario demo` (semilla fija), en disco y con estadísticas."""
     from inventario.runtime import announce_first_admin
 
     announce_first_admin(runtime)
@@ -95,7 +108,33 @@ def crear(productos: int, lotes: int, movimientos: int, log: Callable[[str], obj
         conn.exec_driver_sql("CHECKPOINT")
     with server.connect() as conn:
         conn.execute("VACUUM ANALYZE")
+
+
+def base_aparte(
+    ent: Entorno,
+    name: str,
+    productos: int,
+    lotes: int,
+    movimientos: int,
+    log: Callable[[str], object] = print,
+) -> Entorno:
+    """Otra base del mismo servidor, con sus datos y su carpeta de backups, vista como un `Entorno`
+    (para medir a otro tamaño con las mismas funciones). Se cierra con `cerrar_base_aparte`."""
+    home = ent.home / name
+    home.mkdir()
+    server = ent.new_database(name)
+    settings = ent.settings.model_copy(
+        update={"BACKUP_PATH": str(home / "backups"), "DATA_PATH": str(home / "data")}
+    )
+    runtime = open_runtime(settings, server)
+    _poblar(runtime, server, productos, lotes, movimientos, log)
     return Entorno(home, server, runtime)
+
+
+def cerrar_base_aparte(ent: Entorno, aparte: Entorno) -> None:
+    aparte.runtime.close()
+    ent.drop_database(aparte.server.database)
+    shutil.rmtree(aparte.home, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -105,15 +144,15 @@ def free_port() -> int:
 
 
 class Servicio:
-    """`inventario serve --sin-scheduler` real, en su propio proceso."""
+    """`inventario serve --sin-scheduler` real, en su propio proceso (`workers`: `--workers N`)."""
 
-    def __init__(self, entorno: Entorno) -> None:
+    def __init__(self, entorno: Entorno, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         exe = Path(sys.executable).with_name("inventario")
-        self.log = open(entorno.home / "servicio.out", "wb")
+        self.log = open(entorno.home / f"servicio-{self.port}.out", "wb")
         self.proc = subprocess.Popen(
-            [str(exe), "serve", "--sin-scheduler", "--port", str(self.port)],
+            [str(exe), "serve", "--sin-scheduler", "--port", str(self.port), "--workers", str(workers)],
             env=entorno.env(),
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -127,7 +166,12 @@ class Servicio:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("el servicio no arrancó; ver " + str(entorno.home / "servicio.out"))
+                raise RuntimeError("el servicio no arrancó; ver " + self.log.name)
+            time.sleep(0.2)
+        # Con --workers N, /health responde en cuanto arranca el primero; el aviso sale con todos.
+        while b"Inventario en marcha" not in Path(self.log.name).read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("el servicio no arrancó; ver " + self.log.name)
             time.sleep(0.2)
         response = httpx.post(
             self.url + "/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD}

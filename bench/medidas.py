@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from bench.carga import percentile
 from bench.entorno import ADMIN_PASSWORD, Entorno, Servicio
@@ -26,7 +26,7 @@ from bench.memoria import Muestreo
 from inventario import migrations
 from inventario.database import make_engine
 from inventario.demo import generate
-from inventario.modules.alertas.service import generate_alerts
+from inventario.modules.alertas.service import generate_alerts, generate_on
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.service import BackupEnCurso, BackupService
 from inventario.modules.logs.service import maintain
@@ -388,31 +388,43 @@ def m5_memoria(servicio: Servicio, idle_seconds: float = 2.0) -> Resultado:
     )
 
 
-def _alertas_en_base(ent: Entorno, lots: int) -> tuple[float, float, dict[str, int]]:
-    """Base propia con `lots` lotes (5 por producto): primera corrida y repetición el mismo día."""
+def _base_de_alertas(ent: Entorno, lots: int) -> tuple[str, Engine]:
+    """Base propia con `lots` lotes (5 por producto) y 2 movimientos por lote (lotes con stock)."""
     name = f"bench_alertas_{lots}"
     db = ent.new_database(name)
     engine = make_engine(db.url, ent.settings.ZONA_HORARIA)
-    try:
-        migrations.upgrade(engine)
-        generate(engine, max(1, lots // 5), 5, 2 * lots, seed=99)  # con movimientos: lotes con stock
-        first = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
-        again = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
-        assert again.total == 0, "la repetición del mismo día no debe crear alertas"
-        return (
-            first.segundos,
-            again.segundos,
-            {
-                "alertas": first.total,
-                "vencidos": first.lotes_vencidos,
-                "por_vencer": first.lotes_por_vencer,
-                "sin_stock": first.sin_stock,
-                "stock_bajo": first.stock_bajo,
-            },
-        )
-    finally:
-        engine.dispose()
-        ent.drop_database(name)
+    migrations.upgrade(engine)
+    generate(engine, max(1, lots // 5), 5, 2 * lots, seed=99)  # con ANALYZE, como una base en uso
+    with ent.connect(name) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return name, engine
+
+
+def _alertas_una_vez(ent: Entorno, name: str, engine: Engine) -> float:
+    """Una primera corrida del día (todas las alertas nuevas) que se deshace: repetible."""
+    with engine.connect() as conn:
+        tx = conn.begin()
+        try:
+            seconds = generate_on(conn, ent.settings.ALERTAS_DIAS_VENCIMIENTO).segundos
+        finally:
+            tx.rollback()
+    with ent.connect(name) as conn:
+        conn.execute("VACUUM notificaciones")  # las filas deshechas no estorban a la siguiente
+    return seconds
+
+
+def _alertas_confirmadas(ent: Entorno, engine: Engine) -> tuple[float, dict[str, int]]:
+    """La corrida de verdad (confirmada) y la repetición del mismo día, que no crea nada."""
+    first = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
+    again = generate_alerts(engine, ent.settings.ALERTAS_DIAS_VENCIMIENTO)
+    assert again.total == 0, "la repetición del mismo día no debe crear alertas"
+    return again.segundos, {
+        "alertas": first.total,
+        "vencidos": first.lotes_vencidos,
+        "por_vencer": first.lotes_por_vencer,
+        "sin_stock": first.sin_stock,
+        "stock_bajo": first.stock_bajo,
+    }
 
 
 LOG_FAMILIES = ("app.log", "error.log", "health.log", "sesiones.log")
@@ -439,6 +451,7 @@ def _arbol_de_logs(directory: Path, files: int, today: date) -> None:
 
 def _logs_en_arbol(ent: Entorno, files: int) -> tuple[float, dict[str, int]]:
     directory = ent.home / f"logs_bench_{files}"
+    shutil.rmtree(directory, ignore_errors=True)
     now = datetime.now(ent.settings.tz)
     _arbol_de_logs(directory, files, now.date())
     settings = ent.settings.model_copy(update={"LOGS_PATH": str(directory)})
@@ -450,20 +463,44 @@ def _logs_en_arbol(ent: Entorno, files: int) -> tuple[float, dict[str, int]]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> Resultado:
+def m6_mantenimiento(ent: Entorno, lots: int = 1_000_000, files: int = 20_000, reps: int = 3) -> Resultado:
     """Segundos de `alertas_diarias` y `logs_maintenance` a tamaño completo y a un cuarto: si el
-    costo por unidad no crece con el tamaño, escalan de forma lineal."""
-    alert_full, alert_again, alert_counts = _alertas_en_base(ent, lots)
-    alert_quarter, _, _ = _alertas_en_base(ent, lots // 4)
-    logs_full, logs_counts = _logs_en_arbol(ent, files)
-    logs_quarter, _ = _logs_en_arbol(ent, files // 4)
+    costo por unidad no crece con el tamaño, escalan de forma lineal.
+
+    A 100 000 lotes la corrida entera dura décimas de segundo y el costo fijo y el ruido dominan el
+    cociente; por eso el tamaño completo es el de una cadena grande (1 M de lotes) y cada lado se
+    repite `reps` veces, alternando tamaños, y se toma la mediana. Cada corrida de alertas es una
+    primera corrida del día (se deshace la transacción); cada corrida de logs, sobre un árbol nuevo."""
+    quarter_lots, quarter_files = max(1, lots // 4), max(1, files // 4)
+    bases = {n: _base_de_alertas(ent, n) for n in (lots, quarter_lots)}
+    alert: dict[int, list[float]] = {lots: [], quarter_lots: []}
+    logs: dict[int, list[float]] = {files: [], quarter_files: []}
+    logs_counts: dict[str, int] = {}
+    try:
+        for name, engine in bases.values():
+            _alertas_una_vez(ent, name, engine)  # calentar caché y planes, fuera de la medida
+        for _ in range(reps):
+            for n, (name, engine) in bases.items():
+                alert[n].append(_alertas_una_vez(ent, name, engine))
+            for n in (files, quarter_files):
+                seconds, counts = _logs_en_arbol(ent, n)
+                logs[n].append(seconds)
+                if n == files:
+                    logs_counts = counts
+        alert_again, alert_counts = _alertas_confirmadas(ent, bases[lots][1])
+    finally:
+        for name, engine in bases.values():
+            engine.dispose()
+            ent.drop_database(name)
+    alert_full, alert_quarter = median(alert[lots]), median(alert[quarter_lots])
+    logs_full, logs_quarter = median(logs[files]), median(logs[quarter_files])
     # Costo por unidad a tamaño completo / costo por unidad a un cuarto: ≈ 1 si es lineal.
-    alert_growth = (alert_full / lots) / (alert_quarter / (lots // 4))
-    logs_growth = (logs_full / files) / (logs_quarter / (files // 4))
+    alert_growth = (alert_full / lots) / (alert_quarter / quarter_lots)
+    logs_growth = (logs_full / files) / (logs_quarter / quarter_files)
     worst = max(alert_growth, logs_growth)
     return Resultado(
         6,
-        f"alertas_diarias sobre {lots} lotes; logs_maintenance sobre {files} archivos",
+        f"alertas_diarias sobre {lots} lotes; logs_maintenance sobre {files} archivos (mediana de {reps})",
         f"alertas {alert_full:.2f} s (repetición {alert_again:.2f} s, {alert_counts['alertas']} alertas); "
         f"logs {logs_full:.2f} s ({logs_counts['comprimidos']} comprimidos, {logs_counts['eliminados']} eliminados)",
         f"a un cuarto del tamaño: alertas {alert_quarter:.2f} s, logs {logs_quarter:.2f} s",
@@ -471,13 +508,19 @@ def m6_mantenimiento(ent: Entorno, lots: int = 100_000, files: int = 10_000) -> 
         "lineal: costo por unidad ≤ 1.5× el de un cuarto",
         worst <= 1.5,
         {
+            "lotes": lots,
+            "archivos": files,
             "alertas_s": alert_full,
+            "alertas_corridas_s": alert[lots],
             "alertas_repeticion_s": alert_again,
             "alertas_cuarto_s": alert_quarter,
+            "alertas_cuarto_corridas_s": alert[quarter_lots],
             "alertas": alert_counts,
             "crecimiento_alertas": alert_growth,
             "logs_s": logs_full,
+            "logs_corridas_s": logs[files],
             "logs_cuarto_s": logs_quarter,
+            "logs_cuarto_corridas_s": logs[quarter_files],
             "logs": logs_counts,
             "crecimiento_logs": logs_growth,
         },
@@ -765,5 +808,234 @@ def m12_latencia_incrementales(
             "incrementales": done,
             "incremental_s": incr_seconds,
             "respuestas": outcomes,
+        },
+    )
+
+
+# ------------------------------------------------------------------ linealidad (issue 17)
+
+
+def m14_linealidad(
+    ent: Entorno, escala: tuple[int, int, int], reps: int, log: Callable[[str], object] = print
+) -> Resultado:
+    """14: costo por fila del COMPLETO, del DIFERENCIAL y de la restauración en dos bases, una de
+    `escala` (productos, lotes por producto, movimientos) y otra de un cuarto. Cada tamaño corre las
+    medidas 1, 2 y 3 (las mismas funciones) en su propia base; los tamaños se alternan medida a
+    medida. Por fila: COMPLETO y restauración sobre las filas de las tres tablas del dominio, el
+    DIFERENCIAL sobre las filas cambiadas (el 1 %). Lineal si el costo por fila del grande es
+    ≤ 1.2× el del chico."""
+    from bench.entorno import base_aparte, cerrar_base_aparte
+
+    productos, lotes, movimientos = escala
+    sizes = {
+        "cuarto": (max(1, productos // 4), lotes, max(1, movimientos // 4)),
+        "completo": escala,
+    }
+    bases: dict[str, Entorno] = {}
+    try:
+        for key, (p, lp, m) in sizes.items():
+            bases[key] = base_aparte(ent, f"bench_lineal_{key}", p, lp, m, log)
+        full: dict[str, tuple[Resultado, HistorialBackup]] = {}
+        diff: dict[str, tuple[Resultado, HistorialBackup, Path]] = {}
+        restore: dict[str, Resultado] = {}
+        for key, sub in bases.items():
+            full[key] = m1_completo(sub, reps)
+        for key, sub in bases.items():
+            diff[key] = m2_diferencial(sub, reps, full[key][1])
+        for key, sub in bases.items():
+            restore[key] = m3_restauracion(sub, reps, full[key][1], diff[key][1], diff[key][2])
+    finally:
+        for sub in bases.values():
+            cerrar_base_aparte(ent, sub)
+
+    per_row: dict[str, dict[str, float]] = {}
+    reference_per_row: dict[str, dict[str, float]] = {}
+    detail: dict[str, dict[str, Any]] = {}
+    for key in sizes:
+        changes = diff[key][0].datos["cambios"]
+        rows = changes["filas_totales"]
+        changed = changes["altas"] + changes["modificaciones"] + changes["bajas"]
+        full_s = median(full[key][0].datos["inventario_s"])
+        diff_s = median(diff[key][0].datos["diferencial_s"])
+        restore_s = median(restore[key].datos["cadena_s"])
+        per_row[key] = {
+            "completo": full_s / rows,
+            "diferencial": diff_s / changed,
+            "restauracion": restore_s / rows,
+        }
+        # La referencia (pg_dump | gzip, psql de un completo fresco) a los mismos tamaños: si ella
+        # tampoco es lineal, el costo extra es de PostgreSQL, no nuestro.
+        reference_per_row[key] = {
+            "completo": median(full[key][0].datos["referencia_s"]) / rows,
+            "restauracion": median(restore[key].datos["fresco_s"]) / rows,
+        }
+        detail[key] = {
+            "filas": rows,
+            "filas_cambiadas": changed,
+            "completo_s": full_s,
+            "diferencial_s": diff_s,
+            "restauracion_s": restore_s,
+            "completo_bytes": full[key][0].datos["bytes"],
+            "mismos_datos": restore[key].datos["mismos_datos"],
+        }
+    ratios = {k: per_row["completo"][k] / per_row["cuarto"][k] for k in per_row["completo"]}
+    reference_ratios = {
+        k: reference_per_row["completo"][k] / reference_per_row["cuarto"][k]
+        for k in reference_per_row["completo"]
+    }
+    worst = max(ratios.values())
+    same = all(d["mismos_datos"] for d in detail.values())
+
+    def describe(key: str) -> str:
+        d = detail[key]
+        return (
+            f"{d['filas']} filas: COMPLETO {d['completo_s']:.2f} s, DIFERENCIAL {d['diferencial_s']:.3f} s "
+            f"({d['filas_cambiadas']} cambios), restaurar {d['restauracion_s']:.2f} s"
+        )
+
+    return Resultado(
+        14,
+        "Linealidad: costo por fila de COMPLETO, DIFERENCIAL y restauración, base grande contra un cuarto",
+        describe("completo") + " → por fila " + ", ".join(f"{k} {v:.2f}×" for k, v in ratios.items()),
+        describe("cuarto"),
+        worst,
+        "costo por fila ≤ 1.2× (y mismos datos)",
+        worst <= 1.2 and same,
+        {
+            "ratios": ratios,
+            "ratios_referencia": reference_ratios,
+            "por_fila_s": per_row,
+            "referencia_por_fila_s": reference_per_row,
+            "tamanios": detail,
+            "mismos_datos": same,
+        },
+    )
+
+
+def lotes_para_carga(ent: Entorno) -> str:
+    """200 lotes activos al azar, `id_lote:id_producto` separados por comas (para bench.carga)."""
+    with ent.connect() as conn:
+        return ",".join(
+            f"{a}:{b}"
+            for a, b in conn.execute(
+                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
+                "WHERE p.activo ORDER BY random() LIMIT 200"
+            )
+        )
+
+
+def _cpu_de(pids: list[int]) -> float:
+    """Segundos de CPU (usuario + sistema) de esos procesos y sus hijos ya esperados."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            campos = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in campos[11:15]) / tick
+    return total
+
+
+def _cpu_hijos() -> float:
+    """CPU de los hijos ya esperados de este proceso: el generador de carga (`run_load`)."""
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+def _arbol(pid: int) -> list[int]:
+    """`pid` y sus descendientes (los workers de `serve --workers N`)."""
+    hijos: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            hijos.setdefault(ppid, []).append(int(entry.name))
+    out, pendientes = [], [pid]
+    while pendientes:
+        actual = pendientes.pop()
+        out.append(actual)
+        pendientes.extend(hijos.get(actual, []))
+    return out
+
+
+def m13_workers(
+    ent: Entorno, reps: int, clients: int, requests: int, seconds: float, workers: int = 2
+) -> Resultado:
+    """13: peticiones por segundo con `clients` clientes, `serve --workers N` contra `--workers 1`.
+
+    Los dos servicios corren a la vez sobre la misma base (el ocioso no gasta CPU) y las fases de
+    carga se alternan (1, N, 1, N...): la deriva de una máquina compartida cae sobre los dos. La carga
+    es la de la medida 4 (mitad GET /productos, mitad POST /movimientos). Además de las cifras, la CPU
+    que gastó cada parte en cada fase: el servicio, PostgreSQL y el propio generador de carga (en dos
+    núcleos compiten los tres)."""
+    lots = lotes_para_carga(ent)
+    uno, varios = Servicio(ent, 1), Servicio(ent, workers)
+    postmaster = ent.server._handle.get_pid() if ent.server._handle is not None else None  # type: ignore[attr-defined]  # pgserver no publica tipos
+    fases: dict[str, list[dict[str, Any]]] = {"1": [], str(workers): []}
+    carga_maquina = [os.getloadavg()[0]]
+    try:
+        for _ in range(reps):
+            for nombre, servicio in (("1", uno), (str(workers), varios)):
+                servicio_pids = _arbol(servicio.proc.pid)
+                pg_pids = _arbol(postmaster) if postmaster else []
+                antes = (_cpu_de(servicio_pids), _cpu_de(pg_pids), _cpu_hijos())
+                inicio = time.perf_counter()
+                carga = run_load(servicio, lots, clients, requests, seconds)
+                pared = time.perf_counter() - inicio
+                despues = (
+                    _cpu_de(servicio_pids),
+                    _cpu_de(_arbol(postmaster) if postmaster else []),
+                    _cpu_hijos(),
+                )
+                hechas = sum(carga[k]["peticiones"] for k in ("lectura", "escritura"))
+                carga["peticiones_por_segundo"] = hechas / carga["segundos"]
+                carga["cpu_segundos"] = {
+                    "servicio": despues[0] - antes[0],
+                    "postgresql": despues[1] - antes[1],
+                    "generador": despues[2] - antes[2],
+                    "pared": pared,
+                }
+                fases[nombre].append(carga)
+    finally:
+        uno.stop()
+        varios.stop()
+    carga_maquina.append(os.getloadavg()[0])
+
+    def rps(nombre: str) -> float:
+        return median([f["peticiones_por_segundo"] for f in fases[nombre]])
+
+    def cpu(nombre: str) -> str:
+        """Núcleos ocupados por cada parte y su CPU por petición (ms)."""
+        partes = ("servicio", "postgresql", "generador")
+        textos = []
+        for p in partes:
+            nucleos = median([f["cpu_segundos"][p] / f["segundos"] for f in fases[nombre]])
+            ms = median(
+                [
+                    f["cpu_segundos"][p] * 1000 / (f["peticiones_por_segundo"] * f["segundos"])
+                    for f in fases[nombre]
+                ]
+            )
+            textos.append(f"{p} {nucleos:.2f} núcleos, {ms:.1f} ms/pet")
+        return "; ".join(textos)
+
+    errors = sum(f[k]["errores"] for lista in fases.values() for f in lista for k in ("lectura", "escritura"))
+    ratio = rps(str(workers)) / rps("1")
+    return Resultado(
+        13,
+        f"Peticiones/s con {clients} clientes, serve --workers {workers} contra --workers 1",
+        f"--workers {workers}: {rps(str(workers)):.0f} pet/s (CPU: {cpu(str(workers))})",
+        f"--workers 1: {rps('1'):.0f} pet/s (CPU: {cpu('1')})",
+        ratio,
+        f"≥ 1.3× en {os.cpu_count()} núcleos, cero errores",
+        ratio >= 1.3 and errors == 0,
+        {
+            "fases": fases,
+            "errores": errors,
+            "nucleos": os.cpu_count(),
+            "carga_maquina_1min_antes_despues": carga_maquina,
         },
     )

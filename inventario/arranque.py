@@ -4,6 +4,7 @@ que dice qué falló y qué hacer (la traza completa va a `error.log`). Lo usan 
 from __future__ import annotations
 
 import errno
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,7 +69,7 @@ def describir_base(runtime: Runtime) -> str:
     return f"PostgreSQL externo {url_sin_clave(server.url)}"
 
 
-def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -> str:
+def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool, workers: int = 1) -> str:
     s = runtime.settings
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     base = f"http://{shown}:{port}"
@@ -89,6 +90,7 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
     lines = [
         "Inventario en marcha",
         f"  Dirección:     {base}  (escucha en {host}:{port})",
+        f"  Procesos:      {describir_procesos(workers)}",
         f"  Documentación: {base}/docs",
         f"  Consola web:   {base}/consola",
         f"  Base de datos: {describir_base(runtime)}",
@@ -99,6 +101,15 @@ def aviso_inicio(runtime: Runtime, host: str, port: int, with_scheduler: bool) -
         "  Detener:       Ctrl+C (espera a que termine un backup en curso)",
     ]
     return "\n".join(lines)
+
+
+def describir_procesos(workers: int) -> str:
+    if workers == 1:
+        return "1 worker (WORKERS o --workers para usar más núcleos)"
+    return (
+        f"{workers} workers atienden HTTP; el principal (pid {os.getpid()}) lleva la base, "
+        "el planificador y los avisos"
+    )
 
 
 def describir_avisos(s: Settings) -> str:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,6 +15,9 @@ from inventario.modules.backup.cli import app as backup_app
 from inventario.modules.envios.cli import app as notificaciones_app
 from inventario.modules.planificador.cli import alertas_app, jobs_app, logs_app, scheduler
 from inventario.runtime import Runtime
+
+if TYPE_CHECKING:
+    from inventario.config import Settings
 
 app = typer.Typer(
     help="Inventario: servicio, base de datos, usuarios, backups y mantenimiento.",
@@ -28,6 +34,9 @@ app.add_typer(usuario_app, name="usuario")
 def serve(
     host: str = typer.Option(None, help="Dirección (por defecto HOST)"),
     port: int = typer.Option(None, help="Puerto (por defecto PORT)"),
+    workers: int = typer.Option(
+        None, "--workers", min=1, max=64, help="Procesos que atienden HTTP (por defecto WORKERS, 1)"
+    ),
     sin_scheduler: bool = typer.Option(False, "--sin-scheduler", help="No arrancar el planificador"),
 ) -> None:
     """Arranca el servicio HTTP (con PostgreSQL embebido si DATABASE_URL no está definida)."""
@@ -42,31 +51,38 @@ def serve(
 
     settings = settings_or_exit()
     host, port = host or settings.HOST, port or settings.PORT
+    workers = workers or settings.WORKERS
     try:
         sock = reservar_puerto(host, port)
         # Antes que uvicorn: sin archivos de log, su traza de arranque iría a la consola.
-        setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
+        setup_logging(
+            settings.logs_dir,
+            settings.LOG_LEVEL,
+            settings.ZONA_HORARIA,
+            "principal" if workers > 1 else "unico",
+        )
     except (ArranqueError, OSError) as exc:
         raise fail(f"No se pudo arrancar: {describir_fallo(exc, None)}", 3) from None
 
     def listo(runtime: Runtime) -> None:
-        typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler))
+        typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler, workers))
 
+    options: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        # X-Forwarded-For solo de un proxy declarado: si no, cualquier usuario local que se
+        # conecte desde 127.0.0.1 elegiría la dirección con la que el freno de login lo cuenta.
+        "proxy_headers": bool(settings.PROXY_CONFIABLE),
+        "forwarded_allow_ips": settings.PROXY_CONFIABLE or "",
+    }
+    if workers > 1:
+        _serve_workers(settings, sock, workers, options, not sin_scheduler, listo)
+        return
     application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application,
-            host=host,
-            port=port,
-            log_config=None,
-            # Línea de petición + cabeceras: más allá, uvicorn responde 400 sin pasar por la aplicación.
-            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-            # X-Forwarded-For solo de un proxy declarado: si no, cualquier usuario local que se
-            # conecte desde 127.0.0.1 elegiría la dirección con la que el freno de login lo cuenta.
-            proxy_headers=bool(settings.PROXY_CONFIABLE),
-            forwarded_allow_ips=settings.PROXY_CONFIABLE or "",
-        )
-    )
+    server = uvicorn.Server(uvicorn.Config(application, **options))  # type: ignore[arg-type]  # opciones de uvicorn.Config
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
     # esa señal no mata al proceso y la salida es 0 (lo que systemd espera de una parada limpia).
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -80,6 +96,30 @@ def serve(
             f"revise {settings.logs_dir / 'error.log'}"
         )
         raise fail(f"No se pudo arrancar: {motivo}", 3)
+    typer.echo("Inventario detenido.")
+
+
+def _serve_workers(
+    settings: Settings,
+    sock: socket.socket,
+    workers: int,
+    options: dict[str, object],
+    with_scheduler: bool,
+    listo: Callable[[Runtime], None],
+) -> None:
+    """`serve --workers N` (N > 1): ver `inventario/supervisor.py`."""
+    import uvicorn
+
+    from inventario.arranque import describir_fallo
+    from inventario.supervisor import serve_workers
+
+    config = uvicorn.Config("inventario.supervisor:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]  # opciones de uvicorn.Config
+    try:
+        started = serve_workers(settings, config, sock, with_scheduler=with_scheduler, on_ready=listo)
+    except Exception as exc:
+        raise fail(f"No se pudo arrancar: {describir_fallo(exc, settings)}", 3) from None
+    if not started:
+        raise fail(f"No se pudo arrancar un worker: revise {settings.logs_dir / 'error.log'}", 3)
     typer.echo("Inventario detenido.")
 
 
@@ -201,8 +241,8 @@ def usuario_desbloquear(
     logging.getLogger("inventario.sesiones").info("DESBLOQUEADO usuario=%s desde=consola", nombre_usuario)
     typer.echo(f"Usuario '{nombre_usuario}' desbloqueado (estaba {estaba}).")
     typer.echo(
-        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria: termina sola "
-        "(LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
+        "La pausa por intentos fallidos desde un equipo la lleva el servicio en memoria (cada worker la "
+        "suya): termina sola (LOGIN_BLOQUEO_MINUTOS) o al reiniciarlo."
     )
     if not activo:
         typer.secho(

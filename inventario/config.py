@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # ==================== SERVICIO ====================
     HOST: str = "127.0.0.1"
     PORT: int = Field(8000, ge=1, le=65535)
+    # Procesos que atienden HTTP (`serve --workers N`). Con más de uno, el proceso principal es el
+    # dueño del PostgreSQL embebido, del planificador y del despachador de avisos; los workers
+    # solo atienden peticiones. Más de los núcleos de la máquina no ayuda.
+    WORKERS: int = Field(1, ge=1, le=64)
     ZONA_HORARIA: str = "America/Mexico_City"
     SECRET_KEY: str | None = None  # sin valor: se genera y guarda en DATA_PATH/secret_key
     TOKEN_MINUTOS: int = Field(480, ge=1)

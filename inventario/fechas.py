@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -75,6 +75,32 @@ class RangoFechas:
         return conditions
 
 
+def armar_rango(desde: datetime | None, hasta: datetime | None, tz: tzinfo) -> RangoFechas:
+    """El rango de dos extremos ya leídos: los que no traen zona son de ZONA_HORARIA; vacío → 422."""
+    desde = desde.replace(tzinfo=tz) if desde is not None and desde.tzinfo is None else desde
+    hasta = hasta.replace(tzinfo=tz) if hasta is not None and hasta.tzinfo is None else hasta
+    if desde is not None and hasta is not None and desde >= hasta:
+        raise Invalido("Datos inválidos: 'desde' debe ser anterior o igual a 'hasta'")
+    return RangoFechas(desde, hasta)
+
+
+def rango_de_textos(desde: str, hasta: str, tz: tzinfo) -> RangoFechas:
+    """El rango de los textos de un formulario (la consola web), con las mismas reglas que la API;
+    un texto vacío es sin límite por ese lado."""
+
+    def leer(texto: str, fin: bool) -> datetime | None:
+        if not texto.strip():
+            return None
+        try:
+            valor = _parser(fin)(texto)
+        except ValueError:
+            raise Invalido(f"La fecha {texto!r} no es válida: use AAAA-MM-DD") from None
+        assert isinstance(valor, datetime)  # _parser devuelve datetime o lanza ValueError
+        return valor
+
+    return armar_rango(leer(desde, False), leer(hasta, True), tz)
+
+
 def rango_fechas(
     request: Request,
     desde: Annotated[
@@ -89,12 +115,7 @@ def rango_fechas(
         ),
     ] = None,
 ) -> RangoFechas:
-    tz = request.app.state.settings.tz
-    desde = desde.replace(tzinfo=tz) if desde is not None and desde.tzinfo is None else desde
-    hasta = hasta.replace(tzinfo=tz) if hasta is not None and hasta.tzinfo is None else hasta
-    if desde is not None and hasta is not None and desde >= hasta:
-        raise Invalido("Datos inválidos: 'desde' debe ser anterior o igual a 'hasta'")
-    return RangoFechas(desde, hasta)
+    return armar_rango(desde, hasta, request.app.state.settings.tz)
 
 
 RangoFechasDep = Annotated[RangoFechas, Depends(rango_fechas)]

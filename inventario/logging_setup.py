@@ -18,14 +18,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from io import TextIOWrapper
-from logging.handlers import RotatingFileHandler, TimedRotatingFileHandler
+from logging.handlers import (
+    RotatingFileHandler,
+    TimedRotatingFileHandler,
+    WatchedFileHandler,
+)
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from inventario.permisos import PRIVATE_FILE, private_dir
 
 LOG_FILES = ("app.log", "error.log", "health.log", "sesiones.log", "acceso.log")
 FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
+# Con varios procesos (`serve --workers N`) escribiendo los mismos archivos: quién escribió cada línea.
+FORMAT_PID = "%(asctime)s %(levelname)s [%(name)s] [pid %(process)d] %(message)s"
 ACCESS_LOGGER = "uvicorn.access"
 APP_MAX_BYTES = 10 * 1024 * 1024
 
@@ -186,7 +193,40 @@ class DatedDailyHandler(TimedRotatingFileHandler):
         return int(time.time()) >= self.rolloverAt
 
 
+class FollowingHandler(WatchedFileHandler):
+    """Para los workers de `serve --workers N`: escribe al final del archivo sin rotarlo nunca (lo
+    rota solo el proceso principal, `rotate_due`) y lo reabre cuando el principal lo rotó. Si cada
+    proceso rotara por su cuenta, dos procesos renombrarían el mismo archivo dos veces."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename, encoding="utf-8", delay=True)
+
+    def _open(self) -> TextIOWrapper:
+        stream = super()._open()
+        _open_private(self)
+        return stream
+
+
 _configured: list[logging.Handler] = []
+
+# "unico": un solo proceso (rota sus archivos al escribir); "principal" y "worker": `serve --workers N`.
+ModoLog = Literal["unico", "principal", "worker"]
+
+
+def rotate_due() -> None:
+    """El proceso principal de `serve --workers N` escribe poco (no atiende HTTP): rota a su hora
+    (medianoche) o por tamaño lo que escriben los workers aunque él no escriba nada."""
+    probe = logging.makeLogRecord({"msg": ""})
+    for handler in list(_configured):
+        if isinstance(handler, RotatingFileHandler | TimedRotatingFileHandler):
+            handler.acquire()
+            try:
+                if handler.shouldRollover(probe):
+                    handler.doRollover()
+            except OSError:
+                pass  # se reintenta en la próxima revisión; escribir sigue funcionando
+            finally:
+                handler.release()
 
 
 _OWN_FILES = (
@@ -196,7 +236,7 @@ _OWN_FILES = (
 )
 
 
-def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> None:
+def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC", modo: ModoLog = "unico") -> None:
     """Configura los archivos; idempotente (vuelve a configurar si cambia la carpeta)."""
     for handler in _configured:
         for name in ("", *(logger for logger, _ in _OWN_FILES)):
@@ -204,7 +244,7 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> Non
         handler.close()
     _configured.clear()
     private_dir(logs_dir)
-    formatter = ZonedFormatter(FORMAT, ZoneInfo(zona))
+    formatter = ZonedFormatter(FORMAT if modo == "unico" else FORMAT_PID, ZoneInfo(zona))
     redactor = RedactSecrets()
 
     def prepared(handler: logging.Handler, handler_level: int = logging.NOTSET) -> logging.Handler:
@@ -214,21 +254,27 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC") -> Non
         _configured.append(handler)
         return handler
 
+    def daily(path: Path) -> logging.Handler:
+        return FollowingHandler(str(path)) if modo == "worker" else DatedDailyHandler(str(path))
+
     root = logging.getLogger()
     root.setLevel(level)
+    app_log = logs_dir / "app.log"
     root.addHandler(
         prepared(
-            DatedSizeRotatingHandler(
-                str(logs_dir / "app.log"), maxBytes=APP_MAX_BYTES, backupCount=0, encoding="utf-8"
+            FollowingHandler(str(app_log))
+            if modo == "worker"
+            else DatedSizeRotatingHandler(
+                str(app_log), maxBytes=APP_MAX_BYTES, backupCount=0, encoding="utf-8"
             )
         )
     )
-    root.addHandler(prepared(DatedDailyHandler(str(logs_dir / "error.log")), logging.ERROR))
+    root.addHandler(prepared(daily(logs_dir / "error.log"), logging.ERROR))
     for name, filename in _OWN_FILES:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         logger.propagate = False
-        logger.addHandler(prepared(DatedDailyHandler(str(logs_dir / filename))))
+        logger.addHandler(prepared(daily(logs_dir / filename)))
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -28,15 +29,19 @@ from inventario.modules.metricas.service import ColectorBase, MetricasHTTP
 from inventario.modules.movimientos import router as movimientos
 from inventario.modules.notificaciones import router as notificaciones
 from inventario.modules.planificador import router as jobs
-from inventario.modules.planificador.scheduler import Scheduler, health_without_scheduler
+from inventario.modules.planificador.scheduler import Scheduler, health_from_parent, health_without_scheduler
 from inventario.modules.productos import router as productos
 from inventario.modules.remoto import router as remoto
+from inventario.modules.remoto.rclone import stop_daemons
 from inventario.modules.salud import router as salud
 from inventario.modules.usuarios import router as usuarios
 from inventario.openapi import completar
 from inventario.postgres import DatabaseServer
 from inventario.request_limits import RequestLimits
 from inventario.runtime import Runtime, announce_first_admin, open_runtime
+
+if TYPE_CHECKING:
+    from inventario.supervisor import Principal
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ def include_routers(app: FastAPI) -> None:
                 app.state.rutas_literales.setdefault(path, set()).update(methods)
 
 
-def _recover_backups(service: BackupService) -> None:
+def recover_backups(service: BackupService) -> None:
     # Un BACKUP_PATH inutilizable no debe impedir que la tienda venda: /health lo señala.
     try:
         service.recover()
@@ -74,7 +79,7 @@ def _recover_backups(service: BackupService) -> None:
         )
 
 
-def _wait_offsite_copies() -> None:
+def wait_offsite_copies() -> None:
     """Una copia fuera del sitio a medio subir termina su intento; lo que no llegó queda PENDIENTE o
     ERROR y lo copia la siguiente corrida programada."""
     from inventario.modules.remoto.service import wait_background
@@ -91,9 +96,14 @@ def create_app(
     with_scheduler: bool = True,
     with_dispatcher: bool | None = None,
     on_ready: Callable[[Runtime], None] | None = None,
+    principal: Principal | None = None,
 ) -> FastAPI:
     """`on_ready` se llama con el servicio listo (lo usa `serve` para el aviso de inicio).
-    `with_dispatcher`: el hilo que envía los avisos (por defecto, donde corre el planificador)."""
+    `with_dispatcher`: el hilo que envía los avisos (por defecto, donde corre el planificador).
+    `principal`: esta aplicación es un worker de `serve --workers N`; el proceso principal ya
+    arrancó la base, la migró, revisó los backups y lleva el planificador y los avisos."""
+    if principal is not None:
+        with_scheduler = with_dispatcher = False
     if with_dispatcher is None:
         with_dispatcher = with_scheduler
     settings = settings or get_settings()
@@ -101,8 +111,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            setup_logging(settings.logs_dir, settings.LOG_LEVEL, settings.ZONA_HORARIA)
-            runtime = open_runtime(settings, server)
+            setup_logging(
+                settings.logs_dir,
+                settings.LOG_LEVEL,
+                settings.ZONA_HORARIA,
+                "worker" if principal is not None else "unico",
+            )
+            runtime = open_runtime(settings, server, migrate=principal is None)
         except Exception as exc:
             # `serve` lo muestra en la consola en una línea; la traza queda en error.log.
             app.state.fallo_arranque = describir_fallo(exc, settings)
@@ -113,14 +128,20 @@ def create_app(
         app.state.engine = runtime.engine
         app.state.session_factory = runtime.session_factory
         app.state.secret_key = settings.secret_key()
-        announce_first_admin(runtime)
         backups = app.state.backup_service = BackupService(runtime, notifier=notify)
-        _recover_backups(backups)
+        if principal is None:
+            announce_first_admin(runtime)
+            recover_backups(backups)
         scheduler = None
         if with_scheduler:
             scheduler = Scheduler(runtime)
             scheduler.start()
             app.state.scheduler_info = scheduler.info
+        elif principal is not None:
+            app.state.planificador_principal_desde = principal.desde_planificador()
+            app.state.scheduler_info = health_from_parent(
+                runtime, principal.pid, principal.planificador, principal.desde_planificador()
+            )
         else:
             app.state.scheduler_info = health_without_scheduler(runtime)
         app.state.scheduler = scheduler
@@ -142,7 +163,8 @@ def create_app(
             if not backups.wait_background(timeout=0):
                 log.warning("Esperando a que termine el backup lanzado desde la API antes de cerrar")
                 backups.wait_background()
-            _wait_offsite_copies()
+            wait_offsite_copies()
+            stop_daemons()  # el rclone residente de este proceso (cada worker tiene el suyo)
             runtime.close()
 
     # Swagger UI y ReDoc desde el paquete instalado, no desde un CDN: /docs funciona sin internet.

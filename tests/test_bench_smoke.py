@@ -42,7 +42,7 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     numbers = [r["numero"] for r in data["resultados"]]
-    assert numbers == [1, 2, 3, 4, 5, 8, 6, 7, 9, 10, 11, 12]
+    assert numbers == [1, 2, 3, 4, 5, 8, 6, 7, 9, 10, 11, 12, 13, 14]
     for r in data["resultados"]:
         assert r["ratio"] is None or r["ratio"] > 0
     restore = next(r for r in data["resultados"] if r["numero"] == 3)
@@ -67,6 +67,15 @@ def test_bench_minimo_produce_todas_las_medidas(tmp_path: Path) -> None:
     assert chain["datos"]["mismos_datos"] is True
     incremental_load = next(r for r in data["resultados"] if r["numero"] == 12)
     assert incremental_load["datos"]["errores"] == 0 and incremental_load["datos"]["incrementales"] > 0
+    workers = next(r for r in data["resultados"] if r["numero"] == 13)
+    assert workers["datos"]["errores"] == 0
+    assert all(f["peticiones_por_segundo"] > 0 for fases in workers["datos"]["fases"].values() for f in fases)
     assert "Duración total" in result.stdout
+    linear = next(r for r in data["resultados"] if r["numero"] == 14)
+    assert linear["datos"]["mismos_datos"] is True
+    assert set(linear["datos"]["ratios"]) == {"completo", "diferencial", "restauracion"}
+    sizes = linear["datos"]["tamanios"]
+    assert sizes["completo"]["filas"] > 3 * sizes["cuarto"]["filas"] > 0
+    assert all(v > 0 for v in linear["datos"]["ratios"].values())
     offsite = next(r for r in data["resultados"] if r["numero"] == 7)
     assert offsite["datos"]["bytes_en_remoto"] > offsite["datos"]["bytes_archivo"] > 0

@@ -37,6 +37,7 @@ def test_valores_por_defecto_del_plan(clean_env: Path) -> None:
     assert (s.LOGS_COMPRESSION_ENABLED, s.LOGS_COMPRESSION_DAYS) == (True, 7)
     assert (s.LOGS_RETENTION_DAYS, s.LOGS_PATH) == (90, "logs")
     assert s.DATABASE_URL is None  # sin URL: PostgreSQL embebido
+    assert s.WORKERS == 1  # un solo proceso salvo que se pidan más
     assert s.backup_dir == clean_env / "backups" and s.logs_dir == clean_env / "logs"
 
 
@@ -49,6 +50,8 @@ def test_valores_por_defecto_del_plan(clean_env: Path) -> None:
         ({"ZONA_HORARIA": "Marte/Olimpo"}, "ZONA_HORARIA", "zona horaria desconocida: 'Marte/Olimpo'"),
         ({"DATABASE_URL": "mysql://u:p@h/db"}, "DATABASE_URL", "postgresql://usuario:clave@servidor"),
         ({"LOG_LEVEL": "RUIDOSO"}, "LOG_LEVEL", "DEBUG, INFO, WARNING o ERROR"),
+        ({"WORKERS": 0}, "WORKERS", "1"),
+        ({"WORKERS": "dos"}, "WORKERS", "entero"),
     ],
 )
 def test_configuracion_invalida_nombra_la_variable(

@@ -159,6 +159,9 @@ def test_errores_como_paginas(client: TestClient) -> None:
         ("/consola/backups/999", 404, "No existe el backup 999"),
         ("/consola/backups?tipo=OTRO", 422, "Tipo desconocido"),
         ("/consola/backups?desde=ayer", 422, "no es válida"),
+        ("/consola/backups?desde=2025-02-30", 422, "no es válida"),
+        # Las mismas reglas que la API (inventario/fechas.py): un rango vacío es un error.
+        ("/consola/backups?desde=2025-03-02&hasta=2025-03-01", 422, "anterior o igual"),
         ("/consola/notificaciones?p=0", 422, "Datos inválidos"),
         ("/consola/no-existe", 404, "Página no encontrada"),
     ]

@@ -6,8 +6,12 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +22,7 @@ from pyrage import x25519
 from typer.testing import CliRunner
 
 from inventario.config import ConfigError, load_settings
+from inventario.modules.remoto import rclone as rclone_mod
 from inventario.modules.remoto import transfer
 from inventario.modules.remoto.cifrado import AGE_MAGIC, CifradoError, load_identities, parse_recipients
 from inventario.modules.remoto.rclone import Rclone, RemotoError
@@ -245,3 +250,45 @@ def test_clave_generar(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["backup", "clave", "generar", "--salida", str(out)])
     assert again.exit_code == 1 and "no se sobrescribe" in again.output
     assert out.read_bytes() == before
+
+
+def test_residente_huerfano_se_para(tmp_path: Path) -> None:
+    """Un servicio muerto con kill -9 no puede parar su rclone residente; el siguiente residente que
+    arranca (cualquier proceso del mismo usuario) lo para y borra su carpeta."""
+    programa = (
+        "import os, sys, time\n"
+        "from inventario.modules.remoto import rclone as r\n"
+        "env = {'PATH': os.environ['PATH'], 'HOME': sys.argv[1]}\n"
+        "r._daemon_call(r.rclone_binary(), env, 'rc/noop', {}, 10)\n"
+        "d = next(iter(r._daemons.values()))\n"
+        "print(d.proc.pid, d.folder, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", programa, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    pid_texto, carpeta_texto = proc.stdout.readline().split()
+    pid, carpeta = int(pid_texto), Path(carpeta_texto)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    try:
+        assert _vivo(pid) and carpeta.exists()  # huérfano: nadie lo paró
+        assert rclone_mod.sweep_orphans() >= 1
+        deadline = time.monotonic() + 10
+        while _vivo(pid):
+            assert time.monotonic() < deadline, "el rclone huérfano sigue vivo"
+            time.sleep(0.05)
+        assert not carpeta.exists()
+        # Los residentes vivos de este proceso no se tocan.
+        assert rclone_mod.sweep_orphans() == 0
+    finally:
+        if Path(f"/proc/{pid}").exists():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _vivo(pid: int) -> bool:
+    try:  # el estado va tras el nombre entre paréntesis; Z = ya terminó, falta que lo recojan
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

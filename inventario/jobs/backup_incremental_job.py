@@ -49,10 +49,5 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     except BackupError as exc:
         # Con fila ERROR, el motor ya creó la notificación ROJA; sin ella, avisa el planificador.
         raise JobFallido(exc.mensaje, notificado=exc.id_backup is not None) from exc
-    mensaje = (
-        f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
-        f"({row.tamanio_legible}, {row.duracion_segundos or 0:.1f} s, {row.registros_totales} registros)"
-    )
-    if row.nota:
-        mensaje += f". Nota: {row.nota}"
+    mensaje = row.resumen()
     return ResultadoJob(EstadoEjecucion.OK, mensaje)

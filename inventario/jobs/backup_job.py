@@ -36,12 +36,7 @@ def run(ctx: ContextoJob) -> ResultadoJob:
     except BackupError as exc:
         # Con fila ERROR, el motor ya creó la notificación ROJA; sin ella (no pudo ni empezar), avisa el job.
         raise JobFallido(exc.mensaje, notificado=exc.id_backup is not None) from exc
-    mensaje = (
-        f"Backup {row.tipo} {row.id_backup} completado: {row.nombre_archivo} "
-        f"({row.tamanio_legible}, {row.duracion_segundos or 0:.1f} s)"
-    )
-    if row.nota:
-        mensaje += f". Nota: {row.nota}"
+    mensaje = row.resumen()
     try:
         limpieza = service.cleanup()
     except Exception as exc:

@@ -83,6 +83,14 @@ class HistorialBackup(Base):
     huella_esquema: Mapped[str | None] = mapped_column(String(32))
     nota: Mapped[str | None] = mapped_column(Text)
 
+    def resumen(self) -> str:
+        """Una línea para el resultado de un job: qué se hizo, dónde, cuánto y la nota del motor."""
+        texto = (
+            f"Backup {self.tipo} {self.id_backup} completado: {self.nombre_archivo} "
+            f"({self.tamanio_legible}, {self.duracion_segundos or 0:.1f} s, {self.registros_totales} registros)"
+        )
+        return f"{texto}. Nota: {self.nota}" if self.nota else texto
+
 
 class PuntoRestauracion(Base):
     """En qué backup está una base restaurada: lo escribe al final cada archivo de backup.

@@ -44,7 +44,7 @@ from inventario.modules.backup.schemas import (
     TipoEntrada,
     TipoFiltro,
 )
-from inventario.modules.backup.service import BackupService
+from inventario.modules.backup.service import BackupService, Descarga
 from inventario.modules.usuarios.dependencies import AdminUser
 from inventario.openapi import ErrorSalida
 from inventario.pagination import Id, Listado, PaginaDep, page
@@ -313,7 +313,11 @@ def _stream(fh: Any, size: int) -> Iterator[bytes]:
     description="El .sql.gz en streaming con su MD5 en X-Checksum-MD5. Solo ADMIN.",
 )
 def download(id_backup: Id, request: Request, _: AdminUser) -> StreamingResponse:
-    descarga = _servicio(request).open_download(id_backup)
+    return download_response(_servicio(request).open_download(id_backup))
+
+
+def download_response(descarga: Descarga) -> StreamingResponse:
+    """El archivo verificado en streaming, con su MD5 en las cabeceras (API y consola web)."""
     archivo = descarga.archivo
     headers = {
         "Content-Disposition": f'attachment; filename="{descarga.nombre_archivo}"',

@@ -39,12 +39,10 @@ def listar_backups(
     *,
     tipo: str | None = None,
     estado: str | None = None,
-    desde: datetime | None = None,
-    hasta: datetime | None = None,
+    fechas: RangoFechas | None = None,
     incluir_eliminados: bool = False,
 ) -> tuple[list[HistorialBackup], int]:
-    """Una página del catálogo (del más nuevo al más viejo) y el total; `hasta` excluido."""
-    fechas = RangoFechas(desde, hasta) if desde or hasta else None
+    """Una página del catálogo (del más nuevo al más viejo) y el total."""
     stmt = queries.listar(tipo=tipo, estado=estado, fechas=fechas, incluir_eliminados=incluir_eliminados)
     datos = page(session, stmt, Pagina(offset=offset, limit=limit))
     return datos["items"], datos["total"]
@@ -72,7 +70,7 @@ def iniciar_backup(request: Request, tipo: str, usuario: Usuario) -> int:
 def descargar(request: Request, id_backup: int, usuario: Usuario) -> StreamingResponse:
     """El archivo con el MD5 verificado antes de enviarlo: la misma respuesta (cabeceras, 409/410)
     que `GET /api/v1/backup/{id}/descargar`."""
-    return backup_api.download(id_backup, request, usuario)
+    return backup_api.download_response(_servicio(request).open_download(id_backup))
 
 
 def enviar_email(request: Request, id_backup: int, destino: str, usuario: Usuario) -> dict[str, Any]:
@@ -110,13 +108,13 @@ def comando_restaurar(row: HistorialBackup) -> str:
 
 
 def estado_jobs(request: Request) -> list[dict[str, Any]]:
-    servicio = jobs_api._service(request)
-    return servicio.status(datetime.now(servicio.settings.tz), desde=jobs_api._desde(request))
+    servicio = jobs_api.jobs_service(request)
+    return servicio.status(datetime.now(servicio.settings.tz), desde=jobs_api.scheduler_since(request))
 
 
 def ejecutar_job(request: Request, job_id: str, usuario: Usuario) -> EjecucionJob:
     """Corre el job ahora, con el mismo registro (`ejecutado_por`) que `POST /jobs/{id}/ejecutar`."""
-    return jobs_api._service(request).run_now(job_id, ejecutado_por=usuario.nombre_usuario)
+    return jobs_api.jobs_service(request).run_now(job_id, ejecutado_por=usuario.nombre_usuario)
 
 
 def info_planificador(request: Request) -> Any:

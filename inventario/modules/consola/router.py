@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from time import time_ns
 from typing import Annotated, Any
@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventario.database import SessionDep
 from inventario.errors import DomainError, Invalido, traducir
+from inventario.fechas import rango_de_textos
 from inventario.modules.consola import puertos, sesion
 from inventario.modules.consola import service as vistas
 from inventario.modules.consola.sesion import AdminConsola, CsrfDep, UsuarioConsola, redirigir
@@ -184,20 +185,6 @@ def panel(request: Request, session: SessionDep, _: AdminConsola) -> HTMLRespons
 # ------------------------------------------------------------------ backups
 
 
-def _fecha_filtro(valor: str, dia_siguiente: bool, request: Request) -> datetime | None:
-    """`AAAA-MM-DD` del formulario (vacío: sin límite). El final del rango es el comienzo del día
-    siguiente, como en la API: `hasta` incluye todo ese día."""
-    if not valor:
-        return None
-    try:
-        dia = date.fromisoformat(valor)
-        if dia_siguiente:
-            dia += timedelta(days=1)
-    except (ValueError, OverflowError):
-        raise Invalido(f"La fecha {valor!r} no es válida: use AAAA-MM-DD") from None
-    return datetime.combine(dia, time.min, request.app.state.settings.tz)
-
-
 @router.get("/backups")
 def backups(
     request: Request,
@@ -220,8 +207,7 @@ def backups(
         FILAS,
         tipo=tipo or None,
         estado=estado or None,
-        desde=_fecha_filtro(desde, False, request),
-        hasta=_fecha_filtro(hasta, True, request),
+        fechas=rango_de_textos(desde, hasta, request.app.state.settings.tz),
         incluir_eliminados=eliminados,
     )
     filtros = {"tipo": tipo, "estado": estado, "desde": desde, "hasta": hasta, "eliminados": eliminados}

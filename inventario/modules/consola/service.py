@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from inventario.archivos import human_size
 from inventario.config import Settings
+from inventario.fechas import RangoFechas
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 from inventario.modules.consola import puertos
 from inventario.modules.consola.grafico import Grafico, PuntoBackup, grafico_backups
@@ -222,7 +223,12 @@ def alertas_sin_leer(session: Session) -> dict[str, Any]:
 def grafico_retencion(session: Session, settings: Settings, ahora: datetime) -> Grafico:
     inicio = ahora - timedelta(days=settings.BACKUP_RETENTION_DAYS)
     filas, _ = puertos.listar_backups(
-        session, 0, GRAFICO_MAX, estado=EstadoBackup.COMPLETADO, desde=inicio, incluir_eliminados=True
+        session,
+        0,
+        GRAFICO_MAX,
+        estado=EstadoBackup.COMPLETADO,
+        fechas=RangoFechas(desde=inicio),
+        incluir_eliminados=True,
     )
     puntos = [
         PuntoBackup(r.fecha_creacion, r.tipo, r.tamanio_bytes or 0, r.duracion_segundos or 0.0)

@@ -11,6 +11,8 @@
 - `GET  /movimientos`       listado paginado, del más nuevo al más viejo; filtros `id_producto`,
                             `id_lote`, `tipo`, `desde` y `hasta` sobre `fecha_creacion`
                             (`inventario/fechas.py`: `hasta=AAAA-MM-DD` incluye todo ese día).
+                            `total` es exacto hasta 10 000 filas después de la página y estimado
+                            más allá (`total_exacto: false`); `?total_exacto=true` lo cuenta entero.
 - `GET  /movimientos/{id}`  detalle.
 """
 
@@ -32,7 +34,7 @@ from inventario.modules.movimientos.schemas import (
 )
 from inventario.modules.usuarios.dependencies import CurrentUser
 from inventario.openapi import CON_TOKEN, errores
-from inventario.pagination import MAX_BIGINT, Id, Listado, PaginaDep
+from inventario.pagination import MAX_BIGINT, Id, Listado, PaginaDep, TotalExactoDep
 
 router = APIRouter(prefix="/api/v1/movimientos", tags=["movimientos"], responses=CON_TOKEN)
 
@@ -68,11 +70,19 @@ def list_movements(
     id_producto: IdFiltro = None,
     id_lote: IdFiltro = None,
     tipo: Annotated[TipoMovimiento | None, Query()] = None,
+    total_exacto: TotalExactoDep = False,
 ) -> dict[str, Any]:
     """Movimientos del más nuevo al más viejo; filtra por producto, lote, tipo y fechas
-    (`hasta=AAAA-MM-DD` incluye todo ese día)."""
+    (`hasta=AAAA-MM-DD` incluye todo ese día). `total` es exacto si es chico o con
+    `total_exacto=true`; si no, una estimación y `total_exacto` es false."""
     return service.list_movements(
-        session, pagina, id_producto=id_producto, id_lote=id_lote, tipo=tipo, fechas=fechas
+        session,
+        pagina,
+        id_producto=id_producto,
+        id_lote=id_lote,
+        tipo=tipo,
+        fechas=fechas,
+        total_exacto=total_exacto,
     )
 
 

@@ -212,8 +212,12 @@ def list_movements(
     id_lote: int | None = None,
     tipo: str | None = None,
     fechas: RangoFechas | None = None,
+    total_exacto: bool = True,
 ) -> dict[str, Any]:
-    """Movimientos del más nuevo al más viejo; `fechas` sobre `fecha_creacion`."""
+    """Movimientos del más nuevo al más viejo; `fechas` sobre `fecha_creacion`.
+    `total_exacto=False`: la tabla crece sin tope (años de ventas); contar todas sus filas en cada
+    página costaría más que la página, así que el total se cuenta solo si es chico y si no se estima
+    (`pagination.count_or_estimate`)."""
     stmt = select(Movimiento).where(*(fechas.where(Movimiento.fecha_creacion) if fechas else []))
     if id_producto is not None:
         stmt = stmt.where(Movimiento.id_producto == id_producto)
@@ -222,7 +226,7 @@ def list_movements(
     if tipo is not None:
         stmt = stmt.where(Movimiento.tipo == tipo)
     order = (Movimiento.fecha_creacion.desc(), Movimiento.id_movimiento.desc())
-    return page(session, stmt.order_by(*order), pagina)
+    return page(session, stmt.order_by(*order), pagina, exacto=total_exacto)
 
 
 def get_movement(session: Session, movement_id: int) -> Movimiento:

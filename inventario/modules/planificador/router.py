@@ -30,14 +30,19 @@ JobId = Annotated[
 ]
 
 
-def _service(request: Request) -> JobsService:
+def jobs_service(request: Request) -> JobsService:
+    """El servicio de jobs de esta aplicación (el del planificador si corre; también la consola web)."""
     scheduler = getattr(request.app.state, "scheduler", None)
     return scheduler.service if scheduler is not None else JobsService(request.app.state.runtime)
 
 
-def _desde(request: Request) -> datetime | None:
+def scheduler_since(request: Request) -> datetime | None:
+    """Desde cuándo corre el planificador de este proceso o, en un worker de `serve --workers N`, el
+    del proceso principal (None sin planificador)."""
     scheduler = getattr(request.app.state, "scheduler", None)
-    return scheduler.desde if scheduler is not None else None
+    if scheduler is not None:
+        return scheduler.desde
+    return getattr(request.app.state, "planificador_principal_desde", None)
 
 
 def _salida(item: dict[str, Any]) -> JobSalida:
@@ -51,16 +56,18 @@ def _salida(item: dict[str, Any]) -> JobSalida:
 @router.get("", response_model=list[JobSalida], summary="Estado de los jobs programados")
 def list_jobs(request: Request, _: AdminUser) -> list[JobSalida]:
     """Cada job: horario, próxima ejecución, última corrida y su resultado. Solo ADMIN."""
-    service = _service(request)
-    return [_salida(i) for i in service.status(datetime.now(service.settings.tz), desde=_desde(request))]
+    service = jobs_service(request)
+    return [
+        _salida(i) for i in service.status(datetime.now(service.settings.tz), desde=scheduler_since(request))
+    ]
 
 
 @router.get("/{job_id}", response_model=JobSalida, summary="Estado de un job", responses=NO_EXISTE)
 def get_job(job_id: JobId, request: Request, _: AdminUser) -> JobSalida:
     """Horario, próxima ejecución y última corrida de un job. Solo ADMIN."""
-    service = _service(request)
+    service = jobs_service(request)
     service.job(job_id)  # 404
-    items = service.status(datetime.now(service.settings.tz), desde=_desde(request))
+    items = service.status(datetime.now(service.settings.tz), desde=scheduler_since(request))
     return next(_salida(i) for i in items if i["job_id"] == job_id)
 
 
@@ -72,7 +79,7 @@ def get_job(job_id: JobId, request: Request, _: AdminUser) -> JobSalida:
 )
 def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep) -> dict[str, Any]:
     """Corridas de un job, la más reciente primero. Solo ADMIN."""
-    datos = _service(request).history(job_id, pagina)
+    datos = jobs_service(request).history(job_id, pagina)
     return {**datos, "items": [EjecucionSalida.desde(r) for r in datos["items"]]}
 
 
@@ -84,5 +91,5 @@ def job_history(job_id: JobId, request: Request, _: AdminUser, pagina: PaginaDep
 )
 def run_job(job_id: JobId, request: Request, user: AdminUser) -> EjecucionSalida:
     """Corre el job ya y devuelve la corrida registrada (OK, OMITIDO o ERROR). Solo ADMIN."""
-    row = _service(request).run_now(job_id, ejecutado_por=user.nombre_usuario)
+    row = jobs_service(request).run_now(job_id, ejecutado_por=user.nombre_usuario)
     return EjecucionSalida.desde(row)

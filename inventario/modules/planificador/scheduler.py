@@ -169,4 +169,21 @@ def health_without_scheduler(runtime: Runtime) -> Callable[[], dict[str, Any]]:
     return info
 
 
-__all__ = ["Scheduler", "health_without_scheduler"]
+def health_from_parent(
+    runtime: Runtime, parent_pid: int, activo: bool, desde: datetime | None
+) -> Callable[[], dict[str, Any]]:
+    """Para los workers de `serve --workers N`: el planificador corre en el proceso principal
+    (`parent_pid`); está en marcha mientras ese proceso siga siendo el padre de este."""
+    import os
+    import socket
+
+    service = JobsService(runtime, instancia=f"{socket.gethostname()}:{parent_pid}")
+
+    def info() -> dict[str, Any]:
+        vivo = activo and os.getppid() == parent_pid
+        return service.health(datetime.now(runtime.settings.tz), activo=vivo, esperado=activo, desde=desde)
+
+    return info
+
+
+__all__ = ["Scheduler", "health_from_parent", "health_without_scheduler"]

@@ -238,6 +238,46 @@ class Rclone:
                 raise
 
 
+_FOLDER_PREFIX = "inventario-rclone-"
+_OWNER_FILE = "propietario"  # "PID_del_servicio PID_de_rclone"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # existe, de otro usuario
+        return True
+    return True
+
+
+def sweep_orphans() -> int:
+    """Para los residentes que dejó un proceso que murió sin poder pararlos (kill -9, corte de luz
+    con /tmp persistente) y borra sus carpetas. Solo los de este usuario, y solo si el rclone es de
+    verdad el de esa carpeta (su línea de órdenes nombra el socket): un PID reutilizado no se toca.
+    Devuelve cuántos paró."""
+    stopped = 0
+    for folder in Path(tempfile.gettempdir()).glob(_FOLDER_PREFIX + "*"):
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            owner, rclone = (int(x) for x in (folder / _OWNER_FILE).read_text().split())
+        except (OSError, ValueError):
+            continue  # otro usuario, o un residente arrancando ahora mismo: no es nuestro asunto
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{rclone}/cmdline").read_bytes()
+            if str(folder / "rc.sock").encode() in cmdline:
+                os.kill(rclone, 15)
+                stopped += 1
+        shutil.rmtree(folder, ignore_errors=True)
+    if stopped:
+        log.warning("Se pararon %d rclone residentes huérfanos de un proceso que ya no existe", stopped)
+    return stopped
+
+
 class _Daemon:
     """Un `rclone rcd` residente, escuchando en un socket unix de una carpeta 0700 de este usuario.
 
@@ -247,7 +287,8 @@ class _Daemon:
     """
 
     def __init__(self, binary: Path, env: dict[str, str]) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="inventario-rclone-"))
+        sweep_orphans()
+        self.folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX))
         self.socket = self.folder / "rc.sock"
         self.auth = ("inventario", secrets.token_urlsafe(24))
         env = {**env, "RCLONE_RC_USER": self.auth[0], "RCLONE_RC_PASS": self.auth[1]}
@@ -264,6 +305,7 @@ class _Daemon:
             stderr=self.log,
             start_new_session=True,  # que un Ctrl+C de la consola no lo mate a media petición
         )
+        (self.folder / _OWNER_FILE).write_text(f"{os.getpid()} {self.proc.pid}")
         self.client = httpx.Client(
             transport=httpx.HTTPTransport(uds=str(self.socket)), auth=self.auth, base_url="http://rclone"
         )

@@ -7,8 +7,8 @@ dirección*; `max_cliente` fallos desde una dirección, contra cualesquiera cuen
 pausan esa dirección. Las cuentas que no existen cuentan igual que las que existen: la respuesta no
 dice cuáles existen.
 
-El estado vive en memoria: el servicio es un solo proceso y un reinicio lo borra (un atacante no
-puede reiniciarlo). El número de entradas está acotado.
+El estado vive en memoria del proceso y un reinicio lo borra (un atacante no puede reiniciarlo). Con
+`serve --workers N` cada worker lleva el suyo (docs/seguridad.md). El número de entradas está acotado.
 """
 
 from __future__ import annotations
