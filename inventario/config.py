@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # sirve a pg_dump: con la CPU ocupada, la tienda va primero. 0 = misma prioridad que el servicio.
     BACKUP_PRIORIDAD: int = Field(19, ge=0, le=19)
     # Además, pg_dump y su proceso de PostgreSQL (servidor local) con la política SCHED_IDLE de
-    # Linux: solo usan CPU que la tienda no quiere y ceden el núcleo en cuanto ella despierta.
-    BACKUP_CPU_OCIOSA: bool = True
+    # Linux: solo usan CPU que la tienda no quiere y ceden el núcleo en cuanto ella despierta. No se
+    # midió mejora sobre nice 19 (docs/benchmarks.md, ronda 2): apagado salvo que se pida.
+    BACKUP_CPU_OCIOSA: bool = False
     # Freno del COMPLETO: mientras la tienda tiene consultas en curso, leer de pg_dump a lo sumo
     # estos MB/s (sin comprimir); con la tienda libre, sin límite. 0 = sin freno.
     BACKUP_FRENO_MB_S: float = Field(0, ge=0)

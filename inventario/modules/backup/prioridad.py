@@ -3,7 +3,9 @@
 Solo pesa cuando la CPU está ocupada: con la máquina libre, el backup va igual de rápido.
 
 Además de `nice`, los procesos del backup (pg_dump y los de PostgreSQL que le sirven) pueden pasar a
-la política SCHED_IDLE de Linux (`BACKUP_CPU_OCIOSA`): solo usan CPU que nadie más quiere y el
+la política SCHED_IDLE de Linux (`BACKUP_CPU_OCIOSA`, apagado por defecto: no se midió mejora sobre
+nice 19, y un proceso de PostgreSQL desalojado con un lock interno tomado haría esperar a la tienda;
+ver docs/benchmarks.md): solo usan CPU que nadie más quiere y el
 núcleo los desaloja en cuanto despierta una tarea normal. Con nice 19 a secas, una tarea de la
 tienda que despierta puede esperar a que el backup agote su turno. Los hilos de Python del backup
 se quedan en `nice` (no SCHED_IDLE): si el núcleo dejara sin CPU a un hilo que tiene el GIL, el
