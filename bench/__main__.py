@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     # Las medidas 6 y 14 crean sus propias bases: solas, la común se crea mínima (minutos menos).
-    ent = crear(*(ESCALAS["minima"] if wanted <= {6, 14} else ESCALAS[args.escala]))
+    own_databases_only = wanted <= {6, 14}
+    if own_databases_only:
+        print("Base común a escala mínima: las medidas pedidas crean sus propias bases", flush=True)
+    ent = crear(*(ESCALAS["minima"] if own_databases_only else ESCALAS[args.escala]))
     results: list[medidas.Resultado] = []
     try:
         if 1 in wanted:

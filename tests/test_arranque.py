@@ -6,14 +6,17 @@ consola, y el TestClient no los mostraría."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import socket as socket_mod
 import subprocess
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
 
+from inventario.arranque import reservar_puerto
 from inventario.config import Settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.servicio_support import inventario_exe, puerto_libre, servicio
@@ -180,3 +183,30 @@ def test_cada_operacion_con_resumen_descripcion_y_codigos(client: TestClient) ->
                     ref = resp["content"]["application/json"]["schema"]["$ref"]
                     schema = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
                     assert "detalle" in schema["required"], (where, codigo)
+
+
+def test_conexiones_aceptadas_sin_nagle() -> None:
+    """Las conexiones que acepta el socket de `reservar_puerto` llevan TCP_NODELAY: con Nagle, cada
+    respuesta de una conexión keep-alive (cabeceras y cuerpo en dos escrituras) esperaba el ACK
+    retrasado del cliente, ~40 ms por petición (medido: /health de 55 a 12 ms)."""
+    sock = reservar_puerto("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    vistos: list[int] = []
+
+    async def principal() -> None:
+        async def atender(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            aceptado = writer.get_extra_info("socket")
+            vistos.append(aceptado.getsockopt(socket_mod.IPPROTO_TCP, socket_mod.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(atender, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(100):
+                if vistos:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(principal())
+    assert vistos and vistos[0] != 0
