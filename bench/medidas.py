@@ -948,6 +948,13 @@ def _cpu_de(pids: list[int]) -> float:
     return total
 
 
+def _cpu_maquina() -> float:
+    """Segundos de CPU ocupados en toda la máquina (todos los núcleos; /proc/stat)."""
+    campos = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    ocupado = sum(campos) - campos[3] - campos[4]  # menos idle e iowait
+    return ocupado / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_hijos() -> float:
     """CPU de los hijos ya esperados de este proceso: el generador de carga (`run_load`)."""
     usage = os.times()
@@ -992,7 +999,7 @@ def m13_workers(
             for nombre, servicio in (("1", uno), (str(workers), varios)):
                 servicio_pids = _arbol(servicio.proc.pid)
                 pg_pids = _arbol(postmaster) if postmaster else []
-                antes = (_cpu_de(servicio_pids), _cpu_de(pg_pids), _cpu_hijos())
+                antes = (_cpu_de(servicio_pids), _cpu_de(pg_pids), _cpu_hijos(), _cpu_maquina())
                 inicio = time.perf_counter()
                 carga = run_load(servicio, lots, clients, requests, seconds)
                 pared = time.perf_counter() - inicio
@@ -1000,6 +1007,7 @@ def m13_workers(
                     _cpu_de(servicio_pids),
                     _cpu_de(_arbol(postmaster) if postmaster else []),
                     _cpu_hijos(),
+                    _cpu_maquina(),
                 )
                 hechas = sum(carga[k]["peticiones"] for k in ("lectura", "escritura"))
                 carga["peticiones_por_segundo"] = hechas / carga["segundos"]
@@ -1007,6 +1015,8 @@ def m13_workers(
                     "servicio": despues[0] - antes[0],
                     "postgresql": despues[1] - antes[1],
                     "generador": despues[2] - antes[2],
+                    # Lo demás que corrió en la máquina mientras tanto (otros procesos, otros usuarios).
+                    "otros": (despues[3] - antes[3]) - sum(despues[i] - antes[i] for i in range(3)),
                     "pared": pared,
                 }
                 fases[nombre].append(carga)
@@ -1019,9 +1029,11 @@ def m13_workers(
         return median([f["peticiones_por_segundo"] for f in fases[nombre]])
 
     def cpu(nombre: str) -> str:
-        """Núcleos ocupados por cada parte y su CPU por petición (ms)."""
+        """Núcleos ocupados por cada parte, su CPU por petición (ms) y el tope de pet/s que esa CPU
+        por petición permite en los núcleos de la máquina (si nada más corriera en ella)."""
         partes = ("servicio", "postgresql", "generador")
         textos = []
+        total_ms = 0.0
         for p in partes:
             nucleos = median([f["cpu_segundos"][p] / f["segundos"] for f in fases[nombre]])
             ms = median(
@@ -1030,7 +1042,11 @@ def m13_workers(
                     for f in fases[nombre]
                 ]
             )
+            total_ms += ms
             textos.append(f"{p} {nucleos:.2f} núcleos, {ms:.1f} ms/pet")
+        otros = median([f["cpu_segundos"]["otros"] / f["segundos"] for f in fases[nombre]])
+        textos.append(f"otros procesos {otros:.2f} núcleos")
+        textos.append(f"tope en {os.cpu_count()} núcleos {(os.cpu_count() or 1) * 1000 / total_ms:.0f} pet/s")
         return "; ".join(textos)
 
     errors = sum(f[k]["errores"] for lista in fases.values() for f in lista for k in ("lectura", "escritura"))

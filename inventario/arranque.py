@@ -57,6 +57,38 @@ def reservar_puerto(host: str, port: int) -> socket.socket:
     return sock
 
 
+def puertos_por_worker(sock: socket.socket, workers: int) -> list[socket.socket]:
+    """Para `serve --workers N`: un socket de escucha por worker en el mismo puerto (SO_REUSEPORT),
+    en lugar de `sock`, que se cierra. Con un socket compartido, el worker que despierta primero
+    acepta de una vez todas las conexiones en cola: con clientes que mantienen la conexión abierta
+    (keep-alive), casi toda la carga caía en un solo worker (978 de 1 000 peticiones). Con un socket
+    por worker, el núcleo reparte las conexiones entre ellos.
+
+    `sock` (sin SO_REUSEPORT) ya comprobó que el puerto estaba libre; mientras estos sockets vivan,
+    un segundo `inventario serve` en el mismo puerto falla igual que con un solo proceso (un socket
+    sin SO_REUSEPORT no puede unirse al grupo, y el núcleo solo admite en él al mismo usuario)."""
+    host, port = sock.getsockname()[:2]
+    family = sock.family
+    sock.close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            worker = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY: ver arriba
+            sockets.append(worker)
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            worker.bind((host, port))
+            worker.listen(128)
+            worker.set_inheritable(True)
+    except OSError as exc:
+        for worker in sockets:
+            worker.close()
+        raise ArranqueError(
+            f"No se puede escuchar en {host}:{port} con {workers} workers: {exc.strerror or exc}"
+        ) from None
+    return sockets
+
+
 def url_sin_clave(url: URL) -> str:
     return without_password(url).render_as_string(hide_password=False)
 

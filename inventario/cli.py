@@ -6,7 +6,7 @@ import logging
 import socket
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -67,7 +67,7 @@ def serve(
     def listo(runtime: Runtime) -> None:
         typer.echo(aviso_inicio(runtime, host, port, not sin_scheduler, workers))
 
-    options: dict[str, object] = {
+    options: dict[str, Any] = {  # las de uvicorn.Config, comunes a los dos modos
         "host": host,
         "port": port,
         "log_config": None,
@@ -82,7 +82,7 @@ def serve(
         _serve_workers(settings, sock, workers, options, not sin_scheduler, listo)
         return
     application = create_app(settings, with_scheduler=not sin_scheduler, with_dispatcher=True, on_ready=listo)
-    server = uvicorn.Server(uvicorn.Config(application, **options))  # type: ignore[arg-type]  # opciones de uvicorn.Config
+    server = uvicorn.Server(uvicorn.Config(application, **options))
     # uvicorn reenvía la señal que lo detuvo al terminar su cierre ordenado; con estos manejadores
     # esa señal no mata al proceso y la salida es 0 (lo que systemd espera de una parada limpia).
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -103,19 +103,32 @@ def _serve_workers(
     settings: Settings,
     sock: socket.socket,
     workers: int,
-    options: dict[str, object],
+    options: dict[str, Any],
     with_scheduler: bool,
     listo: Callable[[Runtime], None],
 ) -> None:
     """`serve --workers N` (N > 1): ver `inventario/supervisor.py`."""
     import uvicorn
 
-    from inventario.arranque import describir_fallo
+    from inventario.arranque import ArranqueError, describir_fallo, puertos_por_worker
     from inventario.supervisor import serve_workers
 
-    config = uvicorn.Config("inventario.supervisor:worker_app", factory=True, workers=workers, **options)  # type: ignore[arg-type]  # opciones de uvicorn.Config
     try:
-        started = serve_workers(settings, config, sock, with_scheduler=with_scheduler, on_ready=listo)
+        sockets = puertos_por_worker(sock, workers)
+    except ArranqueError as exc:
+        raise fail(f"No se pudo arrancar: {exc}", 3) from None
+
+    config = uvicorn.Config(
+        "inventario.supervisor:worker_app",
+        factory=True,
+        workers=workers,
+        # Un worker que no responde en este tiempo se da por colgado y se reemplaza (con SIGKILL): con
+        # la CPU saturada, los 5 s de uvicorn matarían a un worker lento a mitad de un backup.
+        timeout_worker_healthcheck=60,
+        **options,
+    )
+    try:
+        started = serve_workers(settings, config, sockets, with_scheduler=with_scheduler, on_ready=listo)
     except Exception as exc:
         raise fail(f"No se pudo arrancar: {describir_fallo(exc, settings)}", 3) from None
     if not started:

@@ -3,8 +3,9 @@
 El proceso principal es el único dueño de lo que debe existir una sola vez: arranca (y al final
 detiene) el PostgreSQL embebido, aplica las migraciones, revisa los backups interrumpidos, crea el
 primer ADMIN y lleva el planificador y el despachador de avisos. Los workers son procesos nuevos
-(uvicorn, contexto `spawn`) que comparten el socket de escucha y solo atienden peticiones; cada uno
-construye la aplicación con `worker_app`.
+(uvicorn, contexto `spawn`), cada uno con su socket de escucha en el mismo puerto
+(`arranque.puertos_por_worker`), que solo atienden peticiones; cada uno construye la aplicación con
+`worker_app`.
 
 Por qué el planificador vive en el principal y no en cada worker: el registro de corridas y el
 cerrojo consultivo ya harían que cada hora programada se ejecute una sola vez aunque N procesos la
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable
@@ -29,7 +31,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from inventario.config import Settings, get_settings
 from inventario.logging_setup import rotate_due
@@ -93,50 +96,87 @@ def worker_app() -> FastAPI:
 
 
 class Supervisor(Multiprocess):
-    """El `Multiprocess` de uvicorn (reemplaza un worker caído o colgado; SIGTERM/SIGINT: para a
-    todos y espera a que cada uno termine sus peticiones y su backup en curso), más: espera a que
-    todos atiendan antes del aviso de inicio y rota los logs que escriben los workers."""
+    """El `Multiprocess` de uvicorn (SIGTERM/SIGINT: para a todos y espera a que cada uno termine sus
+    peticiones y su backup en curso), con tres cambios: cada worker escucha en su propio socket
+    (`arranque.puertos_por_worker`) y su reemplazo recibe el mismo; el aviso de inicio sale cuando
+    todos atienden; y rota los logs que escriben los workers."""
 
     def __init__(
         self, config: uvicorn.Config, sockets: list[socket.socket], on_ready: Callable[[], None]
     ) -> None:
         super().__init__(config, sockets)
+        self.processes_num = len(sockets)
         self.on_ready = on_ready
         self.started = False
+        self.interrupted = False  # SIGTERM/SIGINT antes de que todos atendieran: no es un fallo
         self._next_rotation = time.monotonic() + ROTATE_EVERY
 
+    def _spawn(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        return process
+
     def init_processes(self) -> None:
-        super().init_processes()
-        for process in self.processes:
-            if not process.wait_until_ready(READY_TIMEOUT, self.should_exit):
-                log.error("El worker %s no arrancó; se detiene el servicio", process.pid)
-                self.should_exit.set()
+        self.processes = [self._spawn(i) for i in range(self.processes_num)]
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = list(self.processes)
+        while pending:
+            self.handle_signals()  # un SIGTERM durante el arranque no espera a que terminen de arrancar
+            if self.should_exit.is_set():
+                self.interrupted = True
                 return
+            for process in list(pending):
+                if not process.process.is_alive() or time.monotonic() > deadline:
+                    log.error("El worker %s no arrancó; se detiene el servicio", process.pid)
+                    self.should_exit.set()
+                    return
+                if process.is_ready(timeout=0.5):
+                    pending.remove(process)
+            time.sleep(0.1)
         self.started = True
         log.info("Workers en marcha: %s", [p.pid for p in self.processes])
         self.on_ready()
 
     def keep_subprocess_alive(self) -> None:
-        super().keep_subprocess_alive()
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # muerto, o colgado sin responder en timeout_worker_healthcheck
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("El worker %s no pudo arrancar; se detiene el servicio", process.pid)
+                self.should_exit.set()
+                return
+            log.warning("El worker %s terminó (código %s); se arranca otro", process.pid, process.exitcode)
+            self.processes[index] = self._spawn(index)
         if time.monotonic() >= self._next_rotation:
             self._next_rotation = time.monotonic() + ROTATE_EVERY
             rotate_due()
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self.processes if p.pid is not None]
+    # Recargar (SIGHUP) o cambiar el número de workers en marcha (SIGTTIN/SIGTTOU) no se ofrece: cada
+    # worker tiene su socket. Para cambiar WORKERS se reinicia el servicio.
+    def handle_hup(self) -> None:
+        log.warning("SIGHUP ignorada: para aplicar cambios, reinicie el servicio")
+
+    def handle_ttin(self) -> None:
+        log.warning("SIGTTIN ignorada: para cambiar el número de workers, reinicie con otro WORKERS")
+
+    def handle_ttou(self) -> None:
+        self.handle_ttin()
 
 
 def serve_workers(
     settings: Settings,
     config: uvicorn.Config,
-    sock: socket.socket,
+    sockets: list[socket.socket],
     *,
     with_scheduler: bool,
     on_ready: Callable[[Runtime], None],
 ) -> bool:
-    """Corre el servicio con `config.workers` workers hasta SIGTERM/SIGINT. True si llegó a
-    estar en marcha (False: falló el arranque; el motivo quedó en error.log)."""
+    """Corre el servicio con un worker por socket de `sockets` hasta SIGTERM/SIGINT. False si un worker no
+    pudo arrancar (el motivo quedó en error.log); True si se detuvo por una señal."""
     from inventario.arranque import describir_fallo
     from inventario.main import recover_backups, wait_offsite_copies
     from inventario.modules.backup.notifications import notify
@@ -146,6 +186,11 @@ def serve_workers(
     from inventario.modules.remoto.rclone import stop_daemons
     from inventario.runtime import announce_first_admin, open_runtime
 
+    # Hasta que el supervisor ponga los suyos: SIGTERM/SIGINT durante el arranque de la base se
+    # atienden después, con una parada ordenada (no matan al proceso con la base a medio arrancar).
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: early.append(signum))
     try:
         runtime = open_runtime(settings)
     except Exception as exc:
@@ -172,9 +217,10 @@ def serve_workers(
         )
         # Los workers (spawn) heredan el entorno; nada de esto va en argv.
         os.environ[ENV_PRINCIPAL] = principal.to_env()
-        supervisor = Supervisor(config, [sock], lambda: on_ready(runtime))
+        supervisor = Supervisor(config, sockets, lambda: on_ready(runtime))
+        supervisor.signal_queue.extend(early)  # la señal que llegó mientras arrancaba la base
         supervisor.run()
-        return supervisor.started
+        return supervisor.started or supervisor.interrupted
     finally:
         if scheduler is not None:
             scheduler.shutdown()  # espera a los jobs en curso (un backup programado) antes de cerrar la base

@@ -95,7 +95,12 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
         "BACKUP_ENABLED": "false",
         "BACKUP_INCREMENTAL_MINUTOS": "0",
         "WORKERS": "2",
+        # Copia fuera del sitio a una carpeta (un disco USB): el worker que hizo el backup arranca su
+        # rclone residente, en una carpeta de TMPDIR (propia de la prueba).
+        "BACKUP_REMOTO": str(tmp_path / "usb" / "inventario"),
+        "TMPDIR": str(tmp_path / "tmp"),
     }
+    (tmp_path / "tmp").mkdir()
     pgdata = tmp_path / "data-w" / "pgdata"
     with servicio(env) as srv:
         parent = srv.proc.pid
@@ -174,6 +179,19 @@ def test_dos_workers_comparten_la_base_embebida_y_los_backups(tmp_path: Path, se
     assert not list((tmp_path / "backups-w").glob("*.tmp*"))
     completado = _lineas(logs, "app.log", f"Backup {id_backup} COMPLETO completado")
     assert completado and {pid for pid, _ in completado} == {dueno}, completado
+    # Su copia fuera del sitio también terminó antes de salir, y el rclone residente de ese worker
+    # se detuvo con él (ni su carpeta ni su proceso quedan).
+    assert any(archivos[0].name in p.name for p in (tmp_path / "usb" / "inventario").rglob("*"))
+    rclone = _lineas(logs, "app.log", "rclone")
+    assert list((tmp_path / "tmp").glob("inventario-rclone-*")) == [], rclone
+    tmp = str(tmp_path / "tmp").encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            assert tmp not in cmdline, cmdline
 
 
 def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
@@ -182,8 +200,18 @@ def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
     """`serve --workers 2` (su planificador en el principal) y un `inventario scheduler` aparte,
     sobre la misma base, con `backup_incremental` cada minuto: cada hora programada, una corrida y
     un backup; ningún worker ejecuta jobs."""
-    env = {**cli_env, "BACKUP_INCREMENTAL_MINUTOS": "1"}
+    # Gracia de 1 min: los jobs diarios no se recuperan al arrancar (su backup_diario también haría
+    # un backup); los de cada N minutos no tienen gracia.
+    env = {**cli_env, "BACKUP_INCREMENTAL_MINUTOS": "1", "SCHEDULER_GRACIA_MIN": "1"}
     fill(fresh_db)
+
+    def corridas() -> list[tuple]:
+        with fresh_db.connect() as conn:
+            return conn.execute(
+                "SELECT job_id, programada_para, estado, instancia FROM ejecuciones_job "
+                "WHERE job_id = 'backup_incremental' ORDER BY programada_para"
+            ).fetchall()
+
     otro = subprocess.Popen(
         [inventario_exe(), "scheduler"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -191,13 +219,6 @@ def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
         with servicio(env, "--workers", "2") as srv:
             parent = srv.proc.pid
             workers = set(_children(parent))
-
-            def corridas() -> list[tuple]:
-                with fresh_db.connect() as conn:
-                    return conn.execute(
-                        "SELECT job_id, programada_para, estado, instancia FROM ejecuciones_job "
-                        "WHERE job_id = 'backup_incremental' ORDER BY programada_para"
-                    ).fetchall()
 
             # La corrida de la hora actual (recuperada al arrancar) y la del minuto siguiente.
             _esperar(lambda: any(c[2] != "EN_CURSO" for c in corridas()), 90, "la primera corrida")
@@ -211,11 +232,12 @@ def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
                 150,
                 "la corrida del minuto siguiente",
             )
-            filas = corridas()
     finally:
         otro.send_signal(signal.SIGTERM)
         otro.communicate(timeout=60)
-    assert srv.proc.returncode == 0
+    assert srv.proc.returncode == 0 and otro.returncode == 0
+    filas = corridas()  # con los dos planificadores ya detenidos: lo que se ve es todo lo que hicieron
+    assert all(c[2] == "OK" for c in filas), filas
     horas = [c[1] for c in filas]
     assert len(horas) == len(set(horas)) >= 2  # una fila por hora programada (y la restricción única)
     instancias = {int(c[3].rsplit(":", 1)[1]) for c in filas}
