@@ -98,15 +98,25 @@ def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
     ref: list[float] = []
     reference = ent.home / "referencia.sql.gz"
     last: HistorialBackup | None = None
-    for _ in range(reps):
-        next_second()
-        seconds, row = timed(lambda: service.run("COMPLETO", "BENCH"))
-        ours.append(seconds)
-        if last is not None:
-            retire(ent, last)
-        last = row
-        seconds, _ = timed(lambda: pg_dump_gzip(ent, reference, ent.settings.BACKUP_GZIP_NIVEL))
-        ref.append(seconds)
+    # Los dos lados con la misma prioridad de CPU: la referencia corre con la de la shell. Con la de
+    # fábrica (nice 19, SCHED_IDLE) el COMPLETO cede la CPU a cualquier otro proceso de la máquina:
+    # en una máquina compartida esta medida mediría la carga ajena. Lo que la prioridad cuesta y
+    # ahorra con la tienda ocupada lo mide la 4; aquí se comparan los motores.
+    settings = ent.settings
+    saved = (settings.BACKUP_PRIORIDAD, settings.BACKUP_CPU_OCIOSA)
+    settings.BACKUP_PRIORIDAD, settings.BACKUP_CPU_OCIOSA = 0, False
+    try:
+        for _ in range(reps):
+            next_second()
+            seconds, row = timed(lambda: service.run("COMPLETO", "BENCH"))
+            ours.append(seconds)
+            if last is not None:
+                retire(ent, last)
+            last = row
+            seconds, _ = timed(lambda: pg_dump_gzip(ent, reference, ent.settings.BACKUP_GZIP_NIVEL))
+            ref.append(seconds)
+    finally:
+        settings.BACKUP_PRIORIDAD, settings.BACKUP_CPU_OCIOSA = saved
     assert last is not None
     ratio = median(ours) / median(ref)
     size_ratio = (last.tamanio_bytes or 0) / reference.stat().st_size
@@ -125,6 +135,7 @@ def m1_completo(ent: Entorno, reps: int) -> tuple[Resultado, HistorialBackup]:
                 "bytes": last.tamanio_bytes,
                 "bytes_referencia": reference.stat().st_size,
                 "ratio_tamanio": size_ratio,
+                "prioridad": "la misma que la referencia (BACKUP_PRIORIDAD=0, sin SCHED_IDLE)",
             },
         ),
         last,
@@ -325,8 +336,8 @@ def m4_latencia(
             f"{k} p50 {agg(quiet, k, 'p50_ms'):.0f} / p95 {agg(quiet, k, 'p95_ms'):.0f} ms" for k in ratios
         ),
         worst,
-        "p95 ≤ 1.5, cero errores",
-        worst <= 1.5 and errors == 0,
+        "p95 ≤ 1.15, cero errores",
+        worst <= 1.15 and errors == 0,
         {
             "sin_backup": quiet,
             "con_backup": busy,

@@ -51,10 +51,19 @@ class Settings(BaseSettings):
     BACKUP_FULL_DAY: int = Field(0, ge=0, le=6)  # 0=Lunes
     BACKUP_HOUR: int = Field(3, ge=0, le=23)
     BACKUP_MINUTE: int = Field(0, ge=0, le=59)
+    # Nivel de gzip, la misma escala 1-9 de `gzip`, que se pasa tal cual a zlib-ng (1 el más rápido y
+    # grande; 6 da el tamaño de `gzip -6` en menos de la mitad de CPU). Ver docs/benchmarks.md.
     BACKUP_GZIP_NIVEL: int = Field(6, ge=1, le=9)
     # `nice` de pg_dump, de la compresión y (servidor en esta máquina) del proceso de PostgreSQL que
     # sirve a pg_dump: con la CPU ocupada, la tienda va primero. 0 = misma prioridad que el servicio.
     BACKUP_PRIORIDAD: int = Field(19, ge=0, le=19)
+    # Además, pg_dump y su proceso de PostgreSQL (servidor local) con la política SCHED_IDLE de
+    # Linux: solo usan CPU que la tienda no quiere y ceden el núcleo en cuanto ella despierta. No se
+    # midió mejora sobre nice 19 (docs/benchmarks.md, ronda 2): apagado salvo que se pida.
+    BACKUP_CPU_OCIOSA: bool = False
+    # Freno del COMPLETO: mientras la tienda tiene consultas en curso, leer de pg_dump a lo sumo
+    # estos MB/s (sin comprimir); con la tienda libre, sin límite. 0 = sin freno.
+    BACKUP_FRENO_MB_S: float = Field(0, ge=0)
     # Job `backup_incremental`: cada cuántos minutos (0 = apagado), entre los backups diarios; y
     # cuántos días se guardan los incrementales que ya solo sirven para restaurar a un momento dado.
     BACKUP_INCREMENTAL_MINUTOS: int = Field(15, ge=0, le=1440)

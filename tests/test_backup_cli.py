@@ -74,6 +74,13 @@ def test_restaurar_diferencial_en_otra_base_y_catalogo_completo(
         assert fila[3] == url_sin_clave(target.url) and target.database in fila[3]  # sin contraseña
         assert fila[4].startswith("consola:") and fila[5] >= 0 and fila[6] > 0
         assert aviso == [(f"♻️ Restaurado el backup DIFERENCIAL {diff.id_backup}", "VERDE")]
+        # Sale con estadísticas: los backups siguientes no esperan a autovacuum para usar índices.
+        with connect(target) as conn:
+            sin_analizar = conn.execute(
+                "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NULL AND "
+                "last_autoanalyze IS NULL AND relname IN ('productos', 'lotes', 'movimientos')"
+            ).fetchall()
+        assert sin_analizar == []
         app_log = (runtime.settings.logs_dir / "app.log").read_text()
         assert f"Restauración OK: backup DIFERENCIAL {diff.id_backup}" in app_log
         # El catálogo restaurado conoce todos los archivos del disco, también el posterior.

@@ -398,9 +398,11 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
     runtime: Runtime, fresh_db: DatabaseServer
 ) -> None:
     """BACKUP_PRIORIDAD (19 por defecto): pg_dump, sus procesos de PostgreSQL (servidor local) y el
-    conteo en paralelo corren con `nice`; el servicio conserva su prioridad."""
+    conteo en paralelo corren con `nice`; con BACKUP_CPU_OCIOSA (pedido aquí), pg_dump y esos
+    procesos además con SCHED_IDLE. El servicio conserva su prioridad y su política."""
     nice = runtime.settings.BACKUP_PRIORIDAD
-    assert nice == 19
+    assert nice == 19 and not runtime.settings.BACKUP_CPU_OCIOSA
+    runtime.settings.BACKUP_CPU_OCIOSA = True
     fill(fresh_db)
     service = BackupService(runtime)
     blocker = bloquear_pg_dump(fresh_db)  # pg_dump queda esperando: se pueden inspeccionar sus procesos
@@ -417,13 +419,64 @@ def test_el_backup_cede_la_cpu_pg_dump_y_su_proceso_del_servidor_con_nice(
                     )
                 ]
 
-        _wait_for(lambda: len(backends()) == 2 and all(_nice(pid) == nice for pid in backends()))
+        def lowered(pid: int) -> bool:
+            return _nice(pid) == nice and os.sched_getscheduler(pid) == os.SCHED_IDLE
+
+        _wait_for(lambda: len(backends()) == 2 and all(lowered(pid) for pid in backends()))
         _wait_for(lambda: len(_our_pg_dumps()) == 1)
-        assert _nice(_our_pg_dumps()[0]) == nice
+        assert lowered(_our_pg_dumps()[0])
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER
     finally:
         blocker.rollback()
         blocker.close()
         thread.join(60)
     with runtime.session_factory() as session:
         assert session.scalars(select(HistorialBackup)).one().estado == "COMPLETADO"
+
+
+def test_el_freno_ve_a_la_tienda_ocupada_y_no_a_los_backups(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """BACKUP_FRENO_MB_S: "ocupada" = alguna sesión que no es del backup ejecutando una consulta."""
+    from inventario.modules.backup.prioridad import APP_NAME, Freno
+
+    def sleeping(app: str) -> threading.Thread:
+        def run() -> None:
+            with fresh_db.connect(application_name=app) as conn:
+                conn.execute("SELECT pg_sleep(1.5)")
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    freno = Freno(fresh_db.connect, 1.0)
+    try:
+        time.sleep(0.5)
+        assert not freno.busy
+        backup = sleeping(APP_NAME)  # una consulta del propio backup no frena
+        time.sleep(0.6)
+        assert not freno.busy
+        backup.join()
+        shop = sleeping("tienda")
+        _wait_for(lambda: freno.busy, timeout=5)
+        shop.join()
+        _wait_for(lambda: not freno.busy, timeout=5)
+    finally:
+        freno.close()
+
+
+def test_completo_con_freno_restaura_igual(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    runtime.settings.BACKUP_FRENO_MB_S = 0.5
+    row = BackupService(runtime).run("COMPLETO", "MANUAL")
+    expected = snapshot(fresh_db)
+    target = new_database(pg_server, fresh_db.database + "_freno")
+    try:
+        result = psql_file(runtime, target, runtime.settings.backup_dir / row.nombre_archivo)
+        assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr
+        assert snapshot(target) == expected
+    finally:
+        drop_database(pg_server, target.database)

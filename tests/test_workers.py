@@ -243,9 +243,17 @@ def test_cada_hora_programada_una_sola_vez_con_workers_y_otro_planificador(
     instancias = {int(c[3].rsplit(":", 1)[1]) for c in filas}
     assert instancias <= {parent, otro.pid} and not instancias & workers, (instancias, workers)
     with fresh_db.connect() as conn:
-        tipos = [t for (t,) in conn.execute("SELECT tipo FROM historial_backup ORDER BY id_backup")]
+        backups = conn.execute(
+            "SELECT b.tipo, count(e.id_ejecucion), min(e.programada_para) FROM historial_backup b "
+            "LEFT JOIN ejecuciones_job e ON e.job_id = 'backup_incremental' "
+            "AND b.fecha_creacion BETWEEN e.inicio AND e.fin GROUP BY b.id_backup ORDER BY b.id_backup"
+        ).fetchall()
+    tipos = [b[0] for b in backups]
     # Lo que hizo el job, una vez por hora programada: la primera corrida, sin un completo previo,
     # hizo el COMPLETO (dos planificadores a la vez habrían hecho dos); las siguientes, incrementales
-    # (o nada si no hubo cambios).
-    assert tipos[0] == "COMPLETO" and tipos.count("COMPLETO") == 1, tipos
-    assert "INCREMENTAL" in tipos and len(tipos) <= len(filas), (tipos, filas)
+    # (o nada si no hubo cambios). Cada backup cae dentro de una sola corrida y ninguna corrida tiene
+    # dos backups.
+    assert tipos[0] == "COMPLETO" and tipos.count("COMPLETO") == 1, backups
+    assert "INCREMENTAL" in tipos, backups
+    assert all(b[1] == 1 for b in backups), (backups, filas)
+    assert len({b[2] for b in backups}) == len(backups), (backups, filas)

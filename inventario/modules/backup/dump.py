@@ -74,7 +74,8 @@ class BackgroundCompressor:
     def __init__(self, writer: AtomicGzipWriter, niceness: int = 0) -> None:
         self.writer = writer
         self.niceness = niceness
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=64)
+        # Bloques de hasta 1 MB (CHUNK): a lo sumo ~8 MB esperando a comprimirse.
+        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._failure: list[BaseException] = []
         self._worker = threading.Thread(target=self._run, name="backup-gzip", daemon=True)
         self._worker.start()
@@ -103,23 +104,32 @@ class BackgroundCompressor:
             raise self._failure[0]
 
 
-def pump(source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0) -> None:
+def pump(
+    source: IO[bytes], writer: AtomicGzipWriter, niceness: int = 0, freno: prioridad.Freno | None = None
+) -> None:
     """Lee de `source` y comprime en otro hilo, para que pg_dump no espere mientras se comprime."""
     compressor = BackgroundCompressor(writer, niceness)
     try:
         while chunk := source.read(CHUNK):
             compressor.write(chunk)
+            if freno is not None:
+                freno.throttle(len(chunk))
     finally:
         compressor.close()
 
 
 def _count_rows(
-    connect: Callable[..., psycopg.Connection], snapshot: str, names: list[str], out: dict, niceness: int
+    connect: Callable[..., psycopg.Connection],
+    snapshot: str,
+    names: list[str],
+    out: dict,
+    niceness: int,
+    idle: bool,
 ) -> None:
     """Filas por tabla en la misma instantánea que pg_dump, en paralelo a él."""
     try:
         with connect(application_name=prioridad.APP_NAME) as conn:
-            prioridad.lower_backends(conn, niceness)  # el suyo y el de pg_dump
+            prioridad.lower_backends(conn, niceness, idle=idle)  # el suyo y el de pg_dump
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
             if names:
@@ -146,12 +156,15 @@ def write_full(
     comment: str,
     marker: bytes = b"",
     niceness: int = 0,
+    idle: bool = False,
+    freno_mb_s: float = 0,
 ) -> DumpResult:
-    """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump."""
+    """`marker`: las sentencias que anotan el punto de restauración, tras los datos de pg_dump.
+    `niceness`, `idle` y `freno_mb_s` (0 = sin freno): ver `prioridad`."""
     counts: dict[str, object] = {}
     counter = threading.Thread(
         target=_count_rows,
-        args=(connect, snapshot, table_names, counts, niceness),
+        args=(connect, snapshot, table_names, counts, niceness, idle),
         daemon=True,
     )
     counter.start()
@@ -177,16 +190,22 @@ def write_full(
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**env, "PGAPPNAME": prioridad.APP_NAME},
-            bufsize=0,
+            # Con búfer: `read(CHUNK)` junta bloques de 1 MB. Sin él, cada lectura devolvía lo que
+            # pg_dump acababa de escribir (~10 KB): ~20 000 pasos por hilo y cola en vez de ~200, y
+            # 0.2 s más de CPU por COMPLETO a 2 M filas (docs/benchmarks.md, ronda 2).
         )
-        prioridad.lower(proc.pid, niceness)
+        prioridad.lower(proc.pid, niceness, idle)
         assert proc.stdout is not None
+        freno = prioridad.Freno(connect, freno_mb_s) if freno_mb_s > 0 else None
         try:
-            pump(proc.stdout, writer, niceness)
+            pump(proc.stdout, writer, niceness, freno)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
+        finally:
+            if freno is not None:
+                freno.close()
         code = proc.wait()
         if code != 0:
             stderr.seek(0)

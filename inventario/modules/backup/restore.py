@@ -287,6 +287,10 @@ def restore(
     except RestoreError as exc:
         registrar(target, chain, inicio, time.monotonic() - t0, ejecutado_por, "ERROR", str(exc), None, [])
         raise
+    # Una base recién cargada no tiene estadísticas hasta que autovacuum llegue: sin ellas el
+    # planificador elige mal (los backups siguientes leen por `fecha_actualizacion`).
+    with target.connect() as conn:
+        conn.execute("ANALYZE")
     last = chain[-1].manifest
     counts = table_counts(target, [t.nombre for t in last.tablas])
     problems = compare_counts(last, counts)

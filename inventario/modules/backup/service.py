@@ -692,6 +692,8 @@ class BackupService:
                         comment=comment,
                         marker=marker_sql(snap, point, taken_at),
                         niceness=self.settings.BACKUP_PRIORIDAD,
+                        idle=self.settings.BACKUP_CPU_OCIOSA,
+                        freno_mb_s=self.settings.BACKUP_FRENO_MB_S,
                     )
                     current_sequences = pg_esquema.sequences(snap)
                 else:
