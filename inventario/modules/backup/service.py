@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.pool import PoolProxiedConnection
 
 from inventario.archivos import human_size, nearest_existing
@@ -368,6 +368,25 @@ class BackupService:
         return heads
 
     @staticmethod
+    def _insert_running(session: Session, conn: psycopg.Connection, **values: Any) -> HistorialBackup:
+        """Inserta (y confirma: `conn` está en autocommit) la fila EN_PROCESO en la conexión del
+        cerrojo, en una ida y vuelta, y la deja en `session` como persistente sin releerla: con el
+        ORM eran BEGIN, INSERT, COMMIT y luego un SELECT para recargar la fila expirada."""
+        names = [c.name for c in HistorialBackup.__table__.columns]
+        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {ret}").format(
+            t=sql.Identifier(HistorialBackup.__tablename__),
+            cols=sql.SQL(", ").join(sql.Identifier(k) for k in values),
+            vals=sql.SQL(", ").join(sql.Placeholder(k) for k in values),
+            ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+        )
+        inserted = conn.execute(query, values).fetchone()
+        assert inserted is not None
+        row = HistorialBackup(**dict(zip(names, inserted, strict=True)))
+        make_transient_to_detached(row)
+        session.add(row)
+        return row
+
+    @staticmethod
     def _newest(session: Session, tipos: list[TipoBackup], since: int = 0) -> HistorialBackup | None:
         """El backup COMPLETADO y no eliminado más nuevo de esos tipos, con id >= `since`."""
         return session.scalars(
@@ -500,17 +519,17 @@ class BackupService:
                 if changes_since(lock, decision.base_manifest, pg_esquema.MACHINERY_TABLES) is None:
                     raise SinCambios(decision.base.id_backup, decision.base.nombre_archivo)
             name = self._reserve_name(session, decision.tipo, lock)
-            row = HistorialBackup(
-                tipo=decision.tipo,
+            row = self._insert_running(
+                session,
+                lock,
+                tipo=decision.tipo.value,
                 nombre_archivo=name,
                 ruta_archivo=str(self.repo.path(name)),
-                estado=EstadoBackup.EN_PROCESO,
+                estado=EstadoBackup.EN_PROCESO.value,
                 ejecutado_por=ejecutado_por,
                 id_backup_base=decision.base.id_backup if decision.base else None,
                 nota=decision.nota,
             )
-            session.add(row)
-            session.commit()
         except SinCambios:
             session.close()
             self._unlock(lock)
