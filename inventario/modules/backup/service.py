@@ -6,6 +6,7 @@ propia, que el servidor libera solo si el proceso muere.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -88,6 +89,27 @@ class Decision:
     base: HistorialBackup | None = None
     base_manifest: Manifiesto | None = None
     nota: str | None = None
+
+
+@functools.cache
+def _heads_sql() -> tuple[tuple[str, ...], bytes]:
+    """Columnas y texto de la consulta de `BackupService._heads` (se compone una vez)."""
+    names = tuple(c.name for c in HistorialBackup.__table__.columns)
+    done = "estado = %(ok)s AND eliminado IS NOT TRUE"
+    query = sql.SQL(
+        "WITH f AS (SELECT id_backup FROM {t} WHERE tipo = %(full)s AND " + done + " "
+        "ORDER BY id_backup DESC LIMIT 1), "
+        "c AS (SELECT id_backup FROM {t} WHERE tipo = ANY(%(tipos)s) AND " + done + " "
+        "AND id_backup >= (SELECT id_backup FROM f) ORDER BY id_backup DESC LIMIT 1) "
+        "SELECT x.en_proceso, h.id_backup = (SELECT id_backup FROM f), h.id_backup = "
+        "(SELECT id_backup FROM c), {cols} "
+        "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE estado = %(running)s) AS en_proceso) AS x "
+        "LEFT JOIN {t} AS h ON h.id_backup IN ((SELECT id_backup FROM f), (SELECT id_backup FROM c))"
+    ).format(
+        t=sql.Identifier(HistorialBackup.__tablename__),
+        cols=sql.SQL(", ").join(sql.Identifier("h", n) for n in names),
+    )
+    return names, query.as_bytes(None)
 
 
 @dataclass
@@ -330,22 +352,7 @@ class BackupService:
         ORM: con el ORM, cerrar interrumpidos y las dos de `_newest` eran un tercio del costo fijo
         de un incremental pequeño): si hay algún EN_PROCESO, el último completo y el último backup
         de su cadena (las mismas condiciones que `_newest`)."""
-        table = HistorialBackup.__table__
-        names = [c.name for c in table.columns]
-        done = "estado = %(ok)s AND eliminado IS NOT TRUE"
-        query = sql.SQL(
-            "WITH f AS (SELECT id_backup FROM {t} WHERE tipo = %(full)s AND " + done + " "
-            "ORDER BY id_backup DESC LIMIT 1), "
-            "c AS (SELECT id_backup FROM {t} WHERE tipo = ANY(%(tipos)s) AND " + done + " "
-            "AND id_backup >= (SELECT id_backup FROM f) ORDER BY id_backup DESC LIMIT 1) "
-            "SELECT x.en_proceso, h.id_backup = (SELECT id_backup FROM f), h.id_backup = "
-            "(SELECT id_backup FROM c), {cols} "
-            "FROM (SELECT EXISTS (SELECT 1 FROM {t} WHERE estado = %(running)s) AS en_proceso) AS x "
-            "LEFT JOIN {t} AS h ON h.id_backup IN ((SELECT id_backup FROM f), (SELECT id_backup FROM c))"
-        ).format(
-            t=sql.Identifier(HistorialBackup.__tablename__),
-            cols=sql.SQL(", ").join(sql.Identifier("h", n) for n in names),
-        )
+        names, query = _heads_sql()
         rows = conn.execute(
             query,
             {
