@@ -221,27 +221,39 @@ def m2_diferencial(ent: Entorno, reps: int, base: HistorialBackup) -> tuple[Resu
     )
 
 
-def m3_restauracion(
-    ent: Entorno, reps: int, base: HistorialBackup, diff: HistorialBackup, fresh_full: Path
-) -> Resultado:
-    directory = ent.settings.backup_dir
-    chain = [directory / base.nombre_archivo, directory / diff.nombre_archivo]
+def restore_side_by_side(
+    ent: Entorno, prefix: str, chain: list[Path], fresh: Path, reps: int
+) -> tuple[list[float], list[float], bool]:
+    """Restaura con `gunzip | psql` la cadena y un completo fresco del mismo estado en bases nuevas,
+    alternando; devuelve los segundos de cada lado y si las dos bases tienen los mismos datos
+    (movimientos, stock y la secuencia de movimientos)."""
     ours: list[float] = []
     ref: list[float] = []
-    counts: dict[str, list[int]] = {}
+    counts: dict[str, list[list[Any]]] = {}
     for i in range(reps):
-        for side, files, bucket in (("cadena", chain, ours), ("fresco", [fresh_full], ref)):
-            name = f"bench_restaurar_{side}_{i}"
+        for side, files, bucket in (("cadena", chain, ours), ("fresco", [fresh], ref)):
+            name = f"{prefix}_{side}_{i}"
             ent.new_database(name)
             seconds, _ = timed(partial(psql_restore, ent, name, files))
             bucket.append(seconds)
             with ent.connect(name) as conn:
                 row = conn.execute(
-                    "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes)"
+                    "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes), "
+                    "(SELECT last_value FROM movimientos_id_movimiento_seq)"
                 ).fetchone()
-            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]  # la consulta siempre da una fila
+            assert row is not None  # la consulta siempre da una fila
+            counts.setdefault(side, []).append(list(row))
             ent.drop_database(name)
     same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
+    return ours, ref, same
+
+
+def m3_restauracion(
+    ent: Entorno, reps: int, base: HistorialBackup, diff: HistorialBackup, fresh_full: Path
+) -> Resultado:
+    directory = ent.settings.backup_dir
+    chain = [directory / base.nombre_archivo, directory / diff.nombre_archivo]
+    ours, ref, same = restore_side_by_side(ent, "bench_restaurar", chain, fresh_full, reps)
     ratio = median(ours) / median(ref)
     return Resultado(
         3,
@@ -285,14 +297,7 @@ def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds
 def m4_latencia(
     ent: Entorno, servicio: Servicio, reps: int, clients: int, requests: int, seconds: float
 ) -> Resultado:
-    with ent.connect() as conn:
-        lots = ",".join(
-            f"{a}:{b}"
-            for a, b in conn.execute(
-                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
-                "WHERE p.activo ORDER BY random() LIMIT 200"
-            )
-        )
+    lots = lotes_para_carga(ent)
     quiet: list[dict[str, Any]] = []
     busy: list[dict[str, Any]] = []
     backups = [0]
@@ -710,24 +715,8 @@ def m9_incrementales(ent: Entorno, dia: int, cadena: int, reps: int = 1) -> list
         links.append(service.run("INCREMENTAL", "BENCH"))
     fresh = ent.home / "completo_fresco_cadena.sql.gz"
     pg_dump_gzip(ent, fresh, ent.settings.BACKUP_GZIP_NIVEL)
-    ours: list[float] = []
-    ref: list[float] = []
-    counts: dict[str, list[Any]] = {}
     files = [directory / r.nombre_archivo for r in links]
-    for i in range(2):
-        for side, paths, bucket in (("cadena", files, ours), ("fresco", [fresh], ref)):
-            name = f"bench_incr_{side}_{i}"
-            ent.new_database(name)
-            seconds, _ = timed(partial(psql_restore, ent, name, paths))
-            bucket.append(seconds)
-            with ent.connect(name) as conn:
-                row = conn.execute(
-                    "SELECT (SELECT count(*) FROM movimientos), (SELECT sum(cantidad) FROM lotes), "
-                    "(SELECT last_value FROM movimientos_id_movimiento_seq)"
-                ).fetchone()
-            counts.setdefault(side, []).append(list(row))  # type: ignore[arg-type]
-            ent.drop_database(name)
-    same = all(c == counts["fresco"][0] for c in counts["cadena"] + counts["fresco"])
+    ours, ref, same = restore_side_by_side(ent, "bench_incr", files, fresh, 2)
     ratio = median(ours) / median(ref)
     results.append(
         Resultado(
@@ -754,14 +743,7 @@ def m12_latencia_incrementales(
     que el objetivo, más exigente). Se piden al servicio por la API (`POST /backup/ejecutar`,
     `tipo=INCREMENTAL`, `esperar=true`): corren dentro del proceso del servicio, como el job
     `backup_incremental`, y compiten con la carga por su CPU y su pool de conexiones."""
-    with ent.connect() as conn:
-        lots = ",".join(
-            f"{a}:{b}"
-            for a, b in conn.execute(
-                "SELECT l.id_lote, l.id_producto FROM lotes l JOIN productos p USING (id_producto) "
-                "WHERE p.activo ORDER BY random() LIMIT 200"
-            )
-        )
+    lots = lotes_para_carga(ent)
     api = httpx.Client(base_url=servicio.url, headers=servicio.headers, timeout=600)
 
     def ejecutar(tipo: str) -> httpx.Response:
