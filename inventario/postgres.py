@@ -19,6 +19,7 @@ import psycopg
 from sqlalchemy.engine import URL, make_url
 
 from inventario.config import Settings
+from inventario.procesos import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +140,13 @@ def _forget_dead_handles(pgdata: Path) -> None:
             pids = [int(p) for p in json.loads(path.read_text())]
         except (ValueError, TypeError):
             pids = []
-        alive = [pid for pid in pids if _alive(pid)]
+        alive = [pid for pid in pids if pid_alive(pid)]
         if alive != pids:
             log.warning(
                 "PostgreSQL embebido: se olvidan dueños que ya no existen (%s)",
                 sorted(set(pids) - set(alive)),
             )
             path.write_text(json.dumps(alive))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def pgserver_bin_dir() -> Path:

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 import httpx
 
 from inventario.errors import DomainError
+from inventario.procesos import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -242,16 +243,6 @@ _FOLDER_PREFIX = "inventario-rclone-"
 _OWNER_FILE = "propietario"  # "PID_del_servicio PID_de_rclone"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # existe, de otro usuario
-        return True
-    return True
-
-
 def sweep_orphans() -> int:
     """Para los residentes que dejó un proceso que murió sin poder pararlos (kill -9, corte de luz
     con /tmp persistente) y borra sus carpetas. Solo los de este usuario, y solo si el rclone es de
@@ -265,7 +256,7 @@ def sweep_orphans() -> int:
             owner, rclone = (int(x) for x in (folder / _OWNER_FILE).read_text().split())
         except (OSError, ValueError):
             continue  # otro usuario, o un residente arrancando ahora mismo: no es nuestro asunto
-        if _alive(owner):
+        if pid_alive(owner):
             continue
         with contextlib.suppress(OSError):
             cmdline = Path(f"/proc/{rclone}/cmdline").read_bytes()
