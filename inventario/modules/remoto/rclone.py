@@ -251,7 +251,8 @@ def sweep_orphans() -> int:
     stopped = 0
     for folder in Path(tempfile.gettempdir()).glob(_FOLDER_PREFIX + "*"):
         try:
-            if folder.stat().st_uid != os.getuid():
+            info = folder.lstat()  # un enlace de otro usuario no cuenta como carpeta nuestra
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                 continue
             owner, rclone = (int(x) for x in (folder / _OWNER_FILE).read_text().split())
         except (OSError, ValueError):
