@@ -267,12 +267,21 @@ def m3_restauracion(
     )
 
 
+# Cliente HTTP y bucle del generador de carga (`python -m bench --generador`): ver bench/carga.py.
+GENERADOR = "aiohttp+uvloop"
+
+
 def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
+    cliente, bucle = GENERADOR.split("+")
     out = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.carga",
+            "--cliente",
+            cliente,
+            "--bucle",
+            bucle,
             "--url",
             servicio.url,
             "--token",
