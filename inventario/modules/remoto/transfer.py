@@ -26,6 +26,7 @@ from inventario.modules.remoto.cifrado import (
     CifradoError,
     HashingWriter,
     decrypt_stream,
+    encrypt_hashing,
     encrypt_stream,
 )
 from inventario.modules.remoto.rclone import Rclone, RemoteObject, RemotoError
@@ -143,8 +144,7 @@ def push(
             datos_name = name + AGE_SUFFIX
             with open(data_file, "rb") as src, open(staging / datos_name, "wb") as raw:
                 reader = _HashingReader(src)
-                writer = HashingWriter(raw)
-                encrypt_stream(reader, writer, recipients)  # type: ignore[arg-type]  # lector y escritor cumplen el protocolo de archivo
+                writer = encrypt_hashing(reader, raw, recipients)  # type: ignore[arg-type]  # el lector cumple el protocolo de archivo
             _check_local(data_file, reader.md5.hexdigest(), expected_md5)
             datos = ObjetoRemoto(
                 nombre=datos_name,
