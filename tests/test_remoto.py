@@ -145,7 +145,7 @@ def test_servidor_caido_da_error_claro(
         dest.stop()
         rclone = Rclone(dest.remote, str(dest.config))
         rclone.timeout = 60
-        with pytest.raises(RemotoError, match="rclone operations/copyfile falló"):
+        with pytest.raises(RemotoError, match=r"rclone operations/(fsinfo|copyfile) falló"):
             transfer.push(
                 rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
             )
@@ -347,3 +347,28 @@ def test_cifrar_con_disco_lleno_falla_sin_colgarse() -> None:
         encrypt_hashing(io.BytesIO(os.urandom(5 * 1048576)), target, [x25519.Identity.generate().to_public()])
     assert 0 < target.escritos <= 600_000
     assert threading.active_count() == before, "quedó vivo el hilo de las sumas"
+
+
+class _DiscoQueCorrompe(Rclone):
+    """Un byte del archivo cifrado cambia en el disco local entre cifrarlo y que rclone lo lea."""
+
+    def upload_dir(self, local: Path, rclone_checks_hash: bool = True) -> None:
+        for item in local.iterdir():
+            if item.name.endswith(".sql.gz.age"):
+                data = bytearray(item.read_bytes())
+                data[len(data) // 2] ^= 0x01
+                item.write_bytes(bytes(data))
+        super().upload_dir(local, rclone_checks_hash)
+
+
+def test_lo_subido_distinto_de_lo_cifrado_se_detecta_y_no_se_publica(
+    dest: Destino, backup_file: Path, identity: x25519.Identity, tmp_path: Path
+) -> None:
+    """La MD5 que informa el remoto se compara con la de los bytes que se cifraron (no con la del
+    archivo que rclone leyó): un cambio en medio se detecta y el descriptor no se sube."""
+    rclone = _DiscoQueCorrompe(dest.remote, str(dest.config) if dest.config else None)
+    assert rclone.reports_md5(), f"{dest.kind} debería informar MD5"
+    with pytest.raises(RemotoError, match="MD5"):
+        transfer.push(rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path)
+    assert not any(n.endswith(transfer.DESCRIPTOR_SUFFIX) for n in os.listdir(dest.storage))
+    assert transfer.descriptors(rclone) == ([], [])

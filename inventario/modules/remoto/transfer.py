@@ -173,12 +173,19 @@ def push(
             sha256=hashlib.sha256(manifest_bytes).hexdigest(),
         )
         (staging / manifest_name).write_bytes(manifest_bytes)
-        rclone.upload_dir(staging)
+        # Si el remoto informa MD5, la verificación es la nuestra: la MD5 de lo que escribimos (calculada
+        # al cifrar) contra la que da el remoto del objeto guardado; rclone no relee el archivo para
+        # sumarlo otra vez. Si no la informa, rclone compara con la suma que tengan en común.
+        trust_md5 = rclone.reports_md5()
+        rclone.upload_dir(staging, rclone_checks_hash=not trust_md5)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     found = rclone.stat_many([datos.nombre, manifiesto.nombre])
     for obj in (datos, manifiesto):
         _check_uploaded(found.get(obj.nombre), obj)
+        if trust_md5 and not found[obj.nombre].md5:
+            # Dice que tiene MD5 pero no la dio para este objeto: se comprueba bajándolo entero.
+            check_object(rclone, obj)
 
     descriptor = Descriptor.model_validate(
         {**public, "cifrado": bool(recipients), "datos": datos, "manifiesto": manifiesto}
