@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from psycopg import sql
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import PoolProxiedConnection
 
 from inventario.archivos import human_size, nearest_existing
@@ -112,6 +114,41 @@ def _heads_sql() -> tuple[tuple[str, ...], bytes]:
     return names, query.as_bytes(None)
 
 
+# Las columnas que `apply_manifest` escribe: el UPDATE de `_complete_direct`.
+_COMPLETE_COLUMNS = (
+    "tipo",
+    "nombre_archivo",
+    "estado",
+    "mensaje_error",
+    "tamanio_bytes",
+    "tamanio_legible",
+    "duracion_segundos",
+    "tablas_respaldadas",
+    "registros_totales",
+    "hash_md5",
+    "id_backup_base",
+    "fecha_instantanea",
+    "fecha_corte",
+    "revision_esquema",
+    "huella_esquema",
+    "nota",
+)
+_RETURNED = tuple(c.name for c in HistorialBackup.__table__.columns)
+
+
+@functools.cache
+def _complete_sql() -> tuple[tuple[str, ...], bytes]:
+    """Columnas y texto del UPDATE de `BackupService._complete_direct` (se compone una vez)."""
+    query = sql.SQL("UPDATE {t} SET {sets} WHERE id_backup = %(_id)s RETURNING {ret}").format(
+        t=sql.Identifier(HistorialBackup.__tablename__),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(n), sql.Placeholder(n)) for n in _COMPLETE_COLUMNS
+        ),
+        ret=sql.SQL(", ").join(sql.Identifier(n) for n in _RETURNED),
+    )
+    return _COMPLETE_COLUMNS, query.as_bytes(None)
+
+
 @dataclass
 class CatalogHeads:
     """Ver `BackupService._heads`."""
@@ -160,6 +197,9 @@ class BackupIniciado:
     def id_backup(self) -> int:
         return self.row.id_backup
 
+    # El cerrojo ya se soltó (junto con el COMMIT final, ver `BackupService._complete_direct`).
+    released: bool = False
+
     def finish(self) -> HistorialBackup:
         try:
             return self.service._finish(self)
@@ -174,7 +214,8 @@ class BackupIniciado:
 
     def _release(self) -> None:
         self.session.close()
-        self.service._unlock(self.lock)
+        if not self.released:
+            self.service._unlock(self.lock)
 
 
 class BackupService:
@@ -199,14 +240,17 @@ class BackupService:
     def directory(self) -> Path:
         return self.settings.backup_dir
 
-    def _unlock(self, lock: psycopg.Connection) -> None:
-        """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló)."""
+    def _unlock(self, lock: psycopg.Connection, released: bool | None = None) -> None:
+        """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló).
+        `released`: el resultado de un `pg_advisory_unlock` ya enviado (ver `_complete_direct`)."""
         pooled = self._pooled.pop(id(lock), None)
         # Soltar explícitamente: al cerrar, el servidor lo libera un instante después y un
         # backup pedido justo entonces recibiría un falso "backup en curso".
         try:
-            row = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
-            if pooled is None or not row or not row[0]:
+            if released is None:
+                row = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+                released = bool(row and row[0])
+            if pooled is None or not released:
                 raise psycopg.OperationalError("cerrojo no soltado")
             lock.autocommit = False
             pooled.close()  # de vuelta al pool, sin el cerrojo
@@ -592,7 +636,10 @@ class BackupService:
         session, row = started.session, started.row
         try:
             self._produce(session, row, started.decision, started.lock)
-            self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
+            if not self._complete_direct(started):
+                session.merge(row)
+                session.flush()
+                self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
         except Exception as exc:
             session.rollback()
             message = _describe(exc)
@@ -611,6 +658,50 @@ class BackupService:
         )
         self._copy_offsite(row.id_backup)
         return row
+
+    def _complete_direct(self, started: BackupIniciado) -> bool:
+        """Confirma la fila COMPLETADO y suelta el cerrojo en UNA ida y vuelta por la conexión del
+        cerrojo (BEGIN, UPDATE, COMMIT y luego `pg_advisory_unlock`, en modo pipeline: el cerrojo
+        se suelta después de confirmar), sin la sesión ORM (sacar otra conexión del pool con su
+        ping, BEGIN, UPDATE, COMMIT: la mitad del costo fijo de un incremental chico). Solo si el
+        evento no lleva notificación (un incremental, o sin `notifier`): si la lleva, False, y
+        `_finish` confirma las dos juntas por el ORM, como siempre."""
+        row, lock = started.row, started.lock
+        if self.notifier is not None:
+            scratch = Session()  # sin conexión: solo mira si el aviso añadiría algo
+            try:
+                self.notifier(scratch, Evento.COMPLETADO, row, None)
+                if scratch.new:
+                    return False
+            except Exception:
+                return False
+            finally:
+                scratch.close()
+        names, query = _complete_sql()
+        values = {n: (v.value if isinstance(v := getattr(row, n), StrEnum) else v) for n in names}
+        values["_id"] = row.id_backup
+        try:
+            with lock.pipeline():
+                lock.execute("BEGIN")
+                updated = lock.execute(query, values)
+                lock.execute("COMMIT")
+                unlocked = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+        except BaseException:
+            if lock.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                try:  # que la conexión quede libre para soltar el cerrojo
+                    lock.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass
+            raise
+        returned = updated.fetchone()
+        if returned is None:
+            raise BackupError(f"La fila del backup {row.id_backup} desapareció del catálogo")
+        for name, value in zip(_RETURNED, returned, strict=True):
+            set_committed_value(row, name, value)
+        flag = unlocked.fetchone()
+        started.released = True
+        self._unlock(lock, released=bool(flag and flag[0]))
+        return True
 
     def _copy_offsite(self, id_backup: int) -> None:
         """Con BACKUP_REMOTO: copia fuera del sitio en segundo plano. Nunca afecta al backup local."""
@@ -800,9 +891,7 @@ class BackupService:
         except BaseException:
             self.repo.discard(writer, manifest_written)
             raise
-        apply_manifest(row, manifest)
-        session.merge(row)
-        session.flush()  # lo confirma `_finish` junto con la notificación
+        apply_manifest(row, manifest)  # lo confirma `_finish`, con su notificación si la hay
 
     # ------------------------------------------------------------------ catálogo y recuperación
     def _close_interrupted(self, session: Session) -> list[int]:
