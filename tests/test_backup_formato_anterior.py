@@ -5,7 +5,11 @@ con tablas temporales de claves) se restauran con esta, exactos.
 tres INCREMENTALES con altas, cambios y bajas) y `huellas.txt`, el md5 de cada tabla y la secuencia
 de productos en la base viva al hacer el último (sin el aviso RESTAURACION que la restauración
 deja en la base restaurada). Quien cambie el formato de los archivos no puede
-dejar de restaurar los que ya tienen los usuarios."""
+dejar de restaurar los que ya tienen los usuarios.
+
+También la cadena mixta: sobre la base restaurada con la cadena vieja, esta versión sigue la
+cadena con un INCREMENTAL nuevo, y los seis archivos (cinco viejos y uno nuevo) restauran con psql,
+en orden, al mismo estado que la base viva."""
 
 from __future__ import annotations
 
@@ -71,6 +75,36 @@ def test_cadena_del_formato_anterior_con_la_aplicacion_y_a_mano(
             resultado = psql_file(runtime, a_mano, archivo)
             assert resultado.returncode == 0 and b"ERROR" not in resultado.stderr, resultado.stderr
         assert _huellas(a_mano) == esperadas
+
+        # Cadena mixta: esta versión sigue la cadena vieja donde quedó.
+        with connect(con_app) as conn:
+            conn.execute(
+                "INSERT INTO movimientos (tipo, id_producto, id_lote, cantidad, motivo, id_usuario) "
+                "SELECT 'ENTRADA', id_producto, id_lote, 2, 'formato nuevo', "
+                "(SELECT min(id_usuario) FROM usuarios) FROM lotes ORDER BY id_lote LIMIT 3"
+            )
+            conn.execute(
+                "UPDATE productos SET nombre = nombre || ' (nuevo)' WHERE id_producto IN "
+                "(SELECT min(id_producto) FROM productos)"
+            )
+            conn.execute(
+                "DELETE FROM movimientos WHERE id_movimiento = (SELECT min(id_movimiento) FROM movimientos)"
+            )
+        env_app = {**env, "DATABASE_URL": url}
+        out = run_cli(env_app, "backup", "ejecutar", "--tipo", "INCREMENTAL")
+        assert out.returncode == 0, out.stdout + out.stderr
+        nuevos = sorted(set(backups.glob("*.sql.gz")) - set(archivos))
+        assert [n.name.rsplit("_", 1)[1] for n in nuevos] == ["INCR.sql.gz"], out.stdout
+        vivas = _huellas(con_app)
+        assert vivas != esperadas  # el incremental nuevo lleva cambios de verdad
+        mixta = new_database(pg_server, fresh_db.database + "_mixta_psql")
+        try:
+            for archivo in [*archivos, *nuevos]:
+                resultado = psql_file(runtime, mixta, archivo)
+                assert resultado.returncode == 0 and b"ERROR" not in resultado.stderr, resultado.stderr
+            assert _huellas(mixta) == vivas
+        finally:
+            drop_database(pg_server, mixta.database)
     finally:
         drop_database(pg_server, con_app.database)
         drop_database(pg_server, a_mano.database)
