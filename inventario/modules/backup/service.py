@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -136,6 +137,29 @@ _COMPLETE_COLUMNS = (
 _RETURNED = tuple(c.name for c in HistorialBackup.__table__.columns)
 
 
+@functools.lru_cache(maxsize=4)
+def _insert_sql(columns: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+    """Columnas y texto del INSERT de `BackupService._insert_running`: la fila solo se inserta si
+    ningún backup del catálogo usa ya ese nombre. Cada valor lleva el tipo de su columna (en un
+    INSERT ... SELECT un NULL sin tipo sería `text`)."""
+    table = HistorialBackup.__table__
+    names = tuple(c.name for c in table.columns)
+    dialect = postgresql.dialect()
+    query = sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT {vals} WHERE NOT EXISTS "
+        "(SELECT 1 FROM {t} WHERE nombre_archivo = %(nombre_archivo)s) RETURNING {ret}"
+    ).format(
+        t=sql.Identifier(HistorialBackup.__tablename__),
+        cols=sql.SQL(", ").join(sql.Identifier(k) for k in columns),
+        vals=sql.SQL(", ").join(
+            sql.SQL("{}::{}").format(sql.Placeholder(k), sql.SQL(table.c[k].type.compile(dialect=dialect)))
+            for k in columns
+        ),
+        ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+    )
+    return names, query.as_bytes(None)
+
+
 @functools.cache
 def _complete_sql() -> tuple[tuple[str, ...], bytes]:
     """Columnas y texto del UPDATE de `BackupService._complete_direct` (se compone una vez)."""
@@ -156,6 +180,30 @@ class CatalogHeads:
     interrupted: bool
     full: HistorialBackup | None = None
     chain: HistorialBackup | None = None
+
+
+def _heads_query() -> tuple[bytes, dict[str, Any]]:
+    return _heads_sql()[1], {
+        "ok": EstadoBackup.COMPLETADO.value,
+        "full": TipoBackup.COMPLETO.value,
+        "tipos": [t.value for t in TipoBackup],
+        "running": EstadoBackup.EN_PROCESO.value,
+    }
+
+
+def _parse_heads(rows: list[tuple[Any, ...]]) -> CatalogHeads:
+    names = _heads_sql()[0]
+    heads = CatalogHeads(interrupted=bool(rows[0][0]))
+    for row in rows:
+        if row[3] is None:
+            continue  # sin completo: el LEFT JOIN no encontró nada
+        # Objeto suelto (fuera de la sesión): solo se leen sus atributos.
+        backup = HistorialBackup(**dict(zip(names, row[3:], strict=True)))
+        if row[1]:
+            heads.full = backup
+        if row[2]:
+            heads.chain = backup
+    return heads
 
 
 @dataclass
@@ -192,6 +240,8 @@ class BackupIniciado:
     session: Session
     row: HistorialBackup
     decision: Decision
+    # Corte de cambios y si había sesiones ocultas (`pg_esquema.changes_cutoff`), leído con el INSERT.
+    cutoff: tuple[datetime, bool]
 
     @property
     def id_backup(self) -> int:
@@ -262,16 +312,26 @@ class BackupService:
                 lock.close()
 
     def _lock(self) -> psycopg.Connection:
+        return self._acquire(with_heads=False)[0]
+
+    def _acquire(self, with_heads: bool) -> tuple[psycopg.Connection, CatalogHeads | None]:
         """El cerrojo consultivo, en una conexión del pool en autocommit: ya abierta y con las cachés
         de catálogo llenas (abrir una por backup costaba más que un incremental pequeño entero).
-        Esa misma conexión decide el tipo y toma la instantánea del backup."""
+        Esa misma conexión decide el tipo y toma la instantánea del backup. Con `with_heads`,
+        también `_heads`, leído en la misma ida y vuelta."""
         pooled = self.runtime.engine.raw_connection()
+        heads = None
         try:
             conn = pooled.driver_connection
             assert isinstance(conn, psycopg.Connection)
             conn.rollback()  # el ping del pool pudo dejar una transacción abierta
             conn.autocommit = True
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+            with conn.pipeline():
+                locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,))
+                catalog = conn.execute(*_heads_query()) if with_heads else None
+            row = locked.fetchone()
+            if catalog is not None and row and row[0]:
+                heads = _parse_heads(catalog.fetchall())
         except BaseException:
             pooled.invalidate()
             raise
@@ -279,7 +339,7 @@ class BackupService:
         if not row or not row[0]:
             self._unlock(conn)
             raise BackupEnCurso()
-        return conn
+        return conn, heads
 
     def _notify(
         self, session: Session, event: Evento, row: HistorialBackup, detail: str | None = None
@@ -396,46 +456,41 @@ class BackupService:
         ORM: con el ORM, cerrar interrumpidos y las dos de `_newest` eran un tercio del costo fijo
         de un incremental pequeño): si hay algún EN_PROCESO, el último completo y el último backup
         de su cadena (las mismas condiciones que `_newest`)."""
-        names, query = _heads_sql()
-        rows = conn.execute(
-            query,
-            {
-                "ok": EstadoBackup.COMPLETADO.value,
-                "full": TipoBackup.COMPLETO.value,
-                "tipos": [t.value for t in TipoBackup],
-                "running": EstadoBackup.EN_PROCESO.value,
-            },
-        ).fetchall()
-        heads = CatalogHeads(interrupted=bool(rows[0][0]))
-        for row in rows:
-            if row[3] is None:
-                continue  # sin completo: el LEFT JOIN no encontró nada
-            # Objeto suelto (fuera de la sesión): solo se leen sus atributos.
-            backup = HistorialBackup(**dict(zip(names, row[3:], strict=True)))
-            if row[1]:
-                heads.full = backup
-            if row[2]:
-                heads.chain = backup
-        return heads
+        return _parse_heads(conn.execute(*_heads_query()).fetchall())
 
-    @staticmethod
-    def _insert_running(session: Session, conn: psycopg.Connection, **values: Any) -> HistorialBackup:
-        """Inserta (y confirma: `conn` está en autocommit) la fila EN_PROCESO en la conexión del
-        cerrojo, en una ida y vuelta, y la deja en `session` como persistente sin releerla: con el
-        ORM eran BEGIN, INSERT, COMMIT y luego un SELECT para recargar la fila expirada."""
-        names = [c.name for c in HistorialBackup.__table__.columns]
-        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {ret}").format(
-            t=sql.Identifier(HistorialBackup.__tablename__),
-            cols=sql.SQL(", ").join(sql.Identifier(k) for k in values),
-            vals=sql.SQL(", ").join(sql.Placeholder(k) for k in values),
-            ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
-        )
-        inserted = conn.execute(query, values).fetchone()
-        assert inserted is not None
-        row = HistorialBackup(**dict(zip(names, inserted, strict=True)))
+    def _lock_with_heads(self) -> tuple[psycopg.Connection, CatalogHeads]:
+        """`_lock` y `_heads` en una sola ida y vuelta (modo pipeline: la consulta del catálogo va
+        detrás del intento de cerrojo; si no se obtiene, su resultado se descarta)."""
+        conn, heads = self._acquire(with_heads=True)
+        assert heads is not None
+        return conn, heads
+
+    def _insert_running(
+        self, session: Session, conn: psycopg.Connection, kind: TipoBackup, **values: Any
+    ) -> tuple[HistorialBackup, tuple[datetime, bool]]:
+        """Reserva un nombre libre e inserta (y confirma: `conn` está en autocommit) la fila
+        EN_PROCESO en la conexión del cerrojo, y la deja en `session` como persistente sin releerla
+        (con el ORM eran BEGIN, INSERT, COMMIT y un SELECT para recargar la fila expirada). Devuelve
+        también el corte de cambios del backup (`pg_esquema.changes_cutoff`), leído en la misma ida
+        y vuelta, antes de la instantánea: el INSERT solo se hace si el nombre está libre en el
+        catálogo, así que comprobar el nombre, insertar y leer el corte es una sola ida y vuelta."""
+        names, query = _insert_sql(tuple(["nombre_archivo", "ruta_archivo", *values]))
+        while True:
+            name = backup_name(datetime.now(self.settings.tz), kind)
+            if not self.repo.exists(name):
+                params = {**values, "nombre_archivo": name, "ruta_archivo": str(self.repo.path(name))}
+                with conn.pipeline():
+                    inserted = conn.execute(query, params)
+                    cut = conn.execute(pg_esquema.CUTOFF_SQL)
+                found = inserted.fetchone()
+                if found is not None:
+                    break
+            time.sleep(0.2)
+        cutoff = pg_esquema.parse_cutoff(cut.fetchone(), HIDDEN_SESSIONS_MARGIN)
+        row = HistorialBackup(**dict(zip(names, found, strict=True)))
         make_transient_to_detached(row)
         session.add(row)
-        return row
+        return row, cutoff
 
     @staticmethod
     def _newest(session: Session, tipos: list[TipoBackup], since: int = 0) -> HistorialBackup | None:
@@ -550,7 +605,7 @@ class BackupService:
         escribir nada, ni archivo ni fila.
         """
         try:
-            lock = self._lock()
+            lock, heads = self._lock_with_heads()
         except (psycopg.Error, SQLAlchemyError) as exc:
             log.error("Backup %s no iniciado: base de datos no disponible: %s", requested, exc)
             raise BackupError(
@@ -561,7 +616,6 @@ class BackupService:
             self.repo.ensure()
             # Con el cerrojo en la mano, un EN_PROCESO es de alguien que murió (p. ej. una CLI con
             # kill -9): se cierra antes de empezar, con su aviso ROJO.
-            heads = self._heads(lock)
             if heads.interrupted:
                 self._close_interrupted(session)
             decision = self.decide(session, requested, conn=lock, heads=heads)
@@ -569,13 +623,11 @@ class BackupService:
                 assert decision.base is not None and decision.base_manifest is not None
                 if changes_since(lock, decision.base_manifest, pg_esquema.MACHINERY_TABLES) is None:
                     raise SinCambios(decision.base.id_backup, decision.base.nombre_archivo)
-            name = self._reserve_name(session, decision.tipo, lock)
-            row = self._insert_running(
+            row, cutoff = self._insert_running(
                 session,
                 lock,
+                decision.tipo,
                 tipo=decision.tipo.value,
-                nombre_archivo=name,
-                ruta_archivo=str(self.repo.path(name)),
                 estado=EstadoBackup.EN_PROCESO.value,
                 ejecutado_por=ejecutado_por,
                 id_backup_base=decision.base.id_backup if decision.base else None,
@@ -599,7 +651,7 @@ class BackupService:
         if decision.nota:
             log.warning("Backup %s: %s", row.id_backup, decision.nota)
             self._notify(session, Evento.PROMOVIDO, row, str(self._nominal_type(requested)))
-        return BackupIniciado(self, lock, session, row, decision)
+        return BackupIniciado(self, lock, session, row, decision, cutoff)
 
     def _nominal_type(
         self, requested: TipoSolicitado | TipoBackup | str, now: datetime | None = None
@@ -635,7 +687,7 @@ class BackupService:
     def _finish(self, started: BackupIniciado) -> HistorialBackup:
         session, row = started.session, started.row
         try:
-            self._produce(session, row, started.decision, started.lock)
+            self._produce(session, row, started.decision, started.lock, started.cutoff)
             if not self._complete_direct(started):
                 session.merge(row)
                 session.flush()
@@ -720,7 +772,12 @@ class BackupService:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
     def _produce(
-        self, session: Session, row: HistorialBackup, decision: Decision, snap: psycopg.Connection
+        self,
+        session: Session,
+        row: HistorialBackup,
+        decision: Decision,
+        snap: psycopg.Connection,
+        cutoff: tuple[datetime, bool],
     ) -> None:
         """Escribe el archivo y su manifiesto. `snap`: la conexión del cerrojo, que también toma la
         instantánea (una conexión menos que abrir por backup)."""
@@ -733,7 +790,8 @@ class BackupService:
             try:
                 # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
                 # confirme después llevará sellos anteriores a la instantánea.
-                next_cutoff, hidden = pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                # (Leído al insertar la fila EN_PROCESO, antes de la instantánea.)
+                next_cutoff, hidden = cutoff
                 full = decision.tipo == TipoBackup.COMPLETO
                 # Lo que no depende de nada, en una ida y vuelta (modo pipeline): el costo fijo de
                 # un incremental pequeño es sobre todo esperar al servidor.
