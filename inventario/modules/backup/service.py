@@ -50,7 +50,9 @@ from inventario.modules.backup.dump import (
     marker_sql,
     parse_changed_keys,
     parse_recent_state,
+    parse_recent_state_text,
     recent_state_query,
+    recent_state_tail,
     state_check,
     write_changes,
     write_full,
@@ -877,7 +879,7 @@ class BackupService:
                         f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
                         f"(id {base.id_backup}, md5 {base.hash_md5})"
                     )
-                    result = write_changes(
+                    result, tail_rows = write_changes(
                         writer,
                         snap,
                         ordered=ordered,
@@ -894,14 +896,18 @@ class BackupService:
                         marker=marker_sql(snap, point, taken_at),
                         sequence_values=current_sequences,
                         changes=changes,
+                        # Con los COPY, en la misma ida y vuelta: el estado reciente y el COMMIT.
+                        tail=recent_state_tail(snap, ordered, next_cutoff),
                     )
+                    recent_keys, recent_deletions = parse_recent_state_text(ordered, tail_rows)
                 # El fsync de los datos corre mientras se confirma y se escribe el manifiesto.
                 writer.finish(sync=False)
                 data_synced = writer.sync_in_background()
-                with snap.pipeline():
-                    recent = snap.execute(*recent_state_query(ordered, next_cutoff))
-                    snap.execute("COMMIT")
-                recent_keys, recent_deletions = parse_recent_state(ordered, recent.fetchall())
+                if full:
+                    with snap.pipeline():
+                        recent = snap.execute(*recent_state_query(ordered, next_cutoff))
+                        snap.execute("COMMIT")
+                    recent_keys, recent_deletions = parse_recent_state(ordered, recent.fetchall())
                 for entry in result.tables:
                     entry.claves_recientes = recent_keys.get(entry.nombre)
             except BaseException:
