@@ -43,6 +43,7 @@ from inventario.errors import (
 from inventario.modules.backup import email as mail
 from inventario.modules.backup import pg_esquema, queries
 from inventario.modules.backup.dump import (
+    Changes,
     DumpError,
     Point,
     changed_keys_query,
@@ -175,6 +176,59 @@ def _complete_sql() -> tuple[tuple[str, ...], bytes]:
     return _COMPLETE_COLUMNS, query.as_bytes(None)
 
 
+@functools.cache
+def _decide_sql() -> bytes:
+    """La consulta de `BackupService.decide`: huella del esquema, tablas vaciadas con TRUNCATE desde
+    el corte y el último punto de restauración."""
+    return (
+        sql.SQL(
+            "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
+            "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
+            "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
+            "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
+            "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
+        )
+        .format(
+            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+            marker=sql.Identifier(pg_esquema.MARKER_TABLE),
+        )
+        .as_bytes(None)
+    )
+
+
+@functools.cache
+def _facts_sql(full: bool) -> bytes:
+    return (
+        sql.SQL(
+            "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
+            "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x), "
+            "{alembic} FROM pg_current_snapshot() AS s"
+        )
+        .format(
+            export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
+            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+            alembic=sql.SQL(pg_esquema.ALEMBIC_EXISTS_SQL),
+        )
+        .as_bytes(None)
+    )
+
+
+@dataclass
+class _Snapshot:
+    """Lo que `BackupService._snapshot` lee de la instantánea."""
+
+    snapshot_id: str | None
+    taken_at: datetime
+    version: str
+    fingerprint: str
+    xid_next: int
+    xids_running: list[int]
+    ordered: list[pg_esquema.Table]
+    revision: str | None
+    sequences: list[tuple[str, int, bool]]
+    changes: dict[str, Changes]
+
+
 @dataclass
 class CatalogHeads:
     """Ver `BackupService._heads`."""
@@ -281,6 +335,8 @@ class BackupService:
         self._background_lock = threading.Lock()
         # Conexión del cerrojo → su entrada del pool de SQLAlchemy (ver `_lock`).
         self._pooled: dict[int, PoolProxiedConnection] = {}
+        # El catálogo que vio la última instantánea (ver `_snapshot`).
+        self._schema_seen: tuple[list[tuple[Any, ...]], list[str], bool] | None = None
 
     # ------------------------------------------------------------------ utilidades
     @property
@@ -407,24 +463,27 @@ class BackupService:
             )
         since = base.fecha_corte if tipo == TipoBackup.DIFERENCIAL else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
-            # Una consulta para todo lo que hay que mirar (más la revisión de alembic).
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
-                    "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
-                    "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
-                    "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
-                    "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
-                ).format(
-                    fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
-                    marker=sql.Identifier(pg_esquema.MARKER_TABLE),
-                ),
-                (since,),
-            ).fetchone()
+            # Una consulta para todo lo que hay que mirar y la revisión de alembic, en una ida y
+            # vuelta (si la base tenía alembic_version; si ya no, la consulta falla y se repite
+            # por partes).
+            try:
+                with conn.pipeline():
+                    checks = conn.execute(_decide_sql(), (since,))
+                    alembic = (
+                        conn.execute(pg_esquema.ALEMBIC_SQL) if base.revision_esquema is not None else None
+                    )
+                if alembic is None:
+                    revision = pg_esquema.alembic_revision(conn)
+                else:
+                    found = alembic.fetchone()
+                    revision = str(found[0]) if found else None
+            except psycopg.errors.UndefinedTable:
+                checks = conn.execute(_decide_sql(), (since,))
+                revision = pg_esquema.alembic_revision(conn)
+            row = checks.fetchone()
             assert row is not None
             current_fp, truncated = row[0], row[1]
             restored = row[2:] if row[2] is not None else None
-            revision = pg_esquema.alembic_revision(conn)
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
                 full_type,
@@ -773,6 +832,82 @@ class BackupService:
         except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
+    def _snapshot(
+        self,
+        snap: psycopg.Connection,
+        full: bool,
+        corte: datetime,
+        base_manifest: Manifiesto | None,
+        speculate: bool,
+    ) -> _Snapshot:
+        """Abre la instantánea y lee de ella lo que el backup necesita antes de escribir: sus datos
+        (instante, versión, huella, xid), el catálogo de tablas, las secuencias, la revisión de
+        alembic y las claves cambiadas.
+
+        Las tres últimas dependen del catálogo. Con `speculate`, se piden en la MISMA ida y vuelta
+        que el catálogo, compuestas con el catálogo que vio el backup anterior de este servicio;
+        si el catálogo leído en la instantánea no es idéntico, se descartan y se piden otra vez con
+        el verdadero (en la misma instantánea). Nada de lo que se usa viene de una caché: solo se
+        ahorra esperar al servidor cuando el esquema no cambió (casi siempre)."""
+        seen = self._schema_seen if speculate and not full else None
+        with snap.pipeline():
+            snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
+            facts = snap.execute(_facts_sql(full))
+            catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
+            sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
+            early = self._dependent(snap, full, corte, base_manifest, *seen) if seen else None
+        snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
+        catalog_rows = catalog.fetchall()
+        names = [r[0] for r in sequence_names.fetchall()]
+        current = (catalog_rows, names, bool(has_alembic))
+        if early is not None and seen == current:
+            dependent = early
+        else:
+            with snap.pipeline():
+                dependent = self._dependent(snap, full, corte, base_manifest, *current)
+        self._schema_seen = current
+        ordered = pg_esquema.parse_tables(catalog_rows)
+        alembic, sequence_values, changed = dependent
+        alembic_row = alembic.fetchone() if alembic else None
+        return _Snapshot(
+            snapshot_id=snapshot_id,
+            taken_at=taken_at,
+            version=version,
+            fingerprint=fingerprint,
+            # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
+            # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
+            xid_next=int(xid_text),
+            xids_running=[int(x) for x in xids_text],
+            ordered=ordered,
+            revision=str(alembic_row[0]) if alembic_row else None,
+            # Leídas una vez: lo que el archivo fija es lo que el manifiesto anota.
+            sequences=pg_esquema.parse_sequences(names, sequence_values.fetchall())
+            if sequence_values
+            else [],
+            changes=parse_changed_keys(ordered, changed.fetchall()) if changed else {},
+        )
+
+    @staticmethod
+    def _dependent(
+        snap: psycopg.Connection,
+        full: bool,
+        corte: datetime,
+        base_manifest: Manifiesto | None,
+        catalog_rows: list[tuple[Any, ...]],
+        names: list[str],
+        has_alembic: bool,
+    ) -> tuple[psycopg.Cursor[Any] | None, psycopg.Cursor[Any] | None, psycopg.Cursor[Any] | None]:
+        """Envía (en el pipeline abierto) la revisión, las secuencias y las claves cambiadas."""
+        ordered = pg_esquema.parse_tables(catalog_rows)
+        keys = None if base_manifest is None else changed_keys_query(ordered, corte, base_manifest)
+        sequence_query = None if full else pg_esquema.sequence_values_sql(names)
+        return (
+            snap.execute(pg_esquema.ALEMBIC_SQL) if has_alembic else None,
+            snap.execute(sequence_query) if sequence_query else None,
+            snap.execute(keys[0], keys[1]) if keys else None,
+        )
+
     def _produce(
         self,
         session: Session,
@@ -795,43 +930,11 @@ class BackupService:
                 # (Leído al insertar la fila EN_PROCESO, antes de la instantánea.)
                 next_cutoff, hidden = cutoff
                 full = decision.tipo == TipoBackup.COMPLETO
-                # Lo que no depende de nada, en una ida y vuelta (modo pipeline): el costo fijo de
-                # un incremental pequeño es sobre todo esperar al servidor.
-                with snap.pipeline():
-                    snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
-                    facts = snap.execute(
-                        sql.SQL(
-                            "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
-                            "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x), "
-                            "{alembic} FROM pg_current_snapshot() AS s"
-                        ).format(
-                            export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
-                            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
-                            alembic=sql.SQL(pg_esquema.ALEMBIC_EXISTS_SQL),
-                        )
-                    )
-                    catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
-                    sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
-                snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = (
-                    facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
-                )
-                # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
-                # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
-                xid_next, xids_running = int(xid_text), [int(x) for x in xids_text]
-                ordered = pg_esquema.parse_tables(catalog.fetchall())
-                names = [r[0] for r in sequence_names.fetchall()]
-                # Lo que depende de eso, en otra: la revisión, las secuencias (leídas una vez: lo
-                # que el archivo fija es lo que el manifiesto anota) y las claves cambiadas.
                 base, base_manifest = decision.base, decision.base_manifest
                 if full:
                     full_id, corte = row.id_backup, next_cutoff
                 else:
                     assert base is not None and base_manifest is not None
-                    if fingerprint != base.huella_esquema:
-                        raise DumpError(
-                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
-                        )
                     if decision.tipo == TipoBackup.DIFERENCIAL:
                         full_id, corte = base.id_backup, base_manifest.fecha_corte
                     else:
@@ -839,25 +942,37 @@ class BackupService:
                         assert base_manifest.id_backup_completo is not None
                         full_id = base_manifest.id_backup_completo
                         corte = base_manifest.fecha_corte_siguiente
-                keys = None if base_manifest is None else changed_keys_query(ordered, corte, base_manifest)
-                sequence_query = None if full else pg_esquema.sequence_values_sql(names)
-                with snap.pipeline():
-                    alembic = snap.execute(pg_esquema.ALEMBIC_SQL) if has_alembic else None
-                    sequence_values = snap.execute(sequence_query) if sequence_query else None
-                    changed = snap.execute(keys[0], keys[1]) if keys else None
-                alembic_row = alembic.fetchone() if alembic else None
-                revision = str(alembic_row[0]) if alembic_row else None
+                try:
+                    snapshot = self._snapshot(snap, full, corte, base_manifest, speculate=True)
+                except psycopg.Error:
+                    # Lo adelantado con el catálogo del backup anterior falló (p. ej. una tabla que
+                    # ya no existe): otra instantánea, sin adelantar nada.
+                    if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        snap.execute("ROLLBACK")
+                    self._schema_seen = None
+                    snapshot = self._snapshot(snap, full, corte, base_manifest, speculate=False)
+                snapshot_id, taken_at, version, fingerprint = (
+                    snapshot.snapshot_id,
+                    snapshot.taken_at,
+                    snapshot.version,
+                    snapshot.fingerprint,
+                )
+                xid_next, xids_running = snapshot.xid_next, snapshot.xids_running
+                ordered, revision, changes = snapshot.ordered, snapshot.revision, snapshot.changes
+                current_sequences = snapshot.sequences
                 if not full:
-                    current_sequences = pg_esquema.parse_sequences(
-                        names, sequence_values.fetchall() if sequence_values else []
-                    )
-                changes = parse_changed_keys(ordered, changed.fetchall()) if changed else {}
+                    assert base is not None
+                    if fingerprint != base.huella_esquema:
+                        raise DumpError(
+                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
                 point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                 if full:
+                    assert snapshot_id is not None  # exportada para el completo
                     result = write_full(
                         writer,
                         pg_dump=tools.path("pg_dump"),
