@@ -52,7 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         help="cuáles medir, p. ej. 4,5 (la 2 necesita la 1 y la 3 la 2: se añaden solas; 9, 10 y 11 van "
         "juntas; la 13 compara --workers 2 con --workers 1)",
     )
+    parser.add_argument(
+        "--generador",
+        choices=("aiohttp+uvloop", "aiohttp+asyncio", "httpx+asyncio", "httpx+uvloop"),
+        default=medidas.GENERADOR,
+        help="cliente HTTP y bucle del generador de carga (medidas 4, 12 y 13); httpx+asyncio es el de "
+        "la ronda 2",
+    )
     args = parser.parse_args(argv)
+    medidas.GENERADOR = args.generador
     try:
         wanted = {int(x) for x in args.medidas.split(",") if x.strip()}
     except ValueError:
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 "escala": args.escala,
                 "repeticiones": args.repeticiones,
                 "segundos": elapsed,
+                "generador": args.generador,
                 "fecha": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "resultados": [asdict(r) for r in results],
             },

@@ -267,12 +267,21 @@ def m3_restauracion(
     )
 
 
+# Cliente HTTP y bucle del generador de carga (`python -m bench --generador`): ver bench/carga.py.
+GENERADOR = "aiohttp+uvloop"
+
+
 def run_load(servicio: Servicio, lots: str, clients: int, requests: int, seconds: float) -> dict[str, Any]:
+    cliente, bucle = GENERADOR.split("+")
     out = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.carga",
+            "--cliente",
+            cliente,
+            "--bucle",
+            bucle,
             "--url",
             servicio.url,
             "--token",
@@ -940,6 +949,15 @@ def _cpu_de(pids: list[int]) -> float:
     return total
 
 
+def _sesiones_pg(ent: Entorno) -> int:
+    """Sesiones de PostgreSQL abiertas en la base desde que arrancó el servidor (pg_stat_database)."""
+    with ent.connect() as conn:
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _cpu_maquina() -> float:
     """Segundos de CPU ocupados en toda la máquina (todos los núcleos; /proc/stat)."""
     campos = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -991,6 +1009,7 @@ def m13_workers(
             for nombre, servicio in (("1", uno), (str(workers), varios)):
                 servicio_pids = _arbol(servicio.proc.pid)
                 pg_pids = _arbol(postmaster) if postmaster else []
+                sesiones = _sesiones_pg(ent)
                 antes = (_cpu_de(servicio_pids), _cpu_de(pg_pids), _cpu_hijos(), _cpu_maquina())
                 inicio = time.perf_counter()
                 carga = run_load(servicio, lots, clients, requests, seconds)
@@ -1003,6 +1022,9 @@ def m13_workers(
                 )
                 hechas = sum(carga[k]["peticiones"] for k in ("lectura", "escritura"))
                 carga["peticiones_por_segundo"] = hechas / carga["segundos"]
+                # Conexiones abiertas a la base durante la fase (menos la de esta consulta): cada una
+                # es un proceso de PostgreSQL nuevo; con el pool bien medido, casi ninguna.
+                carga["sesiones_postgresql_nuevas"] = _sesiones_pg(ent) - sesiones - 1
                 carga["cpu_segundos"] = {
                     "servicio": despues[0] - antes[0],
                     "postgresql": despues[1] - antes[1],
@@ -1038,6 +1060,13 @@ def m13_workers(
             textos.append(f"{p} {nucleos:.2f} núcleos, {ms:.1f} ms/pet")
         otros = median([f["cpu_segundos"]["otros"] / f["segundos"] for f in fases[nombre]])
         textos.append(f"otros procesos {otros:.2f} núcleos")
+        nuevas = median(
+            [
+                f["sesiones_postgresql_nuevas"] / (f["peticiones_por_segundo"] * f["segundos"])
+                for f in fases[nombre]
+            ]
+        )
+        textos.append(f"{nuevas:.3f} conexiones nuevas a PostgreSQL por petición")
         textos.append(f"tope en {os.cpu_count()} núcleos {(os.cpu_count() or 1) * 1000 / total_ms:.0f} pet/s")
         return "; ".join(textos)
 

@@ -42,8 +42,13 @@ def make_engine(url: URL, time_zone: str | None = None, **kwargs: object) -> Eng
         connect_args["options"] = f"-c TimeZone={time_zone}"
     options: dict[str, object] = {
         "pool_pre_ping": True,
-        "pool_size": 10,
-        "max_overflow": 20,
+        # Conexiones que el pool conserva abiertas (20) y cuántas más puede abrir de paso (10): el
+        # mismo máximo de 30 por proceso que antes. Con 10 conservadas, 50 clientes tenían a la vez
+        # más de 10 peticiones en la base, y cada conexión de más se abría y se cerraba: 0.2
+        # conexiones nuevas por petición, cada una un proceso de PostgreSQL nuevo con sus cachés de
+        # catálogo vacías (~1 ms de CPU de PostgreSQL por petición; docs/benchmarks.md, "Ronda 2m").
+        "pool_size": 20,
+        "max_overflow": 10,
         "connect_args": connect_args,
     }
     options.update(kwargs)

@@ -74,3 +74,26 @@ def test_sesiones_log_registra_intentos_sin_contrasenas(client: TestClient, sett
     assert "cliente=testclient" in text
     logs = "".join(p.read_text() for p in Path(settings.LOGS_PATH).glob("*.log"))
     assert ADMIN_PASSWORD not in logs and "clave-equivocada" not in logs
+
+
+def test_token_de_usuario_desactivado_o_degradado_deja_de_valer_en_la_siguiente_peticion(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """El token se comprueba contra la base en cada petición (una lectura sin transacción): desactivar
+    o degradar a alguien vale desde su próxima petición, sin esperar a que venza el token."""
+    data = {"nombre_usuario": "bruno", "password": "clave-larga-1", "rol": "ADMIN"}
+    r = client.post("/api/v1/usuarios", json=data, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    id_bruno = r.json()["id_usuario"]
+    bruno = login(client, "bruno", "clave-larga-1")
+    assert client.get("/api/v1/usuarios", headers=bruno).status_code == 200
+    r = client.patch(f"/api/v1/usuarios/{id_bruno}", json={"rol": "OPERADOR"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    # El token aún dice ADMIN; la base, OPERADOR: manda la base.
+    r = client.get("/api/v1/usuarios", headers=bruno)
+    assert r.status_code == 403 and r.json()["detalle"] == "Se requiere el rol ADMIN"
+    assert client.get("/api/v1/productos", headers=bruno).status_code == 200
+    r = client.patch(f"/api/v1/usuarios/{id_bruno}", json={"activo": False}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    r = client.get("/api/v1/productos", headers=bruno)
+    assert r.status_code == 401 and r.json()["detalle"] == "El usuario del token ya no está activo"

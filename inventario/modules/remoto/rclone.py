@@ -151,11 +151,13 @@ class Rclone:
         return self.remote
 
     # ------------------------------------------------------------------ operaciones
-    def upload_dir(self, local: Path) -> None:
+    def upload_dir(self, local: Path, rclone_checks_hash: bool = True) -> None:
         """Sube los archivos de una carpeta local (sin subcarpetas) al destino, en orden de nombre.
 
         Va por el rclone residente: cada archivo es una petición, sin arrancar rclone cada vez.
-        rclone compara tamaño y suma del objeto subido con el archivo local (y lo reintenta)."""
+        rclone compara el tamaño, y la suma del objeto subido con el archivo local salvo con
+        `rclone_checks_hash=False`: entonces quien llama ya tiene la MD5 de lo que escribió y la
+        compara con la que informa el remoto, y rclone no vuelve a leer el archivo para sumarlo."""
         for item in sorted(local.iterdir()):
             if item.is_file():
                 self.path(item.name)  # valida el nombre
@@ -166,6 +168,7 @@ class Rclone:
                         "srcRemote": item.name,
                         "dstFs": self._fs(),
                         "dstRemote": item.name,
+                        **({} if rclone_checks_hash else {"_config": {"IgnoreChecksum": True}}),
                     },
                 )
 
@@ -178,6 +181,14 @@ class Rclone:
             timeout=300,
             files={"file0": (name, data, "application/octet-stream")},
         )
+
+    def reports_md5(self) -> bool:
+        """Si el destino informa la MD5 de sus objetos (S3, SFTP con md5sum, un disco...)."""
+        key = self.remote + "\0" + _daemon_key(self.binary, self.env())
+        if key not in _MD5_SUPPORT:
+            info = self._rc("operations/fsinfo", {"fs": self._fs()}, timeout=600)
+            _MD5_SUPPORT[key] = "md5" in (info.get("Hashes") or [])
+        return _MD5_SUPPORT[key]
 
     def list(self) -> list[RemoteObject]:
         """Los objetos del destino (sin subcarpetas). Un destino que aún no existe está vacío."""
@@ -238,6 +249,9 @@ class Rclone:
             if "not found" not in exc.mensaje.lower():
                 raise
 
+
+# Destino (y configuración) → si informa MD5: no cambia mientras viva el proceso.
+_MD5_SUPPORT: dict[str, bool] = {}
 
 _FOLDER_PREFIX = "inventario-rclone-"
 _OWNER_FILE = "propietario"  # "PID_del_servicio PID_de_rclone"

@@ -26,6 +26,7 @@ from inventario.modules.remoto.cifrado import (
     CifradoError,
     HashingWriter,
     decrypt_stream,
+    encrypt_hashing,
     encrypt_stream,
 )
 from inventario.modules.remoto.rclone import Rclone, RemoteObject, RemotoError
@@ -143,8 +144,7 @@ def push(
             datos_name = name + AGE_SUFFIX
             with open(data_file, "rb") as src, open(staging / datos_name, "wb") as raw:
                 reader = _HashingReader(src)
-                writer = HashingWriter(raw)
-                encrypt_stream(reader, writer, recipients)  # type: ignore[arg-type]  # lector y escritor cumplen el protocolo de archivo
+                writer = encrypt_hashing(reader, raw, recipients)  # type: ignore[arg-type]  # el lector cumple el protocolo de archivo
             _check_local(data_file, reader.md5.hexdigest(), expected_md5)
             datos = ObjetoRemoto(
                 nombre=datos_name,
@@ -173,12 +173,19 @@ def push(
             sha256=hashlib.sha256(manifest_bytes).hexdigest(),
         )
         (staging / manifest_name).write_bytes(manifest_bytes)
-        rclone.upload_dir(staging)
+        # Si el remoto informa MD5, la verificación es la nuestra: la MD5 de lo que escribimos (calculada
+        # al cifrar) contra la que da el remoto del objeto guardado; rclone no relee el archivo para
+        # sumarlo otra vez. Si no la informa, rclone compara con la suma que tengan en común.
+        trust_md5 = rclone.reports_md5()
+        rclone.upload_dir(staging, rclone_checks_hash=not trust_md5)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     found = rclone.stat_many([datos.nombre, manifiesto.nombre])
     for obj in (datos, manifiesto):
         _check_uploaded(found.get(obj.nombre), obj)
+        if trust_md5 and not found[obj.nombre].md5:
+            # Dice que tiene MD5 pero no la dio para este objeto: se comprueba bajándolo entero.
+            check_object(rclone, obj)
 
     descriptor = Descriptor.model_validate(
         {**public, "cifrado": bool(recipients), "datos": datos, "manifiesto": manifiesto}
