@@ -575,25 +575,18 @@ class BackupService:
             .limit(1)
         ).first()
 
-    def _reserve_name(self, session: Session, tipo: str, conn: psycopg.Connection | None = None) -> str:
-        """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya. Con `conn` (la
-        del cerrojo) se consulta sin el ORM."""
-        taken_sql = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE nombre_archivo = %s)").format(
-            sql.Identifier(HistorialBackup.__tablename__)
-        )
+    def _reserve_name(self, session: Session, tipo: str) -> str:
+        """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya (en el catálogo ni
+        en el disco). El camino normal lo hace `_insert_running` junto con el INSERT."""
         while True:
             name = backup_name(datetime.now(self.settings.tz), tipo)
-            if conn is not None:
-                found = conn.execute(taken_sql, (name,)).fetchone()
-                taken = bool(found and found[0])
-            else:
-                taken = bool(
-                    session.scalar(
-                        select(func.count())
-                        .select_from(HistorialBackup)
-                        .where(HistorialBackup.nombre_archivo == name)
-                    )
+            taken = bool(
+                session.scalar(
+                    select(func.count())
+                    .select_from(HistorialBackup)
+                    .where(HistorialBackup.nombre_archivo == name)
                 )
+            )
             if not taken and not self.repo.exists(name):
                 return name
             time.sleep(0.2)
