@@ -17,7 +17,9 @@ Cada archivo termina anotando en `punto_restauracion` en qué backup queda la ba
 from __future__ import annotations
 
 import functools
+import json
 import queue
+import select
 import subprocess
 import tempfile
 import threading
@@ -27,7 +29,7 @@ from datetime import datetime
 from typing import IO, Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.types.json import Jsonb
 
 from inventario.auditoria import RESTORE_GUC
@@ -221,29 +223,74 @@ def write_full(
     )
 
 
-class _CopyCounter:
-    """Reenvía la salida de COPY al archivo contando filas (una por salto de línea en formato texto)."""
+def _wait(pgconn: pq.abc.PGconn, write: bool = False) -> None:
+    """Espera a que el socket se pueda leer (o escribir) soltando el GIL: las llamadas de libpq que
+    bloquean no lo sueltan, y el hilo de compresión se quedaría parado mientras el servidor trabaja."""
+    fd = pgconn.socket
+    select.select([] if write else [fd], [fd] if write else [], [])
 
-    def __init__(self, writer: AtomicGzipWriter | BackgroundCompressor) -> None:
-        self.writer = writer
-        self.rows = 0
 
-    def copy(self, conn: psycopg.Connection, query: sql.Composable) -> int:
-        # COPY entrega una fila por mensaje: se juntan en bloques para no pagar gzip por fila.
-        rows = 0
-        buffer = bytearray()
-        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT").format(query)) as copy:
-            for data in copy:
+def _result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    while pgconn.is_busy():
+        _wait(pgconn)
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def copy_many(
+    conn: psycopg.Connection,
+    writer: BackgroundCompressor,
+    copies: list[tuple[bytes, bytes]],
+    tail: bytes = b"",
+) -> tuple[list[int], list[tuple[bytes | None, ...]]]:
+    """Varios `COPY (consulta) TO STDOUT` y, detrás, `tail` (p. ej. una consulta y un COMMIT), en UN
+    mensaje de consulta simple: una sola ida y vuelta en vez de una por tabla. `copies`: (lo que
+    se escribe antes de los datos, la consulta); cada bloque de datos termina con `\\.`. Devuelve
+    las filas de cada COPY y las filas (en texto) de las consultas de `tail`.
+
+    Va por libpq (`conn.pgconn`) porque psycopg no admite varios COPY en una consulta; en
+    transacción, como el resto de la instantánea. Un error del servidor se lanza como en psycopg
+    después de leer todo lo que quedaba (la conexión queda lista para un ROLLBACK)."""
+    pgconn = conn.pgconn
+    query = b";\n".join(b"COPY (" + select + b") TO STDOUT" for _, select in copies)
+    if tail:
+        query += b";\n" + tail
+    pgconn.send_query(query)
+    while pgconn.flush():
+        _wait(pgconn, write=True)
+    counts: list[int] = []
+    rows: list[tuple[bytes | None, ...]] = []
+    error: psycopg.Error | None = None
+    while (res := _result(pgconn)) is not None:
+        status = res.status
+        if status == pq.ExecStatus.COPY_OUT:
+            writer.write(copies[len(counts)][0])
+            lines = 0
+            buffer = bytearray()
+            while True:
+                size, data = pgconn.get_copy_data(1)
+                if size == 0:
+                    _wait(pgconn)
+                    pgconn.consume_input()
+                    continue
+                if size < 0:
+                    break  # fin (o error: lo trae el resultado siguiente)
                 buffer += data
                 if len(buffer) >= CHUNK:
-                    rows += buffer.count(b"\n")
-                    self.writer.write(buffer)
+                    lines += buffer.count(b"\n")
+                    writer.write(buffer)
                     buffer = bytearray()
-        rows += buffer.count(b"\n")
-        buffer += b"\\.\n"
-        self.writer.write(buffer)
-        self.rows += rows
-        return rows
+            lines += buffer.count(b"\n")
+            buffer += b"\\.\n"
+            writer.write(buffer)
+            counts.append(lines)
+        elif status == pq.ExecStatus.TUPLES_OK:
+            rows.extend(tuple(res.get_value(r, c) for c in range(res.nfields)) for r in range(res.ntuples))
+        elif status != pq.ExecStatus.COMMAND_OK and error is None:
+            error = psycopg.errors.error_from_result(res, encoding=conn.info.encoding)
+    if error is not None:
+        raise error
+    return counts, rows
 
 
 INTEGER_TYPES = frozenset({"smallint", "integer", "bigint"})
@@ -486,7 +533,8 @@ def write_changes(
     marker: bytes,
     sequence_values: list[tuple[str, int, bool]],
     changes: dict[str, Changes],
-) -> DumpResult:
+    tail: bytes = b"",
+) -> tuple[DumpResult, list[tuple[bytes | None, ...]]]:
     """Escribe un diferencial o incremental leyendo en la instantánea abierta en `conn`; `base` es
     el predecesor (el completo, o el backup anterior de la cadena); `ordered`, las tablas de la
     instantánea (`pg_esquema.tables`); `sequence_values`, sus secuencias, y `changes`, lo que da
@@ -496,6 +544,9 @@ def write_changes(
     `fecha_actualizacion` y `registro_eliminaciones`) da las claves cambiadas de todas las tablas y
     con qué deducir sus filas (ver `changed_keys_query`); luego un COPY por tabla con cambios. Una tabla
     sin cambios no escribe nada en el archivo: al aplicarlo no cuesta nada.
+
+    `tail`: SQL que se envía detrás de los COPY, en la misma ida y vuelta (ver `copy_many`);
+    devuelve también sus filas, en texto.
     """
     for table in ordered:
         if table.audited:
@@ -504,8 +555,8 @@ def write_changes(
                 raise DumpError(f"El backup base no describe la tabla {table.name}; haga un COMPLETO")
     compressor = BackgroundCompressor(writer)
     try:
-        result = _write_changes_body(
-            compressor, conn, ordered, changes, cutoff, comment, check, marker, sequence_values
+        result, tail_rows = _write_changes_body(
+            compressor, conn, ordered, changes, cutoff, comment, check, marker, sequence_values, tail
         )
     finally:
         compressor.close()
@@ -519,7 +570,7 @@ def write_changes(
                 - changes[entry.nombre].old_touched
                 + entry.filas_escritas
             )
-    return result
+    return result, tail_rows
 
 
 def _write_changes_body(
@@ -532,13 +583,13 @@ def _write_changes_body(
     check: bytes,
     marker: bytes,
     sequence_values: list[tuple[str, int, bool]],
-) -> DumpResult:
+    tail: bytes,
+) -> tuple[DumpResult, list[tuple[bytes | None, ...]]]:
     w = writer.write
     w(QUIET + PROLOGUE)
     w(comment.encode() + b"\n")
     w(f"SET LOCAL {RESTORE_GUC} = 'on';\nSET CONSTRAINTS ALL DEFERRED;\n".encode())
     w(check)
-    counter = _CopyCounter(writer)
     stats = {t.name: TablaManifiesto(nombre=t.name) for t in ordered}
     # Solo las tablas con cambios (o sin auditoría) aparecen en el archivo.
     present = [t for t in ordered if not t.audited or changes[t.name].count]
@@ -550,18 +601,16 @@ def _write_changes_body(
         else:
             # Sin auditoría (p. ej. alembic_version): se copia entera, es pequeña.
             w(_sql_text(conn, sql.SQL("DELETE FROM {t}").format(t=table.ident)))
-    # 2) Filas actuales (padres antes que hijas).
+    # 2) Filas actuales (padres antes que hijas): todos los COPY en una ida y vuelta.
+    since = sql.Literal(cutoff).as_bytes(conn)
+    copies = []
     for table in present:
-        select = sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident)
-        if table.audited:
-            select += sql.SQL(" WHERE fecha_actualizacion >= {c}").format(c=sql.Literal(cutoff))
-        w(
-            sql.SQL("COPY {} ({}) FROM stdin;\n")
-            .format(table.ident, _cols(table.columns))
-            .as_string(conn)
-            .encode()
+        header, select = _copy_text(table)
+        copies.append(
+            (header, select + (b" WHERE fecha_actualizacion >= " + since if table.audited else b""))
         )
-        written = counter.copy(conn, select)
+    counts, tail_rows = copy_many(conn, writer, copies, tail)
+    for table, written in zip(present, counts, strict=True):
         stats[table.name].filas_escritas = written
         if table.audited:
             # Las claves enviadas incluyen las reemplazadas; "eliminadas" son las que ya no existen.
@@ -572,7 +621,16 @@ def _write_changes_body(
     for table in ordered:
         if not table.audited:
             stats[table.name].filas = stats[table.name].filas_escritas  # copiada entera
-    return DumpResult([stats[t.name] for t in ordered])
+    return DumpResult([stats[t.name] for t in ordered]), tail_rows
+
+
+@functools.lru_cache(maxsize=64)
+def _copy_text(table: Table) -> tuple[bytes, bytes]:
+    """(cabecera `COPY ... FROM stdin;` del archivo, `SELECT` de sus columnas) de una tabla."""
+    return (
+        sql.SQL("COPY {} ({}) FROM stdin;\n").format(table.ident, _cols(table.columns)).as_bytes(None),
+        sql.SQL("SELECT {cols} FROM {t}").format(cols=_cols(table.columns), t=table.ident).as_bytes(None),
+    )
 
 
 def setval_sql(conn: psycopg.Connection, values: list[tuple[str, int, bool]]) -> bytes:
@@ -626,6 +684,20 @@ def _recent_state_text(audited: tuple[Table, ...]) -> bytes:
         ).format(sql.Identifier(TOMBSTONES))
     )
     return sql.SQL(" UNION ALL ").join(parts).as_bytes(None)
+
+
+def recent_state_tail(conn: psycopg.Connection, ordered: list[Table], cutoff: datetime) -> bytes:
+    """`recent_state_query` con el corte ya escrito, y el COMMIT de la instantánea: para enviarlos
+    detrás de los COPY (`write_changes(tail=...)`). Sus filas vuelven en texto: ver
+    `parse_recent_state_text`."""
+    query, params = recent_state_query(ordered, cutoff)
+    return psycopg.ClientCursor(conn).mogrify(query, params).encode() + b";\nCOMMIT"
+
+
+def parse_recent_state_text(
+    ordered: list[Table], rows: list[tuple[bytes | None, ...]]
+) -> tuple[dict[str, list[dict[str, Any]]], list[int]]:
+    return parse_recent_state(ordered, [(int(i or 0), json.loads(v or b"[]")) for i, v in rows])
 
 
 def parse_recent_state(

@@ -140,21 +140,28 @@ def alembic_revision(conn: psycopg.Connection) -> str | None:
     return str(row[0]) if row else None
 
 
+# Ver `changes_cutoff`.
+CUTOFF_SQL = """
+SELECT least(now(), min(xact_start)),
+       count(*) FILTER (WHERE state IS NULL AND pid <> pg_backend_pid()) > 0
+FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND backend_type = 'client backend'
+"""
+
+
 def changes_cutoff(conn: psycopg.Connection, hidden_margin: timedelta) -> tuple[datetime, bool]:
     """Desde cuándo debe leer un diferencial basado en una instantánea tomada justo después.
 
     Una transacción abierta durante la instantánea puede confirmar después filas selladas con su
     `now()`, anterior a la instantánea: el corte es el inicio de la transacción más antigua en curso.
     Si hay sesiones cuyo estado no podemos ver (sin pg_read_all_stats), se resta un margen.
+    Debe leerse ANTES de tomar la instantánea (y no dentro de ella: una transacción que confirme
+    entre la instantánea y la lectura de pg_stat_activity ya no aparecería).
     """
-    row = conn.execute(
-        """
-        SELECT least(now(), min(xact_start)),
-               count(*) FILTER (WHERE state IS NULL AND pid <> pg_backend_pid()) > 0
-        FROM pg_catalog.pg_stat_activity
-        WHERE datname = current_database() AND backend_type = 'client backend'
-        """
-    ).fetchone()
+    return parse_cutoff(conn.execute(CUTOFF_SQL).fetchone(), hidden_margin)
+
+
+def parse_cutoff(row: tuple[Any, ...] | None, hidden_margin: timedelta) -> tuple[datetime, bool]:
     assert row is not None
     cutoff, hidden = row[0], bool(row[1])
     if hidden:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -17,14 +18,17 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from email.message import EmailMessage
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import PoolProxiedConnection
 
 from inventario.archivos import human_size, nearest_existing
@@ -40,6 +44,7 @@ from inventario.errors import (
 from inventario.modules.backup import email as mail
 from inventario.modules.backup import pg_esquema, queries
 from inventario.modules.backup.dump import (
+    Changes,
     DumpError,
     Point,
     changed_keys_query,
@@ -47,7 +52,9 @@ from inventario.modules.backup.dump import (
     marker_sql,
     parse_changed_keys,
     parse_recent_state,
+    parse_recent_state_text,
     recent_state_query,
+    recent_state_tail,
     state_check,
     write_changes,
     write_full,
@@ -112,6 +119,117 @@ def _heads_sql() -> tuple[tuple[str, ...], bytes]:
     return names, query.as_bytes(None)
 
 
+# Las columnas que `apply_manifest` escribe: el UPDATE de `_complete_direct`.
+_COMPLETE_COLUMNS = (
+    "tipo",
+    "nombre_archivo",
+    "estado",
+    "mensaje_error",
+    "tamanio_bytes",
+    "tamanio_legible",
+    "duracion_segundos",
+    "tablas_respaldadas",
+    "registros_totales",
+    "hash_md5",
+    "id_backup_base",
+    "fecha_instantanea",
+    "fecha_corte",
+    "revision_esquema",
+    "huella_esquema",
+    "nota",
+)
+_RETURNED = tuple(c.name for c in HistorialBackup.__table__.columns)
+
+
+@functools.lru_cache(maxsize=4)
+def _insert_sql(columns: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+    """Columnas y texto del INSERT de `BackupService._insert_running`: la fila solo se inserta si
+    ningún backup del catálogo usa ya ese nombre. Cada valor lleva el tipo de su columna (en un
+    INSERT ... SELECT un NULL sin tipo sería `text`)."""
+    table = HistorialBackup.__table__
+    names = tuple(c.name for c in table.columns)
+    dialect = postgresql.dialect()
+    query = sql.SQL(
+        "INSERT INTO {t} ({cols}) SELECT {vals} WHERE NOT EXISTS "
+        "(SELECT 1 FROM {t} WHERE nombre_archivo = %(nombre_archivo)s) RETURNING {ret}"
+    ).format(
+        t=sql.Identifier(HistorialBackup.__tablename__),
+        cols=sql.SQL(", ").join(sql.Identifier(k) for k in columns),
+        vals=sql.SQL(", ").join(
+            sql.SQL("{}::{}").format(sql.Placeholder(k), sql.SQL(table.c[k].type.compile(dialect=dialect)))
+            for k in columns
+        ),
+        ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+    )
+    return names, query.as_bytes(None)
+
+
+@functools.cache
+def _complete_sql() -> tuple[tuple[str, ...], bytes]:
+    """Columnas y texto del UPDATE de `BackupService._complete_direct` (se compone una vez)."""
+    query = sql.SQL("UPDATE {t} SET {sets} WHERE id_backup = %(_id)s RETURNING {ret}").format(
+        t=sql.Identifier(HistorialBackup.__tablename__),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(n), sql.Placeholder(n)) for n in _COMPLETE_COLUMNS
+        ),
+        ret=sql.SQL(", ").join(sql.Identifier(n) for n in _RETURNED),
+    )
+    return _COMPLETE_COLUMNS, query.as_bytes(None)
+
+
+@functools.cache
+def _decide_sql() -> bytes:
+    """La consulta de `BackupService.decide`: huella del esquema, tablas vaciadas con TRUNCATE desde
+    el corte y el último punto de restauración."""
+    return (
+        sql.SQL(
+            "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
+            "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
+            "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
+            "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
+            "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
+        )
+        .format(
+            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+            marker=sql.Identifier(pg_esquema.MARKER_TABLE),
+        )
+        .as_bytes(None)
+    )
+
+
+@functools.cache
+def _facts_sql(full: bool) -> bytes:
+    return (
+        sql.SQL(
+            "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
+            "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x), "
+            "{alembic} FROM pg_current_snapshot() AS s"
+        )
+        .format(
+            export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
+            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+            alembic=sql.SQL(pg_esquema.ALEMBIC_EXISTS_SQL),
+        )
+        .as_bytes(None)
+    )
+
+
+@dataclass
+class _Snapshot:
+    """Lo que `BackupService._snapshot` lee de la instantánea."""
+
+    snapshot_id: str | None
+    taken_at: datetime
+    version: str
+    fingerprint: str
+    xid_next: int
+    xids_running: list[int]
+    ordered: list[pg_esquema.Table]
+    revision: str | None
+    sequences: list[tuple[str, int, bool]]
+    changes: dict[str, Changes]
+
+
 @dataclass
 class CatalogHeads:
     """Ver `BackupService._heads`."""
@@ -119,6 +237,30 @@ class CatalogHeads:
     interrupted: bool
     full: HistorialBackup | None = None
     chain: HistorialBackup | None = None
+
+
+def _heads_query() -> tuple[bytes, dict[str, Any]]:
+    return _heads_sql()[1], {
+        "ok": EstadoBackup.COMPLETADO.value,
+        "full": TipoBackup.COMPLETO.value,
+        "tipos": [t.value for t in TipoBackup],
+        "running": EstadoBackup.EN_PROCESO.value,
+    }
+
+
+def _parse_heads(rows: list[tuple[Any, ...]]) -> CatalogHeads:
+    names = _heads_sql()[0]
+    heads = CatalogHeads(interrupted=bool(rows[0][0]))
+    for row in rows:
+        if row[3] is None:
+            continue  # sin completo: el LEFT JOIN no encontró nada
+        # Objeto suelto (fuera de la sesión): solo se leen sus atributos.
+        backup = HistorialBackup(**dict(zip(names, row[3:], strict=True)))
+        if row[1]:
+            heads.full = backup
+        if row[2]:
+            heads.chain = backup
+    return heads
 
 
 @dataclass
@@ -155,10 +297,15 @@ class BackupIniciado:
     session: Session
     row: HistorialBackup
     decision: Decision
+    # Corte de cambios y si había sesiones ocultas (`pg_esquema.changes_cutoff`), leído con el INSERT.
+    cutoff: tuple[datetime, bool]
 
     @property
     def id_backup(self) -> int:
         return self.row.id_backup
+
+    # El cerrojo ya se soltó (junto con el COMMIT final, ver `BackupService._complete_direct`).
+    released: bool = False
 
     def finish(self) -> HistorialBackup:
         try:
@@ -174,7 +321,8 @@ class BackupIniciado:
 
     def _release(self) -> None:
         self.session.close()
-        self.service._unlock(self.lock)
+        if not self.released:
+            self.service._unlock(self.lock)
 
 
 class BackupService:
@@ -188,25 +336,36 @@ class BackupService:
         self._background_lock = threading.Lock()
         # Conexión del cerrojo → su entrada del pool de SQLAlchemy (ver `_lock`).
         self._pooled: dict[int, PoolProxiedConnection] = {}
+        self._repo: tuple[tuple[str, str], BackupRepo] | None = None
+        # El catálogo que vio la última instantánea (ver `_snapshot`).
+        self._schema_seen: tuple[list[tuple[Any, ...]], list[str], bool] | None = None
 
     # ------------------------------------------------------------------ utilidades
     @property
     def repo(self) -> BackupRepo:
         # Se lee BACKUP_PATH cada vez: el servicio vive lo que la aplicación y la configuración manda.
-        return BackupRepo(self.settings.backup_dir)
+        # La ruta resuelta se recuerda mientras BACKUP_PATH y el directorio actual sean los mismos
+        # (resolverla costaba ~0.1 ms y un incremental la pedía ~7 veces).
+        key = (self.settings.BACKUP_PATH, os.getcwd())
+        if self._repo is None or self._repo[0] != key:
+            self._repo = (key, BackupRepo(self.settings.backup_dir))
+        return self._repo[1]
 
     @property
     def directory(self) -> Path:
         return self.settings.backup_dir
 
-    def _unlock(self, lock: psycopg.Connection) -> None:
-        """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló)."""
+    def _unlock(self, lock: psycopg.Connection, released: bool | None = None) -> None:
+        """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló).
+        `released`: el resultado de un `pg_advisory_unlock` ya enviado (ver `_complete_direct`)."""
         pooled = self._pooled.pop(id(lock), None)
         # Soltar explícitamente: al cerrar, el servidor lo libera un instante después y un
         # backup pedido justo entonces recibiría un falso "backup en curso".
         try:
-            row = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
-            if pooled is None or not row or not row[0]:
+            if released is None:
+                row = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+                released = bool(row and row[0])
+            if pooled is None or not released:
                 raise psycopg.OperationalError("cerrojo no soltado")
             lock.autocommit = False
             pooled.close()  # de vuelta al pool, sin el cerrojo
@@ -218,16 +377,26 @@ class BackupService:
                 lock.close()
 
     def _lock(self) -> psycopg.Connection:
+        return self._acquire(with_heads=False)[0]
+
+    def _acquire(self, with_heads: bool) -> tuple[psycopg.Connection, CatalogHeads | None]:
         """El cerrojo consultivo, en una conexión del pool en autocommit: ya abierta y con las cachés
         de catálogo llenas (abrir una por backup costaba más que un incremental pequeño entero).
-        Esa misma conexión decide el tipo y toma la instantánea del backup."""
+        Esa misma conexión decide el tipo y toma la instantánea del backup. Con `with_heads`,
+        también `_heads`, leído en la misma ida y vuelta."""
         pooled = self.runtime.engine.raw_connection()
+        heads = None
         try:
             conn = pooled.driver_connection
             assert isinstance(conn, psycopg.Connection)
             conn.rollback()  # el ping del pool pudo dejar una transacción abierta
             conn.autocommit = True
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,)).fetchone()
+            with conn.pipeline():
+                locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (BACKUP_LOCK_KEY,))
+                catalog = conn.execute(*_heads_query()) if with_heads else None
+            row = locked.fetchone()
+            if catalog is not None and row and row[0]:
+                heads = _parse_heads(catalog.fetchall())
         except BaseException:
             pooled.invalidate()
             raise
@@ -235,7 +404,7 @@ class BackupService:
         if not row or not row[0]:
             self._unlock(conn)
             raise BackupEnCurso()
-        return conn
+        return conn, heads
 
     def _notify(
         self, session: Session, event: Evento, row: HistorialBackup, detail: str | None = None
@@ -301,24 +470,27 @@ class BackupService:
             )
         since = base.fecha_corte if tipo == TipoBackup.DIFERENCIAL else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
-            # Una consulta para todo lo que hay que mirar (más la revisión de alembic).
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
-                    "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
-                    "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
-                    "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
-                    "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
-                ).format(
-                    fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
-                    marker=sql.Identifier(pg_esquema.MARKER_TABLE),
-                ),
-                (since,),
-            ).fetchone()
+            # Una consulta para todo lo que hay que mirar y la revisión de alembic, en una ida y
+            # vuelta (si la base tenía alembic_version; si ya no, la consulta falla y se repite
+            # por partes).
+            try:
+                with conn.pipeline():
+                    checks = conn.execute(_decide_sql(), (since,))
+                    alembic = (
+                        conn.execute(pg_esquema.ALEMBIC_SQL) if base.revision_esquema is not None else None
+                    )
+                if alembic is None:
+                    revision = pg_esquema.alembic_revision(conn)
+                else:
+                    found = alembic.fetchone()
+                    revision = str(found[0]) if found else None
+            except psycopg.errors.UndefinedTable:
+                checks = conn.execute(_decide_sql(), (since,))
+                revision = pg_esquema.alembic_revision(conn)
+            row = checks.fetchone()
             assert row is not None
             current_fp, truncated = row[0], row[1]
             restored = row[2:] if row[2] is not None else None
-            revision = pg_esquema.alembic_revision(conn)
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
                 full_type,
@@ -352,46 +524,41 @@ class BackupService:
         ORM: con el ORM, cerrar interrumpidos y las dos de `_newest` eran un tercio del costo fijo
         de un incremental pequeño): si hay algún EN_PROCESO, el último completo y el último backup
         de su cadena (las mismas condiciones que `_newest`)."""
-        names, query = _heads_sql()
-        rows = conn.execute(
-            query,
-            {
-                "ok": EstadoBackup.COMPLETADO.value,
-                "full": TipoBackup.COMPLETO.value,
-                "tipos": [t.value for t in TipoBackup],
-                "running": EstadoBackup.EN_PROCESO.value,
-            },
-        ).fetchall()
-        heads = CatalogHeads(interrupted=bool(rows[0][0]))
-        for row in rows:
-            if row[3] is None:
-                continue  # sin completo: el LEFT JOIN no encontró nada
-            # Objeto suelto (fuera de la sesión): solo se leen sus atributos.
-            backup = HistorialBackup(**dict(zip(names, row[3:], strict=True)))
-            if row[1]:
-                heads.full = backup
-            if row[2]:
-                heads.chain = backup
-        return heads
+        return _parse_heads(conn.execute(*_heads_query()).fetchall())
 
-    @staticmethod
-    def _insert_running(session: Session, conn: psycopg.Connection, **values: Any) -> HistorialBackup:
-        """Inserta (y confirma: `conn` está en autocommit) la fila EN_PROCESO en la conexión del
-        cerrojo, en una ida y vuelta, y la deja en `session` como persistente sin releerla: con el
-        ORM eran BEGIN, INSERT, COMMIT y luego un SELECT para recargar la fila expirada."""
-        names = [c.name for c in HistorialBackup.__table__.columns]
-        query = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({vals}) RETURNING {ret}").format(
-            t=sql.Identifier(HistorialBackup.__tablename__),
-            cols=sql.SQL(", ").join(sql.Identifier(k) for k in values),
-            vals=sql.SQL(", ").join(sql.Placeholder(k) for k in values),
-            ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
-        )
-        inserted = conn.execute(query, values).fetchone()
-        assert inserted is not None
-        row = HistorialBackup(**dict(zip(names, inserted, strict=True)))
+    def _lock_with_heads(self) -> tuple[psycopg.Connection, CatalogHeads]:
+        """`_lock` y `_heads` en una sola ida y vuelta (modo pipeline: la consulta del catálogo va
+        detrás del intento de cerrojo; si no se obtiene, su resultado se descarta)."""
+        conn, heads = self._acquire(with_heads=True)
+        assert heads is not None
+        return conn, heads
+
+    def _insert_running(
+        self, session: Session, conn: psycopg.Connection, kind: TipoBackup, **values: Any
+    ) -> tuple[HistorialBackup, tuple[datetime, bool]]:
+        """Reserva un nombre libre e inserta (y confirma: `conn` está en autocommit) la fila
+        EN_PROCESO en la conexión del cerrojo, y la deja en `session` como persistente sin releerla
+        (con el ORM eran BEGIN, INSERT, COMMIT y un SELECT para recargar la fila expirada). Devuelve
+        también el corte de cambios del backup (`pg_esquema.changes_cutoff`), leído en la misma ida
+        y vuelta, antes de la instantánea: el INSERT solo se hace si el nombre está libre en el
+        catálogo, así que comprobar el nombre, insertar y leer el corte es una sola ida y vuelta."""
+        names, query = _insert_sql(tuple(["nombre_archivo", "ruta_archivo", *values]))
+        while True:
+            name = backup_name(datetime.now(self.settings.tz), kind)
+            if not self.repo.exists(name):
+                params = {**values, "nombre_archivo": name, "ruta_archivo": str(self.repo.path(name))}
+                with conn.pipeline():
+                    inserted = conn.execute(query, params)
+                    cut = conn.execute(pg_esquema.CUTOFF_SQL)
+                found = inserted.fetchone()
+                if found is not None:
+                    break
+            time.sleep(0.2)
+        cutoff = pg_esquema.parse_cutoff(cut.fetchone(), HIDDEN_SESSIONS_MARGIN)
+        row = HistorialBackup(**dict(zip(names, found, strict=True)))
         make_transient_to_detached(row)
         session.add(row)
-        return row
+        return row, cutoff
 
     @staticmethod
     def _newest(session: Session, tipos: list[TipoBackup], since: int = 0) -> HistorialBackup | None:
@@ -408,25 +575,18 @@ class BackupService:
             .limit(1)
         ).first()
 
-    def _reserve_name(self, session: Session, tipo: str, conn: psycopg.Connection | None = None) -> str:
-        """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya. Con `conn` (la
-        del cerrojo) se consulta sin el ORM."""
-        taken_sql = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE nombre_archivo = %s)").format(
-            sql.Identifier(HistorialBackup.__tablename__)
-        )
+    def _reserve_name(self, session: Session, tipo: str) -> str:
+        """Nombre del plan (`backup_AAAAMMDD_HHMMSS_TIPO.sql.gz`) que no exista ya (en el catálogo ni
+        en el disco). El camino normal lo hace `_insert_running` junto con el INSERT."""
         while True:
             name = backup_name(datetime.now(self.settings.tz), tipo)
-            if conn is not None:
-                found = conn.execute(taken_sql, (name,)).fetchone()
-                taken = bool(found and found[0])
-            else:
-                taken = bool(
-                    session.scalar(
-                        select(func.count())
-                        .select_from(HistorialBackup)
-                        .where(HistorialBackup.nombre_archivo == name)
-                    )
+            taken = bool(
+                session.scalar(
+                    select(func.count())
+                    .select_from(HistorialBackup)
+                    .where(HistorialBackup.nombre_archivo == name)
                 )
+            )
             if not taken and not self.repo.exists(name):
                 return name
             time.sleep(0.2)
@@ -506,7 +666,7 @@ class BackupService:
         escribir nada, ni archivo ni fila.
         """
         try:
-            lock = self._lock()
+            lock, heads = self._lock_with_heads()
         except (psycopg.Error, SQLAlchemyError) as exc:
             log.error("Backup %s no iniciado: base de datos no disponible: %s", requested, exc)
             raise BackupError(
@@ -517,7 +677,6 @@ class BackupService:
             self.repo.ensure()
             # Con el cerrojo en la mano, un EN_PROCESO es de alguien que murió (p. ej. una CLI con
             # kill -9): se cierra antes de empezar, con su aviso ROJO.
-            heads = self._heads(lock)
             if heads.interrupted:
                 self._close_interrupted(session)
             decision = self.decide(session, requested, conn=lock, heads=heads)
@@ -525,13 +684,11 @@ class BackupService:
                 assert decision.base is not None and decision.base_manifest is not None
                 if changes_since(lock, decision.base_manifest, pg_esquema.MACHINERY_TABLES) is None:
                     raise SinCambios(decision.base.id_backup, decision.base.nombre_archivo)
-            name = self._reserve_name(session, decision.tipo, lock)
-            row = self._insert_running(
+            row, cutoff = self._insert_running(
                 session,
                 lock,
+                decision.tipo,
                 tipo=decision.tipo.value,
-                nombre_archivo=name,
-                ruta_archivo=str(self.repo.path(name)),
                 estado=EstadoBackup.EN_PROCESO.value,
                 ejecutado_por=ejecutado_por,
                 id_backup_base=decision.base.id_backup if decision.base else None,
@@ -555,7 +712,7 @@ class BackupService:
         if decision.nota:
             log.warning("Backup %s: %s", row.id_backup, decision.nota)
             self._notify(session, Evento.PROMOVIDO, row, str(self._nominal_type(requested)))
-        return BackupIniciado(self, lock, session, row, decision)
+        return BackupIniciado(self, lock, session, row, decision, cutoff)
 
     def _nominal_type(
         self, requested: TipoSolicitado | TipoBackup | str, now: datetime | None = None
@@ -591,8 +748,11 @@ class BackupService:
     def _finish(self, started: BackupIniciado) -> HistorialBackup:
         session, row = started.session, started.row
         try:
-            self._produce(session, row, started.decision, started.lock)
-            self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
+            self._produce(session, row, started.decision, started.lock, started.cutoff)
+            if not self._complete_direct(started):
+                session.merge(row)
+                session.flush()
+                self._notify(session, Evento.COMPLETADO, row)  # confirma COMPLETADO y su aviso juntos
         except Exception as exc:
             session.rollback()
             message = _describe(exc)
@@ -612,6 +772,50 @@ class BackupService:
         self._copy_offsite(row.id_backup)
         return row
 
+    def _complete_direct(self, started: BackupIniciado) -> bool:
+        """Confirma la fila COMPLETADO y suelta el cerrojo en UNA ida y vuelta por la conexión del
+        cerrojo (BEGIN, UPDATE, COMMIT y luego `pg_advisory_unlock`, en modo pipeline: el cerrojo
+        se suelta después de confirmar), sin la sesión ORM (sacar otra conexión del pool con su
+        ping, BEGIN, UPDATE, COMMIT: la mitad del costo fijo de un incremental chico). Solo si el
+        evento no lleva notificación (un incremental, o sin `notifier`): si la lleva, False, y
+        `_finish` confirma las dos juntas por el ORM, como siempre."""
+        row, lock = started.row, started.lock
+        if self.notifier is not None:
+            scratch = Session()  # sin conexión: solo mira si el aviso añadiría algo
+            try:
+                self.notifier(scratch, Evento.COMPLETADO, row, None)
+                if scratch.new:
+                    return False
+            except Exception:
+                return False
+            finally:
+                scratch.close()
+        names, query = _complete_sql()
+        values = {n: (v.value if isinstance(v := getattr(row, n), StrEnum) else v) for n in names}
+        values["_id"] = row.id_backup
+        try:
+            with lock.pipeline():
+                lock.execute("BEGIN")
+                updated = lock.execute(query, values)
+                lock.execute("COMMIT")
+                unlocked = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
+        except BaseException:
+            if lock.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                try:  # que la conexión quede libre para soltar el cerrojo
+                    lock.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass
+            raise
+        returned = updated.fetchone()
+        if returned is None:
+            raise BackupError(f"La fila del backup {row.id_backup} desapareció del catálogo")
+        for name, value in zip(_RETURNED, returned, strict=True):
+            set_committed_value(row, name, value)
+        flag = unlocked.fetchone()
+        started.released = True
+        self._unlock(lock, released=bool(flag and flag[0]))
+        return True
+
     def _copy_offsite(self, id_backup: int) -> None:
         """Con BACKUP_REMOTO: copia fuera del sitio en segundo plano. Nunca afecta al backup local."""
         self.offsite.after_backup(id_backup)
@@ -628,8 +832,89 @@ class BackupService:
         except Exception:
             log.exception("No se pudo marcar el backup %s como ERROR", row.id_backup)
 
+    def _snapshot(
+        self,
+        snap: psycopg.Connection,
+        full: bool,
+        corte: datetime,
+        base_manifest: Manifiesto | None,
+        speculate: bool,
+    ) -> _Snapshot:
+        """Abre la instantánea y lee de ella lo que el backup necesita antes de escribir: sus datos
+        (instante, versión, huella, xid), el catálogo de tablas, las secuencias, la revisión de
+        alembic y las claves cambiadas.
+
+        Las tres últimas dependen del catálogo. Con `speculate`, se piden en la MISMA ida y vuelta
+        que el catálogo, compuestas con el catálogo que vio el backup anterior de este servicio;
+        si el catálogo leído en la instantánea no es idéntico, se descartan y se piden otra vez con
+        el verdadero (en la misma instantánea). Nada de lo que se usa viene de una caché: solo se
+        ahorra esperar al servidor cuando el esquema no cambió (casi siempre)."""
+        seen = self._schema_seen if speculate and not full else None
+        with snap.pipeline():
+            snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
+            facts = snap.execute(_facts_sql(full))
+            catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
+            sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
+            early = self._dependent(snap, full, corte, base_manifest, *seen) if seen else None
+        snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
+        catalog_rows = catalog.fetchall()
+        names = [r[0] for r in sequence_names.fetchall()]
+        current = (catalog_rows, names, bool(has_alembic))
+        if early is not None and seen == current:
+            dependent = early
+        else:
+            with snap.pipeline():
+                dependent = self._dependent(snap, full, corte, base_manifest, *current)
+        self._schema_seen = current
+        ordered = pg_esquema.parse_tables(catalog_rows)
+        alembic, sequence_values, changed = dependent
+        alembic_row = alembic.fetchone() if alembic else None
+        return _Snapshot(
+            snapshot_id=snapshot_id,
+            taken_at=taken_at,
+            version=version,
+            fingerprint=fingerprint,
+            # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
+            # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
+            xid_next=int(xid_text),
+            xids_running=[int(x) for x in xids_text],
+            ordered=ordered,
+            revision=str(alembic_row[0]) if alembic_row else None,
+            # Leídas una vez: lo que el archivo fija es lo que el manifiesto anota.
+            sequences=pg_esquema.parse_sequences(names, sequence_values.fetchall())
+            if sequence_values
+            else [],
+            changes=parse_changed_keys(ordered, changed.fetchall()) if changed else {},
+        )
+
+    @staticmethod
+    def _dependent(
+        snap: psycopg.Connection,
+        full: bool,
+        corte: datetime,
+        base_manifest: Manifiesto | None,
+        catalog_rows: list[tuple[Any, ...]],
+        names: list[str],
+        has_alembic: bool,
+    ) -> tuple[psycopg.Cursor[Any] | None, psycopg.Cursor[Any] | None, psycopg.Cursor[Any] | None]:
+        """Envía (en el pipeline abierto) la revisión, las secuencias y las claves cambiadas."""
+        ordered = pg_esquema.parse_tables(catalog_rows)
+        keys = None if base_manifest is None else changed_keys_query(ordered, corte, base_manifest)
+        sequence_query = None if full else pg_esquema.sequence_values_sql(names)
+        return (
+            snap.execute(pg_esquema.ALEMBIC_SQL) if has_alembic else None,
+            snap.execute(sequence_query) if sequence_query else None,
+            snap.execute(keys[0], keys[1]) if keys else None,
+        )
+
     def _produce(
-        self, session: Session, row: HistorialBackup, decision: Decision, snap: psycopg.Connection
+        self,
+        session: Session,
+        row: HistorialBackup,
+        decision: Decision,
+        snap: psycopg.Connection,
+        cutoff: tuple[datetime, bool],
     ) -> None:
         """Escribe el archivo y su manifiesto. `snap`: la conexión del cerrojo, que también toma la
         instantánea (una conexión menos que abrir por backup)."""
@@ -642,45 +927,14 @@ class BackupService:
             try:
                 # Desde dónde leerá el backup siguiente: lo que una transacción abierta ahora
                 # confirme después llevará sellos anteriores a la instantánea.
-                next_cutoff, hidden = pg_esquema.changes_cutoff(snap, HIDDEN_SESSIONS_MARGIN)
+                # (Leído al insertar la fila EN_PROCESO, antes de la instantánea.)
+                next_cutoff, hidden = cutoff
                 full = decision.tipo == TipoBackup.COMPLETO
-                # Lo que no depende de nada, en una ida y vuelta (modo pipeline): el costo fijo de
-                # un incremental pequeño es sobre todo esperar al servidor.
-                with snap.pipeline():
-                    snap.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    # La instantánea se exporta solo para pg_dump y el conteo paralelo del completo.
-                    facts = snap.execute(
-                        sql.SQL(
-                            "SELECT {export}, clock_timestamp(), current_setting('server_version'), ({fp}), "
-                            "pg_snapshot_xmax(s)::text, array(SELECT x::text FROM pg_snapshot_xip(s) AS x), "
-                            "{alembic} FROM pg_current_snapshot() AS s"
-                        ).format(
-                            export=sql.SQL("pg_export_snapshot()" if full else "NULL::text"),
-                            fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
-                            alembic=sql.SQL(pg_esquema.ALEMBIC_EXISTS_SQL),
-                        )
-                    )
-                    catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
-                    sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
-                snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = (
-                    facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
-                )
-                # El siguiente xid y los xid en curso de la instantánea: una versión de fila con `xmin`
-                # >= ese xid o entre los en curso no era visible en ella (ver `changes_since`).
-                xid_next, xids_running = int(xid_text), [int(x) for x in xids_text]
-                ordered = pg_esquema.parse_tables(catalog.fetchall())
-                names = [r[0] for r in sequence_names.fetchall()]
-                # Lo que depende de eso, en otra: la revisión, las secuencias (leídas una vez: lo
-                # que el archivo fija es lo que el manifiesto anota) y las claves cambiadas.
                 base, base_manifest = decision.base, decision.base_manifest
                 if full:
                     full_id, corte = row.id_backup, next_cutoff
                 else:
                     assert base is not None and base_manifest is not None
-                    if fingerprint != base.huella_esquema:
-                        raise DumpError(
-                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
-                        )
                     if decision.tipo == TipoBackup.DIFERENCIAL:
                         full_id, corte = base.id_backup, base_manifest.fecha_corte
                     else:
@@ -688,25 +942,37 @@ class BackupService:
                         assert base_manifest.id_backup_completo is not None
                         full_id = base_manifest.id_backup_completo
                         corte = base_manifest.fecha_corte_siguiente
-                keys = None if base_manifest is None else changed_keys_query(ordered, corte, base_manifest)
-                sequence_query = None if full else pg_esquema.sequence_values_sql(names)
-                with snap.pipeline():
-                    alembic = snap.execute(pg_esquema.ALEMBIC_SQL) if has_alembic else None
-                    sequence_values = snap.execute(sequence_query) if sequence_query else None
-                    changed = snap.execute(keys[0], keys[1]) if keys else None
-                alembic_row = alembic.fetchone() if alembic else None
-                revision = str(alembic_row[0]) if alembic_row else None
+                try:
+                    snapshot = self._snapshot(snap, full, corte, base_manifest, speculate=True)
+                except psycopg.Error:
+                    # Lo adelantado con el catálogo del backup anterior falló (p. ej. una tabla que
+                    # ya no existe): otra instantánea, sin adelantar nada.
+                    if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        snap.execute("ROLLBACK")
+                    self._schema_seen = None
+                    snapshot = self._snapshot(snap, full, corte, base_manifest, speculate=False)
+                snapshot_id, taken_at, version, fingerprint = (
+                    snapshot.snapshot_id,
+                    snapshot.taken_at,
+                    snapshot.version,
+                    snapshot.fingerprint,
+                )
+                xid_next, xids_running = snapshot.xid_next, snapshot.xids_running
+                ordered, revision, changes = snapshot.ordered, snapshot.revision, snapshot.changes
+                current_sequences = snapshot.sequences
                 if not full:
-                    current_sequences = pg_esquema.parse_sequences(
-                        names, sequence_values.fetchall() if sequence_values else []
-                    )
-                changes = parse_changed_keys(ordered, changed.fetchall()) if changed else {}
+                    assert base is not None
+                    if fingerprint != base.huella_esquema:
+                        raise DumpError(
+                            f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
                     f"estado de la base al {taken_at.isoformat()}"
                 )
                 point = Point(row.id_backup, row.tipo, row.nombre_archivo, full_id)
                 if full:
+                    assert snapshot_id is not None  # exportada para el completo
                     result = write_full(
                         writer,
                         pg_dump=tools.path("pg_dump"),
@@ -728,7 +994,7 @@ class BackupService:
                         f"\n-- Requiere el backup {base.tipo} {base.nombre_archivo} "
                         f"(id {base.id_backup}, md5 {base.hash_md5})"
                     )
-                    result = write_changes(
+                    result, tail_rows = write_changes(
                         writer,
                         snap,
                         ordered=ordered,
@@ -745,14 +1011,18 @@ class BackupService:
                         marker=marker_sql(snap, point, taken_at),
                         sequence_values=current_sequences,
                         changes=changes,
+                        # Con los COPY, en la misma ida y vuelta: el estado reciente y el COMMIT.
+                        tail=recent_state_tail(snap, ordered, next_cutoff),
                     )
+                    recent_keys, recent_deletions = parse_recent_state_text(ordered, tail_rows)
                 # El fsync de los datos corre mientras se confirma y se escribe el manifiesto.
                 writer.finish(sync=False)
                 data_synced = writer.sync_in_background()
-                with snap.pipeline():
-                    recent = snap.execute(*recent_state_query(ordered, next_cutoff))
-                    snap.execute("COMMIT")
-                recent_keys, recent_deletions = parse_recent_state(ordered, recent.fetchall())
+                if full:
+                    with snap.pipeline():
+                        recent = snap.execute(*recent_state_query(ordered, next_cutoff))
+                        snap.execute("COMMIT")
+                    recent_keys, recent_deletions = parse_recent_state(ordered, recent.fetchall())
                 for entry in result.tables:
                     entry.claves_recientes = recent_keys.get(entry.nombre)
             except BaseException:
@@ -800,9 +1070,7 @@ class BackupService:
         except BaseException:
             self.repo.discard(writer, manifest_written)
             raise
-        apply_manifest(row, manifest)
-        session.merge(row)
-        session.flush()  # lo confirma `_finish` junto con la notificación
+        apply_manifest(row, manifest)  # lo confirma `_finish`, con su notificación si la hay
 
     # ------------------------------------------------------------------ catálogo y recuperación
     def _close_interrupted(self, session: Session) -> list[int]:
