@@ -84,45 +84,44 @@ def test_incremental_fuera_de_orden_o_sobre_una_base_cambiada_se_niega_sin_tocar
         drop_database(pg_server, target.database)
 
 
-def _sin_secuencia(state: dict[str, list[tuple]], name: str) -> dict[str, list[tuple]]:
-    return {**state, "__secuencias__": [s for s in state["__secuencias__"] if s[0] != name]}
-
-
-def test_un_cambio_de_esquema_entre_incrementales_nunca_usa_el_catalogo_adelantado(
+def test_un_cambio_de_esquema_entre_incrementales_hace_un_completo_y_la_cadena_restaura(
     runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer
 ) -> None:
-    """La instantánea de un incremental adelanta las consultas que dependen del catálogo (claves
-    cambiadas, secuencias, revisión) con el catálogo que vio el backup anterior del servicio, y
-    las descarta si el de la instantánea no es idéntico: cualquier DDL entre dos incrementales."""
+    """Cualquier DDL entre dos incrementales: la huella ve tablas y columnas; las secuencias se
+    comparan aparte (cada archivo fija todas las de su instantánea con setval, así que una creada o
+    borrada desde el backup base no restauraría sobre él). La instantánea adelanta las consultas con
+    el catálogo que vio el backup anterior del servicio y las descarta si no es idéntico."""
     fill(fresh_db)
     with connect(fresh_db) as conn:
         conn.execute("CREATE SEQUENCE public.extra_seq")
         conn.execute("SELECT setval('public.extra_seq', 7)")
     service = BackupService(runtime)
-    full = service.run("COMPLETO", "PRUEBA")
+    service.run("COMPLETO", "PRUEBA")
     tocar_producto(fresh_db, "uno")
     first = service.run("INCREMENTAL", "PRUEBA")  # el servicio aprende el catálogo
     assert first.tipo == "INCREMENTAL" and service._schema_seen is not None
     manifest = service.repo.manifest(first.nombre_archivo)
     assert manifest is not None and manifest.secuencias and "extra_seq" in manifest.secuencias
-    # 1) La huella no ve secuencias: sin la secuencia, lo adelantado (que la lee) falla en el
-    #    servidor y se repite con otra instantánea; el incremental sale bien, sin nombrarla.
+    # 1) Una secuencia borrada: COMPLETO, y lo dice.
     with connect(fresh_db) as conn:
         conn.execute("DROP SEQUENCE public.extra_seq")
     tocar_producto(fresh_db, "dos")
-    state = snapshot(fresh_db)
     second = service.run("INCREMENTAL", "PRUEBA")
-    assert (second.tipo, second.id_backup_base) == ("INCREMENTAL", first.id_backup), second.nota
-    manifest = service.repo.manifest(second.nombre_archivo)
-    assert manifest is not None and manifest.secuencias and "extra_seq" not in manifest.secuencias
-    # 2) Una secuencia nueva: el catálogo cambia sin error; lo adelantado se descarta y se relee.
+    assert second.tipo == "COMPLETO" and "extra_seq" in (second.nota or ""), second.nota
+    tocar_producto(fresh_db, "dos bis")
+    assert service.run("INCREMENTAL", "PRUEBA").tipo == "INCREMENTAL"
+    # 2) Una secuencia nueva: COMPLETO también (el incremental la nombraría en su setval).
     with connect(fresh_db) as conn:
         conn.execute("CREATE SEQUENCE public.otra_seq")
         conn.execute("SELECT setval('public.otra_seq', 42)")
     tocar_producto(fresh_db, "tres")
     third = service.run("INCREMENTAL", "PRUEBA")
-    manifest = service.repo.manifest(third.nombre_archivo)
-    assert third.tipo == "INCREMENTAL" and manifest is not None and manifest.secuencias
+    assert third.tipo == "COMPLETO" and "otra_seq" in (third.nota or ""), third.nota
+    tocar_producto(fresh_db, "tres bis")
+    chain = [third, service.run("INCREMENTAL", "PRUEBA")]
+    assert chain[1].tipo == "INCREMENTAL"
+    manifest = service.repo.manifest(chain[1].nombre_archivo)
+    assert manifest is not None and manifest.secuencias
     assert tuple(manifest.secuencias["otra_seq"]) == (42, True)
     # 3) Un cambio que la huella ve: COMPLETO, y lo dice.
     with connect(fresh_db) as conn:
@@ -130,15 +129,18 @@ def test_un_cambio_de_esquema_entre_incrementales_nunca_usa_el_catalogo_adelanta
     tocar_producto(fresh_db, "cuatro")
     fourth = service.run("INCREMENTAL", "PRUEBA")
     assert fourth.tipo == "COMPLETO" and "esquema cambió" in (fourth.nota or "")
-    assert service.run("INCREMENTAL", "PRUEBA").tipo == "INCREMENTAL"
-    # La cadena escrita por el camino repetido restaura con psql al estado de la base.
+    tocar_producto(fresh_db, "cinco")
+    state = snapshot(fresh_db)
+    chain = [fourth, service.run("INCREMENTAL", "PRUEBA")]
+    assert chain[1].tipo == "INCREMENTAL"
+    # La cadena final (con la secuencia nueva y la columna nueva) restaura con psql al estado de la base.
     directory = runtime.settings.backup_dir
     target = new_database(pg_server, fresh_db.database + "_adelantado")
     try:
-        for row in (full, first, second):
+        for row in chain:
             result = psql_file(runtime, target, directory / row.nombre_archivo)
             assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
-        assert _sin_secuencia(snapshot(target), "extra_seq") == state
+        assert snapshot(target) == state
     finally:
         drop_database(pg_server, target.database)
 

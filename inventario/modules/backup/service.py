@@ -180,12 +180,13 @@ def _complete_sql() -> tuple[tuple[str, ...], bytes]:
 @functools.cache
 def _decide_sql() -> bytes:
     """La consulta de `BackupService.decide`: huella del esquema, tablas vaciadas con TRUNCATE desde
-    el corte y el último punto de restauración."""
+    el corte, el último punto de restauración y las secuencias (la huella no las ve)."""
     return (
         sql.SQL(
             "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
             "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
-            "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion "
+            "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion, "
+            "array(SELECT sequencename::text FROM pg_catalog.pg_sequences WHERE schemaname = 'public') "
             "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
             "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
         )
@@ -490,11 +491,21 @@ class BackupService:
             row = checks.fetchone()
             assert row is not None
             current_fp, truncated = row[0], row[1]
-            restored = row[2:] if row[2] is not None else None
+            restored = row[2:6] if row[2] is not None else None
+            sequence_names = set(row[6])
         if current_fp != base.huella_esquema or revision != base.revision_esquema:
             return Decision(
                 full_type,
                 nota=f"El esquema cambió desde el backup {base.id_backup} (migración {base.revision_esquema} → {revision}): el {word} se hizo COMPLETO",
+            )
+        if base_manifest.secuencias is not None and sequence_names != set(base_manifest.secuencias):
+            # Un archivo fija todas las secuencias de su instantánea con setval: una creada o
+            # borrada desde el backup base no restauraría sobre él.
+            changed = sorted(sequence_names ^ set(base_manifest.secuencias))
+            return Decision(
+                full_type,
+                nota=f"El esquema cambió desde el backup {base.id_backup} (secuencias creadas o borradas: "
+                f"{', '.join(changed)}): el {word} se hizo COMPLETO",
             )
         if truncated:
             return Decision(
@@ -962,7 +973,11 @@ class BackupService:
                 current_sequences = snapshot.sequences
                 if not full:
                     assert base is not None
-                    if fingerprint != base.huella_esquema:
+                    assert base_manifest is not None
+                    if fingerprint != base.huella_esquema or (
+                        base_manifest.secuencias is not None
+                        and {name for name, *_ in current_sequences} != set(base_manifest.secuencias)
+                    ):
                         raise DumpError(
                             f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
                         )
