@@ -39,12 +39,15 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     )
 
 from selenium import webdriver  # noqa: E402  # tras comprobar que hay navegador
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402  # tras comprobar que hay navegador
+from selenium.common.exceptions import (  # noqa: E402  # tras comprobar que hay navegador
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)  # tras comprobar que hay navegador
 from selenium.webdriver.chrome.service import Service  # noqa: E402  # tras comprobar que hay navegador
 from selenium.webdriver.common.by import By  # noqa: E402  # tras comprobar que hay navegador
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402  # tras comprobar que hay navegador
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402  # tras comprobar que hay navegador
-from selenium.webdriver.support import expected_conditions  # noqa: E402  # tras comprobar que hay navegador
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402  # tras comprobar que hay navegador
 
 pytestmark = pytest.mark.lento
@@ -189,7 +192,26 @@ def pulsar(nav: WebDriver, elemento: WebElement) -> None:
     """Pulsa un enlace o botón que carga otra página y espera a que esa página haya llegado."""
     anterior = nav.find_element(By.TAG_NAME, "html")
     elemento.click()
-    WebDriverWait(nav, 120).until(expected_conditions.staleness_of(anterior))
+    WebDriverWait(nav, 120).until(_caducado(anterior))
+
+
+def _caducado(elemento: WebElement) -> Callable[[WebDriver], bool]:
+    """`staleness_of`, salvo que en plena navegación chromedriver a veces responde "Node with given id
+    does not belong to the document" en vez de "stale element": también quiere decir que la página
+    anterior ya no está (falló así una vez en CI)."""
+
+    def condicion(_: WebDriver) -> bool:
+        try:
+            elemento.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in (exc.msg or ""):
+                return True
+            raise
+        return False
+
+    return condicion
 
 
 def esperar(nav: WebDriver, condicion: Callable[[WebDriver], Any], segundos: float = 60) -> Any:
