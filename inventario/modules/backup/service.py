@@ -177,6 +177,16 @@ def _complete_sql() -> tuple[tuple[str, ...], bytes]:
     return _COMPLETE_COLUMNS, query.as_bytes(None)
 
 
+def _rollback_if_open(conn: psycopg.Connection) -> None:
+    """Tras un fallo en la conexión del cerrojo: deshace la transacción abierta, si la hay, para que
+    la conexión quede libre para soltar el cerrojo (un error aquí no tapa el original)."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+
 @functools.cache
 def _decide_sql() -> bytes:
     """La consulta de `BackupService.decide`: huella del esquema, tablas vaciadas con TRUNCATE desde
@@ -811,11 +821,7 @@ class BackupService:
                 lock.execute("COMMIT")
                 unlocked = lock.execute("SELECT pg_advisory_unlock(%s)", (BACKUP_LOCK_KEY,))
         except BaseException:
-            if lock.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                try:  # que la conexión quede libre para soltar el cerrojo
-                    lock.execute("ROLLBACK")
-                except psycopg.Error:
-                    pass
+            _rollback_if_open(lock)
             raise
         returned = updated.fetchone()
         if returned is None:
@@ -1041,11 +1047,7 @@ class BackupService:
                 for entry in result.tables:
                     entry.claves_recientes = recent_keys.get(entry.nombre)
             except BaseException:
-                if snap.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    try:  # que la conexión del cerrojo quede libre para soltarlo
-                        snap.execute("ROLLBACK")
-                    except psycopg.Error:
-                        pass
+                _rollback_if_open(snap)
                 raise
             duration = round(time.perf_counter() - started, 3)
             nota = row.nota
