@@ -116,8 +116,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def engine(fresh_db: DatabaseServer) -> Iterator[Engine]:
-    eng = make_engine(fresh_db.url)
+def engine(fresh_db: DatabaseServer, settings: Settings) -> Iterator[Engine]:
+    # La misma zona que el servicio: CURRENT_DATE de las pruebas es el "hoy" de la tienda, que
+    # difiere del de UTC unas horas cada noche (la CI de c90482a falló así pasada la medianoche UTC).
+    eng = make_engine(fresh_db.url, settings.ZONA_HORARIA)
     yield eng
     eng.dispose()
 

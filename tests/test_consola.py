@@ -4,7 +4,7 @@ los mismos registros que la API. Los escenarios en un navegador real: test_conso
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +200,9 @@ def test_notificaciones_marcar(client: TestClient) -> None:
     assert client.get("/api/v1/notificaciones?leida=false", headers=headers).json()["total"] == 0
 
 
-def test_inventario(client: TestClient) -> None:
+def test_inventario(client: TestClient, settings: Settings) -> None:
     headers = login(client, "admin", ADMIN_PASSWORD)
-    hoy = date.today()
+    hoy = datetime.now(settings.tz).date()  # el "hoy" de la tienda, no el del reloj en UTC
 
     def producto(codigo: str, minimo: int) -> int:
         r = client.post(
