@@ -145,6 +145,52 @@ def test_un_cambio_de_esquema_entre_incrementales_hace_un_completo_y_la_cadena_r
         drop_database(pg_server, target.database)
 
 
+def test_catalogo_adelantado_se_comparte_y_si_no_coincide_se_relee_en_la_instantanea(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """El job crea un servicio en cada corrida: el catálogo visto es de la base, no de la instancia.
+    Un cambio que la huella no ve (una clave foránea quitada) cambia el catálogo: lo adelantado se
+    descarta, se relee en la misma instantánea y el incremental restaura igual."""
+    fill(fresh_db)
+    full = BackupService(runtime).run("COMPLETO", "PRUEBA")
+    tocar_producto(fresh_db, "uno")
+    first = BackupService(runtime).run("INCREMENTAL", "PRUEBA")
+    assert first.tipo == "INCREMENTAL"
+    calls: list[bool] = []
+    original = BackupService._dependent
+
+    def counted(*args: Any) -> Any:
+        calls.append(True)
+        return original(*args)
+
+    monkeypatch.setattr(BackupService, "_dependent", staticmethod(counted))
+    tocar_producto(fresh_db, "dos")
+    second = BackupService(runtime).run("INCREMENTAL", "PRUEBA")
+    assert second.tipo == "INCREMENTAL" and len(calls) == 1  # adelantado con lo que vio el anterior
+    with connect(fresh_db) as conn:
+        fk = conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'public.movimientos'::regclass "
+            "AND contype = 'f' AND confrelid = 'public.usuarios'::regclass"
+        ).fetchone()
+        assert fk is not None
+        conn.execute(f'ALTER TABLE public.movimientos DROP CONSTRAINT "{fk[0]}"')
+    tocar_producto(fresh_db, "tres")
+    calls.clear()
+    third = BackupService(runtime).run("INCREMENTAL", "PRUEBA")
+    assert third.tipo == "INCREMENTAL", third.nota
+    assert len(calls) == 2  # lo adelantado no coincidía: se pidió otra vez con el catálogo verdadero
+    state = snapshot(fresh_db)
+    directory = runtime.settings.backup_dir
+    target = new_database(pg_server, fresh_db.database + "_releido")
+    try:
+        for row in (full, first, second, third):
+            result = psql_file(runtime, target, directory / row.nombre_archivo)
+            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+        assert snapshot(target) == state
+    finally:
+        drop_database(pg_server, target.database)
+
+
 def test_incremental_del_job_no_escribe_nada_si_nada_cambio(
     runtime: Runtime, fresh_db: DatabaseServer
 ) -> None:

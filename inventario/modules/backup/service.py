@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -225,6 +226,12 @@ def _facts_sql(full: bool) -> bytes:
     )
 
 
+# (filas del catálogo de tablas, nombres de secuencias, ¿hay alembic_version?) de una instantánea.
+_SeenCatalog = tuple[list[tuple[Any, ...]], list[str], bool]
+# Por motor (una base): se escribe y se lee con el cerrojo de backups tomado, uno a la vez.
+_SCHEMA_SEEN: weakref.WeakKeyDictionary[Engine, _SeenCatalog] = weakref.WeakKeyDictionary()
+
+
 @dataclass
 class _Snapshot:
     """Lo que `BackupService._snapshot` lee de la instantánea."""
@@ -348,8 +355,6 @@ class BackupService:
         # Conexión del cerrojo → su entrada del pool de SQLAlchemy (ver `_lock`).
         self._pooled: dict[int, PoolProxiedConnection] = {}
         self._repo: tuple[tuple[str, str], BackupRepo] | None = None
-        # El catálogo que vio la última instantánea (ver `_snapshot`).
-        self._schema_seen: tuple[list[tuple[Any, ...]], list[str], bool] | None = None
 
     # ------------------------------------------------------------------ utilidades
     @property
@@ -365,6 +370,20 @@ class BackupService:
     @property
     def directory(self) -> Path:
         return self.settings.backup_dir
+
+    @property
+    def _schema_seen(self) -> _SeenCatalog | None:
+        """El catálogo que vio la última instantánea de un backup en esta base y este proceso (ver
+        `_snapshot`). Es de la base (el motor), no de esta instancia: el job `backup_incremental`
+        crea un servicio en cada corrida y, guardado en la instancia, en producción nunca se usaba."""
+        return _SCHEMA_SEEN.get(self.runtime.engine)
+
+    @_schema_seen.setter
+    def _schema_seen(self, value: _SeenCatalog | None) -> None:
+        if value is None:
+            _SCHEMA_SEEN.pop(self.runtime.engine, None)
+        else:
+            _SCHEMA_SEEN[self.runtime.engine] = value
 
     def _unlock(self, lock: psycopg.Connection, released: bool | None = None) -> None:
         """Suelta el cerrojo y devuelve su conexión al pool (o la cierra si algo falló).
