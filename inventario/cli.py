@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from inventario import consola_textos
 from inventario.cli_support import fail, runtime_context, settings_or_exit
 from inventario.modules.backup.cli import app as backup_app
 from inventario.modules.envios.cli import app as notificaciones_app
@@ -18,6 +19,8 @@ from inventario.runtime import Runtime
 
 if TYPE_CHECKING:
     from inventario.config import Settings
+
+consola_textos.instalar()
 
 app = typer.Typer(
     help="Inventario: servicio, base de datos, usuarios, backups y mantenimiento.",

@@ -174,3 +174,49 @@ def test_confirmar_en_espanol(entrada: str, sale: str, codigo: int) -> None:
     assert r.exit_code == codigo, r.output
     assert "[s/N]" in r.output and sale in r.output
     assert "Error: invalid input" not in r.output
+
+
+# Lo que Click y Typer escriben en inglés si nadie lo traduce.
+INGLES = (
+    "Usage",
+    "Options",
+    "Commands",
+    "Arguments",
+    "Show this message",
+    "Try '",
+    "No such",
+    "Missing",
+    "requires an argument",
+    "unexpected extra",
+    "Invalid value",
+    "[OPTIONS]",
+    "COMMAND [ARGS]",
+    "Input should",
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "esperado"),
+    [
+        (["--help"], "Muestra esta ayuda y sale."),
+        (["backup", "restaurar", "--help"], "Uso: inventario backup restaurar [OPCIONES]"),
+        (["backup"], "Órdenes"),
+        (["backup", "noexiste"], "No existe la orden 'noexiste'."),
+        (["backup", "listar", "--noexiste"], "No existe la opción --noexiste"),
+        (["backup", "restaurar", "--hasta"], "La opción '--hasta' necesita un valor."),
+        (["backup", "ejecutar", "sobra"], "Sobran argumentos: sobra"),
+        (["usuario", "crear"], "Falta el argumento 'nombre_usuario'."),
+        (
+            ["jobs", "historial", "backup_diario", "--limite", "muchos"],
+            "'--limite': debe ser un número entero",
+        ),
+        (["jobs", "historial", "backup_diario", "--limite", "0"], "'--limite': debe ser mayor o igual que 1"),
+    ],
+)
+def test_ayuda_y_errores_de_uso_en_espanol(args: list[str], esperado: str) -> None:
+    """El ejecutable real, sin base: la ayuda y los errores de uso no necesitan ninguna."""
+    env = {**os.environ, "COLUMNS": "200"}
+    result = run_cli(env, *args)
+    salida = result.stdout + result.stderr
+    assert esperado in salida, salida
+    assert not [t for t in INGLES if t in salida], salida

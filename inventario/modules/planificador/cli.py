@@ -66,7 +66,9 @@ def listar() -> None:
 
 @jobs_app.command("ejecutar")
 def ejecutar(
-    job_id: str = typer.Argument(..., help="backup_diario, logs_maintenance o alertas_diarias"),
+    job_id: str = typer.Argument(
+        ..., help="backup_diario, backup_incremental, logs_maintenance o alertas_diarias"
+    ),
     usuario: str = typer.Option("MANUAL", "--usuario", help="Quién lo ejecuta (queda en el registro)"),
 ) -> None:
     """Ejecuta un job ahora (queda en el registro como corrida manual)."""
@@ -75,7 +77,9 @@ def ejecutar(
 
 @jobs_app.command("historial")
 def historial(
-    job_id: str = typer.Argument(..., help="backup_diario, logs_maintenance o alertas_diarias"),
+    job_id: str = typer.Argument(
+        ..., help="backup_diario, backup_incremental, logs_maintenance o alertas_diarias"
+    ),
     limite: int = typer.Option(20, "--limite", min=1, max=500, help="Cuántas corridas mostrar"),
 ) -> None:
     """Las últimas corridas de un job, la más reciente primero."""

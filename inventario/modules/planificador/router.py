@@ -26,7 +26,12 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses={**CON_TOKEN,
 NO_EXISTE = errores(404, 422, e404="No existe el job")
 
 JobId = Annotated[
-    str, Path(min_length=1, max_length=50, description="backup_diario, logs_maintenance o alertas_diarias")
+    str,
+    Path(
+        min_length=1,
+        max_length=50,
+        description="backup_diario, backup_incremental, logs_maintenance o alertas_diarias",
+    ),
 ]
 
 
