@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from inventario.config import Settings
-from inventario.modules.backup.exceptions import SinCambios
+from inventario.modules.backup.exceptions import BackupError, SinCambios
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
 from inventario.modules.planificador.service import JobsService
@@ -187,6 +187,54 @@ def test_catalogo_adelantado_se_comparte_y_si_no_coincide_se_relee_en_la_instant
             result = psql_file(runtime, target, directory / row.nombre_archivo)
             assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
         assert snapshot(target) == state
+    finally:
+        drop_database(pg_server, target.database)
+
+
+@pytest.mark.parametrize("momento", ["antes_del_corte", "antes_de_la_instantanea"])
+def test_truncate_entre_la_decision_y_la_instantanea_no_deja_un_incremental_que_restaure_mal(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, momento: str
+) -> None:
+    """Un TRUNCATE no deja claves en registro_eliminaciones: `decide` lo ve y hace COMPLETO, pero uno
+    confirmado después de `decide` solo se ve dentro de la instantánea. Antes, el incremental salía
+    sin él y la cadena restauraba las filas vaciadas (y, antes del corte, todos los siguientes)."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    tocar_producto(fresh_db, "uno")
+    with connect(fresh_db) as conn:
+        assert conn.execute("SELECT count(*) FROM movimientos").fetchone()[0] > 0
+    method = "_insert_running" if momento == "antes_del_corte" else "_snapshot"
+    original = getattr(service, method)
+
+    def racing(*args: Any, **kwargs: Any) -> Any:
+        with connect(fresh_db) as conn:
+            conn.execute("TRUNCATE public.movimientos")
+        setattr(service, method, original)
+        return original(*args, **kwargs)
+
+    setattr(service, method, racing)
+    directory = runtime.settings.backup_dir
+    before = {p.name for p in directory.glob("*.sql.gz")}
+    with pytest.raises(BackupError) as failed:
+        service.run("INCREMENTAL", "PRUEBA")
+    assert "TRUNCATE (movimientos)" in failed.value.mensaje and "COMPLETO" in failed.value.mensaje
+    assert {p.name for p in directory.glob("*.sql.gz")} == before  # ningún archivo que restaure mal
+    tocar_producto(fresh_db, "dos")
+    after = service.run("INCREMENTAL", "PRUEBA")
+    assert after.tipo == "COMPLETO" and "TRUNCATE (movimientos)" in (after.nota or ""), after.nota
+    tocar_producto(fresh_db, "tres")
+    chain = [after, service.run("INCREMENTAL", "PRUEBA")]
+    assert chain[1].tipo == "INCREMENTAL"
+    state = snapshot(fresh_db)
+    target = new_database(pg_server, fresh_db.database + "_vaciada")
+    try:
+        for row in chain:
+            result = psql_file(runtime, target, directory / row.nombre_archivo)
+            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+        assert snapshot(target) == state
+        with connect(target) as conn:
+            assert conn.execute("SELECT count(*) FROM movimientos").fetchone()[0] == 0
     finally:
         drop_database(pg_server, target.database)
 

@@ -188,25 +188,71 @@ def _rollback_if_open(conn: psycopg.Connection) -> None:
             pass
 
 
-@functools.cache
-def _decide_sql() -> bytes:
-    """La consulta de `BackupService.decide`: huella del esquema, tablas vaciadas con TRUNCATE desde
-    el corte, el último punto de restauración y las secuencias (la huella no las ve)."""
+# Lo que rompe una cadena sin cambiar el esquema: tablas vaciadas con TRUNCATE desde el corte (no
+# dejan claves en registro_eliminaciones) y el último punto de restauración (una base restaurada a
+# otro punto revirtió filas sin dejar rastro). `decide` lo mira antes de empezar y `_snapshot` otra
+# vez dentro de la instantánea: un TRUNCATE o una restauración confirmados entre las dos no se ven
+# en las claves cambiadas.
+_CHAIN_COLUMNS = (
+    "(SELECT string_agg(DISTINCT tabla, ', ') FROM public.{tomb} WHERE clave IS NULL AND fecha_actualizacion >= %s), "
+    "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion"
+)
+_CHAIN_FROM = (
+    " FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
+    "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
+)
+
+
+def _chain_sql_format(text_sql: str) -> bytes:
     return (
-        sql.SQL(
-            "SELECT ({fp}), (SELECT string_agg(DISTINCT tabla, ', ') FROM public.registro_eliminaciones "
-            "WHERE clave IS NULL AND fecha_actualizacion >= %s), "
-            "m.id_backup, m.nombre_archivo, m.id_backup_completo, m.fecha_restauracion, "
-            "array(SELECT sequencename::text FROM pg_catalog.pg_sequences WHERE schemaname = 'public') "
-            "FROM (SELECT 1) AS uno LEFT JOIN LATERAL (SELECT * FROM public.{marker} "
-            "ORDER BY fecha_restauracion DESC LIMIT 1) AS m ON true"
-        )
+        sql.SQL(text_sql)
         .format(
             fp=sql.SQL(pg_esquema.FINGERPRINT_SQL.strip()),
+            tomb=sql.Identifier(pg_esquema.TOMBSTONES),
             marker=sql.Identifier(pg_esquema.MARKER_TABLE),
         )
         .as_bytes(None)
     )
+
+
+@functools.cache
+def _decide_sql() -> bytes:
+    """La consulta de `BackupService.decide`: huella del esquema, lo de `_CHAIN_COLUMNS` y las
+    secuencias (la huella no las ve)."""
+    return _chain_sql_format(
+        "SELECT ({fp}), "
+        + _CHAIN_COLUMNS
+        + ", array(SELECT sequencename::text FROM pg_catalog.pg_sequences WHERE schemaname = 'public')"
+        + _CHAIN_FROM
+    )
+
+
+@functools.cache
+def _chain_sql() -> bytes:
+    """`_CHAIN_COLUMNS` solas: lo que `_snapshot` vuelve a mirar dentro de la instantánea."""
+    return _chain_sql_format("SELECT " + _CHAIN_COLUMNS + _CHAIN_FROM)
+
+
+def chain_break(
+    tipo: TipoBackup,
+    base: HistorialBackup,
+    base_manifest: Manifiesto,
+    full_id: int,
+    truncated: str | None,
+    restored: tuple[Any, ...] | None,
+) -> str | None:
+    """Por qué la cadena no puede seguir desde `base` (o None): tablas vaciadas con TRUNCATE desde
+    su corte, o la base restaurada después a un punto que no es el suyo. `restored`: (id_backup,
+    nombre_archivo, id_backup_completo, fecha_restauracion) del último punto de restauración."""
+    if truncated:
+        return f"Se vaciaron tablas con TRUNCATE ({truncated}) desde el backup {base.id_backup}"
+    if restored is not None and restored[3] > base_manifest.fecha_instantanea:
+        # Seguir vale solo si volvió a ese mismo punto (incremental) o a uno de la cadena del
+        # completo (el diferencial relee todo desde su corte).
+        same = restored[0] == base.id_backup if tipo == TipoBackup.INCREMENTAL else restored[2] == full_id
+        if not same:
+            return f"La base se restauró al backup {restored[0]} ({restored[1]}) después del backup {base.id_backup}"
+    return None
 
 
 @functools.cache
@@ -246,6 +292,9 @@ class _Snapshot:
     revision: str | None
     sequences: list[tuple[str, int, bool]]
     changes: dict[str, Changes]
+    # Ver `_chain_sql` (None en un completo).
+    truncated: str | None = None
+    restored: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -536,26 +585,9 @@ class BackupService:
                 nota=f"El esquema cambió desde el backup {base.id_backup} (secuencias creadas o borradas: "
                 f"{', '.join(changed)}): el {word} se hizo COMPLETO",
             )
-        if truncated:
-            return Decision(
-                full_type,
-                nota=f"Se vaciaron tablas con TRUNCATE ({truncated}) desde el backup {base.id_backup}: el {word} se hizo COMPLETO",
-            )
-        if restored is not None and restored[3] > base_manifest.fecha_instantanea:
-            # La base se restauró después del backup base: lo que se revirtió no dejó rastro en
-            # registro_eliminaciones. Seguir vale solo si volvió a ese mismo punto (incremental)
-            # o a uno de la cadena del completo (el diferencial relee todo desde su corte).
-            same = (
-                restored[0] == base.id_backup
-                if tipo == TipoBackup.INCREMENTAL
-                else restored[2] == full.id_backup
-            )
-            if not same:
-                return Decision(
-                    full_type,
-                    nota=f"La base se restauró al backup {restored[0]} ({restored[1]}) después del backup "
-                    f"{base.id_backup}: el {word} se hizo COMPLETO",
-                )
+        reason = chain_break(tipo, base, base_manifest, full.id_backup, truncated, restored)
+        if reason:
+            return Decision(full_type, nota=f"{reason}: el {word} se hizo COMPLETO")
         return Decision(tipo, base=base, base_manifest=base_manifest)
 
     @staticmethod
@@ -892,6 +924,7 @@ class BackupService:
             facts = snap.execute(_facts_sql(full))
             catalog = snap.execute(pg_esquema.TABLES_SQL, pg_esquema.TABLES_PARAMS)
             sequence_names = snap.execute(pg_esquema.SEQUENCE_NAMES_SQL)
+            chain = None if full else snap.execute(_chain_sql(), (corte,))
             early = self._dependent(snap, full, corte, base_manifest, *seen) if seen else None
         snapshot_id, taken_at, version, fingerprint, xid_text, xids_text, has_alembic = facts.fetchone()  # type: ignore[misc]  # un SELECT de una fila siempre da una fila
         catalog_rows = catalog.fetchall()
@@ -906,6 +939,7 @@ class BackupService:
         ordered = pg_esquema.parse_tables(catalog_rows)
         alembic, sequence_values, changed = dependent
         alembic_row = alembic.fetchone() if alembic else None
+        chain_row = chain.fetchone() if chain else None
         return _Snapshot(
             snapshot_id=snapshot_id,
             taken_at=taken_at,
@@ -922,6 +956,8 @@ class BackupService:
             if sequence_values
             else [],
             changes=parse_changed_keys(ordered, changed.fetchall()) if changed else {},
+            truncated=chain_row[0] if chain_row else None,
+            restored=tuple(chain_row[1:5]) if chain_row and chain_row[1] is not None else None,
         )
 
     @staticmethod
@@ -1005,6 +1041,15 @@ class BackupService:
                     ):
                         raise DumpError(
                             f"El esquema cambió mientras empezaba el {row.tipo.lower()}; reintente"
+                        )
+                    reason = chain_break(
+                        decision.tipo, base, base_manifest, full_id, snapshot.truncated, snapshot.restored
+                    )
+                    if reason:
+                        # Confirmado entre `decide` y la instantánea: el archivo no lo vería.
+                        raise DumpError(
+                            f"{reason}, mientras empezaba el {row.tipo.lower()}: no se escribió; "
+                            "el próximo backup será COMPLETO"
                         )
                 comment = (
                     f"-- Inventario: backup {row.tipo} {row.nombre_archivo} (id {row.id_backup}); "
