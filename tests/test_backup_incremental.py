@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -614,3 +615,27 @@ def test_el_diario_espera_a_un_incremental_en_curso(runtime: Runtime, fresh_db: 
     assert corrida.estado == "OK" and corrida.mensaje.startswith("Backup DIFERENCIAL "), corrida.mensaje
     with runtime.session_factory() as session:
         assert service.get(session, running).estado == "COMPLETADO"
+
+
+def test_incremental_con_descriptores_por_encima_de_1024(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    """La espera del socket de PostgreSQL no usa select(), que falla con descriptores >= 1024 (un
+    servicio con muchas conexiones abiertas)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"el límite de descriptores ({hard}) no deja pasar de 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    tocar_producto(fresh_db, "uno")
+    runtime.engine.dispose()  # la conexión del cerrojo se abre después del relleno: descriptor alto
+    relleno = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        row = service.run("INCREMENTAL", "PRUEBA")
+        assert row.tipo == "INCREMENTAL" and row.estado == "COMPLETADO"
+    finally:
+        for fd in relleno:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

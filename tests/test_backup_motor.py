@@ -480,3 +480,42 @@ def test_completo_con_freno_restaura_igual(
         assert snapshot(target) == expected
     finally:
         drop_database(pg_server, target.database)
+
+
+def test_ejecutado_por_demasiado_largo_falla_y_no_se_guarda_recortado(
+    runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """`ejecutado_por` es de auditoría: un valor de más de 100 caracteres (p. ej. `--usuario`) no
+    se recorta en silencio, y no queda fila ni archivo."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    with pytest.raises(BackupError):
+        service.run("COMPLETO", "x" * 101)
+    with runtime.session_factory() as session:
+        guardados = session.scalars(select(HistorialBackup.ejecutado_por)).all()
+    assert [e for e in guardados if e.startswith("x")] == []
+    assert list(runtime.settings.backup_dir.glob("*.sql.gz")) == []
+    assert service.run("COMPLETO", "x" * 100).ejecutado_por == "x" * 100
+
+
+def test_backup_path_enlace_reapuntado_vale_desde_el_backup_siguiente(
+    runtime: Runtime, fresh_db: DatabaseServer, tmp_path: Path
+) -> None:
+    """BACKUP_PATH como enlace simbólico que el administrador re-apunta (p. ej. a un disco nuevo):
+    el servicio en marcha escribe el backup siguiente en el destino nuevo."""
+    fill(fresh_db)
+    viejo, nuevo, enlace = tmp_path / "disco_viejo", tmp_path / "disco_nuevo", tmp_path / "backups_enlace"
+    viejo.mkdir(mode=0o700)
+    nuevo.mkdir(mode=0o700)
+    enlace.symlink_to(viejo)
+    settings = runtime.settings.model_copy(update={"BACKUP_PATH": str(enlace)})
+    service = BackupService(
+        Runtime(settings, runtime.server, runtime.engine, runtime.session_factory, owns_server=False)
+    )
+    primero = service.run("COMPLETO", "PRUEBA")
+    assert (viejo / primero.nombre_archivo).is_file()
+    enlace.unlink()
+    enlace.symlink_to(nuevo)
+    segundo = service.run("COMPLETO", "PRUEBA")
+    assert (nuevo / segundo.nombre_archivo).is_file() and not (viejo / segundo.nombre_archivo).exists()
+    assert service.directory == nuevo

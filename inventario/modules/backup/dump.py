@@ -226,8 +226,10 @@ def write_full(
 def _wait(pgconn: pq.abc.PGconn, write: bool = False) -> None:
     """Espera a que el socket se pueda leer (o escribir) soltando el GIL: las llamadas de libpq que
     bloquean no lo sueltan, y el hilo de compresión se quedaría parado mientras el servidor trabaja."""
-    fd = pgconn.socket
-    select.select([] if write else [fd], [fd] if write else [], [])
+    # poll y no select: select falla con descriptores >= 1024 (un proceso con muchos sockets).
+    poller = select.poll()
+    poller.register(pgconn.socket, select.POLLOUT if write else select.POLLIN)
+    poller.poll()
 
 
 def _result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
+import re
 import shutil
 import threading
 import time
@@ -157,7 +157,12 @@ def _insert_sql(columns: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
         t=sql.Identifier(HistorialBackup.__tablename__),
         cols=sql.SQL(", ").join(sql.Identifier(k) for k in columns),
         vals=sql.SQL(", ").join(
-            sql.SQL("{}::{}").format(sql.Placeholder(k), sql.SQL(table.c[k].type.compile(dialect=dialect)))
+            # Sin la longitud: `'...'::varchar(100)` recorta en silencio lo que sobra, y un valor
+            # demasiado largo debe fallar como en un INSERT ... VALUES.
+            sql.SQL("{}::{}").format(
+                sql.Placeholder(k),
+                sql.SQL(re.sub(r"^(VARCHAR|CHAR)\(\d+\)$", r"\1", table.c[k].type.compile(dialect=dialect))),
+            )
             for k in columns
         ),
         ret=sql.SQL(", ").join(sql.Identifier(n) for n in names),
@@ -403,22 +408,21 @@ class BackupService:
         self._background_lock = threading.Lock()
         # Conexión del cerrojo → su entrada del pool de SQLAlchemy (ver `_lock`).
         self._pooled: dict[int, PoolProxiedConnection] = {}
-        self._repo: tuple[tuple[str, str], BackupRepo] | None = None
+        self._repo: BackupRepo | None = None
 
     # ------------------------------------------------------------------ utilidades
     @property
     def repo(self) -> BackupRepo:
-        # Se lee BACKUP_PATH cada vez: el servicio vive lo que la aplicación y la configuración manda.
-        # La ruta resuelta se recuerda mientras BACKUP_PATH y el directorio actual sean los mismos
-        # (resolverla costaba ~0.1 ms y un incremental la pedía ~7 veces).
-        key = (self.settings.BACKUP_PATH, os.getcwd())
-        if self._repo is None or self._repo[0] != key:
-            self._repo = (key, BackupRepo(self.settings.backup_dir))
-        return self._repo[1]
+        # Se lee BACKUP_PATH cada vez: el servicio vive lo que la aplicación y la configuración manda,
+        # y un enlace simbólico re-apuntado (p. ej. a un disco nuevo) vale desde el backup siguiente.
+        directory = self.settings.backup_dir
+        if self._repo is None or self._repo.directory != directory:
+            self._repo = BackupRepo(directory)
+        return self._repo
 
     @property
     def directory(self) -> Path:
-        return self.settings.backup_dir
+        return self.repo.directory
 
     @property
     def _schema_seen(self) -> _SeenCatalog | None:
