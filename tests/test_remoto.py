@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import json
 import logging
 import os
 import signal
@@ -372,3 +373,129 @@ def test_lo_subido_distinto_de_lo_cifrado_se_detecta_y_no_se_publica(
         transfer.push(rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path)
     assert not any(n.endswith(transfer.DESCRIPTOR_SUFFIX) for n in os.listdir(dest.storage))
     assert transfer.descriptors(rclone) == ([], [])
+
+
+# ---------------------------------------------------------------- objetos forjados en el remoto
+# Quien tiene escritura en el remoto (sin la identidad) puede dejar descriptores en claro: ninguno que
+# esta aplicación no pudo subir se usa, y sus nombres nunca se toman como rutas.
+
+
+def _objeto(name: str, data: bytes) -> dict[str, object]:
+    return {
+        "nombre": name,
+        "tamanio_bytes": len(data),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _forjar(storage: Path, name: str, data: bytes, manifest: bytes, **cambios: object) -> None:
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / name).write_bytes(data)
+    descriptor: dict[str, object] = {
+        "id_backup": 999,
+        "tipo": "COMPLETO",
+        "nombre_archivo": name,
+        "fecha_creacion": "2099-12-31T23:59:59+00:00",
+        "cifrado": False,
+        "datos": _objeto(name, data),
+        "manifiesto": _objeto(name + ".manifest.json", manifest),
+        **cambios,
+    }
+    (storage / (name + ".remoto.json")).write_text(json.dumps(descriptor))
+
+
+def test_descriptor_con_rutas_no_crea_ni_borra_nada_fuera(tmp_path: Path) -> None:
+    from inventario.errors import NoEncontrado
+    from inventario.modules.remoto import recuperar
+
+    victim = tmp_path / "victima.parcial"
+    victim.write_text("importante")
+    name = "backup_20991231_235959_FULL.sql.gz"
+    with destino("dir", tmp_path / "remoto") as dest:
+        # El manifiesto apunta a una ruta absoluta: bajarlo escribiría (y borraría) `victima.parcial`.
+        _forjar(dest.storage, name, b"x", b"{}", manifiesto=_objeto(str(tmp_path / "victima"), b"{}"))
+        rclone = _rclone(dest)
+        found, broken = transfer.descriptors(rclone)
+        assert found == []
+        assert len(broken) == 1 and broken[0].startswith(name + ".remoto.json (")
+        assert "manifiesto" in broken[0]
+        target = tmp_path / "backups"
+        with pytest.raises(NoEncontrado, match="ningún backup publicado válido"):
+            recuperar.fetch_chain(rclone, None, None, target)
+        # Ni pasándole el descriptor a mano: nunca se elige una cadena de un descriptor no válido.
+        forged = transfer.Descriptor.model_validate_json(
+            (dest.storage / (name + ".remoto.json")).read_bytes()
+        )
+        with pytest.raises(NoEncontrado):
+            recuperar.fetch_chain(rclone, None, None, target, [forged])
+    assert victim.read_text() == "importante"
+    assert not list(tmp_path.glob("victima*[!l]")), "se creó un archivo junto a la víctima"
+    assert not target.exists() or not [p for p in target.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    "cambios",
+    [
+        {"nombre_archivo": "../backup_20991231_235959_FULL.sql.gz"},
+        {"nombre_archivo": "/etc/backup_20991231_235959_FULL.sql.gz"},
+        {"tipo": "DIFERENCIAL"},  # el nombre dice FULL
+        {"tipo": "OTRO"},
+        {"id_backup": 0},
+        {"fecha_creacion": "2099-12-31T23:59:59"},  # sin zona: no se puede ordenar con las demás
+        {"datos": _objeto("../../otro.sql.gz", b"x")},
+        {"datos": _objeto("backup_20991231_235959_FULL.sql.gz.age", b"x")},  # dice cifrado=false
+        {"manifiesto": _objeto("backup_20991231_235959_FULL.sql.gz.manifest.json.age", b"{}")},
+        {"id_backup_base": 1, "nombre_archivo_base": "backup_20990101_000000_FULL.sql.gz"},  # completo
+        {"manifiesto": {**_objeto("backup_20991231_235959_FULL.sql.gz.manifest.json", b"{}"), "md5": "zz"}},
+    ],
+)
+def test_descriptores_no_validos_se_ignoran(tmp_path: Path, cambios: dict[str, object]) -> None:
+    with destino("dir", tmp_path / "remoto") as dest:
+        _forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", b"{}", **cambios)
+        found, broken = transfer.descriptors(_rclone(dest))
+        assert found == [] and len(broken) == 1, (found, broken)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=60), st.booleans())
+def test_solo_valen_los_nombres_que_deriva_push(nombre: str, cifrado: bool) -> None:
+    name = "backup_20261201_030000_FULL.sql.gz"
+    expected = transfer.manifest_object_name(name, cifrado)
+    desc = transfer.Descriptor.model_validate(
+        {
+            "id_backup": 7,
+            "tipo": "COMPLETO",
+            "nombre_archivo": name,
+            "fecha_creacion": "2026-12-01T03:00:00+00:00",
+            "cifrado": cifrado,
+            "datos": _objeto(transfer.data_object_name(name, cifrado), b"x"),
+            "manifiesto": _objeto(nombre, b"{}"),
+        }
+    )
+    assert (transfer.descriptor_problem(desc) is None) == (nombre == expected)
+
+
+def test_copia_sin_cifrar_forjada_se_rechaza_con_identidad(
+    tmp_path: Path, backup_file: Path, identity: x25519.Identity
+) -> None:
+    from inventario.modules.remoto import recuperar
+
+    manifest = json.dumps({"id_backup": 999, "nombre_archivo": "backup_20991231_235959_FULL.sql.gz"})
+    with destino("dir", tmp_path / "remoto") as dest:
+        rclone = _rclone(dest)
+        transfer.push(rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path)
+        # Válido en forma, más reciente y con id mayor, pero en claro: un atacante sin la clave.
+        _forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", manifest.encode())
+        found, broken = transfer.descriptors(rclone)
+        assert broken == [] and len(found) == 2
+        target = tmp_path / "recuperado"
+        with pytest.raises(
+            RemotoError, match=r"backup 999 \(backup_20991231_235959_FULL.sql.gz\).*NO está cifrado"
+        ):
+            recuperar.fetch_chain(rclone, None, [identity], target, found)
+        # Sin identidad pero con cifrado configurado (BACKUP_CIFRADO_DESTINATARIOS), lo mismo.
+        with pytest.raises(RemotoError, match="NO está cifrado"):
+            recuperar.pick_chain(found, "999", require_encrypted=True)
+        assert not [p for p in target.rglob("*") if p.is_file()]
+        assert recuperar.pick_chain(found, "7", require_encrypted=True)[0].cifrado

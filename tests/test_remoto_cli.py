@@ -131,3 +131,74 @@ def test_simulacro_de_perdida_total(
     # BACKUP_PATH vuelve a tener los archivos (verificables como cualquier backup local).
     out = run_cli(env, "backup", "verificar", "--todos")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_backup_forjado_sin_cifrar_no_se_aplica(
+    cli_env: dict[str, str], fresh_db: DatabaseServer, tmp_path: Path
+) -> None:
+    """Quien solo escribe en el remoto (sin la identidad) deja un backup EN CLARO, más reciente y con
+    id mayor, con SQL y meta-órdenes de psql: la recuperación con la identidad lo rechaza sin tocar
+    la base."""
+    import gzip
+    import hashlib
+    import json
+
+    from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
+
+    def objeto(name: str, data: bytes) -> dict[str, object]:
+        return {
+            "nombre": name,
+            "tamanio_bytes": len(data),
+            "md5": hashlib.md5(data).hexdigest(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+
+    with destino("dir", tmp_path / "remoto") as dest:
+        key = tmp_path / "clave.txt"
+        out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
+        env = dict(cli_env, BACKUP_REMOTO=dest.remote, BACKUP_CIFRADO_DESTINATARIOS=out.stdout.strip())
+        fill(fresh_db, productos=5)
+        assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
+        assert run_cli(env, "backup", "remoto", "subir", "--pendientes").returncode == 0
+        before = snapshot(fresh_db)
+
+        pwned = tmp_path / "pwned"
+        name = "backup_20991231_235959_FULL.sql.gz"
+        sql = (
+            QUIET
+            + PROLOGUE
+            + f"\\! id > {pwned}\n".encode()
+            + b"CREATE TABLE public.atacante (x int);\n"
+            + EPILOGUE
+        )
+        data = gzip.compress(sql)
+        real = json.loads(next(Path(env["BACKUP_PATH"]).glob("*.manifest.json")).read_text())
+        manifest = json.dumps(
+            dict(
+                real, id_backup=999999, nombre_archivo=name, hash_md5=hashlib.md5(data).hexdigest(), tablas=[]
+            )
+        ).encode()
+        (dest.storage / name).write_bytes(data)
+        (dest.storage / (name + ".manifest.json")).write_bytes(manifest)
+        descriptor = {
+            "id_backup": 999999,
+            "tipo": "COMPLETO",
+            "nombre_archivo": name,
+            "fecha_creacion": "2099-12-31T23:59:59+00:00",
+            "cifrado": False,
+            "datos": objeto(name, data),
+            "manifiesto": objeto(name + ".manifest.json", manifest),
+        }
+        (dest.storage / (name + ".remoto.json")).write_text(json.dumps(descriptor))
+
+        out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(key), "--si")
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "No se restauró nada" in out.stderr and "NO está cifrado" in out.stderr
+        assert "999999" in out.stderr and name in out.stderr and "Traceback" not in out.stderr
+        assert not pwned.exists()
+        assert snapshot(fresh_db) == before
+        assert not (Path(env["BACKUP_PATH"]) / name).exists()
+        # Sin --identidad pero con BACKUP_CIFRADO_DESTINATARIOS configurado, tampoco.
+        out = run_cli(env, "backup", "restaurar", "--desde-remoto", "999999", "--si")
+        assert out.returncode == 1 and "NO está cifrado" in out.stderr, out.stdout + out.stderr
+        assert not pwned.exists() and snapshot(fresh_db) == before

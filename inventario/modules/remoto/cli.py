@@ -88,7 +88,7 @@ def listar() -> None:
                 f"{d.fecha_creacion.isoformat(timespec='seconds'):<25}  {d.datos.nombre}"
             )
     for name in broken:
-        typer.secho(f"Descriptor ilegible (no se usa): {name}", fg=typer.colors.YELLOW)
+        typer.secho(f"Descriptor ilegible o no válido (no se usa): {name}", fg=typer.colors.YELLOW)
 
 
 @remoto_app.command("verificar")
@@ -170,11 +170,24 @@ def fetch_for_restore(key: str | None, identidad: str | None) -> tuple[str, list
     settings = _cli().settings_or_exit()
     try:
         identities = load_identities(Path(identidad)) if identidad else None
-        found, _ = transfer.descriptors(rclone)
+        found, broken = transfer.descriptors(rclone)
+        for name in broken:
+            typer.secho(f"Descriptor ilegible o no válido (no se usa): {name}", fg=typer.colors.YELLOW)
         typer.echo(f"Bajando de {rclone.remote} y verificando ...")
-        fetched = recuperar.fetch_chain(rclone, key, identities, settings.backup_dir, found)
+        fetched = recuperar.fetch_chain(
+            rclone,
+            key,
+            identities,
+            settings.backup_dir,
+            found,
+            require_encrypted=bool(settings.BACKUP_CIFRADO_DESTINATARIOS),
+        )
     except DomainError as exc:
         raise _cli().fail(f"No se restauró nada: {exc.mensaje}") from None
+    except OSError as exc:
+        raise _cli().fail(
+            f"No se restauró nada: {exc.strerror or exc} ({exc.filename or settings.backup_dir})"
+        ) from None
     for item in fetched:
         typer.echo(f"  {item.descriptor.datos.nombre}: SHA-256 y MD5 correctos, descifrado en {item.path}")
     return fetched[-1].descriptor.nombre_archivo, found

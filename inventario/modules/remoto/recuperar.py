@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,41 @@ class Traido:
     manifest: dict[str, Any]
 
 
-def pick_chain(found: list[transfer.Descriptor], key: str | None) -> list[transfer.Descriptor]:
-    """La cadena [completo, ..., pedido]; sin `key`, la del backup más reciente del remoto."""
+def _recency(desc: transfer.Descriptor) -> tuple[datetime, int]:
+    """El más reciente es el de la instantánea más nueva (el id solo desempata): tras recuperar un
+    punto anterior, los ids de la línea abandonada pueden ser mayores que los de la nueva."""
+    return (desc.fecha_instantanea or desc.fecha_creacion, desc.id_backup)
+
+
+def pick_chain(
+    found: list[transfer.Descriptor], key: str | None, require_encrypted: bool = False
+) -> list[transfer.Descriptor]:
+    """La cadena [completo, ..., pedido]; sin `key`, la del backup más reciente del remoto.
+
+    Con `require_encrypted` (hay identidad o BACKUP_CIFRADO_DESTINATARIOS) un eslabón sin cifrar se
+    rechaza: lo pudo dejar cualquiera con escritura en el remoto, sin la clave."""
+    found = [d for d in found if transfer.descriptor_problem(d) is None]
     if not found:
-        raise NoEncontrado("El remoto no tiene ningún backup publicado (ningún *.remoto.json).")
+        raise NoEncontrado("El remoto no tiene ningún backup publicado válido (ningún *.remoto.json).")
     if key is None:
-        target = max(found, key=lambda d: d.id_backup)
+        target = max(found, key=_recency)
+        ties = [d.nombre_archivo for d in found if _recency(d) == _recency(target)]
+        if len(ties) > 1:
+            raise RemotoError(
+                "El remoto tiene varios backups con el mismo id y la misma fecha ("
+                + ", ".join(ties)
+                + "): no se elige uno al azar; indique el nombre del archivo."
+            )
     else:
         matches = [d for d in found if (key.isdigit() and d.id_backup == int(key)) or d.nombre_archivo == key]
         if not matches:
             raise NoEncontrado(f"El remoto no tiene el backup {key}.")
+        if len(matches) > 1:
+            raise RemotoError(
+                f"El remoto tiene {len(matches)} backups con el id {key} ("
+                + ", ".join(d.nombre_archivo for d in matches)
+                + "): no se elige uno al azar; indique el nombre del archivo."
+            )
         target = matches[0]
     by_name = {d.nombre_archivo: d for d in found}
     chain = [target]
@@ -60,6 +86,14 @@ def pick_chain(found: list[transfer.Descriptor], key: str | None) -> list[transf
                 "un diferencial solo se aplica sobre su completo."
             )
         chain.insert(0, base)
+    if require_encrypted:
+        for desc in chain:
+            if not desc.cifrado:
+                raise RemotoError(
+                    f"El backup {desc.id_backup} ({desc.nombre_archivo}) del remoto NO está cifrado y se "
+                    "esperaba cifrado (hay identidad o BACKUP_CIFRADO_DESTINATARIOS): cualquiera con "
+                    "escritura en el remoto pudo dejarlo; no se usa."
+                )
     return chain
 
 
@@ -69,11 +103,15 @@ def fetch_chain(
     identities: list[x25519.Identity] | None,
     directory: Path,
     found: list[transfer.Descriptor] | None = None,
+    require_encrypted: bool = False,
 ) -> list[Traido]:
-    """Baja, verifica y descifra la cadena en `directory`. Si algo falla, `directory` queda como estaba."""
+    """Baja, verifica y descifra la cadena en `directory`. Si algo falla, `directory` queda como estaba.
+
+    Con identidad se exige cifrado (además de cuando `require_encrypted`): quien recupera con su clave
+    no acepta una copia en claro que cualquiera con escritura en el remoto pudo dejar."""
     if found is None:
         found, _ = transfer.descriptors(rclone)
-    chain = pick_chain(found, key)
+    chain = pick_chain(found, key, require_encrypted or bool(identities))
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / STAGING
     shutil.rmtree(staging, ignore_errors=True)
@@ -84,8 +122,8 @@ def fetch_chain(
         for desc in chain:
             data, manifest_file, manifest = _fetch_one(rclone, desc, identities, staging)
             if previous is not None and (
-                manifest.get("id_backup_base") != previous["id_backup"]
-                or manifest.get("hash_md5_base") != previous["hash_md5"]
+                manifest.get("id_backup_base") != previous.get("id_backup")
+                or manifest.get("hash_md5_base") != previous.get("hash_md5")
             ):
                 raise RemotoError(
                     f"{desc.nombre_archivo} no se hizo sobre {previous['nombre_archivo']} (id o MD5 de la "
@@ -117,7 +155,9 @@ def _fetch_one(
     try:
         manifest = json.loads(manifest_bytes)
     except ValueError:
-        raise RemotoError(f"El manifiesto de {desc.nombre_archivo} en el remoto no es JSON válido.") from None
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise RemotoError(f"El manifiesto de {desc.nombre_archivo} en el remoto no es JSON válido.")
     if manifest.get("id_backup") != desc.id_backup or manifest.get("nombre_archivo") != desc.nombre_archivo:
         raise RemotoError(f"El manifiesto de {desc.nombre_archivo} no corresponde a su descriptor.")
     manifest_file = staging / (desc.nombre_archivo + MANIFEST_SUFFIX)

@@ -71,8 +71,7 @@ def wait_background(timeout: float | None = None, give_up_retries: bool = True) 
             _GIVE_UP.clear()
 
 
-def manifest_object_name(nombre_archivo: str, cifrado: bool) -> str:
-    return nombre_archivo + MANIFEST_SUFFIX + (AGE_SUFFIX if cifrado else "")
+manifest_object_name = transfer.manifest_object_name
 
 
 @dataclass
@@ -196,6 +195,7 @@ class RemotoService:
                 "tipo": row.tipo,
                 "nombre_archivo": row.nombre_archivo,
                 "fecha_creacion": row.fecha_creacion,
+                "fecha_instantanea": row.fecha_instantanea,
                 "id_backup_base": row.id_backup_base,
                 "nombre_archivo_base": self._base_name(session, row),
             }

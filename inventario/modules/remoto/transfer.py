@@ -21,6 +21,7 @@ from typing import BinaryIO
 from pydantic import BaseModel, ValidationError
 from pyrage import x25519
 
+from inventario.modules.backup.repo import NAME_RE, SUFFIX
 from inventario.modules.remoto.cifrado import (
     AGE_SUFFIX,
     CifradoError,
@@ -35,6 +36,8 @@ DESCRIPTOR_SUFFIX = ".remoto.json"
 MANIFEST_SUFFIX = ".manifest.json"
 FORMATO_DESCRIPTOR = 1
 PARTIAL = ".parcial"
+MAX_ID = 2**63 - 2  # historial_backup.id_backup es bigint: un id mayor no cabe en la secuencia
+_HEX = {"md5": 32, "sha256": 64}
 
 
 class ObjetoRemoto(BaseModel):
@@ -54,6 +57,8 @@ class Descriptor(BaseModel):
     fecha_creacion: datetime
     id_backup_base: int | None = None
     nombre_archivo_base: str | None = None
+    # El estado de la base que recupera (añadido después: los descriptores viejos no lo tienen).
+    fecha_instantanea: datetime | None = None
     cifrado: bool
     datos: ObjetoRemoto
     manifiesto: ObjetoRemoto
@@ -65,6 +70,56 @@ class Descriptor(BaseModel):
     @property
     def objetos(self) -> list[str]:
         return [self.datos.nombre, self.manifiesto.nombre, self.nombre_descriptor]
+
+
+def data_object_name(nombre_archivo: str, cifrado: bool) -> str:
+    return nombre_archivo + (AGE_SUFFIX if cifrado else "")
+
+
+def manifest_object_name(nombre_archivo: str, cifrado: bool) -> str:
+    return nombre_archivo + MANIFEST_SUFFIX + (AGE_SUFFIX if cifrado else "")
+
+
+def descriptor_problem(desc: Descriptor) -> str | None:
+    """Por qué un descriptor no es uno que esta aplicación pudo subir (None si lo es).
+
+    El descriptor viaja en claro y cualquiera con escritura en el remoto puede dejar uno: los nombres
+    de sus objetos se usan como rutas al bajarlos, así que solo valen los que `push` deriva del nombre
+    del backup (nada de rutas, `..` ni nombres de otros archivos)."""
+    match = NAME_RE.match(desc.nombre_archivo)
+    if not match:
+        return f"nombre de backup no válido: {desc.nombre_archivo!r}"
+    suffix = {str(tipo): value for tipo, value in SUFFIX.items()}.get(desc.tipo)
+    if suffix is None:
+        return f"tipo no válido: {desc.tipo!r}"
+    if match.group(3) != suffix:
+        return f"el tipo {desc.tipo} no corresponde al nombre {desc.nombre_archivo}"
+    if not 1 <= desc.id_backup <= MAX_ID:
+        return f"id_backup fuera de rango: {desc.id_backup}"
+    if desc.tipo == "COMPLETO":
+        if desc.id_backup_base is not None or desc.nombre_archivo_base is not None:
+            return "un completo no tiene base"
+    elif desc.nombre_archivo_base is None or not NAME_RE.match(desc.nombre_archivo_base):
+        return f"nombre de la base no válido: {desc.nombre_archivo_base!r}"
+    elif desc.id_backup_base is None or not 1 <= desc.id_backup_base <= MAX_ID:
+        return f"id de la base no válido: {desc.id_backup_base}"
+    for moment in (desc.fecha_creacion, desc.fecha_instantanea):
+        if moment is not None and moment.utcoffset() is None:
+            return "fecha sin zona horaria"
+    expected = {
+        "datos": data_object_name(desc.nombre_archivo, desc.cifrado),
+        "manifiesto": manifest_object_name(desc.nombre_archivo, desc.cifrado),
+    }
+    for field, obj in (("datos", desc.datos), ("manifiesto", desc.manifiesto)):
+        if obj.nombre != expected[field]:
+            return f"el objeto de {field} debe llamarse {expected[field]!r}, no {obj.nombre!r}"
+        if obj.tamanio_bytes < 0:
+            return f"tamaño negativo en {obj.nombre}"
+        for algo, length in _HEX.items():
+            value = getattr(obj, algo)
+            if len(value) != length or value.strip("0123456789abcdef"):
+                return f"suma {algo} no válida en {obj.nombre}"
+    return None
 
 
 def _hash_file(path: Path) -> tuple[int, str, str]:
@@ -141,7 +196,7 @@ def push(
     staging.mkdir(parents=True)
     try:
         if recipients:
-            datos_name = name + AGE_SUFFIX
+            datos_name = data_object_name(name, True)
             with open(data_file, "rb") as src, open(staging / datos_name, "wb") as raw:
                 reader = _HashingReader(src)
                 writer = encrypt_hashing(reader, raw, recipients)  # type: ignore[arg-type]  # el lector cumple el protocolo de archivo
@@ -155,7 +210,7 @@ def push(
             buf = io.BytesIO()
             encrypt_stream(io.BytesIO(manifest_json), buf, recipients)
             manifest_bytes = buf.getvalue()
-            manifest_name = name + MANIFEST_SUFFIX + AGE_SUFFIX
+            manifest_name = manifest_object_name(name, True)
         else:
             size, md5, sha = _hash_file(data_file)
             _check_local(data_file, md5, expected_md5)
@@ -165,7 +220,7 @@ def push(
             except OSError:
                 shutil.copyfile(data_file, staging / name)
             manifest_bytes = manifest_json
-            manifest_name = name + MANIFEST_SUFFIX
+            manifest_name = manifest_object_name(name, False)
         manifiesto = ObjetoRemoto(
             nombre=manifest_name,
             tamanio_bytes=len(manifest_bytes),
@@ -195,7 +250,8 @@ def push(
 
 
 def descriptors(rclone: Rclone) -> tuple[list[Descriptor], list[str]]:
-    """Los backups publicados en el remoto (ordenados por id) y los nombres de descriptores ilegibles."""
+    """Los backups publicados en el remoto (ordenados por id) y los descriptores ilegibles o no válidos
+    (nombre y motivo), que no se usan."""
     objects = {obj.name: obj for obj in rclone.list()}
     found: list[Descriptor] = []
     broken: list[str] = []
@@ -205,10 +261,15 @@ def descriptors(rclone: Rclone) -> tuple[list[Descriptor], list[str]]:
         try:
             desc = Descriptor.model_validate_json(rclone.read_bytes(name))
         except ValidationError:
-            broken.append(name)
+            broken.append(f"{name} (no es un descriptor)")
             continue
-        if desc.nombre_descriptor != name or desc.datos.nombre not in objects:
-            broken.append(name)
+        problem = descriptor_problem(desc)
+        if problem is None and desc.nombre_descriptor != name:
+            problem = "no corresponde al nombre del backup"
+        if problem is None and desc.datos.nombre not in objects:
+            problem = f"falta {desc.datos.nombre}"
+        if problem is not None:
+            broken.append(f"{name} ({problem})")
             continue
         found.append(desc)
     found.sort(key=lambda d: d.id_backup)
