@@ -203,3 +203,25 @@ def test_archivos_anteriores_sin_modo_silencioso_se_siguen_leyendo(tmp_path: Pat
         path = tmp_path / "b.sql.gz"
         path.write_bytes(gzip.compress(prefijo + PROLOGUE + b"SELECT 1;\n" + EPILOGUE))
         assert b"".join(_body(path)) == b"SELECT 1;\n"
+
+
+def test_hasta_en_los_cambios_de_horario_nunca_toma_un_momento_posterior() -> None:
+    """`--hasta` en una zona con horario de verano: la hora que no existe (el reloj salta de 02:00 a
+    03:00) y la que se repite se resuelven hacia el pasado."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from inventario.modules.backup.cli import earliest_instant
+
+    ny = ZoneInfo("America/New_York")
+    # 2024-03-10 02:30 no existe: el salto fue a las 07:00 UTC; nunca después de eso.
+    salto = earliest_instant(datetime(2024, 3, 10, 2, 30), ny).astimezone(UTC)
+    assert salto <= datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
+    # 2024-11-03 01:30 ocurre dos veces (05:30 y 06:30 UTC): la primera.
+    repetida = earliest_instant(datetime(2024, 11, 3, 1, 30), ny).astimezone(UTC)
+    assert repetida == datetime(2024, 11, 3, 5, 30, tzinfo=UTC)
+    # Una hora normal, tal cual.
+    normal = earliest_instant(datetime(2024, 6, 1, 12, 0), ny).astimezone(UTC)
+    assert normal == datetime(2024, 6, 1, 16, 0, tzinfo=UTC)
+    mexico = earliest_instant(datetime(2026, 12, 1, 18, 0), ZoneInfo("America/Mexico_City"))
+    assert mexico.astimezone(UTC) == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)

@@ -519,3 +519,18 @@ def test_backup_path_enlace_reapuntado_vale_desde_el_backup_siguiente(
     segundo = service.run("COMPLETO", "PRUEBA")
     assert (nuevo / segundo.nombre_archivo).is_file() and not (viejo / segundo.nombre_archivo).exists()
     assert service.directory == nuevo
+
+
+def test_nombre_de_backup_a_secas_es_el_de_backup_path_no_el_del_directorio_actual(
+    runtime: Runtime, fresh_db: DatabaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    row = service.run("COMPLETO", "PRUEBA")
+    otro = tmp_path / "directorio_actual"
+    otro.mkdir()
+    (otro / row.nombre_archivo).write_bytes(b"no es el backup")
+    (otro / (row.nombre_archivo + MANIFEST_SUFFIX)).write_text("{}")
+    monkeypatch.chdir(otro)
+    link = service.repo.find(row.nombre_archivo)
+    assert link.path == runtime.settings.backup_dir / row.nombre_archivo

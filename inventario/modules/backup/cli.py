@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
@@ -172,13 +172,23 @@ def verificar(
         raise typer.Exit(1)
 
 
+def earliest_instant(local: datetime, tz: tzinfo) -> datetime:
+    """La hora local `local` en `tz` como instante, con los cambios de horario resueltos hacia el
+    pasado: una hora que se repite (otoño) es la primera vez, y una que no existe (primavera, el
+    reloj salta de 02:00 a 03:00) es la interpretación más temprana. Así "el punto de ese momento o
+    anterior" nunca toma un backup posterior a lo que el usuario quiso decir."""
+    candidates = (local.replace(tzinfo=tz, fold=0), local.replace(tzinfo=tz, fold=1))
+    return min(candidates, key=lambda t: t.astimezone(UTC))
+
+
 def _moment(text: str, tz: tzinfo) -> datetime:
     """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA."""
     for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
         try:
-            return datetime.strptime(text.strip(), fmt).replace(tzinfo=tz)
+            local = datetime.strptime(text.strip(), fmt)
         except ValueError:
             continue
+        return earliest_instant(local, tz)
     raise fail(f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA), no {text!r}', 2)
 
 

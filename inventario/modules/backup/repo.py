@@ -213,7 +213,9 @@ class BackupRepo:
                 f"No hay en {self.directory} ningún backup con id {key} (ni su archivo ni su manifiesto)."
             )
         path = Path(key)
-        if not path.is_absolute() and not path.exists():
+        if NAME_RE.match(key) or (not path.is_absolute() and not path.exists()):
+            # Un nombre de backup a secas es el de BACKUP_PATH, nunca uno del directorio actual con
+            # el mismo nombre; una ruta (con carpeta) se usa tal cual.
             path = self.directory / key
         if not path.exists():
             raise RestoreError(f"No existe el archivo {path}.")
