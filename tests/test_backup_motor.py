@@ -357,7 +357,8 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
     for gone in (f1, d1, d2):
         assert rows[gone.id_backup].eliminado and rows[gone.id_backup].fecha_eliminacion is not None
     assert not rows[f2.id_backup].eliminado and not rows[d3.id_backup].eliminado
-    # Cuando también d3 envejece, f2 sigue: es el completo más reciente, se conserva siempre.
+    # Cuando también d3 envejece (los backups se detuvieron), f2 y d3 siguen: el completo más
+    # reciente y el punto más reciente se conservan siempre (antes se borraba d3, el último estado).
     with runtime.session_factory() as session:
         session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
         session.execute(
@@ -368,9 +369,9 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
         )
         session.commit()
     second = service.cleanup()
-    assert [r.id_backup for r in second.eliminados] == [d3.id_backup]
-    assert (directory / f2.nombre_archivo).exists()
-    assert service.cleanup().eliminados == []
+    assert second.eliminados == []
+    assert (directory / f2.nombre_archivo).exists() and (directory / d3.nombre_archivo).exists()
+    assert service.restore_points()[0].link.manifest.id_backup == d3.id_backup
 
 
 def _stat(pid: int) -> list[str]:
