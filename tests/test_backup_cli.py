@@ -271,3 +271,31 @@ def test_gzip_danado_se_explica_en_espanol(runtime: Runtime, fresh_db: DatabaseS
     text = str(failed.value)
     assert "el gzip está dañado (" in text or "el MD5 no coincide" in text, text
     assert "Error -3" not in text and "invalid" not in text, text
+
+
+def test_restaurar_la_base_del_servicio_a_un_punto_viejo_deja_ese_estado_como_el_mas_reciente(
+    cli_env: dict[str, str], runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """Completo, diferencial "bueno" y diferencial con un error; se restaura el bueno. Después, "lo
+    último" (restaurar sin más, GET /puntos-restauracion, --hasta ahora) es el estado restaurado, no
+    el error que se quiso deshacer."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'bueno' WHERE id_producto = 1")
+    bueno = service.run("DIFERENCIAL", "PRUEBA")
+    estado_bueno = sin_rastro_de_restauraciones(snapshot(fresh_db))
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'ERROR' WHERE id_producto = 1")
+    malo = service.run("DIFERENCIAL", "PRUEBA")
+    out = run_cli(cli_env, "backup", "restaurar", str(bueno.id_backup), "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "desde ahora es el punto más reciente" in out.stdout, out.stdout
+    nuevo = service.restore_points()[0]
+    assert nuevo.link.manifest.id_backup > malo.id_backup and nuevo.link.manifest.tipo == "COMPLETO"
+    # Restaurar "lo último" ahora da el estado bueno.
+    out = run_cli(cli_env, "backup", "restaurar", str(nuevo.link.manifest.id_backup), "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "punto más reciente" not in out.stdout  # ya es el último: no hace falta otro COMPLETO
+    assert sin_rastro_de_restauraciones(snapshot(fresh_db)) == estado_bueno

@@ -13,6 +13,7 @@ from inventario.arranque import url_sin_clave
 from inventario.cli_support import fail, runtime_context, settings_or_exit
 from inventario.errors import DomainError
 from inventario.modules.backup import queries, restore
+from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import TipoSolicitado
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.repo import BackupRepo, Link
@@ -308,6 +309,40 @@ def restaurar(
         f"{last.fecha_instantanea.isoformat()}, {sum(done.counts.values())} filas en {len(done.counts)} tablas. "
         f"Catálogo sincronizado con {repo.directory} ({done.synced} "
         f"{'registro actualizado' if done.synced == 1 else 'registros actualizados'}).",
+        fg=typer.colors.GREEN,
+    )
+    if not destino:
+        _full_after_restore(repo, last)
+
+
+def _full_after_restore(repo: BackupRepo, restored: Manifiesto) -> None:
+    """Tras restaurar la base del servicio a un punto que no es el último: un COMPLETO del estado
+    restaurado, ya. Sin él, el punto más reciente de BACKUP_PATH seguiría siendo uno posterior al
+    restaurado (el estado que se quiso deshacer), y `restaurar` sin más, `--hasta` con una hora de
+    después o GET /puntos-restauracion lo tomarían hasta el backup siguiente."""
+    later = [p for p in repo.points() if p.momento > restored.fecha_instantanea]
+    if not later:
+        return
+    typer.echo(
+        f"Hay {len(later)} {'backup posterior' if len(later) == 1 else 'backups posteriores'} al restaurado: "
+        "se hace un COMPLETO del estado restaurado para que sea el punto más reciente ..."
+    )
+    try:
+        with runtime_context(migrate=False) as runtime:
+            row = BackupService(runtime, notifier=notify).run(
+                TipoSolicitado.COMPLETO, f"consola:{getpass.getuser()}"[:100]
+            )
+    except DomainError as exc:
+        typer.secho(
+            f"Atención: no se pudo hacer ese COMPLETO ({exc.mensaje}). Hasta que haya uno, el punto más "
+            "reciente sigue siendo posterior al restaurado: haga uno (.venv/bin/inventario backup ejecutar "
+            "--tipo COMPLETO) antes de restaurar «lo último».",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        return
+    typer.secho(
+        f"COMPLETO {row.id_backup} ({row.nombre_archivo}): desde ahora es el punto más reciente.",
         fg=typer.colors.GREEN,
     )
 
