@@ -357,7 +357,8 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
     for gone in (f1, d1, d2):
         assert rows[gone.id_backup].eliminado and rows[gone.id_backup].fecha_eliminacion is not None
     assert not rows[f2.id_backup].eliminado and not rows[d3.id_backup].eliminado
-    # Cuando también d3 envejece, f2 sigue: es el completo más reciente, se conserva siempre.
+    # Cuando también d3 envejece (los backups se detuvieron), f2 y d3 siguen: el completo más
+    # reciente y el punto más reciente se conservan siempre (antes se borraba d3, el último estado).
     with runtime.session_factory() as session:
         session.execute(text("SET LOCAL inventario.restaurando = 'on'"))
         session.execute(
@@ -368,9 +369,9 @@ def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_
         )
         session.commit()
     second = service.cleanup()
-    assert [r.id_backup for r in second.eliminados] == [d3.id_backup]
-    assert (directory / f2.nombre_archivo).exists()
-    assert service.cleanup().eliminados == []
+    assert second.eliminados == []
+    assert (directory / f2.nombre_archivo).exists() and (directory / d3.nombre_archivo).exists()
+    assert service.restore_points()[0].link.manifest.id_backup == d3.id_backup
 
 
 def _stat(pid: int) -> list[str]:
@@ -519,3 +520,18 @@ def test_backup_path_enlace_reapuntado_vale_desde_el_backup_siguiente(
     segundo = service.run("COMPLETO", "PRUEBA")
     assert (nuevo / segundo.nombre_archivo).is_file() and not (viejo / segundo.nombre_archivo).exists()
     assert service.directory == nuevo
+
+
+def test_nombre_de_backup_a_secas_es_el_de_backup_path_no_el_del_directorio_actual(
+    runtime: Runtime, fresh_db: DatabaseServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    row = service.run("COMPLETO", "PRUEBA")
+    otro = tmp_path / "directorio_actual"
+    otro.mkdir()
+    (otro / row.nombre_archivo).write_bytes(b"no es el backup")
+    (otro / (row.nombre_archivo + MANIFEST_SUFFIX)).write_text("{}")
+    monkeypatch.chdir(otro)
+    link = service.repo.find(row.nombre_archivo)
+    assert link.path == runtime.settings.backup_dir / row.nombre_archivo

@@ -19,7 +19,13 @@ from typing import BinaryIO
 from inventario.archivos import fsync_dir
 from inventario.errors import Conflicto, Desaparecido, NoDisponible, NoEncontrado
 from inventario.modules.backup.exceptions import RestoreError
-from inventario.modules.backup.files import TEMP_SUFFIX, UNREADABLE_GZIP, AtomicGzipWriter, scan
+from inventario.modules.backup.files import (
+    TEMP_SUFFIX,
+    UNREADABLE_GZIP,
+    AtomicGzipWriter,
+    describe_gzip_error,
+    scan,
+)
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 from inventario.permisos import private_dir, write_private
@@ -213,7 +219,9 @@ class BackupRepo:
                 f"No hay en {self.directory} ningún backup con id {key} (ni su archivo ni su manifiesto)."
             )
         path = Path(key)
-        if not path.is_absolute() and not path.exists():
+        if NAME_RE.match(key) or (not path.is_absolute() and not path.exists()):
+            # Un nombre de backup a secas es el de BACKUP_PATH, nunca uno del directorio actual con
+            # el mismo nombre; una ruta (con carpeta) se usa tal cual.
             path = self.directory / key
         if not path.exists():
             raise RestoreError(f"No existe el archivo {path}.")
@@ -321,7 +329,9 @@ class BackupRepo:
             with open(link.path, "rb") as fh:
                 digest, size = scan(fh, inflate=True)
         except UNREADABLE_GZIP as exc:
-            raise RestoreError(f"{link.path.name}: el gzip está dañado ({exc}).") from None
+            raise RestoreError(
+                f"{link.path.name}: el gzip está dañado ({describe_gzip_error(exc)})."
+            ) from None
         md5 = digest.hex()
         if md5 != link.manifest.hash_md5:
             raise RestoreError(

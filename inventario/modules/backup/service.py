@@ -1285,9 +1285,9 @@ class BackupService:
 
         Se conserva directamente: todo backup más nuevo que BACKUP_RETENTION_DAYS, salvo los
         incrementales, que ya solo sirven para restaurar a un momento dado una vez que existe un
-        diferencial o completo posterior: esos, BACKUP_INCREMENTAL_RETENTION_DAYS. Los de la cadena
-        más reciente (el último completo o diferencial y los incrementales después) se conservan
-        siempre. Y, con cada conservado, toda su cadena (`id_backup_base` hasta el completo): la
+        diferencial o completo posterior: esos, BACKUP_INCREMENTAL_RETENTION_DAYS. Se conservan
+        siempre el último completo, los incrementales posteriores al último completo o diferencial y
+        el backup más reciente de cualquier tipo. Y, con cada conservado, toda su cadena (`id_backup_base` hasta el completo): la
         retención nunca rompe la cadena de un punto que queda.
         """
         limit = now - timedelta(days=self.settings.BACKUP_RETENTION_DAYS)
@@ -1313,7 +1313,10 @@ class BackupService:
             return row.fecha_creacion < limit
 
         by_id = {r.id_backup: r for r in done}
-        direct = {r.id_backup for r in done if not old(r)}
+        # El punto más reciente (de cualquier tipo) se conserva siempre, aunque sea viejo: si los
+        # backups se detuvieron más que la retención, limpiar no debe dejar la base sin su último estado.
+        newest = max(by_id, default=None)
+        direct = {r.id_backup for r in done if not old(r)} | ({newest} if newest is not None else set())
         needed: set[int] = set()
         for ident in direct:
             base = by_id[ident].id_backup_base
