@@ -499,3 +499,41 @@ def test_copia_sin_cifrar_forjada_se_rechaza_con_identidad(
             recuperar.pick_chain(found, "999", require_encrypted=True)
         assert not [p for p in target.rglob("*") if p.is_file()]
         assert recuperar.pick_chain(found, "7", require_encrypted=True)[0].cifrado
+
+
+def _desc(
+    id_backup: int, segundo: int, tipo: str = "COMPLETO", base: tuple[int, str] | None = None
+) -> transfer.Descriptor:
+    suffix = {"COMPLETO": "FULL", "DIFERENCIAL": "DIFF"}[tipo]
+    name = f"backup_20261201_0300{segundo:02d}_{suffix}.sql.gz"
+    return transfer.Descriptor.model_validate(
+        {
+            "id_backup": id_backup,
+            "tipo": tipo,
+            "nombre_archivo": name,
+            "fecha_creacion": f"2026-12-01T03:00:{segundo:02d}+00:00",
+            "fecha_instantanea": f"2026-12-01T03:00:{segundo:02d}+00:00",
+            "id_backup_base": base[0] if base else None,
+            "nombre_archivo_base": base[1] if base else None,
+            "cifrado": True,
+            "datos": _objeto(transfer.data_object_name(name, True), b"x"),
+            "manifiesto": _objeto(transfer.manifest_object_name(name, True), b"{}"),
+        }
+    )
+
+
+def test_lo_mas_reciente_es_por_instantanea_y_un_id_repetido_no_se_elige_al_azar() -> None:
+    from inventario.modules.remoto import recuperar
+
+    full = _desc(1, 0)
+    old = _desc(3, 10, "DIFERENCIAL", (1, full.nombre_archivo))  # línea abandonada, id mayor
+    new = _desc(2, 20, "DIFERENCIAL", (1, full.nombre_archivo))  # posterior, con id menor
+    assert recuperar.pick_chain([full, old, new], None) == [full, new]
+    # Mismo momento: desempata el id.
+    twin = _desc(4, 20)
+    assert recuperar.pick_chain([full, new, twin], None) == [twin]
+    # Dos backups con el mismo id (ids reutilizados): pedirlo por id es ambiguo y se rechaza.
+    again = _desc(3, 30, "DIFERENCIAL", (1, full.nombre_archivo))
+    with pytest.raises(RemotoError, match=r"2 backups con el id 3 .*indique el nombre del archivo"):
+        recuperar.pick_chain([full, old, again], "3")
+    assert recuperar.pick_chain([full, old, again], again.nombre_archivo) == [full, again]

@@ -202,3 +202,51 @@ def test_backup_forjado_sin_cifrar_no_se_aplica(
         out = run_cli(env, "backup", "restaurar", "--desde-remoto", "999999", "--si")
         assert out.returncode == 1 and "NO está cifrado" in out.stderr, out.stdout + out.stderr
         assert not pwned.exists() and snapshot(fresh_db) == before
+
+
+def test_tras_recuperar_un_punto_anterior_los_ids_no_se_repiten(
+    cli_env: dict[str, str], fresh_db: DatabaseServer, pg_server: DatabaseServer, tmp_path: Path
+) -> None:
+    """Se recupera del remoto el punto 2 (el 3 tenía un error) y se sigue trabajando: el backup nuevo
+    no reutiliza el id 3 y la siguiente recuperación «la más reciente» es la línea nueva."""
+
+    def lose_everything(env: dict[str, str]) -> None:
+        drop_database(pg_server, fresh_db.database)
+        shutil.rmtree(env["BACKUP_PATH"])
+        shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
+        with admin_conn(pg_server) as conn:
+            conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+
+    def names() -> list[str]:
+        with connect(fresh_db) as conn:
+            return [r[0] for r in conn.execute("SELECT nombre FROM productos ORDER BY id_producto")]
+
+    with destino("dir", tmp_path / "remoto") as dest:
+        key = tmp_path / "clave.txt"
+        out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
+        env = dict(cli_env, BACKUP_REMOTO=dest.remote, BACKUP_CIFRADO_DESTINATARIOS=out.stdout.strip())
+        fill(fresh_db, productos=3)
+        assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
+        for name in ("linea-vieja-2", "linea-vieja-3-ERROR"):
+            with connect(fresh_db) as conn:
+                conn.execute("UPDATE productos SET nombre = %s WHERE id_producto = 1", (name,))
+            assert run_cli(env, "backup", "ejecutar", "--tipo", "DIFERENCIAL").returncode == 0
+        assert run_cli(env, "backup", "remoto", "subir", "--pendientes").returncode == 0
+
+        lose_everything(env)
+        out = run_cli(env, "backup", "restaurar", "--desde-remoto", "2", "--identidad", str(key), "--si")
+        assert out.returncode == 0, out.stdout + out.stderr
+        with connect(fresh_db) as conn:
+            conn.execute("UPDATE productos SET nombre = 'linea-nueva' WHERE id_producto = 1")
+        assert run_cli(env, "backup", "ejecutar", "--tipo", "DIFERENCIAL").returncode == 0
+        with connect(fresh_db) as conn:
+            new_id = conn.execute("SELECT max(id_backup) FROM historial_backup").fetchone()[0]
+        assert new_id == 4, "el backup nuevo repite un id que ya está en el remoto"
+        assert run_cli(env, "backup", "remoto", "subir", "--pendientes").returncode == 0
+        expected = names()
+        assert expected[0] == "linea-nueva"
+
+        lose_everything(env)
+        out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(key), "--si")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert names() == expected

@@ -1519,10 +1519,14 @@ def sync_catalog(session: Session, repo: BackupRepo) -> int:
         row.fecha_actualizacion = func.now()  # SQL: con el GUC activo el trigger no lo sella
         changed += 1
     session.flush()
+    # La secuencia nunca retrocede: tras recuperar del remoto un punto anterior, va por delante de lo
+    # que hay en disco (record_remote_copies) para que ningún backup nuevo repita un id del remoto.
     session.execute(
         text(
-            "SELECT setval(pg_get_serial_sequence('historial_backup', 'id_backup'), max(id_backup)) "
-            "FROM historial_backup HAVING max(id_backup) IS NOT NULL"
+            "SELECT setval(seq, GREATEST(max(id_backup), coalesce(pg_sequence_last_value(seq), 0))) "
+            "FROM historial_backup, "
+            "(SELECT pg_get_serial_sequence('historial_backup', 'id_backup')::regclass AS seq) s "
+            "GROUP BY seq HAVING max(id_backup) IS NOT NULL"
         )
     )
     session.commit()

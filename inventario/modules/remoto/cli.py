@@ -174,13 +174,9 @@ def fetch_for_restore(key: str | None, identidad: str | None) -> tuple[str, list
         for name in broken:
             typer.secho(f"Descriptor ilegible o no válido (no se usa): {name}", fg=typer.colors.YELLOW)
         typer.echo(f"Bajando de {rclone.remote} y verificando ...")
+        require_encrypted = bool(identities) or bool(settings.BACKUP_CIFRADO_DESTINATARIOS)
         fetched = recuperar.fetch_chain(
-            rclone,
-            key,
-            identities,
-            settings.backup_dir,
-            found,
-            require_encrypted=bool(settings.BACKUP_CIFRADO_DESTINATARIOS),
+            rclone, key, identities, settings.backup_dir, found, require_encrypted=require_encrypted
         )
     except DomainError as exc:
         raise _cli().fail(f"No se restauró nada: {exc.mensaje}") from None
@@ -190,6 +186,8 @@ def fetch_for_restore(key: str | None, identidad: str | None) -> tuple[str, list
         ) from None
     for item in fetched:
         typer.echo(f"  {item.descriptor.datos.nombre}: SHA-256 y MD5 correctos, descifrado en {item.path}")
+    if require_encrypted:  # lo que está en claro no se tiene en cuenta después (ids, copias registradas)
+        found = [d for d in found if d.cifrado]
     return fetched[-1].descriptor.nombre_archivo, found
 
 

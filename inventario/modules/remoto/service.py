@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyrage import x25519
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from inventario.errors import Conflicto, DomainError, NoEncontrado
@@ -473,7 +473,22 @@ def offsite_lag(session: Session, settings: Settings) -> str | None:
 
 def record_remote_copies(session: Session, found: Iterable[transfer.Descriptor], destino: str | None) -> int:
     """Tras restaurar desde el remoto: `copia_remota` COPIADO para cada backup del catálogo que está
-    publicado en el remoto (mismo id y archivo). Devuelve cuántos."""
+    publicado en el remoto (mismo id y archivo), y la secuencia de ids más allá del mayor del remoto.
+    Devuelve cuántos.
+
+    Sin lo segundo, recuperar un punto anterior al último deja en el remoto ids mayores que los del
+    catálogo restaurado: los backups nuevos los repetirían y en el remoto habría dos backups con el
+    mismo id (de dos líneas temporales distintas)."""
+    found = list(found)
+    if found:
+        session.execute(
+            text(
+                "SELECT setval(seq, GREATEST(:remoto, coalesce(pg_sequence_last_value(seq), 1), "
+                "(SELECT coalesce(max(id_backup), 1) FROM historial_backup))) "
+                "FROM (SELECT pg_get_serial_sequence('historial_backup', 'id_backup')::regclass AS seq) s"
+            ),
+            {"remoto": max(d.id_backup for d in found)},
+        )
     count = 0
     for desc in found:
         row = session.get(HistorialBackup, desc.id_backup)
