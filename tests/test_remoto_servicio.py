@@ -374,3 +374,34 @@ def test_cada_incremental_del_job_tambien_se_copia_fuera_del_sitio(
         rows = {r.tipo: r.id_backup for r in session.scalars(select(HistorialBackup))}
         copies = {c.id_backup: c.estado for c in session.scalars(select(CopiaRemota))}
     assert copies.get(rows["INCREMENTAL"]) == "COPIADO" and copies.get(rows["COMPLETO"]) == "COPIADO", copies
+
+
+def test_recopiar_un_diferencial_cuya_base_borro_la_retencion_remota(
+    remote_runtime: tuple[Runtime, Destino], identity: x25519.Identity
+) -> None:
+    """La retención remota borró un completo y su diferencial; el admin vuelve a copiar el diferencial
+    (POST /{id}/copiar-remoto o `backup remoto subir ID`): su completo sube otra vez, y la cadena del
+    remoto se puede restaurar."""
+    from inventario.modules.remoto import recuperar
+
+    rt, dest = remote_runtime
+    backups = plain(rt)
+    ids = [backups.run(t, "MANUAL").id_backup for t in ("COMPLETO", "DIFERENCIAL", "COMPLETO", "DIFERENCIAL")]
+    service = RemotoService(rt)
+    assert service.copy_pending()[1] == {}
+    with rt.session_factory() as session:
+        last = session.get(HistorialBackup, ids[3])
+        assert last is not None and last.fecha_creacion is not None
+        now = last.fecha_creacion + timedelta(days=rt.settings.remoto_retention_days, microseconds=-1)
+    assert sorted(service.cleanup(now).eliminados) == [ids[0], ids[1]]
+    state = service.copy(ids[1])
+    assert state.estado == "COPIADO" and not state.eliminado_remoto
+    found, broken = transfer.descriptors(service.rclone())
+    assert broken == [] and [d.id_backup for d in found] == ids
+    base = _state(rt, ids[0])
+    assert base is not None and base.estado == "COPIADO" and not base.eliminado_remoto
+    chain = recuperar.pick_chain(found, str(ids[1]))
+    assert [d.id_backup for d in chain] == [ids[0], ids[1]]
+    # Y la cadena de verdad se baja y se descifra entera (SHA-256, MD5 contra el manifiesto).
+    fetched = recuperar.fetch_chain(service.rclone(), str(ids[1]), [identity], dest.root / "recuperado")
+    assert [t.descriptor.id_backup for t in fetched] == [ids[0], ids[1]]

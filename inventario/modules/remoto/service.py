@@ -171,13 +171,23 @@ class RemotoService:
                             if row.eliminado
                             else f"su estado es {row.estado}"
                         )
+                        + (
+                            f" (y es un eslabón de la cadena de {id_backup}, que sin él no se podría "
+                            "restaurar desde el remoto)"
+                            if current != id_backup
+                            else ""
+                        )
                     )
                 missing.append(current)
                 current = row.id_backup_base
                 if current is not None:
                     base_state = session.get(CopiaRemota, current)
-                    if base_state is not None and base_state.estado == EstadoRemoto.COPIADO:
-                        break  # de ahí hacia atrás ya está en el remoto
+                    if (
+                        base_state is not None
+                        and base_state.estado == EstadoRemoto.COPIADO
+                        and not base_state.eliminado_remoto
+                    ):
+                        break  # de ahí hacia atrás ya está en el remoto (la retención remota no lo borró)
         state: CopiaRemota | None = None
         for link in reversed(missing):  # el completo (o el primer eslabón que falta) primero
             with _UPLOAD_LOCK:
