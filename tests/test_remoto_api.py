@@ -133,3 +133,36 @@ def test_sin_remoto_configurado(client: TestClient, admin_headers: dict[str, str
     stats = client.get(f"{API}/estadisticas", headers=admin_headers).json()
     assert stats["fuera_del_sitio"]["configurado"] is False
     assert client.get(f"{API}/{id_backup}/manifiesto", headers=admin_headers).status_code == 200
+
+
+def test_copiar_remoto_sin_archivo_local_410_y_sin_leerlo_503(
+    remote_client: TestClient, settings: Settings
+) -> None:
+    """El catálogo dice COMPLETADO pero el archivo ya no está (o no se puede leer): error claro en
+    español con su código, nunca 500; queda en ERROR en el backup."""
+    admin = login(remote_client, "admin", ADMIN_PASSWORD)
+    ids = []
+    for _ in range(2):
+        r = remote_client.post(f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=admin)
+        assert r.status_code == 201, r.text
+        ids.append((r.json()["id_backup"], r.json()["nombre_archivo"]))
+    assert wait_background(120)
+    directory = Path(settings.BACKUP_PATH)
+
+    (id_gone, name_gone), (id_dir, name_dir) = ids
+    for path in directory.glob(name_gone + "*"):
+        path.unlink()
+    r = remote_client.post(f"{API}/{id_gone}/copiar-remoto", headers=admin)
+    assert r.status_code == 410, r.text
+    assert (
+        "ya no está en el directorio de backups" in r.json()["detalle"] and name_gone in r.json()["detalle"]
+    )
+    r = remote_client.get(f"{API}/{id_gone}", headers=admin)
+    assert r.json()["remoto_estado"] == "ERROR" and r.json()["remoto_error"]
+
+    # El archivo es ahora un directorio: no se puede leer (no es que falte).
+    (directory / name_dir).unlink()
+    (directory / name_dir).mkdir()
+    r = remote_client.post(f"{API}/{id_dir}/copiar-remoto", headers=admin)
+    assert r.status_code == 503, r.text
+    assert f"No se pudo leer el backup {id_dir}" in r.json()["detalle"]

@@ -2,7 +2,7 @@
 
 | Método | Ruta | Respuestas |
 |---|---|---|
-| POST | `/{id}/copiar-remoto` | 200 (copiado y verificado), 202 (con `esperar=false`), 404, 409 (sin BACKUP_REMOTO, o el backup no está COMPLETADO), 502 |
+| POST | `/{id}/copiar-remoto` | 200 (copiado y verificado), 202 (con `esperar=false`), 404, 409 (sin BACKUP_REMOTO, o el backup no está COMPLETADO), 410 (el archivo local ya no está), 502, 503 (no se puede leer) |
 | GET  | `/{id}/manifiesto` | 200 (el `.manifest.json`), 404, 409, 410 |
 
 El estado de cada copia sale además en `GET /{id}` y `/listar` (campos `remoto_*`) y en
@@ -32,10 +32,10 @@ _TEXTOS = {
     403: "Se requiere el rol ADMIN",
     404: "No existe el backup",
     409: "Copias fuera del sitio sin configurar (BACKUP_REMOTO), o el backup no está COMPLETADO, o su manifiesto no se puede leer",
-    410: "El backup fue eliminado por la retención o su manifiesto ya no está en el disco",
+    410: "El backup fue eliminado por la retención, o su archivo o su manifiesto ya no está en el disco",
     422: "Datos inválidos",
     502: "El remoto no respondió o rechazó la copia (el error queda en el backup y se reintentará)",
-    503: "Base de datos no disponible",
+    503: "Base de datos no disponible, o el archivo del backup no se puede leer",
 }
 
 
@@ -67,7 +67,7 @@ def _salida(servicio: BackupService, id_backup: int, state: CopiaRemota | None) 
     response_model=CopiaRemotaSalida,
     responses={
         202: {"model": CopiaRemotaSalida, "description": "Con esperar=false: copia en marcha"},
-        **_errores(404, 409, 422, 502),
+        **_errores(404, 409, 410, 422, 502, 503),
     },
     summary="Copiar (o reintentar) un backup fuera del sitio",
     description=(

@@ -20,7 +20,7 @@ from pyrage import x25519
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from inventario.errors import Conflicto, DomainError, NoEncontrado
+from inventario.errors import Conflicto, Desaparecido, DomainError, NoDisponible, NoEncontrado
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup
 from inventario.modules.notificaciones.model import Notificacion
 from inventario.modules.remoto import transfer
@@ -224,6 +224,17 @@ class RemotoService:
         except (DomainError, OSError) as exc:
             message = getattr(exc, "mensaje", None) or _os_message(exc)
             self._record_error(id_backup, message)
+            # Un archivo local que falta o no se lee no es un fallo del servidor: 410 y 503, en español.
+            if isinstance(exc, FileNotFoundError):
+                raise Desaparecido(
+                    f"El backup {id_backup} ({data_file.name}) o su manifiesto ya no está en el directorio "
+                    "de backups: no se puede copiar fuera del sitio."
+                ) from None
+            if isinstance(exc, OSError):
+                raise NoDisponible(
+                    f"No se pudo leer el backup {id_backup} ({data_file.name}) para copiarlo fuera del "
+                    f"sitio: {message}"
+                ) from None
             raise
         with self.runtime.session_factory() as session:
             previous = session.get(CopiaRemota, id_backup)
