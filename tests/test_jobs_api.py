@@ -73,7 +73,7 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     run = r.json()
     assert run["job_id"] == "alertas_diarias" and run["estado"] == "OK" and run["manual"] is True
     assert run["ejecutado_por"] == "admin" and run["fin"] is not None and run["duracion_segundos"] >= 0
-    assert run["mensaje"].startswith("1 alertas nuevas") and run["interrumpida"] is False
+    assert run["mensaje"].startswith("1 alerta nueva: ") and run["interrumpida"] is False
 
     r = client.post("/api/v1/jobs/backup_diario/ejecutar", headers=admin_headers)
     assert r.status_code == 200 and r.json()["estado"] == "OK", r.text
