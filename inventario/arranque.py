@@ -183,7 +183,9 @@ def describir_fallo(exc: BaseException, settings: Settings | None) -> str:
         else:
             where = "el PostgreSQL embebido"
             hint = "Revise que el servicio siga en marcha y el detalle en " + error_log + "."
-        return redact(f"No se pudo conectar con {where}: {_primera_linea(exc)}. {hint}")
+        from inventario.postgres import describe_connection_error
+
+        return redact(f"No se pudo conectar con {where}: {describe_connection_error(exc)}. {hint}")
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         target = exc.filename or "un archivo"
         return (

@@ -270,6 +270,11 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC", modo: 
         )
     )
     root.addHandler(prepared(daily(logs_dir / "error.log"), logging.ERROR))
+    # Lo informativo de Alembic y APScheduler sale en inglés y en varias líneas ("Context impl
+    # PostgresqlImpl.", "Adding job tentatively..."): en app.log solo sus avisos y errores; lo que
+    # importa (migraciones aplicadas, corridas de jobs) lo escribimos nosotros, en español.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name, filename in _OWN_FILES:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
@@ -277,12 +282,17 @@ def setup_logging(logs_dir: Path, level: str = "INFO", zona: str = "UTC", modo: 
         logger.addHandler(prepared(daily(logs_dir / filename)))
 
 
+QUIET_LIBRARIES = ("alembic", "apscheduler")
+
+
 @contextmanager
 def isolated_logging() -> Iterator[None]:
     """Aparta lo que configuró `setup_logging` y lo devuelve al salir, cerrando lo que se haya
     configurado dentro (pruebas que arrancan la aplicación varias veces en un proceso). Los
     handlers ajenos (los de pytest) no se tocan."""
-    loggers = [logging.getLogger(name) for name in ("", *(logger for logger, _ in _OWN_FILES))]
+    loggers = [
+        logging.getLogger(name) for name in ("", *(logger for logger, _ in _OWN_FILES), *QUIET_LIBRARIES)
+    ]
     levels = [(logger, logger.level, logger.propagate) for logger in loggers]
     attached = [(lg, h) for lg in loggers for h in lg.handlers if h in _configured]
     for logger, handler in attached:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = str(Path(__file__).parent / "alembic")
 
@@ -24,7 +27,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         # Un solo proceso migra a la vez aunque arranquen varias instancias juntas.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7261001)")
         cfg.attributes["connection"] = conn
+        before = MigrationContext.configure(conn).get_current_revision()
         command.upgrade(cfg, revision)
+        after = MigrationContext.configure(conn).get_current_revision()
+    if after != before:
+        log.info("Migraciones aplicadas: %s → %s", before or "base vacía", after)
 
 
 def current_revision(engine: Engine) -> str | None:

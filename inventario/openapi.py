@@ -59,7 +59,65 @@ def completar(app: FastAPI) -> None:
                             resp["description"] = "Correcto"
                     if "requestBody" in op:
                         responses.setdefault("400", error)
+            _accent_titles(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI prevé reemplazar el generador del esquema
+
+
+# Los títulos que FastAPI genera de los nombres de campo ("Codigo", "Stock Minimo") pierden las
+# tildes de los nombres en español sin tildes del plan: en /docs se muestran con ellas.
+TILDES = {
+    "actualizacion": "actualización",
+    "ambito": "ámbito",
+    "codigo": "código",
+    "creacion": "creación",
+    "descripcion": "descripción",
+    "dias": "días",
+    "duracion": "duración",
+    "ejecucion": "ejecución",
+    "eliminacion": "eliminación",
+    "envio": "envío",
+    "instantanea": "instantánea",
+    "leida": "leída",
+    "leidas": "leídas",
+    "minimo": "mínimo",
+    "notificacion": "notificación",
+    "programacion": "programación",
+    "proxima": "próxima",
+    "proximo": "próximo",
+    "retencion": "retención",
+    "revision": "revisión",
+    "semaforo": "semáforo",
+    "tamanio": "tamaño",
+    "titulo": "título",
+    "ultima": "última",
+    "ultimo": "último",
+}
+
+
+def _accent_title(title: str) -> str:
+    words = title.split(" ")
+    fixed = []
+    for word in words:
+        accented = TILDES.get(word.lower())
+        if accented is None:
+            fixed.append(word)
+        else:
+            fixed.append(accented.capitalize() if word[:1].isupper() else accented)
+    return " ".join(fixed)
+
+
+def _accent_titles(node: Any) -> None:
+    """Los `title` de propiedades y parámetros, con tildes (los de los esquemas son nombres de clase
+    pegados, "ProductoSalida": no coinciden con ninguna palabra y quedan igual)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "title" and isinstance(value, str):
+                node[key] = _accent_title(value)
+            else:
+                _accent_titles(value)
+    elif isinstance(node, list):
+        for item in node:
+            _accent_titles(item)

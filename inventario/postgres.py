@@ -99,6 +99,51 @@ def libpq_params(url: URL) -> tuple[str, dict[str, str]]:
     return without_password(url).render_as_string(hide_password=False), env
 
 
+# Lo que libpq dice en inglés al no poder conectar → lo mismo en español (la primera que coincide).
+_CONNECTION_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), text)
+    for pattern, text in (
+        (
+            r'database "([^"]+)" does not exist',
+            "la base {0} no existe en ese servidor: créela antes (CREATE DATABASE {0};)",
+        ),
+        (r'password authentication failed for user "([^"]+)"', "usuario o clave incorrectos para {0}"),
+        (r'role "([^"]+)" does not exist', "el usuario {0} no existe en ese servidor"),
+        (r"no password supplied|fe_sendauth", "el servidor pide una clave y la URL no la trae"),
+        (
+            r"Connection refused",
+            "el servidor no acepta conexiones ahí (¿está en marcha y escucha en esa dirección y puerto?)",
+        ),
+        (
+            r"No such file or directory",
+            "no hay ningún servidor en ese socket (¿está en marcha? ¿es la carpeta correcta?)",
+        ),
+        (r"could not translate host name", "no se encuentra el servidor con ese nombre"),
+        (r"timeout expired|timed out", "el servidor no respondió a tiempo"),
+        (r"too many connections|remaining connection slots", "el servidor no admite más conexiones ahora"),
+        (
+            r"no pg_hba\.conf entry",
+            "el servidor no permite conectarse desde aquí con ese usuario (pg_hba.conf)",
+        ),
+        (
+            r"the database system is (starting up|shutting down)",
+            "el servidor está arrancando o deteniéndose; reintente",
+        ),
+    )
+)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """Por qué no se pudo conectar, en español; si no se reconoce, la primera línea de libpq."""
+    message = str(exc)
+    for pattern, text in _CONNECTION_ERRORS:
+        found = pattern.search(message)
+        if found:
+            return text.format(*found.groups())
+    first = next((line.strip() for line in message.splitlines() if line.strip()), exc.__class__.__name__)
+    return f"no se pudo conectar ({first})"
+
+
 def without_password(url: URL) -> URL:
     """La URL libpq sin contraseña (`URL.set(password=None)` no la quita: None es "sin cambio")."""
     return URL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)

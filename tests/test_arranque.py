@@ -216,3 +216,23 @@ def test_conexiones_aceptadas_sin_nagle(workers: int) -> None:
 
     asyncio.run(principal())
     assert len(vistos) == 8 and all(v != 0 for v in vistos)
+
+
+def test_titulos_de_campos_con_tildes_en_docs(client: TestClient) -> None:
+    """Los nombres de campo del plan van sin tildes (`codigo`, `stock_minimo`); sus títulos en /docs no."""
+    from inventario.openapi import TILDES
+
+    spec = client.get("/openapi.json").json()
+    campos = spec["components"]["schemas"]["ProductoCrear"]["properties"]
+    assert campos["codigo"]["title"] == "Código" and campos["stock_minimo"]["title"] == "Stock Mínimo"
+    sin_tilde = re.compile(r"\b(" + "|".join(TILDES) + r")\b", re.IGNORECASE)
+
+    def titulos(nodo: object) -> list[str]:
+        if isinstance(nodo, dict):
+            propios = [nodo["title"]] if isinstance(nodo.get("title"), str) else []
+            return propios + [t for v in nodo.values() for t in titulos(v)]
+        if isinstance(nodo, list):
+            return [t for v in nodo for t in titulos(v)]
+        return []
+
+    assert [t for t in titulos(spec) if sin_tilde.search(t)] == []

@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from inventario.arranque import url_sin_clave
@@ -225,3 +226,76 @@ def test_hasta_en_los_cambios_de_horario_nunca_toma_un_momento_posterior() -> No
     assert normal == datetime(2024, 6, 1, 16, 0, tzinfo=UTC)
     mexico = earliest_instant(datetime(2026, 12, 1, 18, 0), ZoneInfo("America/Mexico_City"))
     assert mexico.astimezone(UTC) == datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
+
+
+def test_hasta_acepta_la_fecha_de_la_api_una_fecha_sola_y_segundos() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from inventario.modules.backup.cli import _moment
+
+    mx = ZoneInfo("America/Mexico_City")
+    # Tal como la da GET /backup/puntos-restauracion (fecha_instantanea, con zona).
+    api = _moment("2026-12-01T18:49:23.172149-06:00", mx)
+    assert api == datetime(2026, 12, 2, 0, 49, 23, 172149, tzinfo=UTC)
+    assert _moment("2026-12-01 18:49:16", mx) == datetime(2026, 12, 1, 18, 49, 16, tzinfo=mx)
+    assert _moment("2026-12-01T18:49", mx) == datetime(2026, 12, 1, 18, 49, tzinfo=mx)
+    assert _moment("2026-12-01", mx) == datetime(2026, 12, 1, 23, 59, 59, tzinfo=mx)  # el día entero
+
+
+def test_restaurar_con_destino_malo_explica_en_espanol(
+    cli_env: dict[str, str], runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    fill(fresh_db)
+    row = BackupService(runtime).run("COMPLETO", "PRUEBA")
+    sin_base = fresh_db.with_database("no_existe_esta_base").url.render_as_string(hide_password=False)
+    r = run_cli(cli_env, "backup", "restaurar", str(row.id_backup), "--destino", sin_base, "--si")
+    assert r.returncode == 1
+    assert "la base no_existe_esta_base no existe en ese servidor: créela antes" in r.stderr, r.stderr
+    assert "does not exist" not in r.stderr and "OperationalError" not in r.stderr
+    r = run_cli(cli_env, "backup", "restaurar", str(row.id_backup), "--destino", "basura", "--si")
+    assert r.returncode == 2 and "--destino debe ser una URL postgresql://" in r.stderr, r.stderr
+    assert "Could not parse" not in r.stderr
+
+
+def test_gzip_danado_se_explica_en_espanol(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    fill(fresh_db)
+    service = BackupService(runtime)
+    row = service.run("COMPLETO", "PRUEBA")
+    path = runtime.settings.backup_dir / row.nombre_archivo
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception) as failed:
+        service.repo.verify(service.repo.find(row.nombre_archivo))
+    text = str(failed.value)
+    assert "el gzip está dañado (" in text or "el MD5 no coincide" in text, text
+    assert "Error -3" not in text and "invalid" not in text, text
+
+
+def test_restaurar_la_base_del_servicio_a_un_punto_viejo_deja_ese_estado_como_el_mas_reciente(
+    cli_env: dict[str, str], runtime: Runtime, fresh_db: DatabaseServer
+) -> None:
+    """Completo, diferencial "bueno" y diferencial con un error; se restaura el bueno. Después, "lo
+    último" (restaurar sin más, GET /puntos-restauracion, --hasta ahora) es el estado restaurado, no
+    el error que se quiso deshacer."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'bueno' WHERE id_producto = 1")
+    bueno = service.run("DIFERENCIAL", "PRUEBA")
+    estado_bueno = sin_rastro_de_restauraciones(snapshot(fresh_db))
+    with connect(fresh_db) as conn:
+        conn.execute("UPDATE productos SET nombre = 'ERROR' WHERE id_producto = 1")
+    malo = service.run("DIFERENCIAL", "PRUEBA")
+    out = run_cli(cli_env, "backup", "restaurar", str(bueno.id_backup), "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "desde ahora es el punto más reciente" in out.stdout, out.stdout
+    nuevo = service.restore_points()[0]
+    assert nuevo.link.manifest.id_backup > malo.id_backup and nuevo.link.manifest.tipo == "COMPLETO"
+    # Restaurar "lo último" ahora da el estado bueno.
+    out = run_cli(cli_env, "backup", "restaurar", str(nuevo.link.manifest.id_backup), "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "punto más reciente" not in out.stdout  # ya es el último: no hace falta otro COMPLETO
+    assert sin_rastro_de_restauraciones(snapshot(fresh_db)) == estado_bueno

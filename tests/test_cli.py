@@ -33,6 +33,7 @@ def test_base_caida_una_linea_y_la_traza_en_error_log(cli_env: dict[str, str], s
         (linea,) = r.stderr.strip().splitlines()
         assert linea.startswith("Error: No se pudo conectar con postgresql://inventario@127.0.0.1:"), linea
         assert "Revise que ese PostgreSQL esté en marcha" in linea and "clave-secreta" not in linea
+        assert "el servidor no acepta conexiones ahí" in linea and "Connection refused" not in linea, linea
     error_log = (settings.logs_dir / "error.log").read_text()
     assert error_log.count("Traceback") >= 4 and "Orden fallida: jobs listar" in error_log
     assert "clave-secreta" not in error_log

@@ -13,8 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from inventario import logging_setup
+from inventario import logging_setup, migrations
+from inventario.database import make_engine
 from inventario.logging_setup import DatedDailyHandler, DatedSizeRotatingHandler, setup_logging
+from inventario.postgres import DatabaseServer
+from tests.backup_support import drop_database, new_database
 
 SPECIAL = ("", "inventario.health", "inventario.sesiones", "uvicorn.access")
 
@@ -228,3 +231,27 @@ def test_setup_logging_es_idempotente(tmp_path: Path) -> None:
     logging.getLogger("inventario.prueba").error("en la otra")
     assert "en la otra" not in "\n".join(lines(tmp_path / "app.log"))
     assert sum("en la otra" in line for line in lines(other / "app.log")) == 1
+
+
+def test_migraciones_en_espanol_sin_lo_informativo_en_ingles_de_las_bibliotecas(
+    tmp_path: Path, pg_server: DatabaseServer
+) -> None:
+    """app.log de una instalación nueva: una línea en español por las migraciones, no las de Alembic
+    ("Context impl PostgresqlImpl.", "Running upgrade ...") ni las de APScheduler."""
+    setup_logging(tmp_path)
+    target = new_database(pg_server, f"logs_migraciones_{os.getpid()}")
+    try:
+        engine = make_engine(target.url)
+        try:
+            migrations.upgrade(engine)
+            migrations.upgrade(engine)  # ya al día: no dice nada
+        finally:
+            engine.dispose()
+        logging.getLogger("apscheduler.scheduler").info("Adding job tentatively")
+        logging.getLogger("apscheduler.scheduler").warning("aviso de apscheduler")
+        app = "\n".join(lines(tmp_path / "app.log"))
+        assert app.count("Migraciones aplicadas: base vacía → ") == 1, app
+        assert "Context impl" not in app and "Running upgrade" not in app and "Adding job" not in app
+        assert "aviso de apscheduler" in app
+    finally:
+        drop_database(pg_server, target.database)

@@ -9,15 +9,17 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from inventario.archivos import human_size
+from inventario.arranque import url_sin_clave
 from inventario.cli_support import fail, runtime_context, settings_or_exit
 from inventario.errors import DomainError
 from inventario.modules.backup import queries, restore
+from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import TipoSolicitado
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.repo import BackupRepo, Link
 from inventario.modules.backup.service import BackupService
 from inventario.modules.remoto.transfer import Descriptor
-from inventario.postgres import DatabaseServer, sqlalchemy_url
+from inventario.postgres import DatabaseServer, describe_connection_error, sqlalchemy_url
 from inventario.runtime import Runtime
 
 app = typer.Typer(help="Backups: ejecutar, listar, limpiar, verificar y restaurar.", no_args_is_help=True)
@@ -123,9 +125,8 @@ def verificar(
         False, "--restaurar-prueba", help="Además restaurar en una base temporal y comparar filas por tabla"
     ),
 ) -> None:
-    """Comprueba MD5, gzip, que la cadena de cada backup (completo, diferencial, incrementales) esté
-    entera y que archivo, manifiesto y catálogo digan lo mismo; con --todos, también cada backup
-    COMPLETADO del catálogo cuyo archivo ya no está."""
+    # La ayuda en un solo párrafo: Typer respeta los saltos de línea de la docstring.
+    """Comprueba MD5, gzip, que la cadena de cada backup (completo, diferencial, incrementales) esté entera y que archivo, manifiesto y catálogo digan lo mismo; con --todos, también cada backup COMPLETADO del catálogo cuyo archivo ya no está."""
     if bool(id_o_archivo) == todos:
         raise fail("Indique un id o archivo, o bien --todos", 2)
     repo = BackupRepo(settings_or_exit().backup_dir)
@@ -183,13 +184,24 @@ def earliest_instant(local: datetime, tz: tzinfo) -> datetime:
 
 def _moment(text: str, tz: tzinfo) -> datetime:
     """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA."""
-    for fmt in ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
-        try:
-            local = datetime.strptime(text.strip(), fmt)
-        except ValueError:
-            continue
-        return earliest_instant(local, tz)
-    raise fail(f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA), no {text!r}', 2)
+    raw = text.strip()
+    try:
+        # También ISO 8601 (p. ej. la `fecha_instantanea` de GET /backup/puntos-restauracion, con
+        # su zona) y una fecha sola (el día entero: hasta las 23:59:59).
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        if parsed.tzinfo is not None:
+            return parsed
+        if len(raw) == 10:  # AAAA-MM-DD
+            parsed = parsed.replace(hour=23, minute=59, second=59)
+        return earliest_instant(parsed, tz)
+    raise fail(
+        f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA; también con segundos, '
+        f"una fecha sola o ISO 8601 con zona), no {text!r}",
+        2,
+    )
 
 
 @app.command("restaurar")
@@ -230,7 +242,9 @@ def restaurar(
 
         def anunciar(chain: list[Link]) -> None:
             typer.echo(
-                f"Verificando {len(chain)} archivos: " + ", ".join(link.path.name for link in chain) + " ..."
+                f"Verificando {len(chain)} {'archivo' if len(chain) == 1 else 'archivos'}: "
+                + ", ".join(link.path.name for link in chain)
+                + " ..."
             )
 
         # Todos los MD5 antes de tocar nada: un archivo dañado en medio de la cadena no deja nada a medias.
@@ -238,7 +252,7 @@ def restaurar(
             moment = _moment(hasta, settings.tz)
             point = repo.point_at(moment)
             typer.echo(
-                f"Punto más reciente hasta {moment:%Y-%m-%d %H:%M} ({settings.ZONA_HORARIA}): backup "
+                f"Punto más reciente hasta {moment.astimezone(settings.tz):%Y-%m-%d %H:%M:%S} ({settings.ZONA_HORARIA}): backup "
                 f"{point.link.manifest.id_backup} {point.link.manifest.tipo}, estado de la base al "
                 f"{point.momento.astimezone(settings.tz):%Y-%m-%d %H:%M:%S}"
             )
@@ -251,14 +265,20 @@ def restaurar(
         if destino:
             try:
                 target = DatabaseServer(sqlalchemy_url(destino), embedded=False)
-            except Exception as exc:
-                raise fail(f"--destino inválido: {exc}", 2) from None
+            except Exception:
+                raise fail(
+                    "--destino debe ser una URL postgresql://usuario@servidor:puerto/base "
+                    "(o postgresql://usuario@/base?host=/carpeta/del/socket)",
+                    2,
+                ) from None
         else:
             target = runtime.server
         try:
             state = restore.inspect_target(target)
         except Exception as exc:
-            raise fail(f"No se puede conectar con la base destino: {exc.__class__.__name__}: {exc}") from None
+            raise fail(
+                f"No se puede conectar con la base destino {url_sin_clave(target.url)}: {describe_connection_error(exc)}"
+            ) from None
         if state.other_sessions:
             typer.secho(
                 f"Atención: hay {state.other_sessions} sesiones abiertas en la base destino (¿el servicio sigue en marcha?); "
@@ -287,7 +307,42 @@ def restaurar(
     typer.secho(
         f"Restaurado {last.tipo} {last.id_backup} ({last.nombre_archivo}): estado de la base al "
         f"{last.fecha_instantanea.isoformat()}, {sum(done.counts.values())} filas en {len(done.counts)} tablas. "
-        f"Catálogo sincronizado con {repo.directory} ({done.synced} registros actualizados).",
+        f"Catálogo sincronizado con {repo.directory} ({done.synced} "
+        f"{'registro actualizado' if done.synced == 1 else 'registros actualizados'}).",
+        fg=typer.colors.GREEN,
+    )
+    if not destino:
+        _full_after_restore(repo, last)
+
+
+def _full_after_restore(repo: BackupRepo, restored: Manifiesto) -> None:
+    """Tras restaurar la base del servicio a un punto que no es el último: un COMPLETO del estado
+    restaurado, ya. Sin él, el punto más reciente de BACKUP_PATH seguiría siendo uno posterior al
+    restaurado (el estado que se quiso deshacer), y `restaurar` sin más, `--hasta` con una hora de
+    después o GET /puntos-restauracion lo tomarían hasta el backup siguiente."""
+    later = [p for p in repo.points() if p.momento > restored.fecha_instantanea]
+    if not later:
+        return
+    typer.echo(
+        f"Hay {len(later)} {'backup posterior' if len(later) == 1 else 'backups posteriores'} al restaurado: "
+        "se hace un COMPLETO del estado restaurado para que sea el punto más reciente ..."
+    )
+    try:
+        with runtime_context(migrate=False) as runtime:
+            row = BackupService(runtime, notifier=notify).run(
+                TipoSolicitado.COMPLETO, f"consola:{getpass.getuser()}"[:100]
+            )
+    except DomainError as exc:
+        typer.secho(
+            f"Atención: no se pudo hacer ese COMPLETO ({exc.mensaje}). Hasta que haya uno, el punto más "
+            "reciente sigue siendo posterior al restaurado: haga uno (.venv/bin/inventario backup ejecutar "
+            "--tipo COMPLETO) antes de restaurar «lo último».",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        return
+    typer.secho(
+        f"COMPLETO {row.id_backup} ({row.nombre_archivo}): desde ahora es el punto más reciente.",
         fg=typer.colors.GREEN,
     )
 

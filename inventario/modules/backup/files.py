@@ -32,6 +32,19 @@ CORRUPT_GZIP: tuple[type[Exception], ...] = (zlib.error, ZlibNgError, EOFError, 
 UNREADABLE_GZIP: tuple[type[Exception], ...] = (*CORRUPT_GZIP, OSError)
 
 
+def describe_gzip_error(exc: BaseException) -> str:
+    """Por qué no se puede leer un gzip, en español (zlib y el sistema lo dicen en inglés)."""
+    if isinstance(exc, EOFError):
+        return "está cortado: termina antes del final del gzip"
+    if isinstance(exc, gzip_ng.BadGzipFile):
+        if "crc" in str(exc).lower() or "length" in str(exc).lower():
+            return "el contenido no coincide con su suma de control: el archivo se modificó o se dañó"
+        return "no es un archivo gzip"
+    if isinstance(exc, OSError) and not isinstance(exc, gzip_ng.BadGzipFile):
+        return f"no se pudo leer ({exc.strerror or exc.__class__.__name__})"
+    return "los datos comprimidos no son válidos: el archivo se modificó o se dañó"
+
+
 class _HashingFile:
     """Archivo de salida que calcula el MD5 y cuenta bytes de lo que realmente llega a disco."""
 

@@ -19,7 +19,13 @@ from typing import BinaryIO
 from inventario.archivos import fsync_dir
 from inventario.errors import Conflicto, Desaparecido, NoDisponible, NoEncontrado
 from inventario.modules.backup.exceptions import RestoreError
-from inventario.modules.backup.files import TEMP_SUFFIX, UNREADABLE_GZIP, AtomicGzipWriter, scan
+from inventario.modules.backup.files import (
+    TEMP_SUFFIX,
+    UNREADABLE_GZIP,
+    AtomicGzipWriter,
+    describe_gzip_error,
+    scan,
+)
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup
 from inventario.permisos import private_dir, write_private
@@ -323,7 +329,9 @@ class BackupRepo:
             with open(link.path, "rb") as fh:
                 digest, size = scan(fh, inflate=True)
         except UNREADABLE_GZIP as exc:
-            raise RestoreError(f"{link.path.name}: el gzip está dañado ({exc}).") from None
+            raise RestoreError(
+                f"{link.path.name}: el gzip está dañado ({describe_gzip_error(exc)})."
+            ) from None
         md5 = digest.hex()
         if md5 != link.manifest.hash_md5:
             raise RestoreError(
