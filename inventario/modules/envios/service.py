@@ -396,15 +396,15 @@ def vigilar(session: Session, settings: Settings) -> list[str]:
             horas = int((fila.ahora - desde).total_seconds() // 3600)
             detalle = (
                 f"El último backup completado es del {fila.ultimo.astimezone(settings.tz):%d/%m/%Y %H:%M}, "
-                f"hace {horas} horas"
+                f"hace {cantidad(horas, 'hora')}"
                 if fila.ultimo
-                else f"No se completó ningún backup desde la instalación, hace {horas} horas"
+                else f"No se completó ningún backup desde la instalación, hace {cantidad(horas, 'hora')}"
             )
             if _aviso_vigilancia(
                 session,
                 "SIN_BACKUP",
                 "SIN_BACKUP",
-                f"❌ Sin backups desde hace {horas} horas",
+                f"❌ Sin backups desde hace {cantidad(horas, 'hora')}",
                 f"{detalle} (máximo: BACKUP_MAX_HORAS_SIN_BACKUP = {settings.BACKUP_MAX_HORAS_SIN_BACKUP} h).",
             ):
                 abiertos.append("SIN_BACKUP")
