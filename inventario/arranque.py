@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import URL
 
 from inventario.config import Settings
+from inventario.errors import cantidad
 from inventario.logging_setup import redact
 from inventario.postgres import without_password
 
@@ -84,7 +85,7 @@ def puertos_por_worker(sock: socket.socket, workers: int) -> list[socket.socket]
         for worker in sockets:
             worker.close()
         raise ArranqueError(
-            f"No se puede escuchar en {host}:{port} con {workers} workers: {exc.strerror or exc}"
+            f"No se puede escuchar en {host}:{port} con {cantidad(workers, 'worker')}: {exc.strerror or exc}"
         ) from None
     return sockets
 

@@ -12,6 +12,7 @@ import typer
 
 from inventario import consola_textos
 from inventario.cli_support import fail, runtime_context, settings_or_exit
+from inventario.errors import cantidad
 from inventario.modules.backup.cli import app as backup_app
 from inventario.modules.envios.cli import app as notificaciones_app
 from inventario.modules.planificador.cli import alertas_app, jobs_app, logs_app, scheduler
@@ -248,7 +249,7 @@ def usuario_desbloquear(
             f"bloqueado hasta {user.bloqueado_hasta:%Y-%m-%d %H:%M}"  # en ZONA_HORARIA (la sesión)
             if user.bloqueado_hasta
             else "sin bloqueo"
-        ) + f", {user.intentos_fallidos} intentos fallidos"
+        ) + f", {cantidad(user.intentos_fallidos, 'intento fallido', 'intentos fallidos')}"
         unlock(session, user.id_usuario)
         if activar and not user.activo:
             user.activo = True

@@ -66,8 +66,8 @@ _CAMPO = {"body": "cuerpo", "query": "parámetro", "path": "ruta", "header": "ca
 
 _TRADUCCIONES = {
     "missing": "es obligatorio",
-    "string_too_short": "es demasiado corto",
-    "string_too_long": "es demasiado largo",
+    "string_too_short": "debe tener al menos {min_length}",
+    "string_too_long": "debe tener como máximo {max_length}",
     "int_parsing": "debe ser un número entero",
     "int_type": "debe ser un número entero",
     "float_parsing": "debe ser un número",
@@ -110,6 +110,15 @@ _TRADUCCIONES = {
     "json_type": "debe ser JSON",
 }
 
+# Los límites de largo de un texto: el número con su palabra ("al menos 8 caracteres").
+_LARGOS = {"string_too_short": "min_length", "string_too_long": "max_length"}
+
+
+def cantidad(n: int, singular: str, plural: str | None = None) -> str:
+    """`1 lote vencido`, `2 lotes vencidos`: el número con la forma que concuerda (0 va en plural)."""
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
+
+
 # Lo que pydantic agrega en inglés dentro de `ctx`.
 _O = re.compile(r" or (?=[^,]*$)")
 
@@ -126,6 +135,8 @@ def traducir(err: Mapping[str, Any]) -> str:
     ctx = {k: v for k, v in (err.get("ctx") or {}).items()}
     if "expected" in ctx:  # literal_error / enum: "'A', 'B' or 'C'" → "'A', 'B' o 'C'"
         ctx["expected"] = _O.sub(" o ", str(ctx["expected"]))
+    if (limite := _LARGOS.get(err.get("type", ""))) and isinstance(ctx.get(limite), int):
+        ctx[limite] = cantidad(ctx[limite], "carácter", "caracteres")
     msg = str(err.get("msg", ""))
     if err.get("type") == "value_error":
         if "error" in ctx:  # ValueError de nuestros validadores: ya en español

@@ -232,3 +232,14 @@ def test_por_conjuntos_sobre_datos_de_demo_coincide_con_el_calculo_directo(runti
     )
     assert result.lotes_vencidos > 0 and result.lotes_por_vencer > 0
     assert generate_alerts(runtime.engine, 30).total == 0
+
+
+def test_resumen_concuerda_en_singular_y_plural() -> None:
+    from inventario.modules.alertas.service import ResultadoAlertas
+
+    uno = ResultadoAlertas(lotes_vencidos=0, lotes_por_vencer=0, sin_stock=1, dias_vencimiento=1).resumen()
+    assert uno.startswith("1 alerta nueva: 0 lotes vencidos (ROJO), 0 lotes que vencen en 1 día o menos")
+    assert "1 producto sin stock (ROJO)" in uno
+    dos = ResultadoAlertas(lotes_vencidos=1, lotes_por_vencer=1, dias_vencimiento=30).resumen()
+    assert dos.startswith("2 alertas nuevas: 1 lote vencido (ROJO), 1 lote que vence en 30 días o menos")
+    assert "0 productos sin stock (ROJO)" in dos

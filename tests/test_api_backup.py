@@ -194,15 +194,29 @@ def test_ejecutar_422_en_espanol(client: TestClient, admin_headers: H) -> None:
 
 
 def test_diferencial_sin_completo_se_promueve_y_lo_avisa(
-    client: TestClient, admin_headers: H, fresh_db: DatabaseServer
+    client: TestClient, admin_headers: H, fresh_db: DatabaseServer, settings: Settings
 ) -> None:
     fill(fresh_db, 5)
     b = backup(client, admin_headers, "/ejecutar-diferencial")
     assert b["tipo"] == "COMPLETO" and "se hizo COMPLETO" in b["nota"]
-    por_titulo = {n["titulo"]: n for n in notificaciones(client, admin_headers)}
-    promovido = por_titulo["⚠️ Backup DIFERENCIAL promovido a COMPLETO"]
+    # Instalación nueva (nunca hubo un COMPLETO): lo esperado, informativo y VERDE, no un aviso.
+    avisos = notificaciones(client, admin_headers)
+    assert [(n["titulo"], n["semaforo"]) for n in reversed(avisos)] == [
+        ("ℹ️ Primer backup: el diferencial se hace COMPLETO", "VERDE"),
+        ("✅ Backup COMPLETO completado", "VERDE"),
+    ]
+    assert "No hay un backup completo utilizable" in avisos[-1]["mensaje"]
+    assert "primer backup" in avisos[-1]["mensaje"]
+
+    # Ya hubo un completo y su archivo falta: eso sí rompe la cadena y es AMARILLO.
+    (settings.backup_dir / b["nombre_archivo"]).unlink()
+    b2 = backup(client, admin_headers, "/ejecutar-diferencial")
+    assert b2["tipo"] == "COMPLETO" and "no está disponible" in b2["nota"]
+    todos = notificaciones(client, admin_headers)
+    nuevos = todos[: len(todos) - len(avisos)]
+    promovido = {n["titulo"]: n for n in nuevos}["⚠️ Backup DIFERENCIAL promovido a COMPLETO"]
     assert promovido["semaforo"] == "AMARILLO" and "se hizo COMPLETO" in promovido["mensaje"]
-    assert por_titulo["✅ Backup COMPLETO completado"]["semaforo"] == "VERDE"
+    assert "primer backup" not in promovido["mensaje"]
 
 
 def test_backup_fallido_503_con_registro_error_y_notificacion_roja(

@@ -97,3 +97,11 @@ def test_token_de_usuario_desactivado_o_degradado_deja_de_valer_en_la_siguiente_
     assert r.status_code == 200, r.text
     r = client.get("/api/v1/productos", headers=bruno)
     assert r.status_code == 401 and r.json()["detalle"] == "El usuario del token ya no está activo"
+
+
+def test_mensaje_de_fallo_concuerda_con_el_limite() -> None:
+    from inventario.modules.usuarios.service import login_failed_message
+    from inventario.modules.usuarios.throttle import LoginThrottle
+
+    assert "tras 1 intento fallido seguido," in login_failed_message(LoginThrottle(1, 10, 900))
+    assert "tras 2 intentos fallidos seguidos," in login_failed_message(LoginThrottle(2, 10, 900))

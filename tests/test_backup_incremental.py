@@ -447,12 +447,12 @@ def test_job_incremental_sin_cambios_no_escribe_y_cede_ante_el_diario_y_otro_bac
     fill(fresh_db)
     jobs = JobsService(runtime)
     directory = runtime.settings.backup_dir
-    # Sin completo: el primero se hace COMPLETO y lo dice (AMARILLO), con su ✅.
+    # Sin completo: el primero se hace COMPLETO y lo dice (VERDE: instalación nueva), con su ✅.
     first = jobs.run_due("backup_incremental", MIERCOLES.replace(hour=10, minute=0, second=5))
     assert first.estado == "OK" and first.mensaje.startswith("Backup COMPLETO "), first.mensaje
     assert "el incremental se hizo COMPLETO" in first.mensaje
     assert _notifications(runtime) == [
-        ("⚠️ Backup INCREMENTAL promovido a COMPLETO", "AMARILLO"),
+        ("ℹ️ Primer backup: el incremental se hace COMPLETO", "VERDE"),
         ("✅ Backup COMPLETO completado", "VERDE"),
     ]
     # Los avisos del completo se escribieron después de su instantánea: son cambios (datos de

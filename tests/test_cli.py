@@ -69,7 +69,10 @@ def test_usuario_password_y_desbloquear(cli_env: dict[str, str], engine: Engine,
 
         # Sin terminal, la contraseña llega por la entrada estándar (nunca en la línea de órdenes).
         r = run_cli(cli_env, "usuario", "password", "admin", input="corta\n")
-        assert r.returncode == 2 and "Contraseña inválida: password: es demasiado corto" in r.stderr
+        assert (
+            r.returncode == 2
+            and "Contraseña inválida: password: debe tener al menos 8 caracteres" in r.stderr
+        )
         r = run_cli(cli_env, "usuario", "password", "admin", input="otra-clave-larga\n")
         assert r.returncode == 0, r.stderr
         assert "Contraseña de 'admin' cambiada" in r.stdout

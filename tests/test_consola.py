@@ -245,7 +245,14 @@ def test_usuarios_crear_cambiar_desactivar(client: TestClient) -> None:
     csrf = csrf_de(client, "/consola/usuarios")
     datos = {"csrf": csrf, "nombre_usuario": "cajera", "password": "corta", "rol": "OPERADOR"}
     r = client.post("/consola/usuarios", data=datos)
-    assert "password" in aviso(r.text) and "corto" in aviso(r.text)
+    # El mismo mensaje que la API, con el límite: no solo "es demasiado corto".
+    api = client.post(
+        "/api/v1/usuarios",
+        json={k: v for k, v in datos.items() if k != "csrf"},
+        headers=login(client, "admin", ADMIN_PASSWORD),
+    )
+    assert api.status_code == 422 and api.json()["errores"] == ["password: debe tener al menos 8 caracteres"]
+    assert aviso(r.text) == api.json()["detalle"] == "Datos inválidos: " + api.json()["errores"][0]
     r = client.post("/consola/usuarios", data={**datos, "password": "cajera-secreta"})
     assert aviso(r.text) == "Usuario cajera (OPERADOR) creado"
     r = client.post("/consola/usuarios", data={**datos, "password": "cajera-secreta"})

@@ -41,7 +41,7 @@ def test_backup_en_vivo_y_en_curso(client: TestClient, admin_headers: H, fresh_d
     assert esperar_fin(client, admin_headers, id_backup)["ejecutado_por"] == "admin"
     r = client.get(f"/consola/backups/{id_backup}")
     assert 'http-equiv="refresh"' not in r.text and 'id="estado">COMPLETADO<' in r.text
-    assert f"inventario backup restaurar {id_backup}" in r.text
+    assert f'<pre id="comando">.venv/bin/inventario backup restaurar {id_backup}</pre>' in r.text
     assert "<h2>Manifiesto</h2>" in r.text and "productos" in r.text
 
 

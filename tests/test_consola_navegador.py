@@ -254,7 +254,7 @@ def test_entrar_backup_completo_y_descarga(servidor: Servidor, navegador: WebDri
     id_backup = int(nav.current_url.rstrip("/").rsplit("/", 1)[1])
     catalogo = servidor.api("GET", f"/api/v1/backup/{id_backup}")
     assert catalogo["estado"] == "COMPLETADO" and catalogo["ejecutado_por"] == "admin"
-    assert nav.find_element(By.ID, "comando").text == f"inventario backup restaurar {id_backup}"
+    assert nav.find_element(By.ID, "comando").text == f".venv/bin/inventario backup restaurar {id_backup}"
     capturar(nav, "backup")
 
     nav.find_element(By.ID, "descargar").click()

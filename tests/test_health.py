@@ -167,3 +167,16 @@ def test_base_caida_503_y_recuperacion(
     assert states == ["OK", "ERROR", "OK"]
     assert " ERROR [inventario.health] estado=ERROR base_datos=ERROR" in health[1]
     assert "Base de datos no disponible" in (logs / "error.log").read_text()
+
+
+def test_openapi_nombra_los_estados_que_devuelve(client: TestClient) -> None:
+    """/docs describe los estados del código (OK, DEGRADADO, ERROR), no otros inventados."""
+    from inventario.modules.salud import service
+
+    op = aplicacion(client).openapi()["paths"]["/health"]["get"]
+    descripcion, ok = op["description"], op["responses"]["200"]["description"]
+    for estado in (service.OK, service.DEGRADADO, service.ERROR):
+        assert f"{estado}" in descripcion
+    assert service.OK in ok and service.DEGRADADO in ok and service.ERROR not in ok
+    assert service.ERROR in op["responses"]["503"]["description"]
+    assert "ADVERTENCIA" not in descripcion + ok

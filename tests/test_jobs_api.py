@@ -73,7 +73,7 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     run = r.json()
     assert run["job_id"] == "alertas_diarias" and run["estado"] == "OK" and run["manual"] is True
     assert run["ejecutado_por"] == "admin" and run["fin"] is not None and run["duracion_segundos"] >= 0
-    assert run["mensaje"].startswith("1 alertas nuevas") and run["interrumpida"] is False
+    assert run["mensaje"].startswith("1 alerta nueva: ") and run["interrumpida"] is False
 
     r = client.post("/api/v1/jobs/backup_diario/ejecutar", headers=admin_headers)
     assert r.status_code == 200 and r.json()["estado"] == "OK", r.text
@@ -91,6 +91,24 @@ def test_listado_ejecucion_manual_e_historial(client: TestClient, admin_headers:
     history = client.get("/api/v1/jobs/alertas_diarias/ejecuciones?limit=1", headers=admin_headers).json()
     assert history["total"] == 2 and len(history["items"]) == 1
     assert history["items"][0]["mensaje"].startswith("0 alertas nuevas")  # la segunda no repite
+
+
+def assert_en_la_zona(valor: str, settings: Settings) -> None:
+    """La hora va con el desfase de ZONA_HORARIA en ese instante (no en UTC ni con `Z`)."""
+    when = datetime.fromisoformat(valor)
+    assert not valor.endswith("Z") and when.utcoffset() == when.astimezone(settings.tz).utcoffset(), valor
+
+
+def test_proxima_ejecucion_en_la_zona_configurada(client: TestClient, admin_headers: dict[str, str]) -> None:
+    """Todos los jobs, también el de cada N minutos, dan su próxima corrida en ZONA_HORARIA."""
+    settings = aplicacion(client).state.settings
+    assert settings.ZONA_HORARIA == "America/Mexico_City"  # desfase -06:00, distinto de UTC
+    jobs = client.get("/api/v1/jobs", headers=admin_headers).json()
+    assert [j["job_id"] for j in jobs] == JOB_IDS
+    for job in jobs:
+        assert_en_la_zona(job["proxima_ejecucion"], settings)
+        one = client.get(f"/api/v1/jobs/{job['job_id']}", headers=admin_headers).json()
+        assert_en_la_zona(one["proxima_ejecucion"], settings)
 
 
 def test_409_si_ya_se_esta_ejecutando(
@@ -158,6 +176,7 @@ def test_health_con_el_planificador_en_marcha(settings: Settings, fresh_db: Data
         now = datetime.now(quiet.tz)
         for job in section["jobs"]:
             assert datetime.fromisoformat(job["proxima_ejecucion"]) > now
+            assert_en_la_zona(job["proxima_ejecucion"], quiet)
             assert job["programacion"].startswith(("todos los días ", "cada 15 minutos"))
         headers = login(client, "admin", ADMIN_PASSWORD)
         jobs = client.get("/api/v1/jobs", headers=headers).json()

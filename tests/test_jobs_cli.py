@@ -38,14 +38,17 @@ def test_ejecutar_a_mano_desde_la_consola(
 
     r = run_cli(cli_env, "logs", "mantenimiento")
     assert r.returncode == 0, r.stderr
-    assert "Job logs_maintenance (corrida 1): OK" in r.stdout and "1 archivos comprimidos" in r.stdout
+    assert "Job logs_maintenance (corrida 1): OK" in r.stdout and "1 archivo comprimido (" in r.stdout
     assert not rotated.exists() and Path(f"{rotated}.gz").exists()
 
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO productos (codigo, nombre) VALUES ('P1', 'Arroz 1 kg')"))
     r = run_cli(cli_env, "alertas", "generar")
     assert r.returncode == 0, r.stderr
-    assert "Job alertas_diarias (corrida 2): OK" in r.stdout and "1 alertas nuevas" in r.stdout
+    assert (
+        "Job alertas_diarias (corrida 2): OK" in r.stdout and "1 alerta nueva: 0 lotes vencidos" in r.stdout
+    )
+    assert "1 producto sin stock (ROJO)" in r.stdout
     r = run_cli(cli_env, "jobs", "ejecutar", "alertas_diarias", "--usuario", "ana")
     assert r.returncode == 0 and "0 alertas nuevas" in r.stdout
 
@@ -69,6 +72,8 @@ def test_ejecutar_a_mano_desde_la_consola(
     assert "última: (nunca)" in r.stdout
     r = run_cli(cli_env, "jobs", "historial", "alertas_diarias")
     assert r.returncode == 0 and r.stdout.startswith("2 corridas de alertas_diarias.")
+    r = run_cli(cli_env, "jobs", "historial", "logs_maintenance")
+    assert r.returncode == 0 and r.stdout.startswith("1 corrida de logs_maintenance.")
 
 
 def test_scheduler_solo_recupera_y_se_detiene_limpio(

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from inventario.config import Settings
+from inventario.errors import cantidad
 from inventario.modules.logs.service import LOCK_NAME, MantenimientoEnCurso, _exclusive, maintain
 from inventario.runtime import Runtime
 
@@ -122,8 +123,8 @@ def test_ventanas_por_familia_retencion_y_lo_que_no_se_toca(
     )
     summary = result.resumen()
     assert (
-        f"{len(expected_compressed)} archivos comprimidos" in summary
-        and f"{len(expected_deleted)} comprimidos eliminados" in summary
+        cantidad(len(expected_compressed), "archivo comprimido", "archivos comprimidos") in summary
+        and cantidad(len(expected_deleted), "comprimido eliminado", "comprimidos eliminados") in summary
     )
     assert any(
         f"Mantenimiento de logs: {len(expected_compressed)} comprimidos" in r.getMessage()
@@ -325,6 +326,6 @@ def test_el_job_registra_el_resultado_por_maquina(runtime: Runtime, settings: Se
     write(logs, f"app.log.{real_today - timedelta(days=8)}")
     row = JobsService(runtime).run_now("logs_maintenance")
     assert row.estado == "OK", row.mensaje
-    assert row.mensaje.startswith(f"Logs en {logs}: 1 archivos comprimidos")
+    assert row.mensaje.startswith(f"Logs en {logs}: 1 archivo comprimido (")
     # Cada máquina (y carpeta de logs) tiene su propia corrida: cada una cuida sus archivos.
     assert row.ambito == f"{socket.gethostname()}:{logs}"

@@ -186,7 +186,7 @@ def test_entradas_invalidas_no_cambian_nada(client: TestClient, admin_headers: H
         ({**e, "tipo": "COMPRA"}, 422, "tipo: debe ser ENTRADA, SALIDA o AJUSTE"),
         ({**e, "tipo": "entrada"}, 422, "tipo: debe ser ENTRADA, SALIDA o AJUSTE"),
         ({**e, "id_usuario": 1}, 422, "id_usuario: no es un campo permitido"),
-        ({**e, "motivo": "m" * 1001}, 422, "motivo: es demasiado largo"),
+        ({**e, "motivo": "m" * 1001}, 422, "motivo: debe tener como máximo 1000 caracteres"),
         ({**e, "id_producto": 2**63}, 422, "id_producto: debe ser menor o igual"),
         ({**e, "id_lote": 2**70}, 422, "id_lote: debe ser menor o igual"),
         ({**e, "id_producto": 4242}, 404, "No existe el producto 4242"),

@@ -115,7 +115,7 @@ def test_listar_leer_y_leer_todas(
         ("POST", f"{API}/{2**63}/leer", None, 422, "id_notificacion: debe ser menor o igual"),
         ("GET", API, {"semaforo": "AZUL"}, 422, "semaforo: debe ser VERDE, AMARILLO o ROJO"),
         ("GET", API, {"leida": "quizás"}, 422, "leida: debe ser verdadero o falso"),
-        ("GET", API, {"tipo": "x" * 31}, 422, "tipo: es demasiado largo"),
+        ("GET", API, {"tipo": "x" * 31}, 422, "tipo: debe tener como máximo 30 caracteres"),
     ]:
         r = client.request(method, path, params=params, headers=operador_headers)
         assert r.status_code == status and mensaje in r.json()["detalle"], r.text
@@ -151,10 +151,10 @@ def test_crear_a_mano_solo_admin(
     antes = filas(engine, "notificaciones")
     for body, mensaje in [
         ({}, "titulo: es obligatorio"),
-        ({"titulo": "t" * 201}, "titulo: es demasiado largo"),
+        ({"titulo": "t" * 201}, "titulo: debe tener como máximo 200 caracteres"),
         ({"titulo": "t", "semaforo": "AZUL"}, "semaforo: debe ser VERDE, AMARILLO o ROJO"),
         ({"titulo": "t", "tipo": "minúsculas"}, "tipo: tiene un formato inválido"),
-        ({"titulo": "t", "tipo": "T" * 31}, "tipo: es demasiado largo"),
+        ({"titulo": "t", "tipo": "T" * 31}, "tipo: debe tener como máximo 30 caracteres"),
         ({"titulo": "t", "referencia_id": 2**63}, "referencia_id: debe ser menor o igual"),
         ({"titulo": "t", "leida": True}, "leida: no es un campo permitido"),
         ({"titulo": "t\x00"}, "titulo: no puede contener caracteres de control (encontrado U+0000)"),

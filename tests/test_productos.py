@@ -83,7 +83,7 @@ def test_crear_obtener_y_listar_con_filtros(
     r = client.get(API, params={"bajo_minimo": "quizás"}, headers=admin_headers)
     assert r.status_code == 422 and "bajo_minimo" in r.json()["detalle"]
     r = client.get(API, params={"q": "x" * 201}, headers=admin_headers)
-    assert r.status_code == 422 and "q: es demasiado largo" in r.json()["detalle"]
+    assert r.status_code == 422 and "q: debe tener como máximo" in r.json()["detalle"]
     r = client.get(API, params={"q": "a\x00b"}, headers=admin_headers)
     assert r.status_code == 422 and "caracteres de control" in r.json()["detalle"]
 
@@ -95,10 +95,14 @@ def test_entradas_invalidas_422_409_y_nada_cambia(
     antes = filas(engine, "productos")
     casos = [
         ({"nombre": "Sin código"}, 422, "codigo: es obligatorio"),
-        ({"codigo": "   ", "nombre": "x"}, 422, "codigo: es demasiado corto"),
-        ({"codigo": "X" * 51, "nombre": "x"}, 422, "codigo: es demasiado largo"),
-        ({"codigo": "X", "nombre": "n" * 201}, 422, "nombre: es demasiado largo"),
-        ({"codigo": "X", "nombre": "x", "unidad": "u" * 31}, 422, "unidad: es demasiado largo"),
+        ({"codigo": "   ", "nombre": "x"}, 422, "codigo: debe tener al menos 1 carácter"),
+        ({"codigo": "X" * 51, "nombre": "x"}, 422, "codigo: debe tener como máximo 50 caracteres"),
+        ({"codigo": "X", "nombre": "n" * 201}, 422, "nombre: debe tener como máximo 200 caracteres"),
+        (
+            {"codigo": "X", "nombre": "x", "unidad": "u" * 31},
+            422,
+            "unidad: debe tener como máximo 30 caracteres",
+        ),
         (
             {"codigo": "A\x00B", "nombre": "x"},
             422,

@@ -314,7 +314,7 @@ def test_copia_automatica_tras_cada_backup_y_reintento_en_el_job(
     dest.start()
     ctx = ContextoJob(rt, datetime.now(rt.settings.tz), manual=False, ejecutado_por="SCHEDULER")
     result = backup_job.run(ctx)
-    assert result.estado == "OK" and "Fuera del sitio: 1 pendientes copiados" in result.mensaje
+    assert result.estado == "OK" and "Fuera del sitio: 1 pendiente copiado" in result.mensaje
     with rt.session_factory() as session:
         states = {
             r.id_backup: r.estado for r in session.execute(select(CopiaRemota.id_backup, CopiaRemota.estado))

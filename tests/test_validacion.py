@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from inventario.errors import traducir
+from inventario.errors import cantidad, traducir
 
 H = dict[str, str]
 INGLES = re.compile(
@@ -51,6 +51,18 @@ INGLES = re.compile(
             {"tipo": "VENTA", "id_producto": 1, "cantidad": 1},
             "ENTRADA, SALIDA o AJUSTE",
         ),
+        (
+            "post",
+            "/api/v1/usuarios",
+            {"nombre_usuario": "ana", "password": "123"},
+            "password: debe tener al menos 8 caracteres",
+        ),
+        (
+            "post",
+            "/api/v1/usuarios",
+            {"nombre_usuario": "a" * 101, "password": "clave-larga"},
+            "nombre_usuario: debe tener como máximo 100 caracteres",
+        ),
     ],
 )
 def test_literales_y_correos_en_espanol(
@@ -83,3 +95,33 @@ def test_cualquier_literal_en_espanol(opciones: list[str]) -> None:
         texto = traducir({**err, "loc": ("body", "campo")})
         assert texto.startswith("campo: debe ser uno de: ") and not INGLES.search(texto), texto
         assert texto.endswith(f" o {opciones[-1]!r}"), texto
+
+
+@given(minimo=st.integers(1, 500), extra=st.integers(1, 50))
+@settings(max_examples=50)
+def test_largo_de_texto_dice_el_limite(minimo: int, extra: int) -> None:
+    """Demasiado corto o largo dice cuántos caracteres, con la palabra que concuerda."""
+    from typing import Annotated
+
+    from pydantic import StringConstraints, TypeAdapter, ValidationError
+
+    maximo = minimo + extra
+    adapter: TypeAdapter[str] = TypeAdapter(
+        Annotated[str, StringConstraints(min_length=minimo, max_length=maximo)]
+    )
+    palabra = {1: "carácter"}.get(minimo, "caracteres")
+    for valor, esperado in (
+        ("x" * (minimo - 1), f"campo: debe tener al menos {minimo} {palabra}"),
+        ("x" * (maximo + 1), f"campo: debe tener como máximo {maximo} caracteres"),
+    ):
+        with pytest.raises(ValidationError) as exc:
+            adapter.validate_python(valor)
+        (err,) = exc.value.errors()
+        assert traducir({**err, "loc": ("body", "campo")}) == esperado
+
+
+def test_cantidad_concuerda() -> None:
+    assert cantidad(1, "corrida") == "1 corrida" and cantidad(2, "corrida") == "2 corridas"
+    assert cantidad(0, "alerta nueva", "alertas nuevas") == "0 alertas nuevas"
+    assert cantidad(1, "producto sin stock", "productos sin stock") == "1 producto sin stock"
+    assert cantidad(2, "canal", "canales") == "2 canales"

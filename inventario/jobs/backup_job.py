@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from inventario.archivos import human_size
+from inventario.errors import cantidad
 from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
 from inventario.modules.backup.model import HistorialBackup, TipoBackup
 from inventario.modules.backup.notifications import notify
@@ -43,7 +44,8 @@ def run(ctx: ContextoJob) -> ResultadoJob:
         detalle = getattr(exc, "mensaje", None) or f"{exc.__class__.__name__}: {exc}"
         raise JobFallido(f"{mensaje}. La limpieza de backups antiguos falló: {detalle}") from exc
     mensaje += (
-        f". Retención ({settings.BACKUP_RETENTION_DAYS} días): {len(limpieza.eliminados)} backups eliminados, "
+        f". Retención ({cantidad(settings.BACKUP_RETENTION_DAYS, 'día')}): "
+        f"{cantidad(len(limpieza.eliminados), 'backup eliminado', 'backups eliminados')}, "
         f"{human_size(limpieza.bytes_liberados)} liberados"
     )
     if settings.BACKUP_REMOTO:
@@ -73,13 +75,13 @@ def _fuera_del_sitio(ctx: ContextoJob) -> str:
     wait_background()  # la copia en segundo plano del backup recién hecho
     try:
         copiados, fallidos = remoto.copy_pending()
-        partes = [f"Fuera del sitio: {len(copiados)} pendientes copiados"]
+        partes = [f"Fuera del sitio: {cantidad(len(copiados), 'pendiente copiado', 'pendientes copiados')}"]
         if fallidos:
             partes.append(f"{len(fallidos)} con error ({', '.join(map(str, fallidos))})")
         retencion = remoto.cleanup()
         partes.append(
-            f"retención remota ({ctx.runtime.settings.remoto_retention_days} días): "
-            f"{len(retencion.eliminados)} copias eliminadas"
+            f"retención remota ({cantidad(ctx.runtime.settings.remoto_retention_days, 'día')}): "
+            f"{cantidad(len(retencion.eliminados), 'copia eliminada', 'copias eliminadas')}"
         )
         return ", ".join(partes)
     except Exception as exc:

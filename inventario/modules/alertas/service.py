@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
+from inventario.errors import cantidad
+
 log = logging.getLogger(__name__)
 
 ALERTAS_LOCK_KEY = 7261004
@@ -137,10 +139,12 @@ class ResultadoAlertas:
 
     def resumen(self) -> str:
         return (
-            f"{self.total} alertas nuevas: {self.lotes_vencidos} lotes vencidos (ROJO), "
-            f"{self.lotes_por_vencer} lotes que vencen en {self.dias_vencimiento} días o menos (AMARILLO), "
-            f"{self.sin_stock} productos sin stock (ROJO), {self.stock_bajo} bajo el stock mínimo (AMARILLO) "
-            f"({self.segundos:.2f} s)"
+            f"{cantidad(self.total, 'alerta nueva', 'alertas nuevas')}: "
+            f"{cantidad(self.lotes_vencidos, 'lote vencido', 'lotes vencidos')} (ROJO), "
+            f"{cantidad(self.lotes_por_vencer, 'lote que vence', 'lotes que vencen')} en "
+            f"{cantidad(self.dias_vencimiento, 'día')} o menos (AMARILLO), "
+            f"{cantidad(self.sin_stock, 'producto sin stock', 'productos sin stock')} (ROJO), "
+            f"{self.stock_bajo} bajo el stock mínimo (AMARILLO) ({self.segundos:.2f} s)"
         )
 
 

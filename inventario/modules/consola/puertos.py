@@ -100,8 +100,9 @@ def manifiesto(request: Request, row: HistorialBackup) -> Manifiesto | None:
 
 
 def comando_restaurar(row: HistorialBackup) -> str:
-    """La orden exacta para restaurar (con el servicio detenido): restaurar es cosa de la CLI."""
-    return f"inventario backup restaurar {row.id_backup}"
+    """La orden exacta para restaurar (con el servicio detenido): restaurar es cosa de la CLI.
+    Con la ruta del entorno: `make run` no pone `inventario` en el PATH."""
+    return f".venv/bin/inventario backup restaurar {row.id_backup}"
 
 
 # ------------------------------------------------------------------ planificador

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inventario.database import SessionDep
-from inventario.errors import DomainError, Invalido, traducir
+from inventario.errors import DomainError, Invalido, cantidad, traducir
 from inventario.fechas import rango_de_textos
 from inventario.modules.consola import puertos, sesion
 from inventario.modules.consola import service as vistas
@@ -364,7 +364,11 @@ def marcar_leida(id_notificacion: int, request: Request, session: SessionDep, _:
 @router.post("/notificaciones/leer-todas", dependencies=[CsrfDep])
 def marcar_todas(request: Request, session: SessionDep, _: UsuarioConsola) -> Response:
     cuantas = notificaciones.mark_all_read(session)
-    return redirigir(request, f"{RAIZ}/notificaciones", f"{cuantas} notificaciones marcadas como leídas")
+    return redirigir(
+        request,
+        f"{RAIZ}/notificaciones",
+        cantidad(cuantas, "notificación marcada como leída", "notificaciones marcadas como leídas"),
+    )
 
 
 # ------------------------------------------------------------------ inventario

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+from inventario.errors import cantidad
+
 app = typer.Typer(help="Avisos por email y otros canales.", no_args_is_help=True)
 
 
@@ -32,7 +34,11 @@ def probar() -> None:
         else:
             typer.secho(f"ERROR    {r['canal']} → {r['destino']}: {r['detalle']}", fg=typer.colors.RED)
     fallidos = sum(1 for r in resultados if not r["enviado"])
-    typer.echo(f"{len(resultados) - fallidos} de {len(resultados)} canales recibieron el mensaje de prueba.")
+    recibieron = "recibió" if len(resultados) - fallidos == 1 else "recibieron"
+    typer.echo(
+        f"{len(resultados) - fallidos} de {cantidad(len(resultados), 'canal', 'canales')} "
+        f"{recibieron} el mensaje de prueba."
+    )
     if fallidos:
         raise typer.Exit(1)
 

@@ -31,7 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from inventario.config import Settings
-from inventario.errors import Conflicto, NoEncontrado
+from inventario.errors import Conflicto, NoEncontrado, cantidad
 from inventario.jobs import alertas_job, backup_job
 from inventario.modules.envios import canales as ch
 from inventario.modules.envios.model import Envio, MensajeSalida
@@ -281,7 +281,7 @@ def resumen_diario(
             f"{TITULOS_RESUMEN.get(tipo, tipo.capitalize())} ({len(items)}):\n{lineas}"
             + (f"\nQué hacer: {que_hacer}" if que_hacer else "")
         )
-    asunto = f"[Inventario] Resumen del {hoy:%d/%m/%Y}: {len(incluidas)} avisos"
+    asunto = f"[Inventario] Resumen del {hoy:%d/%m/%Y}: {cantidad(len(incluidas), 'aviso')}"
     cuerpo = "\n\n".join(partes) + "\n\nDetalle en GET /api/v1/notificaciones."
     mensaje = _crear_mensaje(
         session,
@@ -396,15 +396,15 @@ def vigilar(session: Session, settings: Settings) -> list[str]:
             horas = int((fila.ahora - desde).total_seconds() // 3600)
             detalle = (
                 f"El último backup completado es del {fila.ultimo.astimezone(settings.tz):%d/%m/%Y %H:%M}, "
-                f"hace {horas} horas"
+                f"hace {cantidad(horas, 'hora')}"
                 if fila.ultimo
-                else f"No se completó ningún backup desde la instalación, hace {horas} horas"
+                else f"No se completó ningún backup desde la instalación, hace {cantidad(horas, 'hora')}"
             )
             if _aviso_vigilancia(
                 session,
                 "SIN_BACKUP",
                 "SIN_BACKUP",
-                f"❌ Sin backups desde hace {horas} horas",
+                f"❌ Sin backups desde hace {cantidad(horas, 'hora')}",
                 f"{detalle} (máximo: BACKUP_MAX_HORAS_SIN_BACKUP = {settings.BACKUP_MAX_HORAS_SIN_BACKUP} h).",
             ):
                 abiertos.append("SIN_BACKUP")

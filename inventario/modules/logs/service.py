@@ -47,7 +47,7 @@ from pathlib import Path
 
 from inventario.archivos import fsync_dir, human_size
 from inventario.config import Settings
-from inventario.errors import Conflicto
+from inventario.errors import Conflicto, cantidad
 from inventario.logging_setup import LOG_FILES
 
 log = logging.getLogger(__name__)
@@ -102,19 +102,31 @@ class ResultadoLogs:
 
     def resumen(self) -> str:
         partes = [
-            f"{len(self.comprimidos)} archivos comprimidos ({human_size(self.bytes_ahorrados)} ahorrados)"
+            f"{cantidad(len(self.comprimidos), 'archivo comprimido', 'archivos comprimidos')} "
+            f"({human_size(self.bytes_ahorrados)} ahorrados)"
             if self.compresion_habilitada
             else "compresión deshabilitada (LOGS_COMPRESSION_ENABLED=false)",
-            f"{len(self.eliminados)} comprimidos eliminados ({human_size(self.bytes_eliminados)} liberados)",
+            f"{cantidad(len(self.eliminados), 'comprimido eliminado', 'comprimidos eliminados')} "
+            f"({human_size(self.bytes_eliminados)} liberados)",
         ]
         if self.recuperados:
-            partes.append(f"{len(self.recuperados)} compresiones interrumpidas completadas")
+            partes.append(
+                cantidad(
+                    len(self.recuperados),
+                    "compresión interrumpida completada",
+                    "compresiones interrumpidas completadas",
+                )
+            )
         if self.temporales_borrados:
-            partes.append(f"{len(self.temporales_borrados)} temporales borrados")
+            partes.append(cantidad(len(self.temporales_borrados), "temporal borrado", "temporales borrados"))
         if self.en_uso:
-            partes.append(f"{len(self.en_uso)} omitidos por estar en uso ({', '.join(self.en_uso[:5])})")
+            partes.append(
+                f"{cantidad(len(self.en_uso), 'omitido', 'omitidos')} por estar en uso ({', '.join(self.en_uso[:5])})"
+            )
         if self.errores:
-            partes.append(f"{len(self.errores)} errores: " + "; ".join(self.errores[:5]))
+            partes.append(
+                f"{cantidad(len(self.errores), 'error', 'errores')}: " + "; ".join(self.errores[:5])
+            )
         return f"Logs en {self.directorio}: " + ", ".join(partes) + f" ({self.segundos:.2f} s)"
 
 

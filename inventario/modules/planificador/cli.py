@@ -14,7 +14,7 @@ from datetime import datetime
 import typer
 
 from inventario.cli_support import fail, runtime_context
-from inventario.errors import DomainError
+from inventario.errors import DomainError, cantidad
 from inventario.jobs import alertas_job, logs_maintenance_job
 from inventario.modules.backup.notifications import notify
 from inventario.modules.backup.service import BackupService
@@ -89,7 +89,7 @@ def historial(
         except DomainError as exc:
             raise fail(exc.mensaje) from None
         tz = runtime.settings.tz
-    typer.echo(f"{datos['total']} corridas de {job_id}.")
+    typer.echo(f"{cantidad(datos['total'], 'corrida')} de {job_id}.")
     for r in datos["items"]:
         typer.echo(
             f"{r.id_ejecucion:>6}  {r.programada_para.astimezone(tz):%Y-%m-%d %H:%M}  "

@@ -208,7 +208,8 @@ class JobsService:
 
     def next_slot(self, job: JobDef, now: datetime) -> datetime:
         if minutes := job.minutos(self.settings):
-            return schedule.interval_next_slot(now, minutes)
+            # La misma hora en la zona configurada, como los jobs diarios (la API la muestra así).
+            return schedule.interval_next_slot(now, minutes).astimezone(self.settings.tz)
         hour, minute = job.hora_de(self.settings)
         return schedule.next_slot(now, hour, minute, self.settings.tz)
 

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from inventario.modules.backup.service import BackupService
-from inventario.modules.salud.service import ERROR, check_health
+from inventario.modules.salud.service import DEGRADADO, ERROR, OK, check_health
 
 router = APIRouter(tags=["salud"])
 log = logging.getLogger(__name__)
@@ -28,10 +28,10 @@ def _close_stale_backups(service: BackupService) -> None:
 @router.get(
     "/health",
     summary="Estado de la base, el disco de backups y el planificador",
-    description="Sin token. `estado` es OK, ADVERTENCIA o ERROR, con el detalle de cada parte; "
-    "503 si algo está en ERROR (la base no responde, por ejemplo).",
+    description=f"Sin token. `estado` es {OK}, {DEGRADADO} o {ERROR}, con el detalle de cada parte; "
+    f"503 si algo está en {ERROR} (la base no responde, por ejemplo).",
     responses={
-        200: {"description": "OK o ADVERTENCIA"},
+        200: {"description": f"{OK} o {DEGRADADO} (poco disco libre, por ejemplo)"},
         503: {"description": "Alguna parte en ERROR: el mismo cuerpo, con el detalle"},
     },
 )

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inventario.errors import Conflicto, NoAutorizado, NoEncontrado
+from inventario.errors import Conflicto, NoAutorizado, NoEncontrado, cantidad
 from inventario.modules.usuarios.model import Usuario
 from inventario.modules.usuarios.schemas import UsuarioActualizar, UsuarioCrear
 from inventario.modules.usuarios.throttle import LoginThrottle
@@ -96,7 +96,8 @@ def update_user(session: Session, user_id: int, data: UsuarioActualizar) -> Usua
 def login_failed_message(throttle: LoginThrottle) -> str:
     minutos = max(1, round(throttle.seconds / 60))
     return (
-        f"Usuario o contraseña incorrectos; tras {throttle.max_account} intentos fallidos seguidos, "
+        "Usuario o contraseña incorrectos; tras "
+        f"{cantidad(throttle.max_account, 'intento fallido seguido', 'intentos fallidos seguidos')}, "
         f"el acceso desde este equipo se pausa {minutos} min"
     )
 
