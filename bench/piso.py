@@ -1,7 +1,8 @@
 """`python -m bench.piso [fracción] [repeticiones]`: el piso de un INCREMENTAL (0.001, el 0,1 %) o de
 un DIFERENCIAL (0.01): solo el trabajo que no se puede evitar, leer las claves cambiadas y copiar las
 filas cambiadas, en UNA ida y vuelta por una conexión ya abierta, tras 1 s sin actividad como en las
-medidas 2 y 9; en frío y enseguida otra vez en caliente. Sin cerrojo, catálogo, archivo, manifiesto
+medidas 2 y 9; en frío, enseguida otra vez en caliente, y en frío solo los COPY (sin la consulta de
+claves). Sin cerrojo, catálogo, archivo, manifiesto
 ni fsync. Se compara con el COMPLETO de la misma base, como las medidas 2 y 9 (ver
 docs/benchmarks.md, "El piso del incremental y del diferencial")."""
 
@@ -36,6 +37,7 @@ def main(argv: list[str]) -> None:
         service = BackupService(ent.runtime)
         cold: list[float] = []
         warm: list[float] = []
+        copy_only: list[float] = []
         fulls: list[float] = []
         for rep in range(reps):
             next_second()
@@ -56,19 +58,27 @@ def main(argv: list[str]) -> None:
                     if t.audited
                 ]
                 times: list[float] = []
-                for _ in range(2):  # en frío (tras 1 s sin nada) y en caliente
-                    if not times:
+                # En frío (tras 1 s sin nada), enseguida en caliente, y otra vez en frío solo los COPY
+                # (sin la consulta de claves: lo que costaría leer cada fila cambiada una sola vez).
+                for tail, idle in (
+                    (keys + b";\nCOMMIT", True),
+                    (keys + b";\nCOMMIT", False),
+                    (b"COMMIT", True),
+                ):
+                    if idle:
                         time.sleep(1.05)
                     sink = _Descarte()
                     started = time.perf_counter()
                     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    counts, _ = dump.copy_many(conn, sink, copies, keys + b";\nCOMMIT")  # type: ignore[arg-type]  # solo usa write()
+                    counts, _ = dump.copy_many(conn, sink, copies, tail)  # type: ignore[arg-type]  # solo usa write()
                     times.append(time.perf_counter() - started)
             cold.append(times[0])
             warm.append(times[1])
+            copy_only.append(times[2])
             print(
                 f"{rep}: COMPLETO {seconds:.3f} s; piso en frío {1000 * times[0]:.1f} ms, en caliente "
-                f"{1000 * times[1]:.1f} ms ({sum(counts)} filas, {sink.size} bytes)",
+                f"{1000 * times[1]:.1f} ms, solo COPY en frío {1000 * times[2]:.1f} ms "
+                f"({sum(counts)} filas, {sink.size} bytes)",
                 flush=True,
             )
             retire(ent, full)
@@ -76,7 +86,8 @@ def main(argv: list[str]) -> None:
         print(
             f"mediana: COMPLETO {full_s:.3f} s; piso en frío {1000 * statistics.median(cold):.1f} ms "
             f"({statistics.median(cold) / full_s:.4f} del completo), en caliente "
-            f"{1000 * statistics.median(warm):.1f} ms ({statistics.median(warm) / full_s:.4f})"
+            f"{1000 * statistics.median(warm):.1f} ms ({statistics.median(warm) / full_s:.4f}); solo COPY "
+            f"en frío {1000 * statistics.median(copy_only):.1f} ms ({statistics.median(copy_only) / full_s:.4f})"
         )
     finally:
         ent.close()
