@@ -214,6 +214,11 @@ def test_retencion_remota_por_cadenas_y_solo_lo_nuestro(remote_runtime: tuple[Ru
         local = session.get(HistorialBackup, ids[0])
         assert local is not None and not local.eliminado  # retención local independiente
     assert service.cleanup(now).eliminados == []
+    # Las copias dejaron de llegar más días que la retención: todo es viejo, y aun así quedan la copia
+    # más reciente (el diferencial) y su completo; antes se borraba el diferencial.
+    later = now + timedelta(days=rt.settings.remoto_retention_days * 3)
+    assert service.cleanup(later).eliminados == []
+    assert [d.id_backup for d in transfer.descriptors(rclone)[0]] == [ids[2], ids[3]]
 
 
 def _name(rt: Runtime, id_backup: int) -> str:

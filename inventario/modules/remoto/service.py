@@ -374,8 +374,8 @@ class RemotoService:
     # ------------------------------------------------------------------ retención remota
     def cleanup(self, now: datetime | None = None) -> RemoteRetention:
         """Borra del remoto las copias más viejas que BACKUP_REMOTO_RETENTION_DAYS, con la misma regla
-        de cadenas que la local: nunca el completo más reciente copiado, nunca un eslabón de la cadena
-        de algo que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
+        de cadenas que la local: nunca el completo más reciente copiado ni la copia más reciente de
+        cualquier tipo, nunca un eslabón de la cadena de algo que se conserva. Solo toca los objetos que el catálogo dice que esta instalación subió."""
         result = RemoteRetention()
         if not self.configured:
             return result
@@ -400,6 +400,10 @@ class RemotoService:
             recent = {
                 h.id_backup for h, _ in copies if h.fecha_creacion is not None and h.fecha_creacion >= limit
             }
+            # La copia más reciente de cualquier tipo también: si las copias fallaron más días que la
+            # retención remota, limpiar no debe dejar el remoto sin su último estado.
+            if copies:
+                recent.add(max(h.id_backup for h, _ in copies))
             needed = set(recent)
             for start in recent:
                 link = base_of.get(start)
