@@ -81,6 +81,22 @@ def psql_file(
     return result
 
 
+@contextmanager
+def cadena_restaurada(
+    runtime: Runtime, pg_server: DatabaseServer, origen: DatabaseServer, archivos: list[str], sufijo: str
+) -> Iterator[DatabaseServer]:
+    """Los `archivos` de BACKUP_PATH, en orden, con psql en una base nueva (cada uno sin ningún error);
+    la base se borra al salir."""
+    target = new_database(pg_server, origen.database + sufijo)
+    try:
+        for name in archivos:
+            result = psql_file(runtime, target, runtime.settings.backup_dir / name)
+            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+        yield target
+    finally:
+        drop_database(pg_server, target.database)
+
+
 def seed_user(conn: psycopg.Connection) -> int:
     row = conn.execute(
         "INSERT INTO usuarios (nombre_usuario, hash_password, rol) VALUES ('historia', 'x', 'ADMIN') "

@@ -4,6 +4,8 @@ también van por el entorno (RCLONE_AUTH_KEY, RCLONE_USER/RCLONE_PASS), nunca po
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import socket
@@ -128,3 +130,32 @@ def destino(kind: str, root: Path) -> Iterator[Destino]:
         yield dest
     finally:
         dest.stop()
+
+
+def objeto_remoto(name: str, data: bytes) -> dict[str, object]:
+    """El `ObjetoRemoto` de un descriptor para estos bytes (como lo escribiría la subida)."""
+    return {
+        "nombre": name,
+        "tamanio_bytes": len(data),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def forjar(storage: Path, name: str, data: bytes, manifest: bytes, **cambios: object) -> None:
+    """Lo que dejaría en el remoto quien puede escribir en él sin la identidad: los datos `name` en
+    claro y un descriptor que los nombra (con `cambios` encima). El manifiesto no se sube: su objeto
+    lo describe, y quien quiera lo escribe aparte."""
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / name).write_bytes(data)
+    descriptor: dict[str, object] = {
+        "id_backup": 999,
+        "tipo": "COMPLETO",
+        "nombre_archivo": name,
+        "fecha_creacion": "2099-12-31T23:59:59+00:00",
+        "cifrado": False,
+        "datos": objeto_remoto(name, data),
+        "manifiesto": objeto_remoto(name + ".manifest.json", manifest),
+        **cambios,
+    }
+    (storage / (name + ".remoto.json")).write_text(json.dumps(descriptor))

@@ -23,6 +23,7 @@ from inventario.runtime import Runtime, open_runtime
 from tests.backup_support import (
     MIERCOLES,
     bloquear_pg_dump,
+    cadena_restaurada,
     connect,
     drop_database,
     envejecer,
@@ -135,15 +136,9 @@ def test_un_cambio_de_esquema_entre_incrementales_hace_un_completo_y_la_cadena_r
     chain = [fourth, service.run("INCREMENTAL", "PRUEBA")]
     assert chain[1].tipo == "INCREMENTAL"
     # La cadena final (con la secuencia nueva y la columna nueva) restaura con psql al estado de la base.
-    directory = runtime.settings.backup_dir
-    target = new_database(pg_server, fresh_db.database + "_adelantado")
-    try:
-        for row in chain:
-            result = psql_file(runtime, target, directory / row.nombre_archivo)
-            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+    archivos = [row.nombre_archivo for row in chain]
+    with cadena_restaurada(runtime, pg_server, fresh_db, archivos, "_adelantado") as target:
         assert snapshot(target) == state
-    finally:
-        drop_database(pg_server, target.database)
 
 
 def test_catalogo_adelantado_se_comparte_y_si_no_coincide_se_relee_en_la_instantanea(
@@ -181,15 +176,9 @@ def test_catalogo_adelantado_se_comparte_y_si_no_coincide_se_relee_en_la_instant
     assert third.tipo == "INCREMENTAL", third.nota
     assert len(calls) == 2  # lo adelantado no coincidía: se pidió otra vez con el catálogo verdadero
     state = snapshot(fresh_db)
-    directory = runtime.settings.backup_dir
-    target = new_database(pg_server, fresh_db.database + "_releido")
-    try:
-        for row in (full, first, second, third):
-            result = psql_file(runtime, target, directory / row.nombre_archivo)
-            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+    archivos = [row.nombre_archivo for row in (full, first, second, third)]
+    with cadena_restaurada(runtime, pg_server, fresh_db, archivos, "_releido") as target:
         assert snapshot(target) == state
-    finally:
-        drop_database(pg_server, target.database)
 
 
 @pytest.mark.parametrize("momento", ["antes_del_corte", "antes_de_la_instantanea"])
@@ -228,16 +217,11 @@ def test_truncate_entre_la_decision_y_la_instantanea_no_deja_un_incremental_que_
     chain = [after, service.run("INCREMENTAL", "PRUEBA")]
     assert chain[1].tipo == "INCREMENTAL"
     state = snapshot(fresh_db)
-    target = new_database(pg_server, fresh_db.database + "_vaciada")
-    try:
-        for row in chain:
-            result = psql_file(runtime, target, directory / row.nombre_archivo)
-            assert result.returncode == 0 and b"ERROR" not in result.stderr, result.stderr.decode()
+    archivos = [row.nombre_archivo for row in chain]
+    with cadena_restaurada(runtime, pg_server, fresh_db, archivos, "_vaciada") as target:
         assert snapshot(target) == state
         with connect(target) as conn:
             assert conn.execute("SELECT count(*) FROM movimientos").fetchone()[0] == 0
-    finally:
-        drop_database(pg_server, target.database)
 
 
 def test_incremental_del_job_no_escribe_nada_si_nada_cambio(

@@ -37,7 +37,7 @@ from inventario.modules.remoto.cifrado import (
     parse_recipients,
 )
 from inventario.modules.remoto.rclone import Rclone, RemotoError
-from tests.remoto_support import KINDS, Destino, destino
+from tests.remoto_support import KINDS, Destino, destino, forjar, objeto_remoto
 
 SQL = "".join(f"INSERT INTO productos VALUES ({i}, 'Producto {i}', 'SKU-{i:06d}');\n" for i in range(20000))
 
@@ -380,31 +380,6 @@ def test_lo_subido_distinto_de_lo_cifrado_se_detecta_y_no_se_publica(
 # esta aplicación no pudo subir se usa, y sus nombres nunca se toman como rutas.
 
 
-def _objeto(name: str, data: bytes) -> dict[str, object]:
-    return {
-        "nombre": name,
-        "tamanio_bytes": len(data),
-        "md5": hashlib.md5(data).hexdigest(),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
-
-
-def _forjar(storage: Path, name: str, data: bytes, manifest: bytes, **cambios: object) -> None:
-    storage.mkdir(parents=True, exist_ok=True)
-    (storage / name).write_bytes(data)
-    descriptor: dict[str, object] = {
-        "id_backup": 999,
-        "tipo": "COMPLETO",
-        "nombre_archivo": name,
-        "fecha_creacion": "2099-12-31T23:59:59+00:00",
-        "cifrado": False,
-        "datos": _objeto(name, data),
-        "manifiesto": _objeto(name + ".manifest.json", manifest),
-        **cambios,
-    }
-    (storage / (name + ".remoto.json")).write_text(json.dumps(descriptor))
-
-
 def test_descriptor_con_rutas_no_crea_ni_borra_nada_fuera(tmp_path: Path) -> None:
     from inventario.errors import NoEncontrado
     from inventario.modules.remoto import recuperar
@@ -414,7 +389,7 @@ def test_descriptor_con_rutas_no_crea_ni_borra_nada_fuera(tmp_path: Path) -> Non
     name = "backup_20991231_235959_FULL.sql.gz"
     with destino("dir", tmp_path / "remoto") as dest:
         # El manifiesto apunta a una ruta absoluta: bajarlo escribiría (y borraría) `victima.parcial`.
-        _forjar(dest.storage, name, b"x", b"{}", manifiesto=_objeto(str(tmp_path / "victima"), b"{}"))
+        forjar(dest.storage, name, b"x", b"{}", manifiesto=objeto_remoto(str(tmp_path / "victima"), b"{}"))
         rclone = _rclone(dest)
         found, broken = transfer.descriptors(rclone)
         assert found == []
@@ -443,16 +418,21 @@ def test_descriptor_con_rutas_no_crea_ni_borra_nada_fuera(tmp_path: Path) -> Non
         {"tipo": "OTRO"},
         {"id_backup": 0},
         {"fecha_creacion": "2099-12-31T23:59:59"},  # sin zona: no se puede ordenar con las demás
-        {"datos": _objeto("../../otro.sql.gz", b"x")},
-        {"datos": _objeto("backup_20991231_235959_FULL.sql.gz.age", b"x")},  # dice cifrado=false
-        {"manifiesto": _objeto("backup_20991231_235959_FULL.sql.gz.manifest.json.age", b"{}")},
+        {"datos": objeto_remoto("../../otro.sql.gz", b"x")},
+        {"datos": objeto_remoto("backup_20991231_235959_FULL.sql.gz.age", b"x")},  # dice cifrado=false
+        {"manifiesto": objeto_remoto("backup_20991231_235959_FULL.sql.gz.manifest.json.age", b"{}")},
         {"id_backup_base": 1, "nombre_archivo_base": "backup_20990101_000000_FULL.sql.gz"},  # completo
-        {"manifiesto": {**_objeto("backup_20991231_235959_FULL.sql.gz.manifest.json", b"{}"), "md5": "zz"}},
+        {
+            "manifiesto": {
+                **objeto_remoto("backup_20991231_235959_FULL.sql.gz.manifest.json", b"{}"),
+                "md5": "zz",
+            }
+        },
     ],
 )
 def test_descriptores_no_validos_se_ignoran(tmp_path: Path, cambios: dict[str, object]) -> None:
     with destino("dir", tmp_path / "remoto") as dest:
-        _forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", b"{}", **cambios)
+        forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", b"{}", **cambios)
         found, broken = transfer.descriptors(_rclone(dest))
         assert found == [] and len(broken) == 1, (found, broken)
 
@@ -469,8 +449,8 @@ def test_solo_valen_los_nombres_que_deriva_push(nombre: str, cifrado: bool) -> N
             "nombre_archivo": name,
             "fecha_creacion": "2026-12-01T03:00:00+00:00",
             "cifrado": cifrado,
-            "datos": _objeto(transfer.data_object_name(name, cifrado), b"x"),
-            "manifiesto": _objeto(nombre, b"{}"),
+            "datos": objeto_remoto(transfer.data_object_name(name, cifrado), b"x"),
+            "manifiesto": objeto_remoto(nombre, b"{}"),
         }
     )
     assert (transfer.descriptor_problem(desc) is None) == (nombre == expected)
@@ -486,7 +466,7 @@ def test_copia_sin_cifrar_forjada_se_rechaza_con_identidad(
         rclone = _rclone(dest)
         transfer.push(rclone, backup_file, MANIFEST, _public(backup_file), [identity.to_public()], tmp_path)
         # Válido en forma, más reciente y con id mayor, pero en claro: un atacante sin la clave.
-        _forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", manifest.encode())
+        forjar(dest.storage, "backup_20991231_235959_FULL.sql.gz", b"x", manifest.encode())
         found, broken = transfer.descriptors(rclone)
         assert broken == [] and len(found) == 2
         target = tmp_path / "recuperado"
@@ -516,8 +496,8 @@ def _desc(
             "id_backup_base": base[0] if base else None,
             "nombre_archivo_base": base[1] if base else None,
             "cifrado": True,
-            "datos": _objeto(transfer.data_object_name(name, True), b"x"),
-            "manifiesto": _objeto(transfer.manifest_object_name(name, True), b"{}"),
+            "datos": objeto_remoto(transfer.data_object_name(name, True), b"x"),
+            "manifiesto": objeto_remoto(transfer.manifest_object_name(name, True), b"{}"),
         }
     )
 

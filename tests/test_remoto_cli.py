@@ -12,7 +12,7 @@ from inventario.postgres import DatabaseServer
 from tests.backup_support import connect, drop_database, sin_rastro_de_restauraciones, snapshot
 from tests.backup_support import fill_inventario as fill
 from tests.conftest import admin_conn, run_cli
-from tests.remoto_support import Destino, destino
+from tests.remoto_support import Destino, destino, forjar
 
 
 @pytest.fixture
@@ -21,21 +21,20 @@ def s3(tmp_path: Path) -> Iterator[Destino]:
         yield dest
 
 
-@pytest.fixture
-def env(cli_env: dict[str, str], s3: Destino, tmp_path: Path) -> dict[str, str]:
-    key = tmp_path / "clave.txt"
+def con_cifrado(cli_env: dict[str, str], remote: str, key: Path) -> dict[str, str]:
+    """Genera con la CLI la identidad age en `key`; el entorno copia a `remote` cifrando para ella."""
     out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
     assert out.returncode == 0, out.stderr
     public = out.stdout.strip()
     assert public.startswith("age1")
+    return dict(cli_env, BACKUP_REMOTO=remote, BACKUP_CIFRADO_DESTINATARIOS=public)
+
+
+@pytest.fixture
+def env(cli_env: dict[str, str], s3: Destino, tmp_path: Path) -> dict[str, str]:
+    key = tmp_path / "clave.txt"
     assert s3.config is not None
-    return dict(
-        cli_env,
-        BACKUP_REMOTO=s3.remote,
-        BACKUP_REMOTO_CONFIG=str(s3.config),
-        BACKUP_CIFRADO_DESTINATARIOS=public,
-        IDENTIDAD=str(key),
-    )
+    return dict(con_cifrado(cli_env, s3.remote, key), BACKUP_REMOTO_CONFIG=str(s3.config), IDENTIDAD=str(key))
 
 
 def test_subir_listar_verificar_y_detectar_un_byte_cambiado(env: dict[str, str], s3: Destino) -> None:
@@ -145,18 +144,9 @@ def test_backup_forjado_sin_cifrar_no_se_aplica(
 
     from inventario.modules.backup.dump import EPILOGUE, PROLOGUE, QUIET
 
-    def objeto(name: str, data: bytes) -> dict[str, object]:
-        return {
-            "nombre": name,
-            "tamanio_bytes": len(data),
-            "md5": hashlib.md5(data).hexdigest(),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
-
     with destino("dir", tmp_path / "remoto") as dest:
         key = tmp_path / "clave.txt"
-        out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
-        env = dict(cli_env, BACKUP_REMOTO=dest.remote, BACKUP_CIFRADO_DESTINATARIOS=out.stdout.strip())
+        env = con_cifrado(cli_env, dest.remote, key)
         fill(fresh_db, productos=5)
         assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
         assert run_cli(env, "backup", "remoto", "subir", "--pendientes").returncode == 0
@@ -178,18 +168,8 @@ def test_backup_forjado_sin_cifrar_no_se_aplica(
                 real, id_backup=999999, nombre_archivo=name, hash_md5=hashlib.md5(data).hexdigest(), tablas=[]
             )
         ).encode()
-        (dest.storage / name).write_bytes(data)
         (dest.storage / (name + ".manifest.json")).write_bytes(manifest)
-        descriptor = {
-            "id_backup": 999999,
-            "tipo": "COMPLETO",
-            "nombre_archivo": name,
-            "fecha_creacion": "2099-12-31T23:59:59+00:00",
-            "cifrado": False,
-            "datos": objeto(name, data),
-            "manifiesto": objeto(name + ".manifest.json", manifest),
-        }
-        (dest.storage / (name + ".remoto.json")).write_text(json.dumps(descriptor))
+        forjar(dest.storage, name, data, manifest, id_backup=999999)
 
         out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(key), "--si")
         assert out.returncode == 1, out.stdout + out.stderr
@@ -223,8 +203,7 @@ def test_tras_recuperar_un_punto_anterior_los_ids_no_se_repiten(
 
     with destino("dir", tmp_path / "remoto") as dest:
         key = tmp_path / "clave.txt"
-        out = run_cli(cli_env, "backup", "clave", "generar", "--salida", str(key))
-        env = dict(cli_env, BACKUP_REMOTO=dest.remote, BACKUP_CIFRADO_DESTINATARIOS=out.stdout.strip())
+        env = con_cifrado(cli_env, dest.remote, key)
         fill(fresh_db, productos=3)
         assert run_cli(env, "backup", "ejecutar", "--tipo", "COMPLETO").returncode == 0
         for name in ("linea-vieja-2", "linea-vieja-3-ERROR"):
