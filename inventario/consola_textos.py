@@ -249,9 +249,8 @@ def _envolver(clase: type, metodo: str, despues: Callable[[Any], Any]) -> None:
 
 
 def _uso(texto: str) -> str:
-    for ingles, espanol in (("Usage: ", "Uso: "), *((k, v) for k, v in METAVARS.items())):
-        texto = texto.replace(ingles, espanol)
-    return texto
+    # "[OPTIONS]" y "COMMAND [ARGS]..." ya vienen traducidos de `collect_usage_pieces` (ver `_piezas`).
+    return texto.replace("Usage: ", "Uso: ")
 
 
 def _piezas(piezas: list[str]) -> list[str]:

@@ -183,25 +183,23 @@ def earliest_instant(local: datetime, tz: tzinfo) -> datetime:
 
 
 def _moment(text: str, tz: tzinfo) -> datetime:
-    """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA."""
+    """`AAAA-MM-DD HH:MM` (o con segundos) en ZONA_HORARIA; también ISO 8601 (p. ej. la
+    `fecha_instantanea` de GET /backup/puntos-restauracion, con su zona) y una fecha sola (el día
+    entero: hasta las 23:59:59)."""
     raw = text.strip()
     try:
-        # También ISO 8601 (p. ej. la `fecha_instantanea` de GET /backup/puntos-restauracion, con
-        # su zona) y una fecha sola (el día entero: hasta las 23:59:59).
         parsed = datetime.fromisoformat(raw)
     except ValueError:
-        parsed = None
-    if parsed is not None:
-        if parsed.tzinfo is not None:
-            return parsed
-        if len(raw) == 10:  # AAAA-MM-DD
-            parsed = parsed.replace(hour=23, minute=59, second=59)
-        return earliest_instant(parsed, tz)
-    raise fail(
-        f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA; también con segundos, '
-        f"una fecha sola o ISO 8601 con zona), no {text!r}",
-        2,
-    )
+        raise fail(
+            f'--hasta debe tener la forma "AAAA-MM-DD HH:MM" (hora de ZONA_HORARIA; también con segundos, '
+            f"una fecha sola o ISO 8601 con zona), no {text!r}",
+            2,
+        ) from None
+    if parsed.tzinfo is not None:
+        return parsed
+    if len(raw) == 10:  # AAAA-MM-DD
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return earliest_instant(parsed, tz)
 
 
 @app.command("restaurar")

@@ -40,7 +40,7 @@ def describe_gzip_error(exc: BaseException) -> str:
         if "crc" in str(exc).lower() or "length" in str(exc).lower():
             return "el contenido no coincide con su suma de control: el archivo se modificó o se dañó"
         return "no es un archivo gzip"
-    if isinstance(exc, OSError) and not isinstance(exc, gzip_ng.BadGzipFile):
+    if isinstance(exc, OSError):  # BadGzipFile también es OSError: ya se vio arriba
         return f"no se pudo leer ({exc.strerror or exc.__class__.__name__})"
     return "los datos comprimidos no son válidos: el archivo se modificó o se dañó"
 
