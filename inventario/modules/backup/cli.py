@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from inventario.archivos import human_size
 from inventario.arranque import url_sin_clave
 from inventario.cli_support import fail, runtime_context, settings_or_exit
-from inventario.errors import DomainError
+from inventario.errors import DomainError, cantidad
 from inventario.modules.backup import queries, restore
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import TipoSolicitado
@@ -240,7 +240,7 @@ def restaurar(
 
         def anunciar(chain: list[Link]) -> None:
             typer.echo(
-                f"Verificando {len(chain)} {'archivo' if len(chain) == 1 else 'archivos'}: "
+                f"Verificando {cantidad(len(chain), 'archivo')}: "
                 + ", ".join(link.path.name for link in chain)
                 + " ..."
             )
@@ -305,8 +305,8 @@ def restaurar(
     typer.secho(
         f"Restaurado {last.tipo} {last.id_backup} ({last.nombre_archivo}): estado de la base al "
         f"{last.fecha_instantanea.isoformat()}, {sum(done.counts.values())} filas en {len(done.counts)} tablas. "
-        f"Catálogo sincronizado con {repo.directory} ({done.synced} "
-        f"{'registro actualizado' if done.synced == 1 else 'registros actualizados'}).",
+        f"Catálogo sincronizado con {repo.directory} "
+        f"({cantidad(done.synced, 'registro actualizado', 'registros actualizados')}).",
         fg=typer.colors.GREEN,
     )
     if not destino:
@@ -322,7 +322,7 @@ def _full_after_restore(repo: BackupRepo, restored: Manifiesto) -> None:
     if not later:
         return
     typer.echo(
-        f"Hay {len(later)} {'backup posterior' if len(later) == 1 else 'backups posteriores'} al restaurado: "
+        f"Hay {cantidad(len(later), 'backup posterior', 'backups posteriores')} al restaurado: "
         "se hace un COMPLETO del estado restaurado para que sea el punto más reciente ..."
     )
     try:
