@@ -19,6 +19,7 @@ import psycopg
 from sqlalchemy.engine import URL, make_url
 
 from inventario.config import Settings
+from inventario.logging_setup import redact
 from inventario.procesos import pid_alive
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,8 @@ def describe_connection_error(exc: BaseException) -> str:
         if found:
             return text.format(*found.groups())
     first = next((line.strip() for line in message.splitlines() if line.strip()), exc.__class__.__name__)
-    return f"no se pudo conectar ({first})"
+    # El texto de libpq tal cual: sin nada que parezca una clave (sale por consola y a los logs).
+    return f"no se pudo conectar ({redact(first)})"
 
 
 def without_password(url: URL) -> URL:
