@@ -18,6 +18,7 @@ from bench.entorno import Servicio, crear
 
 ESCALAS = {
     # productos, lotes por producto, movimientos  → filas en las tablas del dominio
+    "grande": (160_000, 5, 7_040_000),  # ≈ 8 millones: una cadena de tiendas
     "normal": (40_000, 5, 1_760_000),  # ≈ 2 millones: años de una tienda
     "rapida": (4_000, 5, 176_000),  # ≈ 200 mil
     "minima": (200, 2, 2_000),  # prueba de humo
@@ -25,14 +26,15 @@ ESCALAS = {
 # Medida 6: lotes para alertas_diarias y archivos para logs_maintenance, y repeticiones de cada lado.
 # A 100 000 lotes la corrida dura décimas de segundo y el costo fijo domina: se mide a 1 M.
 MANTENIMIENTO = {
+    "grande": (4_000_000, 80_000, 3),
     "normal": (1_000_000, 20_000, 3),
     "rapida": (100_000, 10_000, 3),
     "minima": (2_000, 400, 1),
 }
 # Medidas 9-11: incrementales de un día y los de la cadena que se restaura.
-INCREMENTALES = {"normal": (96, 24), "rapida": (96, 24), "minima": (4, 3)}
+INCREMENTALES = {"grande": (96, 24), "normal": (96, 24), "rapida": (96, 24), "minima": (4, 3)}
 # Medida 12: segundos entre incrementales durante la carga (el minuto del objetivo, comprimido).
-CADENCIA_INCREMENTAL = {"normal": 5.0, "rapida": 5.0, "minima": 1.0}
+CADENCIA_INCREMENTAL = {"grande": 5.0, "normal": 5.0, "rapida": 5.0, "minima": 1.0}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,9 @@ def main(argv: list[str]) -> None:
         warm: list[float] = []
         copy_only: list[float] = []
         fulls: list[float] = []
+        whole: list[float] = []
+        kind = "INCREMENTAL" if fraction < 0.005 else "DIFERENCIAL"
+        fixed: list[float] = []
         for rep in range(reps):
             next_second()
             seconds, full = timed(lambda: service.run("COMPLETO", "BENCH"))
@@ -75,10 +78,15 @@ def main(argv: list[str]) -> None:
             cold.append(times[0])
             warm.append(times[1])
             copy_only.append(times[2])
+            next_second()
+            whole.append(timed(lambda: service.run(kind, "BENCH"))[0])
+            next_second()
+            fixed.append(timed(lambda: service.run("INCREMENTAL", "BENCH"))[0])
             print(
                 f"{rep}: COMPLETO {seconds:.3f} s; piso en frío {1000 * times[0]:.1f} ms, en caliente "
                 f"{1000 * times[1]:.1f} ms, solo COPY en frío {1000 * times[2]:.1f} ms "
-                f"({sum(counts)} filas, {sink.size} bytes)",
+                f"({sum(counts)} filas, {sink.size} bytes); {kind} entero {1000 * whole[-1]:.1f} ms; "
+                f"INCREMENTAL sin cambios {1000 * fixed[-1]:.1f} ms",
                 flush=True,
             )
             retire(ent, full)
@@ -87,7 +95,9 @@ def main(argv: list[str]) -> None:
             f"mediana: COMPLETO {full_s:.3f} s; piso en frío {1000 * statistics.median(cold):.1f} ms "
             f"({statistics.median(cold) / full_s:.4f} del completo), en caliente "
             f"{1000 * statistics.median(warm):.1f} ms ({statistics.median(warm) / full_s:.4f}); solo COPY "
-            f"en frío {1000 * statistics.median(copy_only):.1f} ms ({statistics.median(copy_only) / full_s:.4f})"
+            f"en frío {1000 * statistics.median(copy_only):.1f} ms ({statistics.median(copy_only) / full_s:.4f}); "
+            f"backup entero {1000 * statistics.median(whole):.1f} ms ({statistics.median(whole) / full_s:.4f}); "
+            f"INCREMENTAL sin cambios {1000 * statistics.median(fixed):.1f} ms ({statistics.median(fixed) / full_s:.4f})"
         )
     finally:
         ent.close()
