@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import os
 import threading
 import time
@@ -286,6 +289,46 @@ def test_tras_restaurar_un_punto_viejo_el_siguiente_es_completo(
     assert row.nota and f"se restauró al backup {first.id_backup}" in row.nota
 
 
+@pytest.mark.parametrize("dano", ["archivo", "manifiesto", "tamaño"])
+def test_un_eslabon_del_medio_que_falta_hace_completo_el_incremental_siguiente(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, dano: str
+) -> None:
+    """Sin el primer incremental, el segundo ya no se restaura: uno nuevo encima tampoco se
+    restauraría, así que se hace COMPLETO y la nota nombra el archivo que falta."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    service.run("COMPLETO", "PRUEBA")
+    tocar_producto(fresh_db, "uno")
+    first = service.run("INCREMENTAL", "PRUEBA")
+    tocar_producto(fresh_db, "dos")
+    second = service.run("INCREMENTAL", "PRUEBA")
+    assert second.tipo == "INCREMENTAL", second.nota
+    path = runtime.settings.backup_dir / first.nombre_archivo
+    if dano == "archivo":
+        path.unlink()
+    elif dano == "manifiesto":
+        path.with_name(path.name + ".manifest.json").unlink()
+    else:
+        with open(path, "ab") as fh:
+            fh.write(b"\0")
+    tocar_producto(fresh_db, "tres")
+    row = service.run("INCREMENTAL", "PRUEBA")
+    assert row.tipo == "COMPLETO"
+    assert row.nota and f"backup {second.id_backup}" in row.nota and first.nombre_archivo in row.nota, (
+        row.nota
+    )
+    assert "se hizo COMPLETO" in row.nota
+    # La cadena nueva sigue con incrementales y restaura el estado de ahora.
+    tocar_producto(fresh_db, "cuatro")
+    after = service.run("INCREMENTAL", "PRUEBA")
+    assert after.tipo == "INCREMENTAL" and after.id_backup_base == row.id_backup, after.nota
+    expected = snapshot(fresh_db)
+    with cadena_restaurada(
+        runtime, pg_server, fresh_db, [row.nombre_archivo, after.nombre_archivo], "_tras_eslabon"
+    ) as restored:
+        assert snapshot(restored) == expected
+
+
 # ------------------------------------------------------------------ restaurar a un punto
 
 
@@ -355,6 +398,57 @@ def test_restaurar_hasta_una_hora_y_por_id_de_un_incremental_con_la_consola(
         assert out.returncode == 1 and f"Falta el backup base {diff.nombre_archivo}" in out.stderr, out.stderr
         assert f"El punto completo más reciente antes es el backup {i1.id_backup}" in out.stderr
         assert sin_rastro_de_restauraciones(snapshot(target)) == sin_rastro_de_restauraciones(s3)
+    finally:
+        drop_database(pg_server, target.database)
+
+
+def test_un_incremental_que_falla_al_aplicarse_deshace_la_cadena_entera(
+    runtime: Runtime, fresh_db: DatabaseServer, pg_server: DatabaseServer, cli_env: dict[str, str]
+) -> None:
+    """Completo, incremental e incremental en UNA transacción: si el último falla a mitad (aquí un
+    valor imposible con su MD5 y tamaños al día en el manifiesto, para que pase la verificación),
+    la base de destino queda como estaba, sin el completo ni el primer incremental a medias."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    _paso(fresh_db, service, "COMPLETO", "f")
+    i1, s1 = _paso(fresh_db, service, "INCREMENTAL", "i1")
+    i2, _ = _paso(fresh_db, service, "INCREMENTAL", "i2")
+    directory = runtime.settings.backup_dir
+    target = new_database(pg_server, fresh_db.database + "_deshace")
+    url = target.url.render_as_string(hide_password=False)
+    try:
+        out = run_cli(cli_env, "backup", "restaurar", str(i1.id_backup), "--destino", url)
+        assert out.returncode == 0, out.stderr
+        assert sin_rastro_de_restauraciones(snapshot(target)) == sin_rastro_de_restauraciones(s1)
+        # Un cambio que ningún backup tiene: si el completo o i1 quedaran aplicados, desaparecería.
+        tocar_producto(target, "solo en el destino")
+        before = snapshot(target)
+        path = directory / i2.nombre_archivo
+        with gzip.open(path, "rt") as fh:
+            lines = fh.read().split("\n")
+        copy_at = max(i for i, line in enumerate(lines) if line.startswith('COPY public."productos"'))
+        lines.insert(copy_at + 1, "no-es-un-numero\tX\tY\t\\N\tunidad\t0\tt\t2026-01-01\t2026-01-01")
+        text_sql = "\n".join(lines).encode()
+        with gzip.open(path, "wb") as fh:
+            fh.write(text_sql)
+        mpath = path.with_name(path.name + ".manifest.json")
+        manifest = json.loads(mpath.read_text())
+        manifest.update(
+            hash_md5=hashlib.md5(path.read_bytes()).hexdigest(),
+            tamanio_bytes=path.stat().st_size,
+            tamanio_sin_comprimir=len(text_sql),
+        )
+        mpath.write_text(json.dumps(manifest))
+        out = run_cli(cli_env, "backup", "restaurar", str(i2.id_backup), "--destino", url, "--si")
+        assert out.returncode == 1 and "invalid input syntax" in out.stderr + out.stdout, out.stderr
+        after = snapshot(target)
+        # Lo único nuevo en el destino es el rastro de la restauración fallida, escrito después:
+        # su aviso ROJO y su fila en `restauraciones`.
+        assert (
+            "ROJO" in after["notificaciones"][-1] and "transacción revertida" in after["notificaciones"][-1]
+        )
+        assert len(after["restauraciones"]) == len(before["restauraciones"]) + 1
+        assert sin_rastro_de_restauraciones(after) == sin_rastro_de_restauraciones(before)
     finally:
         drop_database(pg_server, target.database)
 

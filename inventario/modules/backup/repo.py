@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from inventario.archivos import fsync_dir
 from inventario.errors import Conflicto, Desaparecido, NoDisponible, NoEncontrado
@@ -40,6 +40,19 @@ NAME_RE = re.compile(r"^backup_(\d{8})_(\d{6})_(" + "|".join(SUFFIX.values()) + 
 _INTACT: dict[tuple[str, int, int, int, str | None], bool] = {}
 # Una cadena más larga que esto es un ciclo entre manifiestos (o un directorio manipulado).
 MAX_CHAIN = 10_000
+
+
+class _LinkFacts(NamedTuple):
+    id_backup: int
+    hash_md5: str
+    tamanio_bytes: int
+    tipo: TipoBackup
+    base: tuple[str | None, int | None, str | None]  # nombre, id y MD5 de su base
+
+
+# Lo que `broken_chain` necesita de cada manifiesto, por versión del manifiesto (ruta, inodo, tamaño
+# y ctime: se publica con un renombre, así que otra versión es otro inodo).
+_LINK_FACTS: dict[tuple[str, int, int, int], _LinkFacts] = {}
 
 
 def backup_name(moment: datetime, tipo: str) -> str:
@@ -268,6 +281,57 @@ class BackupRepo:
                     )
                 return base
         raise RestoreError(_missing_base(base_name, link.path.name))
+
+    def broken_chain(self, manifest: Manifiesto) -> str | None:
+        """Por qué la cadena de `manifest` (un backup de este directorio) ya no se restauraría: un
+        archivo o manifiesto que falta, un archivo con otro tamaño que el de su manifiesto, o una
+        base que no es la que usó su sucesor. None si está entera hasta su completo.
+
+        Sin leer los datos (el MD5 de cada archivo se comprueba al restaurar): un `stat` por
+        eslabón y cada manifiesto leído una vez por versión. Corre antes de cada incremental, y la
+        cadena de un día tiene ~100 eslabones."""
+        name, tipo = manifest.nombre_archivo, manifest.tipo
+        base = (manifest.nombre_archivo_base, manifest.id_backup_base, manifest.hash_md5_base)
+        for _ in range(MAX_CHAIN):
+            if tipo == TipoBackup.COMPLETO:
+                return None
+            base_name, base_id, base_md5 = base
+            if not base_name or not NAME_RE.match(base_name):
+                return f"el manifiesto de {name} no nombra su backup base"
+            facts = self._link_facts(base_name)
+            if facts is None:
+                return f"falta el archivo {base_name} (o su manifiesto), que {name} necesita"
+            if (facts.id_backup, facts.hash_md5) != (base_id, base_md5):
+                return f"el backup {base_name} no es el que usó {name} (id o MD5 distintos)"
+            try:
+                if (self.directory / base_name).stat().st_size != facts.tamanio_bytes:
+                    return f"el archivo {base_name} no tiene el tamaño que dice su manifiesto"
+            except OSError:
+                return f"falta el archivo {base_name}, que {name} necesita"
+            name, tipo, base = base_name, facts.tipo, facts.base
+        return f"la cadena de {manifest.nombre_archivo} no termina en un completo"
+
+    def _link_facts(self, nombre_archivo: str) -> _LinkFacts | None:
+        mpath = manifest_path(self.directory / nombre_archivo)
+        try:
+            st = mpath.stat()
+            key = (str(mpath), st.st_ino, st.st_size, st.st_ctime_ns)
+            facts = _LINK_FACTS.get(key)
+            if facts is None:
+                m = read_manifest(mpath)
+                facts = _LinkFacts(
+                    m.id_backup,
+                    m.hash_md5,
+                    m.tamanio_bytes,
+                    m.tipo,
+                    (m.nombre_archivo_base, m.id_backup_base, m.hash_md5_base),
+                )
+                if len(_LINK_FACTS) >= 5000:
+                    _LINK_FACTS.clear()
+                _LINK_FACTS[key] = facts
+        except (OSError, ValueError):
+            return None
+        return facts
 
     # ------------------------------------------------------------------ puntos de restauración
     def points(self) -> list[Punto]:

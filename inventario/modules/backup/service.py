@@ -551,6 +551,13 @@ class BackupService:
                 nota=f"El backup {base.id_backup} ({base.nombre_archivo}) no puede preceder a un incremental "
                 "(es anterior a los incrementales o de otra cadena): el incremental se hizo COMPLETO",
             )
+        if tipo == TipoBackup.INCREMENTAL and (broken := self.repo.broken_chain(base_manifest)):
+            # Un incremental sobre una cadena rota no se podría restaurar: ni él ni los siguientes.
+            return Decision(
+                full_type,
+                nota=f"La cadena del backup {base.id_backup} ({base.nombre_archivo}) está rota: {broken}; "
+                "el incremental se hizo COMPLETO",
+            )
         since = base.fecha_corte if tipo == TipoBackup.DIFERENCIAL else base_manifest.fecha_corte_siguiente
         with nullcontext(conn) if conn is not None else self.runtime.server.connect() as conn:
             # Una consulta para todo lo que hay que mirar y la revisión de alembic, en una ida y
