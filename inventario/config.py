@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     BACKUP_CPU_OCIOSA: bool = False
     # Freno del COMPLETO: mientras la tienda tiene consultas en curso, leer de pg_dump a lo sumo
     # estos MB/s (sin comprimir); con la tienda libre, sin límite. 0 = sin freno.
-    BACKUP_FRENO_MB_S: float = Field(0, ge=0)
+    BACKUP_FRENO_MB_S: float = Field(0, ge=0, allow_inf_nan=False)
     # Job `backup_incremental`: cada cuántos minutos (0 = apagado), entre los backups diarios; y
     # cuántos días se guardan los incrementales que ya solo sirven para restaurar a un momento dado.
     BACKUP_INCREMENTAL_MINUTOS: int = Field(15, ge=0, le=1440)

@@ -37,10 +37,17 @@ def inventario_exe() -> str:
 
 @contextmanager
 def servicio(
-    env: dict[str, str], *args: str, espera: float = 120, umask: int = -1, cwd: Path | None = None
+    env: dict[str, str],
+    *args: str,
+    espera: float = 120,
+    umask: int = -1,
+    cwd: Path | None = None,
+    grupo_propio: bool = False,
 ) -> Iterator[Servicio]:
     """Arranca `inventario serve` y devuelve cuando el aviso de inicio salió completo; al final lo
-    detiene con SIGTERM (como systemd) y exige que salga limpio. `umask`: el del proceso hijo."""
+    detiene con SIGTERM (como systemd) y exige que salga limpio. `umask`: el del proceso hijo.
+    `grupo_propio`: en su propio grupo de procesos, como en una terminal (para mandarle un Ctrl+C
+    a todo el grupo sin que le llegue a pytest)."""
     port = puerto_libre()
     proc = subprocess.Popen(
         [inventario_exe(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
@@ -50,6 +57,7 @@ def servicio(
         text=True,
         umask=umask,
         cwd=cwd,
+        start_new_session=grupo_propio,
     )
     srv: Servicio | None = None
     try:

@@ -483,6 +483,58 @@ def test_completo_con_freno_restaura_igual(
         drop_database(pg_server, target.database)
 
 
+def test_el_freno_limita_el_ritmo_solo_con_la_tienda_ocupada(fresh_db: DatabaseServer) -> None:
+    """BACKUP_FRENO_MB_S: con la tienda libre, sin espera; ocupada, no más de `mb_per_s` desde el
+    último momento libre (cota inferior del tiempo: son esperas, no velocidad de la máquina)."""
+    from inventario.modules.backup.prioridad import Freno
+
+    chunk, chunks, rate_mb = 256 * 1024, 32, 4.0  # 8 MB a 4 MB/s: ≥ 2 s ocupada
+    freno = Freno(fresh_db.connect, rate_mb)
+    shop = None
+    try:
+        started = time.monotonic()
+        for _ in range(chunks):
+            freno.throttle(chunk)
+        assert time.monotonic() - started < 0.5  # libre: sin freno
+
+        def busy_shop() -> None:
+            with fresh_db.connect(application_name="tienda") as conn:
+                conn.execute("SELECT pg_sleep(4)")
+
+        shop = threading.Thread(target=busy_shop)
+        shop.start()
+        last_free = time.monotonic()
+        while not freno.busy:
+            freno.throttle(0)  # como el bombeo: cada lectura libre reinicia la cuenta
+            last_free = time.monotonic()
+            assert last_free - started < 30, "el freno no vio a la tienda ocupada"
+            time.sleep(0.02)
+        for _ in range(chunks):
+            freno.throttle(chunk)
+        assert freno.busy  # toda la medición con la tienda ocupada
+        assert time.monotonic() - last_free >= 0.95 * chunk * chunks / (rate_mb * 1024 * 1024)
+    finally:
+        freno.close()
+        if shop is not None:
+            shop.join()
+
+
+def test_backup_gzip_nivel_es_el_que_usa_el_servicio(runtime: Runtime, fresh_db: DatabaseServer) -> None:
+    """El nivel configurado llega al archivo: el mismo COMPLETO a nivel 1 ocupa más que a nivel 9, y
+    la cabecera gzip lo dice (XFL: 4 = el más rápido, 2 = la máxima compresión)."""
+    fill(fresh_db)
+    service = BackupService(runtime)
+    sizes, flags = {}, {}
+    for level in (1, 9):
+        runtime.settings.BACKUP_GZIP_NIVEL = level
+        row = service.run("COMPLETO", "MANUAL")
+        path = runtime.settings.backup_dir / row.nombre_archivo
+        sizes[level] = path.stat().st_size
+        flags[level] = path.read_bytes()[8]
+    assert sizes[1] > 1.05 * sizes[9], sizes
+    assert flags == {1: 4, 9: 2}, flags
+
+
 def test_ejecutado_por_demasiado_largo_falla_y_no_se_guarda_recortado(
     runtime: Runtime, fresh_db: DatabaseServer
 ) -> None:

@@ -52,6 +52,12 @@ def test_valores_por_defecto_del_plan(clean_env: Path) -> None:
         ({"LOG_LEVEL": "RUIDOSO"}, "LOG_LEVEL", "DEBUG, INFO, WARNING o ERROR"),
         ({"WORKERS": 0}, "WORKERS", "1"),
         ({"WORKERS": "dos"}, "WORKERS", "entero"),
+        ({"BACKUP_PRIORIDAD": 20}, "BACKUP_PRIORIDAD", "menor o igual que 19"),
+        ({"BACKUP_PRIORIDAD": -1}, "BACKUP_PRIORIDAD", "mayor o igual que 0"),
+        ({"BACKUP_CPU_OCIOSA": "quizas"}, "BACKUP_CPU_OCIOSA", "verdadero o falso"),
+        ({"BACKUP_FRENO_MB_S": -1}, "BACKUP_FRENO_MB_S", "mayor o igual que 0"),
+        ({"BACKUP_FRENO_MB_S": "inf"}, "BACKUP_FRENO_MB_S", "número finito"),
+        ({"BACKUP_GZIP_NIVEL": 0}, "BACKUP_GZIP_NIVEL", "mayor o igual que 1"),
     ],
 )
 def test_configuracion_invalida_nombra_la_variable(

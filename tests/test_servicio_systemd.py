@@ -4,6 +4,7 @@ espera al backup en curso y sale con 0."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from inventario.modules.backup.prioridad import APP_NAME
 from inventario.postgres import DatabaseServer
 from tests.backup_support import bloquear_pg_dump, connect
 from tests.conftest import ADMIN_PASSWORD
@@ -65,13 +67,16 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert r.returncode == 0 and not avisos, r.stderr
 
 
-def test_sigterm_espera_al_backup_en_curso_y_sale_con_cero(
-    cli_env: dict[str, str], fresh_db: DatabaseServer
+@pytest.mark.parametrize("parada", ["SIGTERM al proceso", "Ctrl+C al grupo"])
+def test_sigterm_o_ctrl_c_espera_al_backup_en_curso_y_sale_con_cero(
+    cli_env: dict[str, str], fresh_db: DatabaseServer, parada: str
 ) -> None:
+    """`systemctl stop` manda SIGTERM al proceso principal; Ctrl+C en una terminal, SIGINT a todo
+    el grupo (también a pg_dump, si estuviera en él: el backup terminaba en ERROR)."""
     env = {**cli_env, "BACKUP_ENABLED": "false"}
     bloqueo = bloquear_pg_dump(fresh_db)  # el backup queda EN_PROCESO hasta soltarlo
     try:
-        with servicio(env, "--sin-scheduler") as srv:
+        with servicio(env, "--sin-scheduler", grupo_propio=True) as srv:
             token = httpx.post(
                 srv.url + "/api/v1/auth/login", json={"nombre_usuario": "admin", "password": ADMIN_PASSWORD}
             ).json()["access_token"]
@@ -79,8 +84,16 @@ def test_sigterm_espera_al_backup_en_curso_y_sale_con_cero(
             r = httpx.post(srv.url + "/api/v1/backup/ejecutar-completo", headers=headers)
             assert r.status_code == 202, r.text
             id_backup = r.json()["id_backup"]
+            # Que pg_dump ya esté corriendo (esperando el bloqueo) cuando llegue la señal.
+            limite = time.monotonic() + 60
+            while not _pg_dump_esperando(fresh_db):
+                assert time.monotonic() < limite, "pg_dump no llegó a esperar el bloqueo"
+                time.sleep(0.1)
 
-            srv.proc.send_signal(signal.SIGTERM)  # lo que hace `systemctl stop`
+            if parada == "SIGTERM al proceso":
+                srv.proc.send_signal(signal.SIGTERM)  # lo que hace `systemctl stop`
+            else:
+                os.killpg(srv.proc.pid, signal.SIGINT)  # Ctrl+C en la terminal
             time.sleep(2)
             assert srv.proc.poll() is None  # sigue: espera al backup
             bloqueo.rollback()
@@ -94,3 +107,12 @@ def test_sigterm_espera_al_backup_en_curso_y_sale_con_cero(
             "SELECT estado FROM historial_backup WHERE id_backup = %s", (id_backup,)
         ).fetchone()
     assert estado == ("COMPLETADO",)
+
+
+def _pg_dump_esperando(server: DatabaseServer) -> bool:
+    with connect(server) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
+            (APP_NAME,),
+        ).fetchone()
+    return bool(row and row[0])

@@ -192,6 +192,9 @@ def write_full(
             stdout=subprocess.PIPE,
             stderr=stderr,
             env={**env, "PGAPPNAME": prioridad.APP_NAME},
+            # En su propia sesión: un Ctrl+C en la terminal del servicio (SIGINT a todo el grupo)
+            # no mata el pg_dump de un backup en curso; el servicio lo espera y después sale.
+            start_new_session=True,
             # Con búfer: `read(CHUNK)` junta bloques de 1 MB. Sin él, cada lectura devolvía lo que
             # pg_dump acababa de escribir (~10 KB): ~20 000 pasos por hilo y cola en vez de ~200, y
             # 0.2 s más de CPU por COMPLETO a 2 M filas (docs/benchmarks.md, ronda 2).
