@@ -229,3 +229,58 @@ def test_tras_recuperar_un_punto_anterior_los_ids_no_se_repiten(
         out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", str(key), "--si")
         assert out.returncode == 0, out.stdout + out.stderr
         assert names() == expected
+
+
+def test_perdida_total_con_incrementales_recupera_el_ultimo_y_un_punto_anterior(
+    env: dict[str, str], s3: Destino, fresh_db: DatabaseServer, pg_server: DatabaseServer
+) -> None:
+    """El RPO fuera del sitio es el de los incrementales: perdido todo, `--desde-remoto` vuelve al
+    último incremental (completo + diferencial + incrementales bajados y aplicados en orden), y con
+    un id, a un incremental anterior de la misma cadena."""
+    fill(fresh_db, productos=30)
+    states: dict[int, dict] = {}
+    for tipo, cambio in (
+        ("COMPLETO", None),
+        ("DIFERENCIAL", "UPDATE productos SET nombre = 'dif' WHERE id_producto <= 5"),
+        ("INCREMENTAL", "DELETE FROM movimientos WHERE id_movimiento IN (2, 3)"),
+        (
+            "INCREMENTAL",
+            "UPDATE movimientos SET id_movimiento = id_movimiento + 100000 WHERE id_movimiento = 5",
+        ),
+        ("INCREMENTAL", "INSERT INTO productos (codigo, nombre) VALUES ('INC-3', 'del tercero')"),
+    ):
+        if cambio:
+            with connect(fresh_db) as conn:
+                conn.execute(cambio)
+        state = snapshot(fresh_db)
+        out = run_cli(env, "backup", "ejecutar", "--tipo", tipo)
+        assert out.returncode == 0, out.stderr
+        with connect(fresh_db) as conn:
+            row = conn.execute(
+                "SELECT id_backup, tipo FROM historial_backup ORDER BY 1 DESC LIMIT 1"
+            ).fetchone()
+        assert row is not None and row[1] == tipo
+        states[row[0]] = state
+    ids = list(states)
+    out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    drop_database(pg_server, fresh_db.database)
+    shutil.rmtree(env["BACKUP_PATH"])
+    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
+    with admin_conn(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+
+    out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Restaurado INCREMENTAL {ids[-1]}" in out.stdout, out.stdout
+    assert sin_rastro_de_restauraciones(snapshot(fresh_db)) == sin_rastro_de_restauraciones(states[ids[-1]])
+
+    # Un punto anterior de la misma cadena (el primer incremental), por id, también desde el remoto.
+    shutil.rmtree(env["BACKUP_PATH"])
+    out = run_cli(
+        env, "backup", "restaurar", str(ids[2]), "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si"
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Restaurado INCREMENTAL {ids[2]}" in out.stdout, out.stdout
+    assert sin_rastro_de_restauraciones(snapshot(fresh_db)) == sin_rastro_de_restauraciones(states[ids[2]])
