@@ -78,9 +78,15 @@ class DatabaseServer:
         )
 
     def stop(self) -> None:
-        if self._handle is not None:
-            self._handle.cleanup()  # type: ignore[attr-defined]  # pgserver no publica tipos
-            self._handle = None
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            handle.cleanup()  # type: ignore[attr-defined]  # pgserver no publica tipos
+        except Exception as exc:
+            # P. ej. el postmaster ya murió (kill -9, OOM): detenerlo no debe tapar el error de la
+            # orden en curso (se mostraba "No arrancó el PostgreSQL embebido" en vez del fallo real).
+            log.warning("El PostgreSQL embebido ya no estaba en marcha al detenerlo: %s", exc)
 
 
 def sqlalchemy_url(raw: str) -> URL:

@@ -361,11 +361,11 @@ def test_disco_lleno_507_con_registro_error(
             )
         r = client.post(f"{API}/ejecutar-completo", params={"esperar": "true"}, headers=headers)
         assert r.status_code == 507, r.text
-        assert r.json()["estado"] == "ERROR" and "No space left" in r.json()["mensaje_error"]
+        assert r.json()["estado"] == "ERROR" and "Disco lleno" in r.json()["mensaje_error"]
         assert list(disco_pequeno.iterdir()) == []
         n = notificaciones(client, headers)[0]
         assert n["titulo"] == "❌ Error en Backup COMPLETO" and n["semaforo"] == "ROJO"
-        assert "No space left" in n["mensaje"]
+        assert "Disco lleno" in n["mensaje"] and "OSError" not in n["mensaje"]
         est = client.get(f"{API}/estadisticas", headers=headers).json()
         assert est["total_backups"] == 0 and est["ultimo_error"]["id_backup"] == r.json()["id_backup"]
         assert 0 <= est["espacio_libre_bytes"] <= 64 * 1024

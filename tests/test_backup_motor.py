@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from inventario.modules.backup.exceptions import BackupEnCurso, BackupError
+from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, DiscoLleno
 from inventario.modules.backup.files import TEMP_SUFFIX
 from inventario.modules.backup.model import HistorialBackup
 from inventario.modules.backup.repo import MANIFEST_SUFFIX, NAME_RE
@@ -314,11 +314,13 @@ def test_disco_lleno_no_deja_archivo_ni_registro_completado(
     )
     with pytest.raises(BackupError) as info:
         service.run("COMPLETO", "MANUAL")
-    assert "No space left" in info.value.mensaje or "28" in info.value.mensaje
+    # En español, sin el OSError de Python; DiscoLleno es el 507 de la API.
+    assert isinstance(info.value, DiscoLleno), info.value
+    assert "Disco lleno" in info.value.mensaje and "OSError" not in info.value.mensaje, info.value.mensaje
     assert list(small.iterdir()) == []
     with runtime.session_factory() as session:
         row = session.scalars(select(HistorialBackup)).one()
-    assert row.estado == "ERROR" and row.mensaje_error
+    assert row.estado == "ERROR" and "Disco lleno" in (row.mensaje_error or "")
 
 
 def test_retencion_respeta_cadenas_y_el_ultimo_completo(runtime: Runtime, fresh_db: DatabaseServer) -> None:

@@ -57,3 +57,27 @@ def test_el_postmaster_adoptado_se_apaga_al_salir(tmp_path: Path) -> None:
             first.wait()
         if postmaster and _alive(postmaster):
             os.kill(postmaster, signal.SIGQUIT)
+
+
+MATAR_Y_DETENER = """
+import os, signal, sys, time
+from pathlib import Path
+from inventario.postgres import start_embedded
+server = start_embedded(Path(sys.argv[1]))
+os.kill(server._handle.get_pid(), signal.SIGKILL)  # el postmaster muere a mitad de una orden
+time.sleep(1)
+server.stop()
+print("detenido", flush=True)
+"""
+
+
+def test_detener_un_postmaster_que_ya_murio_no_tapa_el_error(tmp_path: Path) -> None:
+    """Al salir de una orden cuyo PostgreSQL embebido murió, detenerlo no lanza otra excepción: la
+    consola decía "No arrancó el PostgreSQL embebido" en vez del error real de la orden."""
+    done = subprocess.run(
+        [sys.executable, "-c", MATAR_Y_DETENER, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "detenido" in done.stdout, done.stderr

@@ -6,6 +6,7 @@ propia, que el servidor libera solo si el proceso muere.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -88,7 +89,15 @@ def backup_tipo(slot: datetime, full_day: int, tz: tzinfo) -> TipoBackup:
 
 
 def _describe(exc: BaseException) -> str:
-    return exc.mensaje if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
+    if isinstance(exc, DomainError):
+        return exc.mensaje
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (
+            f"Disco lleno{where}: no queda espacio para escribir el backup. Libere espacio en BACKUP_PATH "
+            "(o baje BACKUP_RETENTION_DAYS) y vuelva a intentar"
+        )
+    return f"{exc.__class__.__name__}: {exc}"
 
 
 @dataclass
