@@ -30,6 +30,15 @@ def con_cifrado(cli_env: dict[str, str], remote: str, key: Path) -> dict[str, st
     return dict(cli_env, BACKUP_REMOTO=remote, BACKUP_CIFRADO_DESTINATARIOS=public)
 
 
+def perder_todo(env: dict[str, str], fresh_db: DatabaseServer, pg_server: DatabaseServer) -> None:
+    """La pérdida total: la base (queda una vacía con el mismo nombre), DATA_PATH y BACKUP_PATH."""
+    drop_database(pg_server, fresh_db.database)
+    shutil.rmtree(env["BACKUP_PATH"])
+    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
+    with admin_conn(pg_server) as conn:
+        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+
+
 @pytest.fixture
 def env(cli_env: dict[str, str], s3: Destino, tmp_path: Path) -> dict[str, str]:
     key = tmp_path / "clave.txt"
@@ -100,12 +109,7 @@ def test_simulacro_de_perdida_total(
     out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
     assert out.returncode == 0, out.stdout + out.stderr
 
-    # La pérdida: la base, DATA_PATH y BACKUP_PATH desaparecen.
-    drop_database(pg_server, fresh_db.database)
-    shutil.rmtree(env["BACKUP_PATH"])
-    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
-    with admin_conn(pg_server) as conn:
-        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+    perder_todo(env, fresh_db, pg_server)
 
     # Una identidad equivocada: error claro y nada tocado (ni la base ni BACKUP_PATH).
     wrong = tmp_path / "otra.txt"
@@ -265,11 +269,7 @@ def test_perdida_total_con_incrementales_recupera_el_ultimo_y_un_punto_anterior(
     out = run_cli(env, "backup", "remoto", "subir", "--pendientes")
     assert out.returncode == 0, out.stdout + out.stderr
 
-    drop_database(pg_server, fresh_db.database)
-    shutil.rmtree(env["BACKUP_PATH"])
-    shutil.rmtree(env["DATA_PATH"], ignore_errors=True)
-    with admin_conn(pg_server) as conn:
-        conn.execute(f'CREATE DATABASE "{fresh_db.database}" TEMPLATE template0')
+    perder_todo(env, fresh_db, pg_server)
 
     out = run_cli(env, "backup", "restaurar", "--desde-remoto", "--identidad", env["IDENTIDAD"], "--si")
     assert out.returncode == 0, out.stdout + out.stderr

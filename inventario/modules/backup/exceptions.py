@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+from typing import TypeGuard
 
 from inventario.errors import Conflicto, DomainError
 
@@ -54,11 +55,16 @@ def backup_error(mensaje: str, cause: BaseException, id_backup: int | None = Non
     return cls(mensaje, id_backup=id_backup)
 
 
+def sin_espacio(exc: BaseException) -> TypeGuard[OSError]:
+    """El error del sistema de "no queda espacio" (disco lleno o cuota agotada)."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def _disk_full(exc: BaseException | None, mensaje: str) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if sin_espacio(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return "No space left" in mensaje or "Disk quota" in mensaje

@@ -6,7 +6,6 @@ propia, que el servidor libera solo si el proceso muere.
 
 from __future__ import annotations
 
-import errno
 import functools
 import json
 import logging
@@ -61,7 +60,13 @@ from inventario.modules.backup.dump import (
     write_changes,
     write_full,
 )
-from inventario.modules.backup.exceptions import BackupEnCurso, BackupError, SinCambios, backup_error
+from inventario.modules.backup.exceptions import (
+    BackupEnCurso,
+    BackupError,
+    SinCambios,
+    backup_error,
+    sin_espacio,
+)
 from inventario.modules.backup.manifest import Manifiesto
 from inventario.modules.backup.model import EstadoBackup, HistorialBackup, TipoBackup, TipoSolicitado
 from inventario.modules.backup.notifications import Evento
@@ -91,7 +96,7 @@ def backup_tipo(slot: datetime, full_day: int, tz: tzinfo) -> TipoBackup:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, DomainError):
         return exc.mensaje
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if sin_espacio(exc):
         where = f" ({exc.filename})" if exc.filename else ""
         return (
             f"Disco lleno{where}: no queda espacio para escribir el backup. Libere espacio en BACKUP_PATH "
